@@ -1,0 +1,65 @@
+// Progress display: a cli-progress bar on a TTY, a log line every few seconds otherwise (cron), nothing with --quiet.
+import cliProgress from 'cli-progress';
+import type { ProgressReporter, ProgressStats } from '../pipeline/progress.js';
+
+const LOG_EVERY_MS = 5000;
+
+export function makeProgress(stream: NodeJS.WriteStream, opts: { quiet: boolean; label: string }): ProgressReporter {
+  if (opts.quiet) return { start() {}, update() {}, stop() {} };
+  return stream.isTTY ? new BarProgress(stream, opts.label) : new LogProgress(stream, opts.label);
+}
+
+class BarProgress implements ProgressReporter {
+  private bar: cliProgress.SingleBar | undefined;
+  private t0 = 0;
+  constructor(
+    private readonly stream: NodeJS.WriteStream,
+    private readonly label: string,
+  ) {}
+  start(totalBytes: number | null): void {
+    this.t0 = performance.now();
+    const known = totalBytes !== null && totalBytes > 0;
+    this.bar = new cliProgress.SingleBar(
+      {
+        stream: this.stream,
+        format: known
+          ? `${this.label} {bar} {percentage}% | {rows} rows | {rate} rows/s | {errors} errors | ETA {eta_formatted}`
+          : `${this.label} {rows} rows | {rate} rows/s | {errors} errors`,
+        hideCursor: true,
+        clearOnComplete: true,
+        etaBuffer: 50,
+      },
+      cliProgress.Presets.shades_classic,
+    );
+    this.bar.start(known ? totalBytes : 1, 0, { rows: 0, rate: '0', errors: 0 });
+  }
+  update(s: ProgressStats): void {
+    const secs = (performance.now() - this.t0) / 1000;
+    this.bar?.update(s.totalBytes ? s.bytesRead : 0, { rows: s.rows, rate: secs > 0 ? (s.rows / secs).toFixed(1) : '0', errors: s.errors });
+  }
+  stop(): void {
+    this.bar?.stop();
+    this.bar = undefined;
+  }
+}
+
+class LogProgress implements ProgressReporter {
+  private t0 = 0;
+  private last = 0;
+  constructor(
+    private readonly stream: NodeJS.WritableStream,
+    private readonly label: string,
+  ) {}
+  start(): void {
+    this.t0 = this.last = performance.now();
+  }
+  update(s: ProgressStats): void {
+    const now = performance.now();
+    if (now - this.last < LOG_EVERY_MS) return;
+    this.last = now;
+    const secs = (now - this.t0) / 1000;
+    const pct = s.totalBytes ? ` (${Math.min(100, (100 * s.bytesRead) / s.totalBytes).toFixed(0)}% of input read)` : '';
+    this.stream.write(`${this.label}: ${s.rows} rows${pct}, ${(s.rows / secs).toFixed(1)} rows/s, ${s.errors} errors\n`);
+  }
+  stop(): void {}
+}

@@ -1,0 +1,179 @@
+// `categorize run`: stream a catalog through the bundle's encoders and head, one prediction record per input row.
+import fs from 'node:fs';
+import { openCatalog, type ColumnOptions } from '../io/catalog-reader.js';
+import { PredictionWriter, type OutputFormat, type PredictionRecord } from '../io/prediction-writer.js';
+import { loadBundle } from '../models/bundle.js';
+import { Classifier, topClasses } from '../head/classifier.js';
+import { topTags } from '../head/tfidf.js';
+import { FeatureExtractor, assembleFeatures, bundleLayout, type FeatureOptions } from '../pipeline/features.js';
+import { MicroBatcher } from '../pipeline/micro-batcher.js';
+import { orderedMap } from '../pipeline/ordered-map.js';
+import { bundleEncoderRequests, openEncoders, type EncoderOptions } from '../pipeline/encoders.js';
+import { silentProgress, type ProgressReporter } from '../pipeline/progress.js';
+import { oneLine } from '../errors.js';
+
+export interface RunOptions extends EncoderOptions, Omit<FeatureOptions, 'imageRoot'> {
+  input: string;
+  output: string;
+  format: OutputFormat;
+  textModel?: string;
+  imageModel?: string;
+  model: string;
+  columns: Omit<ColumnOptions, 'require' | 'extra'>;
+  delimiter?: string;
+  imageRoot?: string;
+  keepColumns: string[];
+  topN: number;
+  topKTags: number;
+  maxErrorRate: number;
+  /** Rows in flight at once (bounds memory). */
+  window: number;
+  progress?: ProgressReporter;
+  log?: (line: string) => void;
+  stdin?: NodeJS.ReadableStream;
+  stdout?: NodeJS.WritableStream;
+}
+
+export interface RunSummary {
+  input: string;
+  output: string;
+  rows: number;
+  ok: number;
+  errors: number;
+  /** Rows that carry at least one warning. */
+  warned: number;
+  /** Count per error/warning code. */
+  reasons: Record<string, number>;
+  errorRate: number;
+  maxErrorRate: number;
+  thresholdExceeded: boolean;
+  elapsedSeconds: number;
+  rowsPerSecond: number;
+  providers: Record<string, string>;
+  meanBatch: { text: number | null; image: number | null };
+}
+
+/** The code part of a reason ("image_not_found: …" → image_not_found). */
+function reasonCode(reason: string): string {
+  return /^([a-z0-9_]+)(:|$)/.exec(reason)?.[1] ?? 'other';
+}
+
+const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : null);
+
+export async function runCommand(opts: RunOptions): Promise<RunSummary> {
+  const started = performance.now();
+  const log = opts.log ?? (() => {});
+  const progress = opts.progress ?? silentProgress;
+  const bundle = loadBundle(opts.model);
+  const needsText = bundle.manifest.features.some((b) => b.kind === 'text') || bundle.tfidf !== null;
+  const needsImage = bundle.manifest.features.some((b) => b.kind === 'image');
+  // Columns first: a wrong file should fail before models spend seconds loading.
+  const catalog = await openCatalog(opts.input, {
+    columns: { ...opts.columns, require: { text: needsText, image: needsImage }, extra: opts.keepColumns },
+    delimiter: opts.delimiter,
+    stdin: opts.stdin,
+  });
+  const encoders = await openEncoders(bundleEncoderRequests(bundle, opts), opts);
+  encoders.notices.forEach((n) => log(n));
+  let classifier: Classifier | undefined;
+  let writer: PredictionWriter | undefined;
+  try {
+    classifier = await Classifier.load(bundle, { device: opts.device, threads: 1 });
+    writer = await PredictionWriter.open(opts.output, { format: opts.format, keep: opts.keepColumns, stdout: opts.stdout });
+    const extractor = new FeatureExtractor(bundle.manifest.features, encoders.text, encoders.image, {
+      ...opts,
+      imageRoot: opts.imageRoot ?? catalog.baseDir,
+    });
+    const head = classifier;
+    const layout = bundleLayout(bundle);
+    const width = bundle.width;
+    const headBatcher = new MicroBatcher<Float32Array, Float32Array>(
+      async (rows) => {
+        const x = new Float32Array(rows.length * width);
+        rows.forEach((r, i) => x.set(r, i * width));
+        const p = await head.predict(x, rows.length);
+        const c = head.classes.length;
+        return rows.map((_, i) => p.subarray(i * c, (i + 1) * c));
+      },
+      { maxBatch: opts.batchSize, maxWaitMs: opts.maxWaitMs, maxInFlight: 1 },
+    );
+    const totalBytes = opts.input === '-' ? null : fs.statSync(opts.input).size;
+    progress.start(totalBytes);
+    const stats = { rows: 0, ok: 0, errors: 0, warned: 0, reasons: {} as Record<string, number> };
+    const out = writer;
+    await orderedMap(
+      catalog.rows,
+      async (row): Promise<PredictionRecord> => {
+        const f = await extractor.extract(row);
+        const tags = bundle.tfidf && f.text ? topTags(bundle.tfidf, f.text, opts.topKTags) : [];
+        const kept = opts.keepColumns.length ? row.extra : undefined;
+        if (!f.ok) {
+          return { id: row.id, category: null, score: null, top_categories: [], tags, status: 'error', error: f.error, warnings: f.warnings, kept };
+        }
+        try {
+          const probs = await headBatcher.submit(assembleFeatures(f, layout));
+          const top = topClasses(probs, head.classes, Math.max(1, opts.topN));
+          return {
+            id: row.id,
+            category: top[0].category,
+            score: top[0].prob,
+            top_categories: top.slice(0, opts.topN),
+            tags,
+            status: 'ok',
+            error: null,
+            warnings: f.warnings,
+            kept,
+          };
+        } catch (err) {
+          return { id: row.id, category: null, score: null, top_categories: [], tags, status: 'error', error: `classifier_failed: ${oneLine(err)}`, warnings: f.warnings, kept };
+        }
+      },
+      async (rec) => {
+        await out.writeRecord(rec);
+        stats.rows++;
+        if (rec.status === 'ok') stats.ok++;
+        else {
+          stats.errors++;
+          const code = reasonCode(rec.error ?? '');
+          stats.reasons[code] = (stats.reasons[code] ?? 0) + 1;
+        }
+        if (rec.warnings.length) stats.warned++;
+        for (const w of rec.warnings) {
+          const code = reasonCode(w);
+          stats.reasons[code] = (stats.reasons[code] ?? 0) + 1;
+        }
+        progress.update({ rows: stats.rows, errors: stats.errors, warnings: stats.warned, bytesRead: catalog.bytesRead(), totalBytes });
+      },
+      {
+        window: opts.window,
+        onInputEnd: () => {
+          extractor.flush();
+          headBatcher.flush();
+        },
+      },
+    );
+    await writer.close();
+    writer = undefined;
+    progress.stop();
+    const elapsedSeconds = (performance.now() - started) / 1000;
+    const errorRate = stats.rows ? stats.errors / stats.rows : 0;
+    const batches = extractor.batchSizes;
+    return {
+      input: opts.input,
+      output: opts.output,
+      ...stats,
+      errorRate,
+      maxErrorRate: opts.maxErrorRate,
+      thresholdExceeded: errorRate > opts.maxErrorRate,
+      elapsedSeconds,
+      rowsPerSecond: stats.rows / elapsedSeconds,
+      providers: encoders.providers,
+      meanBatch: { text: mean(batches.text), image: mean(batches.image) },
+    };
+  } finally {
+    progress.stop();
+    await writer?.close().catch(() => {});
+    await classifier?.dispose();
+    await encoders.close();
+  }
+}

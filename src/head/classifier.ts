@@ -1,0 +1,59 @@
+// The classifier head: an ONNX graph (scaler + logistic regression, ours or skl2onnx's) mapping features to class probabilities.
+import ort from 'onnxruntime-node';
+import { ConfigError } from '../errors.js';
+import type { ModelBundle } from '../models/bundle.js';
+import { createSession, type SessionOptions } from '../runtime/session.js';
+
+export class Classifier {
+  private constructor(
+    private readonly session: ort.InferenceSession,
+    private readonly inputName: string,
+    private readonly outputName: string,
+    readonly width: number,
+    readonly classes: string[],
+  ) {}
+
+  /** Loads the bundle's head and proves it accepts the bundle's layout and yields one probability per class. */
+  static async load(bundle: ModelBundle, sessionOpts: SessionOptions): Promise<Classifier> {
+    // The head is tiny: CPU on the main thread beats a device round trip.
+    const { session } = await createSession(bundle.classifierPath, { ...sessionOpts, device: 'cpu', threads: 1 });
+    const { input, output } = bundle.manifest.classifier;
+    const inputName = session.inputNames.includes(input) ? input : session.inputNames[0];
+    // skl2onnx (zipmap=False) names it 'probabilities' as we do; fall back to the last output otherwise.
+    const outputName = session.outputNames.includes(output) ? output : session.outputNames[session.outputNames.length - 1];
+    const classes = bundle.manifest.classes;
+    let probe: ort.Tensor;
+    try {
+      probe = (await session.run({ [inputName]: new ort.Tensor('float32', new Float32Array(bundle.width), [1, bundle.width]) }, [outputName]))[outputName];
+    } catch (err) {
+      throw new ConfigError(
+        `classifier ${bundle.classifierPath} rejects the bundle's ${bundle.width}-wide feature layout (${bundle.manifest.features.map((f) => `${f.kind} ${f.dim}`).join(' + ')}): ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`,
+        'dim_mismatch',
+      );
+    }
+    if (probe.dims.length !== 2 || probe.dims[1] !== classes.length) {
+      throw new ConfigError(
+        `classifier ${bundle.classifierPath} outputs shape [${probe.dims.join(', ')}] but the bundle lists ${classes.length} classes`,
+        'dim_mismatch',
+      );
+    }
+    return new Classifier(session, inputName, outputName, bundle.width, classes);
+  }
+
+  /** Probabilities [n × classes] for n feature rows laid back to back. */
+  async predict(features: Float32Array, n: number): Promise<Float32Array> {
+    const out = await this.session.run({ [this.inputName]: new ort.Tensor('float32', features, [n, this.width]) }, [this.outputName]);
+    return new Float32Array(out[this.outputName].data as Float32Array);
+  }
+
+  async dispose(): Promise<void> {
+    await this.session.release();
+  }
+}
+
+/** The top-n classes of one probability row, most probable first (ties by class name). */
+export function topClasses(probs: ArrayLike<number>, classes: string[], n: number): { category: string; prob: number }[] {
+  const order = Array.from({ length: classes.length }, (_, i) => i);
+  order.sort((a, b) => probs[b] - probs[a] || (classes[a] < classes[b] ? -1 : classes[a] > classes[b] ? 1 : 0));
+  return order.slice(0, Math.max(0, n)).map((i) => ({ category: classes[i], prob: probs[i] }));
+}

@@ -1,0 +1,117 @@
+// Writes prediction records as JSONL or CSV (JSON-encoded list cells), to a file or stdout, honouring backpressure.
+import fs from 'node:fs';
+import path from 'node:path';
+import { once } from 'node:events';
+import { stringify } from 'csv-stringify/sync';
+import { UsageError } from '../errors.js';
+
+export type OutputFormat = 'jsonl' | 'csv';
+
+export interface PredictionRecord {
+  id: string;
+  category: string | null;
+  score: number | null;
+  top_categories: { category: string; prob: number }[];
+  tags: string[];
+  status: 'ok' | 'error';
+  error: string | null;
+  warnings: string[];
+  /** Passed-through input columns (--keep-columns). */
+  kept?: Record<string, string>;
+}
+
+export const RECORD_FIELDS = ['id', 'category', 'score', 'top_categories', 'tags', 'status', 'error', 'warnings'] as const;
+
+/** Output format from --format or the file extension; stdout defaults to JSONL. */
+export function formatFor(target: string, explicit?: string): OutputFormat {
+  if (explicit) {
+    if (explicit === 'jsonl' || explicit === 'csv') return explicit;
+    throw new UsageError(`--format must be jsonl or csv, got '${explicit}'`);
+  }
+  if (target === '-') return 'jsonl';
+  const ext = path.extname(target).toLowerCase();
+  if (ext === '.jsonl' || ext === '.ndjson' || ext === '.json') return 'jsonl';
+  if (ext === '.csv') return 'csv';
+  throw new UsageError(`cannot tell the output format from '${target}': use .jsonl, .ndjson or .csv, or pass --format`);
+}
+
+/** Rounds probabilities for output: 6 significant decimals are plenty and keep files small. */
+function round(p: number): number {
+  return Math.round(p * 1e6) / 1e6;
+}
+
+export class PredictionWriter {
+  private constructor(
+    private readonly out: NodeJS.WritableStream,
+    private readonly format: OutputFormat,
+    private readonly keep: string[],
+    private readonly ownsStream: boolean,
+  ) {}
+
+  static async open(target: string, opts: { format: OutputFormat; keep: string[]; stdout?: NodeJS.WritableStream }): Promise<PredictionWriter> {
+    let out: NodeJS.WritableStream;
+    let owns = false;
+    if (target === '-') {
+      if (!opts.stdout) throw new UsageError('writing to stdout (-) is not available here');
+      out = opts.stdout;
+    } else {
+      const dir = path.dirname(path.resolve(target));
+      if (!fs.existsSync(dir)) throw new UsageError(`output folder does not exist: ${dir}`, 'output_dir');
+      const stream = fs.createWriteStream(target);
+      await once(stream, 'open').catch((err: unknown) => {
+        throw new UsageError(`cannot write ${target}: ${err instanceof Error ? err.message : String(err)}`, 'output_open');
+      });
+      out = stream;
+      owns = true;
+    }
+    const writer = new PredictionWriter(out, opts.format, opts.keep, owns);
+    if (opts.format === 'csv') await writer.write(stringify([[...RECORD_FIELDS, ...opts.keep]]));
+    return writer;
+  }
+
+  formatRecord(r: PredictionRecord): string {
+    const score = r.score === null ? null : round(r.score);
+    const top = r.top_categories.map((t) => ({ category: t.category, prob: round(t.prob) }));
+    if (this.format === 'jsonl') {
+      const base: Record<string, unknown> = {
+        id: r.id,
+        category: r.category,
+        score,
+        top_categories: top,
+        tags: r.tags,
+        status: r.status,
+        error: r.error,
+        warnings: r.warnings,
+      };
+      for (const k of this.keep) base[k] = r.kept?.[k] ?? '';
+      return JSON.stringify(base) + '\n';
+    }
+    return stringify([
+      [
+        r.id,
+        r.category ?? '',
+        score === null ? '' : String(score),
+        JSON.stringify(top),
+        JSON.stringify(r.tags),
+        r.status,
+        r.error ?? '',
+        JSON.stringify(r.warnings),
+        ...this.keep.map((k) => r.kept?.[k] ?? ''),
+      ],
+    ]);
+  }
+
+  async writeRecord(r: PredictionRecord): Promise<void> {
+    await this.write(this.formatRecord(r));
+  }
+
+  private async write(chunk: string): Promise<void> {
+    if (!this.out.write(chunk)) await once(this.out, 'drain');
+  }
+
+  async close(): Promise<void> {
+    if (!this.ownsStream) return;
+    const stream = this.out as fs.WriteStream;
+    await new Promise<void>((resolve, reject) => stream.end((err?: Error | null) => (err ? reject(err) : resolve())));
+  }
+}

@@ -1,0 +1,183 @@
+// Per-row feature extraction: text and image embeddings via micro-batched encoders, missing modalities imputed.
+import pLimit, { type LimitFunction } from 'p-limit';
+import type { CatalogRow } from '../io/catalog-reader.js';
+import type { FeatureBlock, ModelBundle } from '../models/bundle.js';
+import type { ImagePreprocess } from '../models/model-dir.js';
+import { MicroBatcher } from './micro-batcher.js';
+import { resolveImageRef, loadImageBytes, type FetchOptions } from '../io/image-source.js';
+import { preprocessImage } from '../embed/image-preprocess.js';
+import { oneLine, RowError } from '../errors.js';
+
+export interface TextEmbedder {
+  readonly dim: number;
+  embedTexts(texts: string[]): Promise<Float32Array>;
+}
+export interface ImageEmbedder {
+  readonly dim: number;
+  /** `pixels` may be transferred away; callers pass a buffer they no longer need. */
+  embedPixels(pixels: Float32Array, count: number): Promise<Float32Array>;
+}
+
+export interface FeatureOptions {
+  batchSize: number;
+  maxWaitMs: number;
+  /** Image reads, fetches and decodes at once. */
+  concurrency: number;
+  /** Relative image paths resolve here (--image-root, else the CSV's folder). */
+  imageRoot: string;
+  fetch: FetchOptions;
+  /** Largest decoded image, in pixels (decompression-bomb guard). */
+  maxPixels: number;
+  /** What a row whose image fails becomes when its text is present. */
+  onImageError: 'impute' | 'error';
+}
+
+export interface RowFeatures {
+  /** Embeddings per block kind; a missing modality has none. */
+  vectors: Partial<Record<FeatureBlock['kind'], Float32Array>>;
+  /** False when the row failed (see error). */
+  ok: boolean;
+  /** title + " " + description, for tags. */
+  text: string;
+  warnings: string[];
+  error: string | null;
+}
+
+type Outcome = { ok: true; vector: Float32Array } | { ok: false; code: string; message: string } | { ok: false; missing: true };
+
+/** Joins title and description as the original service did. */
+export function rowText(row: CatalogRow): string {
+  return `${row.title} ${row.description}`.trim();
+}
+
+export class FeatureExtractor {
+  private readonly textBlock: FeatureBlock | undefined;
+  private readonly imageBlock: FeatureBlock | undefined;
+  private readonly textBatcher: MicroBatcher<string, Float32Array> | undefined;
+  private readonly imageBatcher: MicroBatcher<Float32Array, Float32Array> | undefined;
+  private readonly io: LimitFunction;
+
+  constructor(
+    layout: readonly FeatureBlock[],
+    text: TextEmbedder | undefined,
+    image: ImageEmbedder | undefined,
+    private readonly opts: FeatureOptions,
+  ) {
+    this.textBlock = layout.find((b) => b.kind === 'text');
+    this.imageBlock = layout.find((b) => b.kind === 'image');
+    if (this.textBlock && !text) throw new Error('bundle needs a text encoder');
+    if (this.imageBlock && !image) throw new Error('bundle needs an image encoder');
+    const batchOpts = { maxBatch: opts.batchSize, maxWaitMs: opts.maxWaitMs, maxInFlight: 2 };
+    if (text) {
+      this.textBatcher = new MicroBatcher(async (texts: string[]) => split(await text.embedTexts(texts), texts.length, text.dim), batchOpts);
+    }
+    if (image) {
+      this.imageBatcher = new MicroBatcher(async (tensors: Float32Array[]) => {
+        const per = tensors[0].length;
+        const batch = new Float32Array(per * tensors.length);
+        tensors.forEach((t, i) => batch.set(t, i * per));
+        return split(await image.embedPixels(batch, tensors.length), tensors.length, image.dim);
+      }, batchOpts);
+    }
+    this.io = pLimit(opts.concurrency);
+  }
+
+  /** Batch sizes sent to each encoder so far. */
+  get batchSizes(): { text: number[]; image: number[] } {
+    return { text: this.textBatcher?.batchSizes ?? [], image: this.imageBatcher?.batchSizes ?? [] };
+  }
+
+  /** Sends partial batches now (end of input). */
+  flush(): void {
+    this.textBatcher?.flush();
+    this.imageBatcher?.flush();
+  }
+
+  async extract(row: CatalogRow): Promise<RowFeatures> {
+    const text = rowText(row);
+    if (row.error) return { vectors: {}, ok: false, text, warnings: [], error: row.error };
+    const [t, i] = await Promise.all([this.embedText(text), this.embedImage(row.image)]);
+    const warnings: string[] = [];
+    const errors: string[] = [];
+    if (this.textBlock && !t.ok) {
+      if ('missing' in t) warnings.push('text_missing');
+      else errors.push(`${t.code}: ${t.message}`);
+    }
+    if (this.imageBlock && !i.ok) {
+      if ('missing' in i) warnings.push('image_missing');
+      else if (this.opts.onImageError === 'error') errors.push(`${i.code}: ${i.message}`);
+      else warnings.push(`${i.code}: ${i.message}`);
+    }
+    const present = [this.textBlock && t.ok, this.imageBlock && i.ok].some(Boolean);
+    if (errors.length > 0 || !present) {
+      const why = errors.length > 0 ? errors.join('; ') : noInputReason(this.textBlock, this.imageBlock, i);
+      return { vectors: {}, ok: false, text, warnings: [], error: why };
+    }
+    const vectors: RowFeatures['vectors'] = {};
+    if (t.ok) vectors.text = t.vector;
+    if (i.ok) vectors.image = i.vector;
+    return { vectors, ok: true, text, warnings, error: null };
+  }
+
+  private async embedText(text: string): Promise<Outcome> {
+    if (!this.textBatcher) return { ok: false, missing: true };
+    if (text === '') return { ok: false, missing: true };
+    try {
+      return { ok: true, vector: await this.textBatcher.submit(text) };
+    } catch (err) {
+      return { ok: false, code: 'text_embedding_failed', message: oneLine(err) };
+    }
+  }
+
+  private async embedImage(cell: string): Promise<Outcome> {
+    if (!this.imageBatcher || !this.imageBlock) return { ok: false, missing: true };
+    if (cell === '') return { ok: false, missing: true };
+    const spec = this.imageBlock.preprocess as ImagePreprocess;
+    let pixels: Float32Array;
+    try {
+      pixels = await this.io(async () => {
+        const ref = resolveImageRef(cell, { baseDir: this.opts.imageRoot });
+        const bytes = await loadImageBytes(ref, this.opts.fetch);
+        return preprocessImage(bytes, spec, undefined, undefined, { maxPixels: this.opts.maxPixels });
+      });
+    } catch (err) {
+      return { ok: false, code: err instanceof RowError ? err.code : 'image_error', message: oneLine(err) };
+    }
+    try {
+      return { ok: true, vector: await this.imageBatcher.submit(pixels) };
+    } catch (err) {
+      return { ok: false, code: 'image_embedding_failed', message: oneLine(err) };
+    }
+  }
+}
+
+/** The classifier input: blocks laid out as the bundle says, a missing modality replaced by its training mean. */
+export function assembleFeatures(f: RowFeatures, layout: FeatureLayout): Float32Array {
+  const x = new Float32Array(layout.width);
+  for (const block of layout.blocks) x.set(f.vectors[block.kind] ?? layout.means.get(block.kind)!, block.offset);
+  return x;
+}
+
+/** The classifier input's blocks, width and imputation means (a bundle's, or a training run's). */
+export interface FeatureLayout {
+  blocks: readonly FeatureBlock[];
+  width: number;
+  means: ReadonlyMap<FeatureBlock['kind'], Float32Array>;
+}
+
+export function bundleLayout(bundle: ModelBundle): FeatureLayout {
+  return { blocks: bundle.manifest.features, width: bundle.width, means: bundle.means };
+}
+
+function noInputReason(textBlock: FeatureBlock | undefined, imageBlock: FeatureBlock | undefined, image: Outcome): string {
+  if (textBlock && imageBlock) {
+    return image.ok || 'missing' in image ? 'no_input: no text and no image' : `${image.code}: ${image.message} (and no text)`;
+  }
+  if (textBlock) return 'text_missing: title and description are empty';
+  return image.ok || 'missing' in image ? 'image_missing: no image' : `${image.code}: ${image.message}`;
+}
+
+function split(vectors: Float32Array, n: number, dim: number): Float32Array[] {
+  if (vectors.length !== n * dim) throw new Error(`encoder returned ${vectors.length} values for ${n}×${dim}`);
+  return Array.from({ length: n }, (_, i) => vectors.slice(i * dim, (i + 1) * dim));
+}

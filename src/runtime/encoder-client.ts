@@ -1,0 +1,73 @@
+// Main-thread handle on an encoder worker: one request in, one Float32Array of vectors out.
+import { Worker } from 'node:worker_threads';
+import type { EncoderInit, EncoderReply, EncoderRequest, EncoderStatus } from './encoder-protocol.js';
+import { CategorizeError } from '../errors.js';
+
+export class EncoderWorker {
+  private nextId = 1;
+  private readonly pending = new Map<number, { resolve: (v: Float32Array) => void; reject: (e: Error) => void }>();
+  private dead: Error | undefined;
+
+  private constructor(
+    private readonly worker: Worker,
+    readonly dim: number,
+    readonly provider: string,
+    readonly notice: string | undefined,
+  ) {
+    worker.on('message', (msg: EncoderReply) => {
+      const p = this.pending.get(msg.id);
+      if (!p) return;
+      this.pending.delete(msg.id);
+      if (msg.ok) p.resolve(msg.vectors);
+      else p.reject(new CategorizeError(msg.code, msg.message, msg.exitCode));
+    });
+    const fail = (err: Error) => {
+      this.dead = err;
+      for (const p of this.pending.values()) p.reject(err);
+      this.pending.clear();
+    };
+    worker.on('error', fail);
+    worker.on('exit', (code) => fail(new Error(`encoder worker exited (code ${code})`)));
+  }
+
+  /** Starts the worker and waits until its model is loaded (or throws the load error, e.g. a ConfigError's code). */
+  static start(init: EncoderInit): Promise<EncoderWorker> {
+    const worker = new Worker(new URL('./encoder-worker.js', import.meta.url), { workerData: init });
+    return new Promise((resolve, reject) => {
+      const onError = (err: Error) => reject(err);
+      worker.once('error', onError);
+      worker.once('message', (status: EncoderStatus) => {
+        worker.off('error', onError);
+        if (status.type === 'ready') resolve(new EncoderWorker(worker, status.dim, status.provider, status.notice));
+        else {
+          void worker.terminate();
+          reject(new CategorizeError(status.code, status.message, status.exitCode));
+        }
+      });
+    });
+  }
+
+  embedTexts(texts: string[]): Promise<Float32Array> {
+    return this.request({ type: 'texts', id: 0, texts }, []);
+  }
+
+  /** The pixel buffer is transferred: the caller must not touch it afterwards. */
+  embedPixels(pixels: Float32Array, count: number): Promise<Float32Array> {
+    return this.request({ type: 'pixels', id: 0, pixels, count }, [pixels.buffer as ArrayBuffer]);
+  }
+
+  private request(req: Exclude<EncoderRequest, { type: 'close' }>, transfer: ArrayBuffer[]): Promise<Float32Array> {
+    if (this.dead) return Promise.reject(this.dead);
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      this.worker.postMessage({ ...req, id }, transfer);
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.dead) return;
+    this.worker.postMessage({ type: 'close' } satisfies EncoderRequest);
+    await new Promise<void>((resolve) => this.worker.once('exit', () => resolve()));
+  }
+}
