@@ -4,16 +4,19 @@ import type { ProgressReporter, ProgressStats } from '../pipeline/progress.js';
 
 const LOG_EVERY_MS = 5000;
 
-export function makeProgress(stream: NodeJS.WriteStream, opts: { quiet: boolean; label: string }): ProgressReporter {
+export function makeProgress(
+  stream: NodeJS.WritableStream & { isTTY?: boolean },
+  opts: { quiet: boolean; label: string; logEveryMs?: number },
+): ProgressReporter {
   if (opts.quiet) return { start() {}, update() {}, stop() {} };
-  return stream.isTTY ? new BarProgress(stream, opts.label) : new LogProgress(stream, opts.label);
+  return stream.isTTY ? new BarProgress(stream, opts.label) : new LogProgress(stream, opts.label, opts.logEveryMs ?? LOG_EVERY_MS);
 }
 
 class BarProgress implements ProgressReporter {
   private bar: cliProgress.SingleBar | undefined;
   private t0 = 0;
   constructor(
-    private readonly stream: NodeJS.WriteStream,
+    private readonly stream: NodeJS.WritableStream,
     private readonly label: string,
   ) {}
   start(totalBytes: number | null): void {
@@ -21,7 +24,7 @@ class BarProgress implements ProgressReporter {
     const known = totalBytes !== null && totalBytes > 0;
     this.bar = new cliProgress.SingleBar(
       {
-        stream: this.stream,
+        stream: this.stream as NodeJS.WriteStream,
         format: known
           ? `${this.label} {bar} {percentage}% | {rows} rows | {rate} rows/s | {errors} errors | ETA {eta_formatted}`
           : `${this.label} {rows} rows | {rate} rows/s | {errors} errors`,
@@ -49,13 +52,14 @@ class LogProgress implements ProgressReporter {
   constructor(
     private readonly stream: NodeJS.WritableStream,
     private readonly label: string,
+    private readonly everyMs: number,
   ) {}
   start(): void {
     this.t0 = this.last = performance.now();
   }
   update(s: ProgressStats): void {
     const now = performance.now();
-    if (now - this.last < LOG_EVERY_MS) return;
+    if (now - this.last < this.everyMs) return;
     this.last = now;
     const secs = (now - this.t0) / 1000;
     const pct = s.totalBytes ? ` (${Math.min(100, (100 * s.bytesRead) / s.totalBytes).toFixed(0)}% of input read)` : '';
