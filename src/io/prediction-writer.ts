@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { once } from 'node:events';
 import { stringify } from 'csv-stringify/sync';
-import { UsageError } from '../errors.js';
+import { CategorizeError, UsageError } from '../errors.js';
 
 export type OutputFormat = 'jsonl' | 'csv';
 
@@ -41,12 +41,20 @@ function round(p: number): number {
 }
 
 export class PredictionWriter {
+  /** The first error the stream reported (ENOSPC, EPIPE…); every later write fails with it. */
+  private failure: CategorizeError | undefined;
+
   private constructor(
     private readonly out: NodeJS.WritableStream,
     private readonly format: OutputFormat,
     private readonly keep: string[],
     private readonly ownsStream: boolean,
-  ) {}
+    private readonly target: string,
+  ) {
+    out.on('error', (err: Error) => {
+      this.failure ??= new CategorizeError('output_write', `cannot write ${target === '-' ? 'stdout' : target}: ${err.message}`);
+    });
+  }
 
   static async open(target: string, opts: { format: OutputFormat; keep: string[]; stdout?: NodeJS.WritableStream }): Promise<PredictionWriter> {
     let out: NodeJS.WritableStream;
@@ -64,7 +72,7 @@ export class PredictionWriter {
       out = stream;
       owns = true;
     }
-    const writer = new PredictionWriter(out, opts.format, opts.keep, owns);
+    const writer = new PredictionWriter(out, opts.format, opts.keep, owns, target);
     if (opts.format === 'csv') await writer.write(stringify([[...RECORD_FIELDS, ...opts.keep]]));
     return writer;
   }
@@ -106,12 +114,18 @@ export class PredictionWriter {
   }
 
   private async write(chunk: string): Promise<void> {
-    if (!this.out.write(chunk)) await once(this.out, 'drain');
+    if (this.failure) throw this.failure;
+    if (!this.out.write(chunk)) {
+      await once(this.out, 'drain').catch(() => {});
+      if (this.failure) throw this.failure;
+    }
   }
 
   async close(): Promise<void> {
+    if (this.failure) throw this.failure;
     if (!this.ownsStream) return;
     const stream = this.out as fs.WriteStream;
-    await new Promise<void>((resolve, reject) => stream.end((err?: Error | null) => (err ? reject(err) : resolve())));
+    await new Promise<void>((resolve) => stream.end(() => resolve()));
+    if (this.failure) throw this.failure;
   }
 }

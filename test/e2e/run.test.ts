@@ -311,3 +311,9 @@ test('--device cuda without the CUDA provider falls back to CPU with a notice', 
   if (!cudaAvailable()) assert.match(r.stderr, /CUDA requested but this onnxruntime-node install has no CUDA provider; running on CPU/);
   assert.equal(readJsonl(out('cuda.jsonl')).length, csvRows(demo.catalog).length);
 });
+
+test('a runtime failure (output device full) is one line and exit 1', { skip: !fs.existsSync('/dev/full') && 'needs /dev/full' }, async () => {
+  const r = await runCli(['run', demo.catalog, '-m', demo.bundle, '-o', '/dev/full', '--format', 'jsonl']);
+  assert.equal(r.code, 1);
+  assert.equal(r.stderr.trim(), 'categorize: error: cannot write /dev/full: ENOSPC: no space left on device, write');
+});
