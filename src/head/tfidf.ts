@@ -231,11 +231,10 @@ function heapArgsort(v: Float64Array, tosort: Int32Array, start: number, n: numb
   const set = (i: number, val: number): void => {
     tosort[start + i - 1] = val;
   };
-  for (let l = n >> 1; l > 0; --l) {
-    const tmp = a(l);
-    let i = l;
-    for (let j = l << 1; j <= n; ) {
-      if (j < n && less(v[a(j)]!, v[a(j + 1)]!)) j += 1;
+  // Sift `tmp` down from slot i of the 1-based heap a(1..size).
+  const siftDown = (i: number, size: number, tmp: number): void => {
+    for (let j = i << 1; j <= size; ) {
+      if (j < size && less(v[a(j)]!, v[a(j + 1)]!)) j += 1;
       if (less(v[tmp]!, v[a(j)]!)) {
         set(i, a(j));
         i = j;
@@ -243,21 +242,13 @@ function heapArgsort(v: Float64Array, tosort: Int32Array, start: number, n: numb
       } else break;
     }
     set(i, tmp);
-  }
+  };
+  for (let l = n >> 1; l > 0; --l) siftDown(l, n, a(l));
   for (; n > 1; ) {
     const tmp = a(n);
     set(n, a(1));
     n -= 1;
-    let i = 1;
-    for (let j = 2; j <= n; ) {
-      if (j < n && less(v[a(j)]!, v[a(j + 1)]!)) j++;
-      if (less(v[tmp]!, v[a(j)]!)) {
-        set(i, a(j));
-        i = j;
-        j += j;
-      } else break;
-    }
-    set(i, tmp);
+    siftDown(1, n, tmp);
   }
 }
 
