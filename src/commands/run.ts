@@ -1,18 +1,15 @@
 // `categorize run`: stream a catalog through the bundle's encoders and head, one prediction record per input row.
 import fs from 'node:fs';
 import { openCatalog, type ColumnOptions } from '../io/catalog-reader.js';
-import { PredictionWriter, type OutputFormat, type PredictionRecord } from '../io/prediction-writer.js';
+import { PredictionWriter, type OutputFormat } from '../io/prediction-writer.js';
 import { loadBundle } from '../models/bundle.js';
-import { Classifier, topClasses } from '../head/classifier.js';
-import { topTags } from '../head/tfidf.js';
-import { FeatureExtractor, assembleFeatures, bundleLayout, type FeatureOptions } from '../pipeline/features.js';
-import { MicroBatcher } from '../pipeline/micro-batcher.js';
+import { Classifier } from '../head/classifier.js';
+import { Predictor, type PredictorOptions } from '../pipeline/predictor.js';
 import { orderedMap } from '../pipeline/ordered-map.js';
 import { bundleEncoderRequests, openEncoders, type EncoderOptions } from '../pipeline/encoders.js';
 import { silentProgress, type ProgressReporter } from '../pipeline/progress.js';
-import { oneLine } from '../errors.js';
 
-export interface RunOptions extends EncoderOptions, Omit<FeatureOptions, 'imageRoot'> {
+export interface RunOptions extends EncoderOptions, Omit<PredictorOptions, 'imageRoot'> {
   input: string;
   output: string;
   format: OutputFormat;
@@ -23,8 +20,6 @@ export interface RunOptions extends EncoderOptions, Omit<FeatureOptions, 'imageR
   delimiter?: string;
   imageRoot?: string;
   keepColumns: string[];
-  topN: number;
-  topKTags: number;
   maxErrorRate: number;
   /** Rows in flight at once (bounds memory). */
   window: number;
@@ -65,7 +60,7 @@ export async function runCommand(opts: RunOptions): Promise<RunSummary> {
   const log = opts.log ?? (() => {});
   const progress = opts.progress ?? silentProgress;
   const bundle = loadBundle(opts.model);
-  const needsText = bundle.manifest.features.some((b) => b.kind === 'text') || bundle.tfidf !== null;
+  const needsText = bundle.manifest.features.some((b) => b.kind !== 'image') || bundle.tfidf !== null;
   const needsImage = bundle.manifest.features.some((b) => b.kind === 'image');
   // Columns first: a wrong file should fail before models spend seconds loading.
   const catalog = await openCatalog(opts.input, {
@@ -80,54 +75,15 @@ export async function runCommand(opts: RunOptions): Promise<RunSummary> {
   try {
     classifier = await Classifier.load(bundle, { device: opts.device, threads: 1 });
     writer = await PredictionWriter.open(opts.output, { format: opts.format, keep: opts.keepColumns, stdout: opts.stdout });
-    const extractor = new FeatureExtractor(bundle.manifest.features, encoders.text, encoders.image, {
-      ...opts,
-      imageRoot: opts.imageRoot ?? catalog.baseDir,
-    });
-    const head = classifier;
-    const layout = bundleLayout(bundle);
-    const width = bundle.width;
-    const headBatcher = new MicroBatcher<Float32Array, Float32Array>(
-      async (rows) => {
-        const x = new Float32Array(rows.length * width);
-        rows.forEach((r, i) => x.set(r, i * width));
-        const p = await head.predict(x, rows.length);
-        const c = head.classes.length;
-        return rows.map((_, i) => p.subarray(i * c, (i + 1) * c));
-      },
-      { maxBatch: opts.batchSize, maxWaitMs: opts.maxWaitMs, maxInFlight: 1 },
-    );
+    const predictor = new Predictor(bundle, encoders, classifier, { ...opts, imageRoot: opts.imageRoot ?? catalog.baseDir });
     const totalBytes = opts.input === '-' ? null : fs.statSync(opts.input).size;
     progress.start(totalBytes);
     const stats = { rows: 0, ok: 0, errors: 0, warned: 0, reasons: {} as Record<string, number> };
     const out = writer;
+    const keep = opts.keepColumns.length > 0;
     await orderedMap(
       catalog.rows,
-      async (row): Promise<PredictionRecord> => {
-        const f = await extractor.extract(row);
-        const tags = bundle.tfidf && f.text ? topTags(bundle.tfidf, f.text, opts.topKTags) : [];
-        const kept = opts.keepColumns.length ? row.extra : undefined;
-        if (!f.ok) {
-          return { id: row.id, category: null, score: null, top_categories: [], tags, status: 'error', error: f.error, warnings: f.warnings, kept };
-        }
-        try {
-          const probs = await headBatcher.submit(assembleFeatures(f, layout));
-          const top = topClasses(probs, head.classes, Math.max(1, opts.topN));
-          return {
-            id: row.id,
-            category: top[0].category,
-            score: top[0].prob,
-            top_categories: top.slice(0, opts.topN),
-            tags,
-            status: 'ok',
-            error: null,
-            warnings: f.warnings,
-            kept,
-          };
-        } catch (err) {
-          return { id: row.id, category: null, score: null, top_categories: [], tags, status: 'error', error: `classifier_failed: ${oneLine(err)}`, warnings: f.warnings, kept };
-        }
-      },
+      async (row) => (await predictor.predict(row, keep ? row.extra : undefined)).record,
       async (rec) => {
         await out.writeRecord(rec);
         stats.rows++;
@@ -144,20 +100,14 @@ export async function runCommand(opts: RunOptions): Promise<RunSummary> {
         }
         progress.update({ rows: stats.rows, errors: stats.errors, warnings: stats.warned, bytesRead: catalog.bytesRead(), totalBytes });
       },
-      {
-        window: opts.window,
-        onInputEnd: () => {
-          extractor.flush();
-          headBatcher.flush();
-        },
-      },
+      { window: opts.window, onInputEnd: () => predictor.flush() },
     );
     await writer.close();
     writer = undefined;
     progress.stop();
     const elapsedSeconds = (performance.now() - started) / 1000;
     const errorRate = stats.rows ? stats.errors / stats.rows : 0;
-    const batches = extractor.batchSizes;
+    const batches = predictor.batchSizes;
     return {
       input: opts.input,
       output: opts.output,

@@ -23,7 +23,13 @@ export interface ModelRef {
 
 export type FeatureBlock =
   | { kind: 'text'; offset: number; dim: number; model: ModelRef; preprocess: { maxLength: number; pooling: 'mean'; normalize: boolean } }
-  | { kind: 'image'; offset: number; dim: number; model: ModelRef; preprocess: ImagePreprocess };
+  | { kind: 'image'; offset: number; dim: number; model: ModelRef; preprocess: ImagePreprocess }
+  /** The bundle's TF-IDF vector of title + description (tfidf.json), unscaled: rows are already L2-normalised. */
+  | { kind: 'tfidf'; offset: number; dim: number };
+
+/** Blocks produced by an embedding model (these have imputation means). */
+export type EncoderBlock = Extract<FeatureBlock, { kind: 'text' | 'image' }>;
+export const isEncoderBlock = (b: FeatureBlock): b is EncoderBlock => b.kind === 'text' || b.kind === 'image';
 
 export interface BundleManifest {
   format: typeof BUNDLE_FORMAT;
@@ -31,7 +37,7 @@ export interface BundleManifest {
   toolVersion: string;
   createdAt: string;
   classes: string[];
-  /** Classifier input layout, in order: [text | image]. */
+  /** Classifier input layout, in order (e.g. [text | image | tfidf]). */
   features: FeatureBlock[];
   classifier: { file: string; input: string; output: string };
   /** Training means per block (imputation of a missing modality). */
@@ -84,7 +90,7 @@ export function loadBundle(location: string): ModelBundle {
   let width = 0;
   const kinds = new Set<string>();
   for (const b of m.features) {
-    if (b.kind !== 'text' && b.kind !== 'image') fail(dir, `unknown feature kind '${String((b as { kind: unknown }).kind)}'`);
+    if (b.kind !== 'text' && b.kind !== 'image' && b.kind !== 'tfidf') fail(dir, `unknown feature kind '${String((b as { kind: unknown }).kind)}'`);
     if (kinds.has(b.kind)) fail(dir, `feature kind '${b.kind}' listed twice`);
     kinds.add(b.kind);
     if (!Number.isInteger(b.dim) || b.dim <= 0) fail(dir, `feature '${b.kind}' has invalid dim ${String(b.dim)}`);
@@ -97,7 +103,7 @@ export function loadBundle(location: string): ModelBundle {
 
   const means = new Map<FeatureBlock['kind'], Float32Array>();
   const imp = readJsonFile(dir, m.imputation?.file ?? 'imputation.json') as { means?: Record<string, number[]> };
-  for (const b of m.features) {
+  for (const b of m.features.filter(isEncoderBlock)) {
     const v = imp.means?.[b.kind];
     if (!Array.isArray(v) || v.length !== b.dim) fail(dir, `imputation means for '${b.kind}' must have ${b.dim} values`);
     means.set(b.kind, Float32Array.from(v));
@@ -111,11 +117,16 @@ export function loadBundle(location: string): ModelBundle {
       fail(dir, `${m.tfidf.file}: ${err instanceof Error ? err.message : String(err)}`);
     }
   }
+  const tfidfBlock = m.features.find((b) => b.kind === 'tfidf');
+  if (tfidfBlock && !tfidf) fail(dir, 'the layout has a tfidf block but the bundle has no tfidf.json');
+  if (tfidfBlock && tfidf && tfidf.terms.length !== tfidfBlock.dim) {
+    fail(dir, `the tfidf block is ${tfidfBlock.dim} wide but tfidf.json has ${tfidf.terms.length} terms`);
+  }
   return { dir, manifest: m as BundleManifest, classifierPath, tfidf, means, width };
 }
 
 /** Absolute path of a block's model: an explicit override, else the bundle's reference. */
-export function modelLocation(bundle: ModelBundle, block: FeatureBlock, override?: string): string {
+export function modelLocation(bundle: ModelBundle, block: EncoderBlock, override?: string): string {
   if (override) return path.resolve(override);
   if (!block.model.path) {
     throw new ConfigError(

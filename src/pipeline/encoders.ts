@@ -1,7 +1,7 @@
 // Opens the embedding models a feature layout needs, each in its own worker thread, and checks them (hash, dims).
 import os from 'node:os';
-import type { FeatureBlock, ModelBundle } from '../models/bundle.js';
-import { modelLocation, sha256File } from '../models/bundle.js';
+import type { ModelBundle } from '../models/bundle.js';
+import { isEncoderBlock, modelLocation, sha256File, type EncoderBlock } from '../models/bundle.js';
 import { resolveImageModel, resolveTextModel, type ImagePreprocess } from '../models/model-dir.js';
 import { EncoderWorker } from '../runtime/encoder-client.js';
 import type { Device } from '../runtime/session.js';
@@ -15,7 +15,7 @@ export interface EncoderOptions {
 
 /** One model to open. Optional fields are checks (expected hash, dim) or overrides of the folder's own spec. */
 export interface EncoderRequest {
-  kind: FeatureBlock['kind'];
+  kind: EncoderBlock['kind'];
   location: string;
   sha256?: string;
   dim?: number;
@@ -38,7 +38,7 @@ export interface OpenEncoders {
 
 /** The requests a bundle implies; --text-model / --image-model override its references. */
 export function bundleEncoderRequests(bundle: ModelBundle, overrides: { textModel?: string; imageModel?: string }): EncoderRequest[] {
-  return bundle.manifest.features.map((block) => ({
+  return bundle.manifest.features.filter(isEncoderBlock).map((block) => ({
     kind: block.kind,
     location: modelLocation(bundle, block, block.kind === 'text' ? overrides.textModel : overrides.imageModel),
     sha256: block.model.sha256,
@@ -59,7 +59,7 @@ export async function openEncoders(requests: EncoderRequest[], opts: EncoderOpti
     await Promise.all(workers.map((w) => w.worker.close()));
     throw failed.reason;
   }
-  const byKind: Partial<Record<FeatureBlock['kind'], EncoderWorker>> = {};
+  const byKind: Partial<Record<EncoderBlock['kind'], EncoderWorker>> = {};
   for (const w of workers) byKind[w.kind] = w.worker;
   return {
     text: byKind.text,
@@ -76,7 +76,7 @@ export async function openEncoders(requests: EncoderRequest[], opts: EncoderOpti
 async function startEncoder(
   req: EncoderRequest,
   session: { device: Device; threads: number },
-): Promise<{ kind: FeatureBlock['kind']; worker: EncoderWorker; file: string }> {
+): Promise<{ kind: EncoderBlock['kind']; worker: EncoderWorker; file: string }> {
   const owner = req.owner ? ` (${req.owner})` : '';
   let worker: EncoderWorker;
   let file: string;

@@ -2,11 +2,11 @@
 import pLimit, { type LimitFunction } from 'p-limit';
 import type { CatalogRow } from '../io/catalog-reader.js';
 import type { FeatureBlock, ModelBundle } from '../models/bundle.js';
-import type { ImagePreprocess } from '../models/model-dir.js';
 import { MicroBatcher } from './micro-batcher.js';
 import { resolveImageRef, loadImageBytes, type FetchOptions } from '../io/image-source.js';
 import { preprocessImage } from '../embed/image-preprocess.js';
 import { oneLine, RowError } from '../errors.js';
+import { transform, type TfidfModel } from '../head/tfidf.js';
 
 export interface TextEmbedder {
   readonly dim: number;
@@ -57,14 +57,19 @@ export class FeatureExtractor {
   private readonly imageBatcher: MicroBatcher<Float32Array, Float32Array> | undefined;
   private readonly io: LimitFunction;
 
+  private readonly tfidfBlock: FeatureBlock | undefined;
+
   constructor(
     layout: readonly FeatureBlock[],
     text: TextEmbedder | undefined,
     image: ImageEmbedder | undefined,
     private readonly opts: FeatureOptions,
+    private readonly tfidf: TfidfModel | null = null,
   ) {
     this.textBlock = layout.find((b) => b.kind === 'text');
     this.imageBlock = layout.find((b) => b.kind === 'image');
+    this.tfidfBlock = layout.find((b) => b.kind === 'tfidf');
+    if (this.tfidfBlock && !tfidf) throw new Error('layout has a tfidf block but no TF-IDF model was given');
     if (this.textBlock && !text) throw new Error('bundle needs a text encoder');
     if (this.imageBlock && !image) throw new Error('bundle needs an image encoder');
     const batchOpts = { maxBatch: opts.batchSize, maxWaitMs: opts.maxWaitMs, maxInFlight: 2 };
@@ -99,23 +104,23 @@ export class FeatureExtractor {
     const [t, i] = await Promise.all([this.embedText(text), this.embedImage(row.image)]);
     const warnings: string[] = [];
     const errors: string[] = [];
-    if (this.textBlock && !t.ok) {
-      if ('missing' in t) warnings.push('text_missing');
-      else errors.push(`${t.code}: ${t.message}`);
-    }
+    const usesText = this.textBlock !== undefined || this.tfidfBlock !== undefined;
+    if (usesText && text === '') warnings.push('text_missing');
+    else if (this.textBlock && !t.ok && !('missing' in t)) errors.push(`${t.code}: ${t.message}`);
     if (this.imageBlock && !i.ok) {
       if ('missing' in i) warnings.push('image_missing');
       else if (this.opts.onImageError === 'error') errors.push(`${i.code}: ${i.message}`);
       else warnings.push(`${i.code}: ${i.message}`);
     }
-    const present = [this.textBlock && t.ok, this.imageBlock && i.ok].some(Boolean);
+    const present = [this.textBlock && t.ok, this.tfidfBlock && text !== '', this.imageBlock && i.ok].some(Boolean);
     if (errors.length > 0 || !present) {
-      const why = errors.length > 0 ? errors.join('; ') : noInputReason(this.textBlock, this.imageBlock, i);
+      const why = errors.length > 0 ? errors.join('; ') : noInputReason(usesText, this.imageBlock !== undefined, i);
       return { vectors: {}, ok: false, text, warnings: [], error: why };
     }
     const vectors: RowFeatures['vectors'] = {};
     if (t.ok) vectors.text = t.vector;
     if (i.ok) vectors.image = i.vector;
+    if (this.tfidfBlock && text !== '') vectors.tfidf = tfidfDense(this.tfidf!, text);
     return { vectors, ok: true, text, warnings, error: null };
   }
 
@@ -132,7 +137,7 @@ export class FeatureExtractor {
   private async embedImage(cell: string): Promise<Outcome> {
     if (!this.imageBatcher || !this.imageBlock) return { ok: false, missing: true };
     if (cell === '') return { ok: false, missing: true };
-    const spec = this.imageBlock.preprocess as ImagePreprocess;
+    const spec = (this.imageBlock as Extract<FeatureBlock, { kind: 'image' }>).preprocess;
     let pixels: Float32Array;
     try {
       pixels = await this.io(async () => {
@@ -154,8 +159,20 @@ export class FeatureExtractor {
 /** The classifier input: blocks laid out as the bundle says, a missing modality replaced by its training mean. */
 export function assembleFeatures(f: RowFeatures, layout: FeatureLayout): Float32Array {
   const x = new Float32Array(layout.width);
-  for (const block of layout.blocks) x.set(f.vectors[block.kind] ?? layout.means.get(block.kind)!, block.offset);
+  for (const block of layout.blocks) {
+    // No text means an empty document, whose TF-IDF vector is zero; encoder blocks get their training mean.
+    const v = f.vectors[block.kind] ?? layout.means.get(block.kind);
+    if (v) x.set(v, block.offset);
+  }
   return x;
+}
+
+/** The TF-IDF vector of a text, dense (the classifier input is dense). */
+export function tfidfDense(model: TfidfModel, text: string): Float32Array {
+  const v = new Float32Array(model.terms.length);
+  const row = transform(model, text);
+  for (let k = 0; k < row.indices.length; k++) v[row.indices[k]] = row.values[k];
+  return v;
 }
 
 /** The classifier input's blocks, width and imputation means (a bundle's, or a training run's). */
@@ -169,11 +186,11 @@ export function bundleLayout(bundle: ModelBundle): FeatureLayout {
   return { blocks: bundle.manifest.features, width: bundle.width, means: bundle.means };
 }
 
-function noInputReason(textBlock: FeatureBlock | undefined, imageBlock: FeatureBlock | undefined, image: Outcome): string {
-  if (textBlock && imageBlock) {
+function noInputReason(usesText: boolean, usesImage: boolean, image: Outcome): string {
+  if (usesText && usesImage) {
     return image.ok || 'missing' in image ? 'no_input: no text and no image' : `${image.code}: ${image.message} (and no text)`;
   }
-  if (textBlock) return 'text_missing: title and description are empty';
+  if (usesText) return 'text_missing: title and description are empty';
   return image.ok || 'missing' in image ? 'image_missing: no image' : `${image.code}: ${image.message}`;
 }
 
