@@ -2,24 +2,27 @@
 import fs from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { runCommand, type RunSummary } from '../commands/run.js';
+import { trainCommand, type TrainSummary } from '../commands/train.js';
+import { evalCommand } from '../commands/eval.js';
 import { formatFor } from '../io/prediction-writer.js';
-import { CategorizeError, ExitCode, oneLine } from '../errors.js';
-import { makeProgress } from './progress.js';
-import { choiceOption, floatOption, intOption, listOption } from './options.js';
+import { CategorizeError, ExitCode, UsageError, oneLine } from '../errors.js';
+import { makeIterationProgress, makeProgress } from './progress.js';
+import { floatOption, intOption, listOption } from './options.js';
+import type { FeatureKind } from '../head/train-head.js';
+import type { DfBound } from '../head/tfidf.js';
 
 const pkg = JSON.parse(fs.readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
 
-interface RunFlags {
-  output: string;
-  format?: string;
-  model: string;
+type Io = { stdin: NodeJS.ReadableStream; stdout: NodeJS.WritableStream; stderr: NodeJS.WriteStream };
+
+/** Flags shared by every command that reads a catalog and embeds it. */
+interface PipelineFlags {
   idColumn: string;
   titleColumn: string;
   descriptionColumn: string;
   imageColumn?: string;
   imageRoot?: string;
   delimiter?: string;
-  keepColumns: string[];
   textModel?: string;
   imageModel?: string;
   device: 'auto' | 'cpu' | 'cuda';
@@ -28,19 +31,92 @@ interface RunFlags {
   maxWaitMs: number;
   concurrency: number;
   window?: number;
-  topN: number;
-  topKTags: number;
-  maxErrorRate: number;
   onImageError: 'impute' | 'error';
   fetchTimeoutMs: number;
   fetchRetries: number;
   maxImageMb: number;
   maxImagePixels: number;
   quiet: boolean;
+}
+
+interface TrainFlags extends PipelineFlags {
+  labelColumn: string;
+  output: string;
+  features: FeatureKind[];
+  C: number;
+  classWeight?: 'balanced';
+  maxIter: number;
+  tol: number;
+  minDf: string;
+  maxDf: string;
+  maxFeatures?: number;
+  ngramRange: string;
+  stopWords: string;
+  validation: number;
+  cv: number;
+  refit: boolean;
+  seed: number;
   jsonSummary?: string;
 }
 
-function formatSummary(s: RunSummary): string {
+function addPipelineOptions(cmd: Command, models: 'override' | 'choose'): Command {
+  const overrideWord = models === 'override' ? ", overriding the bundle's" : '';
+  return cmd
+    .option('--id-column <name>', 'id column (when absent: the 1-based row number)', 'id')
+    .option('--title-column <name>', 'title column', 'title')
+    .option('--description-column <name>', 'description column', 'description')
+    .option('--image-column <name>', "image column: path or http(s) URL (default: 'image', else 'image_path')")
+    .option('--image-root <dir>', "folder relative image paths resolve against (default: the CSV's folder; cwd for stdin)")
+    .option('--delimiter <char>', 'field delimiter (default: detected from the header line; tab for .tsv)')
+    .option('--text-model <dir>', `text model folder (model.onnx + tokenizer.json)${overrideWord}`)
+    .option('--image-model <dir|file>', `image model folder or .onnx file${overrideWord}`)
+    .addOption(new Option('--device <device>', 'where models run').choices(['auto', 'cpu', 'cuda']).default('auto'))
+    .option('--threads <n>', 'ONNX Runtime intra-op threads per model (0: share the cores between models)', intOption(0, 256), 0)
+    .option('--batch-size <n>', 'rows per model call', intOption(1, 4096), 32)
+    .option('--max-wait-ms <ms>', 'longest a row waits for a batch to fill', intOption(0, 60000), 5)
+    .option('--concurrency <n>', 'image reads, downloads and decodes at once', intOption(1, 1024), 8)
+    .option('--window <n>', 'rows in flight at once (bounds memory; default 4 × batch size, at least 64)', intOption(1, 1_000_000))
+    .addOption(
+      new Option('--on-image-error <mode>', 'a row whose image fails but whose text is present: predict from text with a warning, or mark it an error')
+        .choices(['impute', 'error'])
+        .default('impute'),
+    )
+    .option('--fetch-timeout-ms <ms>', 'timeout per image download attempt', intOption(1, 600000), 15000)
+    .option('--fetch-retries <n>', 'retries for an image download (5xx, network errors)', intOption(0, 10), 2)
+    .option('--max-image-mb <mb>', 'largest image file or download, in MB', floatOption(0.001, 10240), 20)
+    .option('--max-image-pixels <n>', 'largest decoded image in pixels (decompression-bomb guard)', intOption(1), 100_000_000)
+    .option('-q, --quiet', 'no progress and no summary on stderr', false);
+}
+
+function pipelineOptions(flags: PipelineFlags, io: Io) {
+  return {
+    columns: {
+      id: flags.idColumn,
+      title: flags.titleColumn,
+      description: flags.descriptionColumn,
+      image: flags.imageColumn ? [flags.imageColumn] : ['image', 'image_path'],
+    },
+    delimiter: flags.delimiter === '\\t' ? '\t' : flags.delimiter,
+    imageRoot: flags.imageRoot,
+    textModel: flags.textModel,
+    imageModel: flags.imageModel,
+    device: flags.device,
+    threads: flags.threads,
+    batchSize: flags.batchSize,
+    maxWaitMs: flags.maxWaitMs,
+    concurrency: flags.concurrency,
+    window: flags.window ?? Math.max(64, 4 * flags.batchSize),
+    onImageError: flags.onImageError,
+    fetch: { timeoutMs: flags.fetchTimeoutMs, retries: flags.fetchRetries, maxBytes: Math.round(flags.maxImageMb * 1024 * 1024) },
+    maxPixels: flags.maxImagePixels,
+    log: (line: string) => {
+      if (!flags.quiet) io.stderr.write(`categorize: ${line}\n`);
+    },
+    stdin: io.stdin,
+  };
+}
+
+function formatRunSummary(s: RunSummary): string {
   const reasons = Object.entries(s.reasons)
     .sort((a, b) => b[1] - a[1])
     .map(([k, v]) => `${k} ${v}`)
@@ -53,7 +129,42 @@ function formatSummary(s: RunSummary): string {
   );
 }
 
-function buildProgram(io: { stdin: NodeJS.ReadableStream; stdout: NodeJS.WritableStream; stderr: NodeJS.WriteStream }, setCode: (c: number) => void): Command {
+function formatTrainSummary(s: TrainSummary): string {
+  const f = (x: number) => x.toFixed(4);
+  const lines = [
+    `categorize: bundle written to ${s.output}`,
+    `  rows: ${s.rows.read} read, ${s.rows.used} used for the final fit, ${s.rows.emptyLabel} without a label, ${s.rows.failed} failed to embed` +
+      (s.rows.failed ? ` (${Object.entries(s.rows.failedReasons).map(([k, v]) => `${k} ${v}`).join(', ')})` : ''),
+    `  features: ${s.features.map((b) => `${b.kind} ${b.dim}`).join(' + ')}; ${s.classes} classes`,
+    `  fit: L-BFGS ${s.fit.converged ? 'converged' : 'did NOT converge'} in ${s.fit.iterations} iterations, loss ${s.fit.loss.toFixed(4)}${s.fit.refit ? ' (refit on all rows)' : ''}`,
+  ];
+  if (s.validation) lines.push(`  validation: accuracy ${f(s.validation.accuracy)} · macro-F1 ${f(s.validation.macroF1)} · weighted-F1 ${f(s.validation.weightedF1)} · top-3 ${f(s.validation.top3Accuracy)} (${s.validation.n} rows)`);
+  if (s.cv) lines.push(`  ${s.cv.folds.length}-fold cv: accuracy ${f(s.cv.mean.accuracy)} · macro-F1 ${f(s.cv.mean.macroF1)} · weighted-F1 ${f(s.cv.mean.weightedF1)} · top-3 ${f(s.cv.mean.top3Accuracy)}`);
+  lines.push(`  elapsed: ${s.elapsedSeconds.toFixed(1)} s`);
+  return lines.join('\n');
+}
+
+function dfBound(value: string): DfBound {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n) || n < 0) throw new UsageError(`expected a count (e.g. 2) or a share (e.g. 0.5), got '${value}'`);
+  // As in scikit-learn: an integer is a document count, a number with a decimal point a share.
+  return /^\d+$/.test(value.trim()) ? { count: n } : { proportion: n };
+}
+
+function ngramRange(value: string): [number, number] {
+  const m = /^(\d+),(\d+)$/.exec(value.trim());
+  if (!m || Number(m[1]) < 1 || Number(m[2]) < Number(m[1])) throw new UsageError(`--ngram-range expects MIN,MAX such as 1,2, got '${value}'`);
+  return [Number(m[1]), Number(m[2])];
+}
+
+function featureList(value: string): FeatureKind[] {
+  const kinds = listOption(value);
+  for (const k of kinds) if (!['text', 'image', 'tfidf'].includes(k)) throw new UsageError(`--features takes text, image and tfidf, got '${k}'`);
+  if (kinds.length === 0) throw new UsageError('--features needs at least one of text, image, tfidf');
+  return [...new Set(kinds)] as FeatureKind[];
+}
+
+function buildProgram(io: Io, env: NodeJS.ProcessEnv, setCode: (c: number) => void): Command {
   const program = new Command('categorize')
     .description('Batch categorizer for e-commerce catalogs: text + image embeddings, a trained classifier head, TF-IDF tags.')
     .version(pkg.version)
@@ -61,92 +172,136 @@ function buildProgram(io: { stdin: NodeJS.ReadableStream; stdout: NodeJS.Writabl
     .exitOverride()
     .configureOutput({ writeErr: (s) => io.stderr.write(s), writeOut: (s) => io.stdout.write(s) });
 
-  program
-    .command('run')
-    .description('Categorize every row of a catalog (CSV/TSV) with a model bundle; writes one JSONL or CSV record per input row.')
-    .argument('<input>', "catalog CSV or TSV file, or '-' for stdin")
-    .requiredOption('-m, --model <dir>', 'model bundle folder (manifest.json, classifier.onnx, tfidf.json)')
-    .option('-o, --output <file>', "predictions file (.jsonl, .ndjson or .csv), or '-' for stdout", '-')
-    .addOption(new Option('--format <format>', 'output format (default: from the file extension; JSONL on stdout)').choices(['jsonl', 'csv']))
-    .option('--id-column <name>', 'id column (when absent: the 1-based row number)', 'id')
-    .option('--title-column <name>', 'title column', 'title')
-    .option('--description-column <name>', 'description column', 'description')
-    .option('--image-column <name>', "image column: path or http(s) URL (default: 'image', else 'image_path')")
-    .option('--image-root <dir>', "folder relative image paths resolve against (default: the CSV's folder; cwd for stdin)")
-    .option('--delimiter <char>', 'field delimiter (default: detected from the header line; tab for .tsv)')
-    .option('--keep-columns <a,b>', 'input columns to copy into each output record', listOption, [])
-    .option('--text-model <dir>', "text model folder, overriding the bundle's")
-    .option('--image-model <dir|file>', "image model folder or .onnx file, overriding the bundle's")
-    .addOption(new Option('--device <device>', 'where models run').choices(['auto', 'cpu', 'cuda']).default('auto'))
-    .option('--threads <n>', 'ONNX Runtime intra-op threads per model (0: share the cores between models)', intOption(0, 256), 0)
-    .option('--batch-size <n>', 'rows per model call', intOption(1, 4096), 32)
-    .option('--max-wait-ms <ms>', 'longest a row waits for a batch to fill', intOption(0, 60000), 5)
-    .option('--concurrency <n>', 'image reads, downloads and decodes at once', intOption(1, 1024), 8)
-    .option('--window <n>', 'rows in flight at once (bounds memory; default 4 × batch size, at least 64)', intOption(1, 1_000_000))
-    .option('--top-n <n>', 'categories listed per row in top_categories', intOption(1, 1000), 3)
-    .option('--top-k-tags <k>', 'tags per row', intOption(0, 1000), 5)
-    .option('--max-error-rate <r>', 'exit 3 when the share of error rows exceeds r (after writing everything)', floatOption(0, 1), 1)
-    .addOption(
-      new Option('--on-image-error <mode>', 'a row whose image fails but whose text is present: predict from text with a warning, or mark it an error')
-        .choices(['impute', 'error'])
-        .default('impute'),
-    )
-    .option('--fetch-timeout-ms <ms>', 'timeout per image download attempt', intOption(1, 600000), 15000)
-    .option('--fetch-retries <n>', 'retries for an image download (5xx, network errors)', intOption(0, 10), 2)
-    .option('--max-image-mb <mb>', 'largest image file or download, in MB', floatOption(0.001, 10240), 20)
-    .option('--max-image-pixels <n>', 'largest decoded image in pixels (decompression-bomb guard)', intOption(1), 100_000_000)
-    .option('-q, --quiet', 'no progress and no summary on stderr', false)
-    .option('--json-summary <file>', 'write the run summary as JSON')
-    .action(async (input: string, flags: RunFlags) => {
-      const imageColumns = flags.imageColumn ? [flags.imageColumn] : ['image', 'image_path'];
-      const log = (line: string) => {
-        if (!flags.quiet) io.stderr.write(`categorize: ${line}\n`);
-      };
-      const summary = await runCommand({
-        input,
-        output: flags.output,
-        format: formatFor(flags.output, flags.format),
-        model: flags.model,
-        columns: { id: flags.idColumn, title: flags.titleColumn, description: flags.descriptionColumn, image: imageColumns },
-        delimiter: flags.delimiter === '\\t' ? '\t' : flags.delimiter,
-        imageRoot: flags.imageRoot,
-        keepColumns: flags.keepColumns,
-        textModel: flags.textModel,
-        imageModel: flags.imageModel,
-        device: flags.device,
-        threads: flags.threads,
-        batchSize: flags.batchSize,
-        maxWaitMs: flags.maxWaitMs,
-        concurrency: flags.concurrency,
-        window: flags.window ?? Math.max(64, 4 * flags.batchSize),
-        topN: flags.topN,
-        topKTags: flags.topKTags,
-        maxErrorRate: flags.maxErrorRate,
-        onImageError: flags.onImageError,
-        fetch: { timeoutMs: flags.fetchTimeoutMs, retries: flags.fetchRetries, maxBytes: Math.round(flags.maxImageMb * 1024 * 1024) },
-        maxPixels: flags.maxImagePixels,
-        progress: makeProgress(io.stderr, { quiet: flags.quiet, label: 'categorize' }),
-        log,
-        stdin: io.stdin,
-        stdout: io.stdout,
-      });
-      if (!flags.quiet) io.stderr.write(formatSummary(summary) + '\n');
-      if (flags.jsonSummary) fs.writeFileSync(flags.jsonSummary, JSON.stringify(summary, null, 2) + '\n');
-      if (summary.thresholdExceeded) {
-        io.stderr.write(
-          `categorize: error rate ${(summary.errorRate * 100).toFixed(2)}% exceeds --max-error-rate ${(summary.maxErrorRate * 100).toFixed(2)}%\n`,
-        );
-        setCode(ExitCode.threshold);
-      }
+  addPipelineOptions(
+    program
+      .command('run')
+      .description('Categorize every row of a catalog (CSV/TSV) with a model bundle; writes one JSONL or CSV record per input row.')
+      .argument('<input>', "catalog CSV or TSV file, or '-' for stdin")
+      .requiredOption('-m, --model <dir>', 'model bundle folder (manifest.json, classifier.onnx, tfidf.json)')
+      .option('-o, --output <file>', "predictions file (.jsonl, .ndjson or .csv), or '-' for stdout", '-')
+      .addOption(new Option('--format <format>', 'output format (default: from the file extension; JSONL on stdout)').choices(['jsonl', 'csv']))
+      .option('--keep-columns <a,b>', 'input columns to copy into each output record', listOption, [])
+      .option('--top-n <n>', 'categories listed per row in top_categories', intOption(1, 1000), 3)
+      .option('--top-k-tags <k>', 'tags per row', intOption(0, 1000), 5)
+      .option('--max-error-rate <r>', 'exit 3 when the share of error rows exceeds r (after writing everything)', floatOption(0, 1), 1)
+      .option('--json-summary <file>', 'write the run summary as JSON'),
+    'override',
+  ).action(async (input: string, flags: PipelineFlags & { output: string; format?: string; model: string; keepColumns: string[]; topN: number; topKTags: number; maxErrorRate: number; jsonSummary?: string }) => {
+    const summary = await runCommand({
+      ...pipelineOptions(flags, io),
+      input,
+      output: flags.output,
+      format: formatFor(flags.output, flags.format),
+      model: flags.model,
+      keepColumns: flags.keepColumns,
+      topN: flags.topN,
+      topKTags: flags.topKTags,
+      maxErrorRate: flags.maxErrorRate,
+      progress: makeProgress(io.stderr, { quiet: flags.quiet, label: 'categorize' }),
+      stdout: io.stdout,
     });
+    if (!flags.quiet) io.stderr.write(formatRunSummary(summary) + '\n');
+    if (flags.jsonSummary) fs.writeFileSync(flags.jsonSummary, JSON.stringify(summary, null, 2) + '\n');
+    if (summary.thresholdExceeded) {
+      io.stderr.write(`categorize: error rate ${(summary.errorRate * 100).toFixed(2)}% exceeds --max-error-rate ${(summary.maxErrorRate * 100).toFixed(2)}%\n`);
+      setCode(ExitCode.threshold);
+    }
+  });
+
+  addPipelineOptions(
+    program
+      .command('train')
+      .description('Fit a classifier head on a labelled catalog (same embedding pipeline as run), validate it, write a model bundle.')
+      .argument('<input>', "labelled catalog CSV or TSV, or '-' for stdin")
+      .requiredOption('--label-column <name>', 'column holding each row’s category')
+      .requiredOption('-o, --output <dir>', 'bundle folder to write')
+      .option('--features <list>', 'classifier input: any of text, image, tfidf', featureList, ['text', 'image'] as FeatureKind[])
+      .option('--C <c>', 'inverse L2 regularisation strength (scikit-learn’s C)', floatOption(1e-12, 1e12), 1)
+      .addOption(new Option('--class-weight <mode>', 'weight classes inversely to their frequency').choices(['balanced']))
+      .option('--max-iter <n>', 'L-BFGS iterations at most', intOption(1, 1_000_000), 1000)
+      .option('--tol <t>', 'stop when the largest gradient entry is below t', floatOption(0, 1), 1e-6)
+      .option('--min-df <n|share>', 'ignore terms in fewer documents (integer) or a smaller share (decimal)', '1')
+      .option('--max-df <n|share>', 'ignore terms in more documents (integer) or a larger share (decimal)', '1.0')
+      .option('--max-features <n>', 'keep the n most frequent terms', intOption(1))
+      .option('--ngram-range <min,max>', 'word n-gram sizes for TF-IDF', '1,1')
+      .addOption(new Option('--stop-words <list>', 'stop words removed before TF-IDF').choices(['english', 'none']).default('english'))
+      .option('--validation <share>', 'stratified share held out to report accuracy, macro-F1, weighted-F1, top-3 (0: none)', floatOption(0, 0.9), 0.1)
+      .option('--cv <k>', 'stratified k-fold cross-validation (0: none)', intOption(0, 100), 0)
+      .option('--no-refit', 'keep the model fitted without the validation rows instead of refitting on all rows')
+      .option('--seed <n>', 'seed for the validation split and folds', intOption(0, 2 ** 31 - 1), 0)
+      .option('--json-summary <file>', 'write the training summary as JSON'),
+    'choose',
+  ).action(async (input: string, f: TrainFlags) => {
+    const epoch = env.SOURCE_DATE_EPOCH;
+    if (epoch !== undefined && !/^\d+$/.test(epoch)) throw new UsageError(`SOURCE_DATE_EPOCH must be whole seconds, got '${epoch}'`);
+    const iterations = makeIterationProgress(io.stderr, { quiet: f.quiet, label: 'optimising', total: f.maxIter });
+    const summary = await trainCommand({
+      ...pipelineOptions(f, io),
+      input,
+      labelColumn: f.labelColumn,
+      output: f.output,
+      features: f.features,
+      tfidf: {
+        minDf: dfBound(f.minDf),
+        maxDf: dfBound(f.maxDf),
+        maxFeatures: f.maxFeatures ?? null,
+        ngramRange: ngramRange(f.ngramRange),
+        stopWords: f.stopWords === 'none' ? null : 'english',
+      },
+      lr: { C: f.C, classWeight: f.classWeight ?? null, maxIter: f.maxIter, tol: f.tol },
+      validation: f.validation,
+      cv: f.cv,
+      refit: f.refit,
+      seed: f.seed,
+      createdAt: epoch !== undefined ? new Date(Number(epoch) * 1000).toISOString() : new Date().toISOString(),
+      toolVersion: pkg.version,
+      progress: makeProgress(io.stderr, { quiet: f.quiet, label: 'embedding' }),
+      onIteration: (iter, loss) => iterations.update(iter, loss),
+    });
+    iterations.stop();
+    if (!f.quiet) io.stderr.write(formatTrainSummary(summary) + '\n');
+    if (f.jsonSummary) fs.writeFileSync(f.jsonSummary, JSON.stringify(summary, null, 2) + '\n');
+  });
+
+  addPipelineOptions(
+    program
+      .command('eval')
+      .description("Judge a bundle on a labelled catalog (run's pipeline): accuracy, F1, top-3, per-class figures, confusion matrix.")
+      .argument('<input>', "labelled catalog CSV or TSV, or '-' for stdin")
+      .requiredOption('--label-column <name>', 'column holding each row’s true category')
+      .requiredOption('-m, --model <dir>', 'model bundle folder')
+      .option('--json <file>', 'write every figure (metrics, per-class, confusion matrix) as JSON')
+      .option('--report <file>', 'write a self-contained HTML report')
+      .option('--min-accuracy <x>', 'exit 3 when accuracy is below x', floatOption(0, 1))
+      .option('--min-macro-f1 <x>', 'exit 3 when macro-F1 is below x', floatOption(0, 1)),
+    'override',
+  ).action(async (input: string, flags: PipelineFlags & { labelColumn: string; model: string; json?: string; report?: string; minAccuracy?: number; minMacroF1?: number }) => {
+    const result = await evalCommand({
+      ...pipelineOptions(flags, io),
+      input,
+      labelColumn: flags.labelColumn,
+      model: flags.model,
+      json: flags.json,
+      report: flags.report,
+      minAccuracy: flags.minAccuracy,
+      minMacroF1: flags.minMacroF1,
+      toolVersion: pkg.version,
+      progress: makeProgress(io.stderr, { quiet: flags.quiet, label: 'evaluating' }),
+      color: Boolean(io.stderr.isTTY) && env.NO_COLOR === undefined,
+    });
+    // The table is the command's result: stdout, so it can be piped; logs stay on stderr.
+    io.stdout.write(result.table + '\n');
+    for (const failure of result.gateFailures) io.stderr.write(`categorize: ${failure}\n`);
+    if (result.gateFailures.length > 0) setCode(ExitCode.threshold);
+  });
   return program;
 }
 
 /** Runs the CLI; resolves to the exit code (the caller sets process.exitCode). */
 export async function main(argv: string[]): Promise<number> {
   let code: number = ExitCode.ok;
-  const io = { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr };
-  const program = buildProgram(io, (c) => (code = c));
+  const io: Io = { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr };
+  const program = buildProgram(io, process.env, (c) => (code = c));
   try {
     await program.parseAsync(argv);
     return code;

@@ -27,10 +27,3 @@ export function listOption(value: string): string[] {
     .map((s) => s.trim())
     .filter((s) => s !== '');
 }
-
-export function choiceOption<T extends string>(choices: readonly T[]) {
-  return (value: string): T => {
-    if (!(choices as readonly string[]).includes(value)) throw new InvalidArgumentError(`expected one of ${choices.join(', ')}.`);
-    return value as T;
-  };
-}

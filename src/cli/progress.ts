@@ -67,3 +67,45 @@ class LogProgress implements ProgressReporter {
   }
   stop(): void {}
 }
+
+/** Optimiser progress: iterations out of the limit and the objective, as a bar on a TTY or periodic log lines. */
+export interface IterationProgress {
+  update(iter: number, loss: number): void;
+  stop(): void;
+}
+
+export function makeIterationProgress(
+  stream: NodeJS.WritableStream & { isTTY?: boolean },
+  opts: { quiet: boolean; label: string; total: number; logEveryMs?: number },
+): IterationProgress {
+  if (opts.quiet) return { update() {}, stop() {} };
+  if (stream.isTTY) {
+    let bar: cliProgress.SingleBar | undefined;
+    return {
+      update(iter, loss) {
+        if (!bar) {
+          bar = new cliProgress.SingleBar(
+            { stream: stream as NodeJS.WriteStream, format: `${opts.label} {bar} {value}/{total} iterations | loss {loss}`, hideCursor: true, clearOnComplete: true },
+            cliProgress.Presets.shades_classic,
+          );
+          bar.start(opts.total, 0, { loss: '' });
+        }
+        bar.update(iter, { loss: loss.toPrecision(8) });
+      },
+      stop() {
+        bar?.stop();
+      },
+    };
+  }
+  let last = performance.now();
+  const every = opts.logEveryMs ?? LOG_EVERY_MS;
+  return {
+    update(iter, loss) {
+      const now = performance.now();
+      if (now - last < every) return;
+      last = now;
+      stream.write(`${opts.label}: iteration ${iter}, loss ${loss.toPrecision(8)}\n`);
+    },
+    stop() {},
+  };
+}

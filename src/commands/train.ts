@@ -1,0 +1,222 @@
+// `categorize train`: embed a labelled catalog (the same pipeline as run), fit and validate the head, write a bundle.
+import fs from 'node:fs';
+import path from 'node:path';
+import { openCatalog, type CatalogRow, type ColumnOptions } from '../io/catalog-reader.js';
+import { openEncoders, type EncoderOptions, type EncoderRequest } from '../pipeline/encoders.js';
+import { FeatureExtractor, type FeatureOptions } from '../pipeline/features.js';
+import { collectFeatures, type CollectedRow } from '../pipeline/collect.js';
+import { silentProgress, type ProgressReporter } from '../pipeline/progress.js';
+import { saveBundle, sha256File, type FeatureBlock } from '../models/bundle.js';
+import { resolveImageModel, resolveTextModel } from '../models/model-dir.js';
+import { trainHead, predictRows, headOnnx, type FeatureKind, type TrainedHead } from '../head/train-head.js';
+import { tfidfToJSON, type TfidfConfig } from '../head/tfidf.js';
+import { fitLabelEncoder, encodeLabels } from '../head/labels.js';
+import { stratifiedHoldout, stratifiedKFold } from '../head/split.js';
+import type { LogisticOptions } from '../head/logistic.js';
+import { computeMetrics, type EvalMetrics } from '../report/metrics.js';
+import { UsageError } from '../errors.js';
+
+export interface TrainOptions extends EncoderOptions, Omit<FeatureOptions, 'imageRoot'> {
+  input: string;
+  labelColumn: string;
+  output: string;
+  columns: Omit<ColumnOptions, 'require' | 'extra'>;
+  delimiter?: string;
+  imageRoot?: string;
+  features: FeatureKind[];
+  textModel?: string;
+  imageModel?: string;
+  tfidf: Partial<TfidfConfig>;
+  lr: Omit<LogisticOptions, 'onIteration'>;
+  /** Share held out for validation (0 = none). */
+  validation: number;
+  /** Stratified K-fold cross-validation (0 = none). */
+  cv: number;
+  refit: boolean;
+  seed: number;
+  /** Written into the manifest; the CLI passes SOURCE_DATE_EPOCH when set, so equal inputs give equal bytes. */
+  createdAt: string;
+  toolVersion: string;
+  window: number;
+  progress?: ProgressReporter;
+  onIteration?: (iter: number, loss: number) => void;
+  log?: (line: string) => void;
+  stdin?: NodeJS.ReadableStream;
+}
+
+export interface SplitMetrics {
+  accuracy: number;
+  macroF1: number;
+  weightedF1: number;
+  top3Accuracy: number;
+  n: number;
+}
+
+export interface TrainSummary {
+  output: string;
+  rows: { read: number; used: number; emptyLabel: number; failed: number; failedReasons: Record<string, number> };
+  classes: number;
+  features: { kind: string; dim: number }[];
+  validation: SplitMetrics | null;
+  cv: { folds: SplitMetrics[]; mean: SplitMetrics } | null;
+  fit: { converged: boolean; iterations: number; loss: number; refit: boolean };
+  elapsedSeconds: number;
+}
+
+function pick(m: EvalMetrics): SplitMetrics {
+  return { accuracy: m.accuracy, macroF1: m.macroF1, weightedF1: m.weightedF1, top3Accuracy: m.top3Accuracy, n: m.n };
+}
+
+/** Fits on `train`, scores `test`: the split's figures. */
+async function scoreSplit(rows: CollectedRow[], labels: string[], classes: string[], train: number[], test: number[], settings: Parameters<typeof trainHead>[2]): Promise<SplitMetrics> {
+  const head = await trainHead(train.map((i) => rows[i]), train.map((i) => labels[i]), settings);
+  const testRows = test.map((i) => rows[i]);
+  const probs = predictRows(head, testRows, classes);
+  const K = classes.length;
+  const ranked = testRows.map((_, i) =>
+    Array.from({ length: K }, (_, k) => k)
+      .sort((a, b) => probs[i * K + b] - probs[i * K + a] || a - b)
+      .slice(0, 3)
+      .map((k) => classes[k]),
+  );
+  return pick(computeMetrics({ yTrue: test.map((i) => labels[i]), yPred: ranked.map((r) => r[0]), ranked, modelClasses: classes }));
+}
+
+/** Relative path from the bundle to a local model folder, so bundle + models can move together. */
+function refPath(bundleDir: string, location: string): string {
+  return path.relative(bundleDir, location) || '.';
+}
+
+export async function trainCommand(opts: TrainOptions): Promise<TrainSummary> {
+  const started = performance.now();
+  const log = opts.log ?? (() => {});
+  const progress = opts.progress ?? silentProgress;
+  const kinds = new Set(opts.features);
+  if (kinds.size === 0) throw new UsageError('--features needs at least one of text, image, tfidf');
+  if (kinds.has('text') && !opts.textModel) throw new UsageError('--features includes text: pass --text-model DIR', 'features');
+  if (kinds.has('image') && !opts.imageModel) throw new UsageError('--features includes image: pass --image-model DIR|FILE', 'features');
+  const catalog = await openCatalog(opts.input, {
+    columns: { ...opts.columns, require: { text: kinds.has('text') || kinds.has('tfidf'), image: kinds.has('image') }, extra: [opts.labelColumn] },
+    delimiter: opts.delimiter,
+    stdin: opts.stdin,
+  });
+  const requests: EncoderRequest[] = [];
+  if (kinds.has('text')) requests.push({ kind: 'text', location: path.resolve(opts.textModel!) });
+  if (kinds.has('image')) requests.push({ kind: 'image', location: path.resolve(opts.imageModel!) });
+  const encoders = await openEncoders(requests, opts);
+  encoders.notices.forEach((n) => log(n));
+  const counts = { read: 0, emptyLabel: 0 };
+  async function* labelled(): AsyncGenerator<CatalogRow> {
+    let index = 0;
+    for await (const row of catalog.rows) {
+      counts.read++;
+      if (row.extra[opts.labelColumn].trim() === '') {
+        counts.emptyLabel++;
+        continue;
+      }
+      yield { ...row, index: index++ };
+    }
+  }
+  let collected: CollectedRow[];
+  const textSpec = kinds.has('text') ? resolveTextModel(opts.textModel!) : undefined;
+  const imageSpec = kinds.has('image') ? resolveImageModel(opts.imageModel!) : undefined;
+  const encoderBlocks: FeatureBlock[] = [];
+  if (textSpec) encoderBlocks.push({ kind: 'text', offset: 0, dim: encoders.text!.dim, model: {}, preprocess: { maxLength: textSpec.maxLength, pooling: 'mean', normalize: textSpec.normalize } });
+  if (imageSpec) encoderBlocks.push({ kind: 'image', offset: 0, dim: encoders.image!.dim, model: {}, preprocess: imageSpec.preprocess });
+  try {
+    const totalBytes = opts.input === '-' ? null : fs.statSync(opts.input).size;
+    progress.start(totalBytes);
+    let failedSoFar = 0;
+    const extractor = new FeatureExtractor(encoderBlocks, encoders.text, encoders.image, { ...opts, imageRoot: opts.imageRoot ?? catalog.baseDir });
+    collected = await collectFeatures(labelled(), extractor, {
+      window: opts.window,
+      onRow: (r, done) => {
+        if (!r.ok) failedSoFar++;
+        progress.update({ rows: done, errors: failedSoFar, warnings: 0, bytesRead: catalog.bytesRead(), totalBytes });
+      },
+    });
+    progress.stop();
+  } finally {
+    await encoders.close();
+  }
+  const failedReasons: Record<string, number> = {};
+  for (const r of collected.filter((r) => !r.ok)) {
+    const code = /^([a-z0-9_]+)/.exec(r.error ?? '')?.[1] ?? 'other';
+    failedReasons[code] = (failedReasons[code] ?? 0) + 1;
+  }
+  const rows = collected.filter((r) => r.ok);
+  const labels = rows.map((r) => r.row.extra[opts.labelColumn].trim());
+  if (rows.length === 0) throw new UsageError(`no usable training rows in ${opts.input} (${counts.emptyLabel} without a label, ${collected.length} failed)`, 'no_rows');
+  const classes = fitLabelEncoder(labels);
+  if (classes.length < 2) throw new UsageError(`training needs at least two classes in column '${opts.labelColumn}', found ${classes.length}`, 'one_class');
+  log(`embedded ${collected.length} labelled rows (${rows.length} usable, ${collected.length - rows.length} failed, ${counts.emptyLabel} without a label); ${classes.length} classes`);
+
+  const settings = { features: opts.features, dims: { text: encoders.text?.dim, image: encoders.image?.dim }, tfidf: opts.tfidf, lr: opts.lr };
+  const y = encodeLabels(classes, labels);
+  let validation: SplitMetrics | null = null;
+  let holdout: { train: number[]; test: number[] } | null = null;
+  if (opts.validation > 0) {
+    holdout = stratifiedHoldout(y, opts.validation, opts.seed);
+    if (holdout.test.length === 0) throw new UsageError(`--validation ${opts.validation} holds out no rows of ${rows.length}; use a larger share or --cv`, 'validation');
+    validation = await scoreSplit(rows, labels, classes, holdout.train, holdout.test, settings);
+    log(`validation (${holdout.test.length} rows): accuracy ${validation.accuracy.toFixed(4)}, macro-F1 ${validation.macroF1.toFixed(4)}, weighted-F1 ${validation.weightedF1.toFixed(4)}, top-3 ${validation.top3Accuracy.toFixed(4)}`);
+  }
+  let cv: TrainSummary['cv'] = null;
+  if (opts.cv > 1) {
+    const folds: SplitMetrics[] = [];
+    for (const [f, split] of stratifiedKFold(y, opts.cv, opts.seed).entries()) {
+      folds.push(await scoreSplit(rows, labels, classes, split.train, split.test, settings));
+      log(`cv fold ${f + 1}/${opts.cv}: accuracy ${folds[f].accuracy.toFixed(4)}, macro-F1 ${folds[f].macroF1.toFixed(4)}`);
+    }
+    const avg = (k: keyof SplitMetrics) => folds.reduce((s, m) => s + m[k], 0) / folds.length;
+    cv = { folds, mean: { accuracy: avg('accuracy'), macroF1: avg('macroF1'), weightedF1: avg('weightedF1'), top3Accuracy: avg('top3Accuracy'), n: rows.length } };
+    log(`cv mean: accuracy ${cv.mean.accuracy.toFixed(4)}, macro-F1 ${cv.mean.macroF1.toFixed(4)}`);
+  }
+  const finalIdx = opts.refit || !holdout ? rows.map((_, i) => i) : holdout.train;
+  const head: TrainedHead = await trainHead(
+    finalIdx.map((i) => rows[i]),
+    finalIdx.map((i) => labels[i]),
+    { ...settings, lr: { ...opts.lr, onIteration: opts.onIteration } },
+  );
+  const bundleDir = path.resolve(opts.output);
+  const blocks: FeatureBlock[] = head.blocks.map((b) => {
+    if (b.kind === 'text') return { ...b, model: { path: refPath(bundleDir, path.resolve(opts.textModel!)), file: path.basename(textSpec!.modelPath), sha256: sha256File(textSpec!.modelPath) }, preprocess: { maxLength: textSpec!.maxLength, pooling: 'mean', normalize: textSpec!.normalize } };
+    if (b.kind === 'image') return { ...b, model: { path: refPath(bundleDir, path.resolve(opts.imageModel!)), file: path.basename(imageSpec!.modelPath), sha256: sha256File(imageSpec!.modelPath) }, preprocess: imageSpec!.preprocess };
+    return b;
+  });
+  saveBundle(bundleDir, {
+    manifest: {
+      toolVersion: opts.toolVersion,
+      createdAt: opts.createdAt,
+      classes: head.classes,
+      features: blocks,
+      tfidf: true,
+      training: {
+        input: path.basename(opts.input),
+        labelColumn: opts.labelColumn,
+        rows: { read: counts.read, used: finalIdx.length, emptyLabel: counts.emptyLabel, failed: collected.length - rows.length, failedReasons },
+        classCounts: Object.fromEntries(head.classes.map((c) => [c, finalIdx.filter((i) => labels[i] === c).length])),
+        seed: opts.seed,
+        validation: validation ? { share: opts.validation, ...validation } : null,
+        cv: cv ? { k: opts.cv, ...cv } : null,
+        refit: opts.refit,
+        tfidf: head.tfidf.config,
+        logisticRegression: { C: opts.lr.C ?? 1, classWeight: opts.lr.classWeight ?? null, maxIter: opts.lr.maxIter, tol: opts.lr.tol, converged: head.model.converged, iterations: head.model.iterations, loss: head.model.loss },
+      },
+    },
+    classifierOnnx: headOnnx(head),
+    means: head.means,
+    tfidfJson: tfidfToJSON(head.tfidf),
+  });
+  if (!head.model.converged) log(`warning: L-BFGS stopped after ${head.model.iterations} iterations without converging (${head.model.message}); raise --max-iter`);
+  return {
+    output: bundleDir,
+    rows: { read: counts.read, used: finalIdx.length, emptyLabel: counts.emptyLabel, failed: collected.length - rows.length, failedReasons },
+    classes: head.classes.length,
+    features: blocks.map((b) => ({ kind: b.kind, dim: b.dim })),
+    validation,
+    cv,
+    fit: { converged: head.model.converged, iterations: head.model.iterations, loss: head.model.loss, refit: opts.refit },
+    elapsedSeconds: (performance.now() - started) / 1000,
+  };
+}

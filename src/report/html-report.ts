@@ -1,0 +1,239 @@
+// The evaluation report as one self-contained HTML page: inline CSS, no scripts, nothing fetched, so it opens
+// offline and from a mail attachment. Every label, title and id is user data and goes through escapeHtml.
+import { compareCodePoints } from '../head/labels.js';
+import type { EvalMetrics } from './metrics.js';
+
+export interface ConfusedExample {
+  id: string;
+  title: string;
+  /** Probability of the (wrong) predicted class; null when unknown. */
+  score: number | null;
+}
+
+export interface ConfusedPairExamples {
+  trueLabel: string;
+  predLabel: string;
+  count: number;
+  examples: ConfusedExample[];
+}
+
+export interface ReportMeta {
+  model: string;
+  input: string;
+  createdAt: string;
+  toolVersion: string;
+}
+
+export interface EvalReportInput {
+  metrics: EvalMetrics;
+  confusedExamples: ConfusedPairExamples[];
+  meta: ReportMeta;
+}
+
+const ENTITIES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
+
+/** Safe both as element text and inside a quoted attribute value. */
+export function escapeHtml(s: string): string {
+  return s.replace(/[&<>"']/g, (c) => ENTITIES[c]!);
+}
+
+const pct = (x: number) => `${(100 * x).toFixed(2)}%`;
+const fix = (x: number) => x.toFixed(4);
+const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
+
+/**
+ * Cell colour from the row-normalised share: the diagonal (correct) in blue, confusions in red, both from
+ * near-white at 0 to saturated at 1, so a bright red cell is a large share of that true class going astray.
+ */
+function cellStyle(share: number, diagonal: boolean): { background: string; dark: boolean } {
+  const lightness = 97 - 60 * Math.sqrt(share); // sqrt: small shares stay visible next to a dominant diagonal
+  const hue = diagonal ? 212 : 4;
+  const sat = diagonal ? 68 : 72;
+  return { background: `hsl(${hue} ${sat}% ${lightness.toFixed(1)}%)`, dark: lightness < 62 };
+}
+
+const CSS = `
+:root { color-scheme: light; --fg: #1d2330; --muted: #5d6677; --line: #dde1e8; --bg: #fff; --soft: #f5f7fa; }
+* { box-sizing: border-box; }
+body { margin: 0; padding: 24px 32px 48px; font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "Noto Sans", "DejaVu Sans", sans-serif; color: var(--fg); background: var(--bg); }
+h1 { font-size: 22px; margin: 0 0 4px; }
+h2 { font-size: 17px; margin: 36px 0 10px; padding-bottom: 4px; border-bottom: 1px solid var(--line); }
+h3 { font-size: 14px; margin: 18px 0 6px; font-weight: 600; }
+.meta { display: grid; grid-template-columns: max-content 1fr; gap: 2px 14px; margin: 8px 0 0; color: var(--muted); }
+.meta dt { font-weight: 600; }
+.meta dd { margin: 0; overflow-wrap: anywhere; }
+.cards { display: flex; flex-wrap: wrap; gap: 12px; margin-top: 20px; }
+.card { min-width: 150px; padding: 12px 16px; border: 1px solid var(--line); border-radius: 8px; background: var(--soft); }
+.card .k { color: var(--muted); font-size: 12px; text-transform: uppercase; letter-spacing: .04em; }
+.card .v { font-size: 26px; font-weight: 650; font-variant-numeric: tabular-nums; }
+.card .s { color: var(--muted); font-size: 12px; }
+.notes { margin: 16px 0 0; padding: 10px 14px; border-left: 4px solid #e0a100; background: #fff8e5; }
+.notes p { margin: 4px 0; }
+table { border-collapse: collapse; }
+.classes td, .classes th, .examples td, .examples th { padding: 4px 10px; border-bottom: 1px solid var(--line); text-align: left; }
+.classes th, .examples th { font-size: 12px; color: var(--muted); font-weight: 600; }
+.num { text-align: right !important; font-variant-numeric: tabular-nums; white-space: nowrap; }
+.lab { overflow-wrap: anywhere; }
+.classes .lab { max-width: 28em; }
+.bar { display: inline-block; width: 90px; height: 8px; border-radius: 4px; background: #e8ebf0; vertical-align: middle; overflow: hidden; }
+.bar span { display: block; height: 100%; background: hsl(212 60% 50%); }
+.zero td { color: var(--muted); }
+.badge { display: inline-block; margin-left: 6px; padding: 0 6px; border-radius: 8px; font-size: 11px; background: #fde8e6; color: #a0281c; white-space: nowrap; }
+.badge.info { background: #eef1f5; color: var(--muted); }
+.legend { display: flex; flex-wrap: wrap; gap: 18px; align-items: center; margin: 0 0 10px; color: var(--muted); font-size: 12px; }
+.legend i { display: inline-block; width: 120px; height: 10px; border-radius: 3px; vertical-align: middle; margin: 0 6px; }
+.hm-wrap { overflow: auto; max-width: 100%; max-height: 85vh; border: 1px solid var(--line); border-radius: 6px; }
+.hm { font-size: 12px; font-variant-numeric: tabular-nums; }
+.hm th { background: var(--bg); font-weight: 500; }
+.hm thead th { position: sticky; top: 0; z-index: 2; vertical-align: bottom; padding: 6px 0 4px; border-bottom: 1px solid #b9c0cc; }
+.hm tbody th { position: sticky; left: 0; z-index: 1; text-align: right; padding: 0 8px 0 10px; max-width: 17em; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; border-right: 1px solid #b9c0cc; }
+.hm thead th.corner { left: 0; z-index: 3; text-align: right; padding: 6px 8px; color: var(--muted); font-size: 11px; border-right: 1px solid #b9c0cc; }
+.hm .col div { writing-mode: vertical-rl; transform: rotate(180deg); white-space: nowrap; max-height: 13em; overflow: hidden; text-overflow: ellipsis; margin: 0 auto; }
+.hm td { width: 40px; min-width: 40px; height: 30px; text-align: center; border: 1px solid #fff; padding: 0; }
+.hm td.dark { color: #fff; }
+.hm td.z { color: transparent; }
+.hm td.diag { outline: 1px solid hsl(212 40% 70%); outline-offset: -1px; }
+.hm .tot { color: var(--muted); min-width: 44px; padding: 0 6px; text-align: right; border-left: 1px solid #b9c0cc; }
+.hm.dense { font-size: 10px; }
+.hm.dense td { width: 24px; min-width: 24px; height: 20px; }
+.hm.dense thead th { font-size: 11px; }
+.pairs { display: grid; grid-template-columns: repeat(auto-fill, minmax(420px, 1fr)); gap: 8px 28px; }
+.pair h3 .n { color: var(--muted); font-weight: 400; }
+.examples { width: 100%; font-size: 13px; }
+.examples .id { white-space: nowrap; color: var(--muted); max-width: 12em; overflow: hidden; text-overflow: ellipsis; }
+.empty { color: var(--muted); font-style: italic; }
+footer { margin-top: 40px; color: var(--muted); font-size: 12px; }
+@media print { .hm-wrap { max-height: none; overflow: visible; } body { padding: 0; } }
+`;
+
+function card(key: string, value: string, sub = ''): string {
+  return `<div class="card"><div class="k">${key}</div><div class="v">${value}</div>${sub ? `<div class="s">${sub}</div>` : ''}</div>`;
+}
+
+function headline(m: EvalMetrics): string {
+  const cards = [
+    card('Accuracy', pct(m.accuracy), `${m.correct} of ${plural(m.n, 'row')}`),
+    card('Macro F1', fix(m.macroF1), `unweighted mean over ${plural(m.perClass.length, 'label')}`),
+    card('Weighted F1', fix(m.weightedF1), 'weighted by support'),
+    card(`Top-${m.topK} accuracy`, pct(m.top3Accuracy), `true label among the first ${m.topK}`),
+    card('Rows', String(m.n), m.failed > 0 ? `${m.failed} without a prediction` : 'all predicted'),
+  ];
+  const notes: string[] = [];
+  if (m.failed > 0) {
+    notes.push(
+      `<p><b>${plural(m.failed, 'row')}</b> got no prediction (errors during the run). They count as wrong in accuracy ` +
+        `and top-${m.topK}, and are left out of the per-class figures, the F1 averages and the confusion matrix.</p>`,
+    );
+  }
+  if (m.unseenLabels.length > 0) {
+    const rows = m.unseenLabels.reduce((s, u) => s + u.count, 0);
+    const list = m.unseenLabels.map((u) => `<span class="lab">${escapeHtml(u.label)}</span> (${u.count})`).join(', ');
+    notes.push(`<p><b>${plural(rows, 'row')}</b> carry labels the model does not know, counted as errors: ${list}.</p>`);
+  }
+  return `<div class="cards">${cards.join('')}</div>${notes.length ? `<div class="notes">${notes.join('')}</div>` : ''}`;
+}
+
+function classTable(m: EvalMetrics): string {
+  const unseen = new Set(m.unseenLabels.map((u) => u.label));
+  const rows = [...m.perClass]
+    .sort((a, b) => b.support - a.support || compareCodePoints(a.label, b.label))
+    .map((c) => {
+      const badge = unseen.has(c.label)
+        ? '<span class="badge">not a model class</span>'
+        : c.support === 0
+          ? '<span class="badge info">predicted only</span>'
+          : '';
+      return (
+        `<tr${c.support === 0 ? ' class="zero"' : ''}><td class="lab">${escapeHtml(c.label)}${badge}</td>` +
+        `<td class="num">${c.support}</td><td class="num">${fix(c.precision)}</td><td class="num">${fix(c.recall)}</td>` +
+        `<td class="num">${fix(c.f1)}</td><td><span class="bar"><span style="width:${(100 * c.f1).toFixed(1)}%"></span></span></td></tr>`
+      );
+    });
+  return (
+    '<table class="classes"><thead><tr><th>Label</th><th class="num">Support</th><th class="num">Precision</th>' +
+    `<th class="num">Recall</th><th class="num">F1</th><th></th></tr></thead><tbody>${rows.join('')}</tbody></table>`
+  );
+}
+
+function heatmap(m: EvalMetrics): string {
+  const { labels, matrix } = m.confusion;
+  if (labels.length === 0) return '<p class="empty">No rows with a prediction.</p>';
+  const esc = labels.map(escapeHtml);
+  const head = esc.map((l) => `<th class="col" scope="col" title="${l}"><div>${l}</div></th>`).join('');
+  const body = matrix.map((row, i) => {
+    const total = row.reduce((s, x) => s + x, 0);
+    const cells = row.map((count, j) => {
+      const share = total > 0 ? count / total : 0;
+      const diag = i === j;
+      const { background, dark } = cellStyle(share, diag);
+      const cls = ['hm-cell', diag ? 'diag' : '', count === 0 ? 'z' : dark ? 'dark' : ''].filter(Boolean).join(' ');
+      const tip = `true: ${esc[i]}&#10;predicted: ${esc[j]}&#10;${plural(count, 'row')}${total > 0 ? ` (${pct(share)} of this true label)` : ''}`;
+      return `<td class="${cls}" style="background:${background}" title="${tip}">${count}</td>`;
+    });
+    return `<tr><th scope="row" title="${esc[i]}">${esc[i]}</th>${cells.join('')}<td class="tot">${total}</td></tr>`;
+  });
+  const dense = labels.length > 16 ? ' dense' : '';
+  const legend =
+    `<div class="legend"><span>Colour: share of the true label's rows (row-normalised).</span>` +
+    `<span>correct<i style="background:linear-gradient(to right, hsl(212 68% 97%), hsl(212 68% 37%))"></i></span>` +
+    `<span>confused<i style="background:linear-gradient(to right, hsl(4 72% 97%), hsl(4 72% 37%))"></i></span>` +
+    `<span>Rows: true label · columns: predicted label · last column: rows per true label.</span></div>`;
+  return (
+    `${legend}<div class="hm-wrap"><table class="hm${dense}"><thead><tr><th class="corner">true ↓ · predicted →</th>${head}` +
+    `<th class="col tot" scope="col"><div>rows</div></th></tr></thead><tbody>${body.join('')}</tbody></table></div>`
+  );
+}
+
+function pairs(list: ConfusedPairExamples[]): string {
+  if (list.length === 0) return '<p class="empty">No confusions.</p>';
+  const sections = list.map((p) => {
+    const rows = p.examples.map(
+      (e) =>
+        `<tr><td class="id" title="${escapeHtml(e.id)}">${escapeHtml(e.id)}</td><td class="lab">${escapeHtml(e.title)}</td>` +
+        `<td class="num">${e.score === null ? '—' : e.score.toFixed(3)}</td></tr>`,
+    );
+    const table = rows.length
+      ? `<table class="examples"><thead><tr><th>id</th><th>title</th><th class="num">score</th></tr></thead><tbody>${rows.join('')}</tbody></table>`
+      : '<p class="empty">No example rows.</p>';
+    return (
+      `<section class="pair"><h3><span class="lab">${escapeHtml(p.trueLabel)}</span> → <span class="lab">${escapeHtml(p.predLabel)}</span> ` +
+      `<span class="n">${plural(p.count, 'row')}</span></h3>${table}</section>`
+    );
+  });
+  return `<div class="pairs">${sections.join('')}</div>`;
+}
+
+/** Renders the whole report. The score column of the examples is the probability of the wrong prediction. */
+export function renderEvalReport(input: EvalReportInput): string {
+  const { metrics: m, meta } = input;
+  const title = `Evaluation — ${meta.model}`;
+  return `<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="generator" content="categorize ${escapeHtml(meta.toolVersion)}">
+<title>${escapeHtml(title)}</title>
+<style>${CSS}</style>
+</head>
+<body>
+<header>
+<h1>Evaluation report</h1>
+<dl class="meta"><dt>Model</dt><dd>${escapeHtml(meta.model)}</dd><dt>Input</dt><dd>${escapeHtml(meta.input)}</dd><dt>Created</dt><dd>${escapeHtml(meta.createdAt)}</dd><dt>Tool</dt><dd>categorize ${escapeHtml(meta.toolVersion)}</dd></dl>
+</header>
+<main>
+${headline(m)}
+<h2>Per class</h2>
+${classTable(m)}
+<h2>Confusion matrix</h2>
+${heatmap(m)}
+<h2>Most confused pairs</h2>
+${pairs(input.confusedExamples)}
+</main>
+<footer>Precision, recall and F1 follow scikit-learn with zero_division=0 over the labels that occur as true or predicted
+labels; macro F1 is their unweighted mean, weighted F1 their support-weighted mean.</footer>
+</body>
+</html>
+`;
+}

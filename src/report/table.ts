@@ -1,0 +1,136 @@
+// The terminal summary of an evaluation: headline figures, per-class table by support, most confused pairs.
+// Fixed-width columns measured in terminal cells, so accented, CJK and emoji labels still line up.
+import { compareCodePoints } from '../head/labels.js';
+import { mostConfusedPairs, type EvalMetrics } from './metrics.js';
+
+export interface TableOptions {
+  /** ANSI colours and bold; off for pipes and files. */
+  color: boolean;
+  /** Classes shown in the per-class table (largest support first); default all. */
+  maxClasses?: number;
+  /** Confused pairs listed; default 5. */
+  topPairs?: number;
+  /** Widest label column, in terminal cells; default 32. */
+  maxLabelWidth?: number;
+}
+
+const ESC = '\u001b[';
+type Style = 'bold' | 'dim' | 'red' | 'yellow' | 'green';
+const CODES: Record<Style, string> = { bold: '1', dim: '2', red: '31', yellow: '33', green: '32' };
+
+/** Terminal cells one code point takes: 0 for combining marks and zero-width characters, 2 for wide ones. */
+function cellWidth(cp: number): number {
+  if ((cp >= 0x300 && cp <= 0x36f) || (cp >= 0x200b && cp <= 0x200f) || (cp >= 0xfe00 && cp <= 0xfe0f)) return 0;
+  if (
+    (cp >= 0x1100 && cp <= 0x115f) ||
+    (cp >= 0x2e80 && cp <= 0xa4cf && cp !== 0x303f) ||
+    (cp >= 0xac00 && cp <= 0xd7a3) ||
+    (cp >= 0xf900 && cp <= 0xfaff) ||
+    (cp >= 0xfe30 && cp <= 0xfe4f) ||
+    (cp >= 0xff00 && cp <= 0xff60) ||
+    (cp >= 0xffe0 && cp <= 0xffe6) ||
+    (cp >= 0x1f300 && cp <= 0x1f64f) ||
+    (cp >= 0x1f900 && cp <= 0x1f9ff) ||
+    (cp >= 0x20000 && cp <= 0x3fffd)
+  ) {
+    return 2;
+  }
+  return 1;
+}
+
+export function displayWidth(s: string): number {
+  let w = 0;
+  for (const ch of s) w += cellWidth(ch.codePointAt(0)!);
+  return w;
+}
+
+/** Labels are user data: control characters (ANSI escapes, newlines) would break the layout or the terminal. */
+function clean(s: string): string {
+  return s.replace(/[\u0000-\u001f\u007f-\u009f]/g, '?');
+}
+
+/** Cuts `s` to at most `width` cells, marking the cut with an ellipsis. */
+export function truncate(s: string, width: number): string {
+  if (displayWidth(s) <= width) return s;
+  let out = '';
+  let w = 0;
+  for (const ch of s) {
+    const cw = cellWidth(ch.codePointAt(0)!);
+    if (w + cw > width - 1) break;
+    out += ch;
+    w += cw;
+  }
+  return out + '…';
+}
+
+function padEnd(s: string, width: number): string {
+  return s + ' '.repeat(Math.max(0, width - displayWidth(s)));
+}
+
+function padStart(s: string, width: number): string {
+  return ' '.repeat(Math.max(0, width - displayWidth(s))) + s;
+}
+
+const pct = (x: number) => `${(100 * x).toFixed(2)}%`;
+const fix = (x: number) => x.toFixed(4);
+
+/** Formats the evaluation figures as plain fixed-width text, with ANSI styling only when `color` is set. */
+export function formatMetricsTable(metrics: EvalMetrics, options: TableOptions): string {
+  const paint = (s: string, ...styles: Style[]) =>
+    options.color && styles.length > 0 ? `${ESC}${styles.map((st) => CODES[st]).join(';')}m${s}${ESC}0m` : s;
+  const grade = (f1: number): Style => (f1 >= 0.8 ? 'green' : f1 >= 0.5 ? 'yellow' : 'red');
+  const lines: string[] = [];
+
+  const scored = metrics.n - metrics.failed;
+  lines.push(paint(`Evaluation: ${metrics.n} row${metrics.n === 1 ? '' : 's'}, ${metrics.confusion.labels.length} labels`, 'bold'));
+  const head = (name: string, value: string, extra = '') => lines.push(`  ${padEnd(name, 16)}${value}${extra}`);
+  head('accuracy', paint(padStart(pct(metrics.accuracy), 8), 'bold'), `  (${metrics.correct} of ${metrics.n})`);
+  head('macro F1', paint(padStart(fix(metrics.macroF1), 8), 'bold'));
+  head('weighted F1', padStart(fix(metrics.weightedF1), 8));
+  head(`top-${metrics.topK} accuracy`, padStart(pct(metrics.top3Accuracy), 8));
+  if (metrics.failed > 0) {
+    const why = ` rows without a prediction (counted as wrong; per-class figures use the other ${scored})`;
+    head('failed', paint(padStart(String(metrics.failed), 8), 'yellow'), why);
+  }
+  if (metrics.unseenLabels.length > 0) {
+    const rows = metrics.unseenLabels.reduce((s, u) => s + u.count, 0);
+    const shown = metrics.unseenLabels.slice(0, 5).map((u) => `${truncate(clean(u.label), 24)} ×${u.count}`);
+    const more = metrics.unseenLabels.length > 5 ? `, +${metrics.unseenLabels.length - 5} more` : '';
+    head('unseen labels', paint(padStart(String(rows), 8), 'yellow'), ` rows labelled with classes the model lacks (counted as wrong): ${shown.join(', ')}${more}`);
+  }
+
+  const classes = [...metrics.perClass].sort((a, b) => b.support - a.support || compareCodePoints(a.label, b.label));
+  const limit = Math.min(classes.length, options.maxClasses ?? classes.length);
+  if (classes.length > 0) {
+    const maxW = options.maxLabelWidth ?? 32;
+    const names = classes.slice(0, limit).map((c) => truncate(clean(c.label), maxW));
+    const lw = Math.max(5, ...names.map(displayWidth));
+    const cols: [string, number][] = [['support', 7], ['precision', 9], ['recall', 7], ['F1', 7]];
+    lines.push('');
+    lines.push('  ' + paint(padEnd('class', lw) + cols.map(([h, w]) => '  ' + padStart(h, w)).join(''), 'bold'));
+    lines.push('  ' + '─'.repeat(lw) + cols.map(([, w]) => '  ' + '─'.repeat(w)).join(''));
+    classes.slice(0, limit).forEach((c, i) => {
+      const row =
+        padEnd(names[i]!, lw) +
+        '  ' + padStart(String(c.support), 7) +
+        '  ' + padStart(fix(c.precision), 9) +
+        '  ' + padStart(fix(c.recall), 7) +
+        '  ' + paint(padStart(fix(c.f1), 7), grade(c.f1));
+      lines.push('  ' + (c.support === 0 ? paint(row, 'dim') : row));
+    });
+    if (limit < classes.length) {
+      lines.push(paint(`  … ${classes.length - limit} more class${classes.length - limit === 1 ? '' : 'es'} with smaller support`, 'dim'));
+    }
+  }
+
+  const pairs = mostConfusedPairs(metrics, options.topPairs ?? 5);
+  if (pairs.length > 0) {
+    lines.push('');
+    lines.push(paint('  most confused (true → predicted)', 'bold'));
+    const cw = Math.max(...pairs.map((p) => String(p.count).length));
+    for (const p of pairs) {
+      lines.push(`  ${padStart(String(p.count), cw + 2)}  ${truncate(clean(p.trueLabel), 40)} → ${truncate(clean(p.predLabel), 40)}`);
+    }
+  }
+  return lines.join('\n') + '\n';
+}
