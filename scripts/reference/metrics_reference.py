@@ -40,13 +40,15 @@ def make_problem(rng, model_classes, true_labels, true_weights, n, signal, never
         if t in index:
             logits[i, index[t]] += signal
     scores = softmax(logits)
-    never = {index[c] for c in never_predicted}
+    never = [index[c] for c in never_predicted]
     for i in range(n):
-        order = np.argsort(-scores[i], kind="stable")
-        while order[0] in never:
-            # Drop it to second place, between the runner-up and the third: it stays in the top 3.
-            scores[i, order[0]] = (scores[i, order[1]] + scores[i, order[2]]) / 2
-            order = np.argsort(-scores[i], kind="stable")
+        row = scores[i]
+        allowed = [j for j in np.argsort(-row, kind="stable") if j not in never]
+        best, below = row[allowed[0]], row[allowed[1]]
+        for t, k in enumerate(never):
+            if row[k] > best:
+                # Just below the best allowed class, above the next one: it stays near the top of the ranking.
+                row[k] = best - (best - below) * (t + 1) / (len(never) + 1)
     order = np.argsort(-scores, axis=1, kind="stable")
     for row in scores:  # the ranking must not depend on how ties are broken
         assert len(set(row.tolist())) == len(row)

@@ -123,6 +123,8 @@ export async function trainCommand(opts: TrainOptions): Promise<TrainSummary> {
   const encoderBlocks: FeatureBlock[] = [];
   if (textSpec) encoderBlocks.push({ kind: 'text', offset: 0, dim: encoders.text!.dim, model: {}, preprocess: { maxLength: textSpec.maxLength, pooling: 'mean', normalize: textSpec.normalize } });
   if (imageSpec) encoderBlocks.push({ kind: 'image', offset: 0, dim: encoders.image!.dim, model: {}, preprocess: imageSpec.preprocess });
+  // The vectorizer is fitted after embedding; the block tells the extractor that text alone makes a row usable.
+  if (kinds.has('tfidf')) encoderBlocks.push({ kind: 'tfidf', offset: 0, dim: 0 });
   try {
     const totalBytes = opts.input === '-' ? null : fs.statSync(opts.input).size;
     progress.start(totalBytes);

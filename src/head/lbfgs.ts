@@ -1,8 +1,18 @@
 // Unconstrained L-BFGS (two-loop recursion) with the Moré–Thuente line search, following scipy's L-BFGS-B
 // driver: same stopping tests (pgtol on max |g|, factr-style relative reduction), step rules and restarts.
+// One generator holds the algorithm; minimize() and minimizeAsync() only feed it objective values.
 
 /** Objective and gradient: writes ∇f(x) into `grad` and returns f(x). Must not keep `x` or `grad`. */
 export type FGrad = (x: Float64Array, grad: Float64Array) => number;
+
+/** FGrad for kernels that compute off the JS thread or in chunks (ONNX Runtime sessions are async). */
+export type FGradAsync = (x: Float64Array, grad: Float64Array) => Promise<number>;
+
+/** What the solver asks its driver for: f(x), with ∇f(x) written into `grad`. */
+interface EvalRequest {
+  x: Float64Array;
+  grad: Float64Array;
+}
 
 export interface LbfgsOptions {
   /** Iterations (accepted steps). Default 15000, scipy's. */
@@ -228,6 +238,25 @@ class MoreThuente {
  * search restores the last point and restarts from steepest descent, and gives up only if that fails too.
  */
 export function minimize(fgrad: FGrad, x0: Float64Array, opts: LbfgsOptions = {}): LbfgsResult {
+  const steps = lbfgsSteps(x0, opts);
+  let r = steps.next();
+  while (!r.done) r = steps.next(fgrad(r.value.x, r.value.grad));
+  return r.value;
+}
+
+/** minimize() for an async objective: the same iterates, step for step, as the sync driver. */
+export async function minimizeAsync(fgrad: FGradAsync, x0: Float64Array, opts: LbfgsOptions = {}): Promise<LbfgsResult> {
+  const steps = lbfgsSteps(x0, opts);
+  let r = steps.next();
+  while (!r.done) r = steps.next(await fgrad(r.value.x, r.value.grad));
+  return r.value;
+}
+
+/**
+ * The algorithm, written once for both drivers: it yields each point to evaluate and is resumed with f
+ * there (the gradient written into the request's buffer), so sync and async objectives share every step.
+ */
+function* lbfgsSteps(x0: Float64Array, opts: LbfgsOptions): Generator<EvalRequest, LbfgsResult, number> {
   const maxIter = opts.maxIter ?? 15000;
   const maxEval = opts.maxEval ?? 15000;
   const gtol = opts.gtol ?? 1e-5;
@@ -253,7 +282,7 @@ export function minimize(fgrad: FGrad, x0: Float64Array, opts: LbfgsOptions = {}
   let head = 0; // slot the next pair goes into
   let gamma = 1; // H0 = gamma·I, gamma = s'y / y'y of the newest pair
 
-  let f = fgrad(x, g);
+  let f: number = yield { x, grad: g };
   let evals = 1;
   let gmax = maxAbs(g);
   let iter = 0;
@@ -304,7 +333,7 @@ export function minimize(fgrad: FGrad, x0: Float64Array, opts: LbfgsOptions = {}
     let lsEvals = 0;
     for (;;) {
       for (let i = 0; i < n; i++) xNew[i] = x[i]! + stp * d[i]!;
-      fNew = fgrad(xNew, gNew);
+      fNew = yield { x: xNew, grad: gNew };
       evals++;
       lsEvals++;
       if (!Number.isFinite(fNew)) {

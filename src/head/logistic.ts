@@ -1,7 +1,9 @@
 // Multinomial logistic regression with scikit-learn's lbfgs objective, sum_i w_i·CE_i + ||W||²/(2C) over a full
 // K×d softmax with unpenalised intercepts; the loss/gradient kernel is separate so a faster one can replace it.
+import os from 'node:os';
 import { UsageError } from '../errors.js';
-import { minimize } from './lbfgs.js';
+import { minimize, minimizeAsync, type LbfgsOptions, type LbfgsResult } from './lbfgs.js';
+import { checkDesignMatrix, designNnz, designWidth, type CsrBlock, type DesignMatrix } from './design-matrix.js';
 
 export interface LogisticOptions {
   /** Inverse regularisation strength, as sklearn's C. Default 1. */
@@ -19,8 +21,26 @@ export interface LogisticOptions {
    * 64·eps as scikit-learn >= 1.3 passes; 0 leaves only tol, maxIter and line-search failure.
    */
   ftol?: number;
+  /** Evaluations allowed per line search. Default 50 as scikit-learn >= 1.3 passes (1.2 leaves scipy's 20). */
+  maxLineSearch?: number;
   /** Progress hook: iteration (1-based) and objective after it. */
   onIteration?: (iter: number, loss: number) => void;
+}
+
+/** Which loss/gradient kernel fitLogisticRegressionAsync uses. */
+export type LossKernelChoice = 'auto' | 'js' | 'onnxruntime';
+
+export interface AsyncLogisticOptions extends LogisticOptions {
+  /**
+   * 'js': the float64 loops of multinomialLossGrad. 'onnxruntime': float32 matrix products in ONNX Runtime
+   * (MLAS, `threads` intra-op threads) with float64 reductions across rows. 'auto' (default): onnxruntime
+   * once a pass costs more than AUTO_ORT_MIN_WORK multiply-adds, JS below that.
+   */
+  kernel?: LossKernelChoice;
+  /** ONNX Runtime intra-op threads. Default: os.availableParallelism(). */
+  threads?: number;
+  /** Rows per ONNX Runtime call. Default: about 32 MB of float32 dense rows, at least 256. */
+  chunkRows?: number;
 }
 
 export interface LogisticModel {
@@ -34,6 +54,8 @@ export interface LogisticModel {
 export interface LogisticFit extends LogisticModel {
   converged: boolean;
   iterations: number;
+  /** Objective evaluations, line searches included. */
+  evaluations: number;
   /** Final objective value (weighted cross-entropy sum + penalty). */
   loss: number;
   /** Max |gradient| at the returned parameters. */
@@ -41,12 +63,21 @@ export interface LogisticFit extends LogisticModel {
   message: string;
 }
 
+export interface LogisticFitAsync extends LogisticFit {
+  kernel: 'js' | 'onnxruntime';
+}
+
 /** Everything the loss kernel reads besides the parameters. */
 export interface LossProblem {
-  /** n×d row-major features (already standardised). */
+  /** n×dd row-major dense features (already standardised); dd = d when there is no sparse block. */
   X: Float64Array;
   n: number;
+  /** Total feature count: dd + sparse.dim. */
   d: number;
+  /** Dense width. Default d (no sparse block). */
+  dd?: number;
+  /** Columns dd .. d-1 as CSR rows, or none. */
+  sparse?: CsrBlock | null;
   /** Class index per row, in [0, nClasses). */
   y: Int32Array;
   nClasses: number;
@@ -61,16 +92,19 @@ export interface LossProblem {
  * One pass over the rows: logits = W·x_i + b, in-place softmax with log-sum-exp, then grad_k += r_k·x_i for
  * r = w_i(p - onehot). Classes go four at a time so each x_ij load feeds four products (about 2x faster in
  * V8 than one class at a time); each class still sums over j in order, so results match the plain loops.
+ * A sparse block adds its stored entries after the dense sums (strided over W: meant for small problems).
  */
 export function multinomialLossGrad(params: Float64Array, grad: Float64Array, p: LossProblem, scratch?: Float64Array): number {
   const { X, n, d, y, nClasses: K, weight, l2 } = p;
+  const sp = p.sparse ?? null;
+  const dd = p.dd ?? d;
   const bOff = K * d;
   const z = scratch ?? new Float64Array(K);
   const K4 = K - (K % 4);
   grad.fill(0);
   let loss = 0;
   for (let i = 0; i < n; i++) {
-    const xo = i * d;
+    const xo = i * dd;
     let k = 0;
     for (; k < K4; k += 4) {
       const w0 = k * d;
@@ -81,7 +115,7 @@ export function multinomialLossGrad(params: Float64Array, grad: Float64Array, p:
       let s1 = params[bOff + k + 1]!;
       let s2 = params[bOff + k + 2]!;
       let s3 = params[bOff + k + 3]!;
-      for (let j = 0; j < d; j++) {
+      for (let j = 0; j < dd; j++) {
         const x = X[xo + j]!;
         s0 += params[w0 + j]! * x;
         s1 += params[w1 + j]! * x;
@@ -96,8 +130,15 @@ export function multinomialLossGrad(params: Float64Array, grad: Float64Array, p:
     for (; k < K; k++) {
       const wo = k * d;
       let s = params[bOff + k]!;
-      for (let j = 0; j < d; j++) s += params[wo + j]! * X[xo + j]!;
+      for (let j = 0; j < dd; j++) s += params[wo + j]! * X[xo + j]!;
       z[k] = s;
+    }
+    if (sp) {
+      for (let t = sp.indptr[i]!, end = sp.indptr[i + 1]!; t < end; t++) {
+        const c = dd + sp.indices[t]!;
+        const v = sp.values[t]!;
+        for (k = 0; k < K; k++) z[k] += params[k * d + c]! * v;
+      }
     }
 
     let zmax = -Infinity;
@@ -129,7 +170,7 @@ export function multinomialLossGrad(params: Float64Array, grad: Float64Array, p:
       const r1 = z[k + 1]!;
       const r2 = z[k + 2]!;
       const r3 = z[k + 3]!;
-      for (let j = 0; j < d; j++) {
+      for (let j = 0; j < dd; j++) {
         const x = X[xo + j]!;
         grad[g0 + j] += r0 * x;
         grad[g1 + j] += r1 * x;
@@ -140,7 +181,14 @@ export function multinomialLossGrad(params: Float64Array, grad: Float64Array, p:
     for (; k < K; k++) {
       const r = z[k]!;
       const go = k * d;
-      for (let j = 0; j < d; j++) grad[go + j] += r * X[xo + j]!;
+      for (let j = 0; j < dd; j++) grad[go + j] += r * X[xo + j]!;
+    }
+    if (sp) {
+      for (let t = sp.indptr[i]!, end = sp.indptr[i + 1]!; t < end; t++) {
+        const c = dd + sp.indices[t]!;
+        const v = sp.values[t]!;
+        for (k = 0; k < K; k++) grad[k * d + c] += z[k]! * v;
+      }
     }
   }
   let sq = 0;
@@ -161,28 +209,31 @@ export function balancedClassWeights(y: Int32Array, nClasses: number): Float64Ar
   return out;
 }
 
-/**
- * Fits on standardised X (n×d, n = y.length). Starts from zeros like sklearn; because every gradient's
- * intercept part sums to zero, the intercepts keep summing to zero, which pins the one direction the
- * unpenalised intercepts leave free.
- */
-export function fitLogisticRegression(X: Float64Array, y: Int32Array, nClasses: number, opts: LogisticOptions = {}): LogisticFit {
-  const n = y.length;
+/** Validated inputs shared by the sync and async fits. */
+interface PreparedFit {
+  n: number;
+  K: number;
+  /** Effective per-row weight (class weight × sample weight). */
+  weight: Float64Array;
+  l2: number;
+  lbfgs: LbfgsOptions;
+}
+
+function prepareFit(what: string, n: number, d: number, y: Int32Array, nClasses: number, opts: LogisticOptions): PreparedFit {
   const C = opts.C ?? 1;
   const maxIter = opts.maxIter ?? 1000;
   const tol = opts.tol ?? 1e-6;
   if (!Number.isInteger(nClasses) || nClasses < 2) throw new UsageError(`logistic regression needs at least 2 classes, got ${nClasses}`, 'too_few_classes');
   if (n === 0) throw new UsageError('logistic regression: no training rows', 'no_training_rows');
-  if (X.length % n !== 0 || X.length === 0) throw new RangeError(`fitLogisticRegression: X has ${X.length} values, not a multiple of n = ${n} rows`);
-  if (!(C > 0) || !Number.isFinite(C)) throw new RangeError(`fitLogisticRegression: C must be a positive number, got ${C}`);
-  if (!Number.isInteger(maxIter) || maxIter < 0) throw new RangeError(`fitLogisticRegression: maxIter must be a non-negative integer, got ${maxIter}`);
-  if (!(tol >= 0)) throw new RangeError(`fitLogisticRegression: tol must be >= 0, got ${tol}`);
-  const d = X.length / n;
+  if (!(C > 0) || !Number.isFinite(C)) throw new RangeError(`${what}: C must be a positive number, got ${C}`);
+  if (!Number.isInteger(maxIter) || maxIter < 0) throw new RangeError(`${what}: maxIter must be a non-negative integer, got ${maxIter}`);
+  if (!(tol >= 0)) throw new RangeError(`${what}: tol must be >= 0, got ${tol}`);
+  if (!(d >= 1)) throw new RangeError(`${what}: no features`);
 
   const count = new Int32Array(nClasses);
   for (let i = 0; i < n; i++) {
     const k = y[i]!;
-    if (!(k >= 0 && k < nClasses)) throw new RangeError(`fitLogisticRegression: y[${i}] = ${k} is outside [0, ${nClasses})`);
+    if (!(k >= 0 && k < nClasses)) throw new RangeError(`${what}: y[${i}] = ${k} is outside [0, ${nClasses})`);
     count[k]++;
   }
   // An absent class would drive its free intercept to -infinity and the solver would never converge.
@@ -194,9 +245,9 @@ export function fitLogisticRegression(X: Float64Array, y: Int32Array, nClasses: 
   const weight = new Float64Array(n).fill(1);
   if (opts.sampleWeight) {
     const sw = opts.sampleWeight;
-    if (sw.length !== n) throw new RangeError(`fitLogisticRegression: sampleWeight has ${sw.length} values for ${n} rows`);
+    if (sw.length !== n) throw new RangeError(`${what}: sampleWeight has ${sw.length} values for ${n} rows`);
     for (let i = 0; i < n; i++) {
-      if (!(sw[i]! >= 0) || !Number.isFinite(sw[i]!)) throw new RangeError(`fitLogisticRegression: sampleWeight[${i}] = ${sw[i]} is not a finite weight >= 0`);
+      if (!(sw[i]! >= 0) || !Number.isFinite(sw[i]!)) throw new RangeError(`${what}: sampleWeight[${i}] = ${sw[i]} is not a finite weight >= 0`);
       weight[i] = sw[i]!;
     }
   }
@@ -204,18 +255,23 @@ export function fitLogisticRegression(X: Float64Array, y: Int32Array, nClasses: 
     const cw = balancedClassWeights(y, nClasses);
     for (let i = 0; i < n; i++) weight[i] *= cw[y[i]!]!;
   }
+  return {
+    n,
+    K: nClasses,
+    weight,
+    l2: 1 / C,
+    lbfgs: {
+      maxIter,
+      gtol: tol,
+      // scikit-learn >= 1.3 settings (1.2 keeps scipy's looser ftol=2.2e-9 and maxls=20).
+      ftol: opts.ftol ?? 64 * Number.EPSILON,
+      maxLineSearch: opts.maxLineSearch ?? 50,
+      onIteration: opts.onIteration ? (iter, f) => opts.onIteration!(iter, f) : undefined,
+    },
+  };
+}
 
-  const problem: LossProblem = { X, n, d, y, nClasses, weight, l2: 1 / C };
-  const scratch = new Float64Array(nClasses);
-  const K = nClasses;
-  const res = minimize((w, g) => multinomialLossGrad(w, g, problem, scratch), new Float64Array(K * d + K), {
-    maxIter,
-    gtol: tol,
-    // scikit-learn >= 1.3 settings (1.2 keeps scipy's looser ftol=2.2e-9 and maxls=20).
-    ftol: opts.ftol ?? 64 * Number.EPSILON,
-    maxLineSearch: 50,
-    onIteration: opts.onIteration ? (iter, f) => opts.onIteration!(iter, f) : undefined,
-  });
+function toFit(res: LbfgsResult, K: number, d: number): LogisticFit {
   return {
     nClasses: K,
     nFeatures: d,
@@ -223,10 +279,94 @@ export function fitLogisticRegression(X: Float64Array, y: Int32Array, nClasses: 
     intercept: res.x.slice(K * d),
     converged: res.converged,
     iterations: res.iterations,
+    evaluations: res.evaluations,
     loss: res.f,
     gradMaxAbs: res.gradMaxAbs,
     message: res.message,
   };
+}
+
+/**
+ * Fits on standardised X (n×d, n = y.length). Starts from zeros like sklearn; because every gradient's
+ * intercept part sums to zero, the intercepts keep summing to zero, which pins the one direction the
+ * unpenalised intercepts leave free.
+ */
+export function fitLogisticRegression(X: Float64Array, y: Int32Array, nClasses: number, opts: LogisticOptions = {}): LogisticFit {
+  const n = y.length;
+  if (n > 0 && (X.length % n !== 0 || X.length === 0)) {
+    throw new RangeError(`fitLogisticRegression: X has ${X.length} values, not a multiple of n = ${n} rows`);
+  }
+  const d = n > 0 ? X.length / n : 0;
+  const f = prepareFit('fitLogisticRegression', n, d, y, nClasses, opts);
+  const problem: LossProblem = { X, n, d, y, nClasses, weight: f.weight, l2: f.l2 };
+  const scratch = new Float64Array(nClasses);
+  const res = minimize((w, g) => multinomialLossGrad(w, g, problem, scratch), new Float64Array(f.K * d + f.K), f.lbfgs);
+  return toFit(res, f.K, d);
+}
+
+/** Loss/gradient over a fixed problem; `evaluate` writes ∇ into grad and resolves to the objective. */
+export interface LossKernel {
+  readonly name: 'js' | 'onnxruntime';
+  evaluate(params: Float64Array, grad: Float64Array): Promise<number>;
+  /** Releases native resources (ONNX Runtime sessions); the kernel is unusable afterwards. */
+  dispose(): Promise<void>;
+}
+
+/**
+ * Multiply-adds per pass, (n·dd + nnz)·K, from which 'auto' picks ONNX Runtime: about 1/20 s of JS float64
+ * loops, where session set-up and float32 rounding stop mattering next to the time saved.
+ */
+export const AUTO_ORT_MIN_WORK = 2 ** 24;
+
+/** The float64 JS kernel over a design matrix (a float32 dense block is widened once, here). */
+export function createJsLossKernel(X: DesignMatrix, y: Int32Array, nClasses: number, weight: Float64Array, l2: number): LossKernel {
+  const dense = X.dense === null ? new Float64Array(0) : X.dense instanceof Float64Array ? X.dense : Float64Array.from(X.dense);
+  const problem: LossProblem = { X: dense, n: X.n, d: designWidth(X), dd: X.dd, sparse: X.sparse, y, nClasses, weight, l2 };
+  const scratch = new Float64Array(nClasses);
+  return {
+    name: 'js',
+    evaluate: (params, grad) => Promise.resolve(multinomialLossGrad(params, grad, problem, scratch)),
+    dispose: () => Promise.resolve(),
+  };
+}
+
+/**
+ * fitLogisticRegression over a DesignMatrix (dense block, CSR block or both) with an async kernel, so ONNX
+ * Runtime can do the matrix products. Same objective, options and L-BFGS iterates as the sync fit; with
+ * kernel 'js' and a float64 dense-only X it is the sync fit, bit for bit.
+ */
+export async function fitLogisticRegressionAsync(
+  X: DesignMatrix,
+  y: Int32Array,
+  nClasses: number,
+  opts: AsyncLogisticOptions = {},
+): Promise<LogisticFitAsync> {
+  const what = 'fitLogisticRegressionAsync';
+  if (X.n !== y.length) throw new RangeError(`${what}: X has ${X.n} rows, y has ${y.length} labels`);
+  const n = y.length;
+  if (n > 0) checkDesignMatrix(X, what);
+  const d = n > 0 ? designWidth(X) : 0;
+  const f = prepareFit(what, n, d, y, nClasses, opts);
+  const choice = opts.kernel ?? 'auto';
+  if (choice !== 'auto' && choice !== 'js' && choice !== 'onnxruntime') throw new RangeError(`${what}: unknown kernel '${String(choice)}'`);
+  const useOrt = choice === 'onnxruntime' || (choice === 'auto' && (n * X.dd + designNnz(X)) * f.K >= AUTO_ORT_MIN_WORK);
+  let kernel: LossKernel;
+  if (useOrt) {
+    // Loaded on demand: the sync fit and small problems never load the native binding.
+    const { createOrtLossKernel } = await import('./logistic-ort.js');
+    kernel = await createOrtLossKernel(X, y, f.K, f.weight, f.l2, {
+      threads: opts.threads ?? os.availableParallelism(),
+      chunkRows: opts.chunkRows,
+    });
+  } else {
+    kernel = createJsLossKernel(X, y, f.K, f.weight, f.l2);
+  }
+  try {
+    const res = await minimizeAsync((w, g) => kernel.evaluate(w, g), new Float64Array(f.K * d + f.K), f.lbfgs);
+    return { ...toFit(res, f.K, d), kernel: kernel.name };
+  } finally {
+    await kernel.dispose();
+  }
 }
 
 function checkModel(X: ArrayLike<number>, n: number, d: number, model: LogisticModel, what: string): void {

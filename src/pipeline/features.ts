@@ -64,12 +64,12 @@ export class FeatureExtractor {
     text: TextEmbedder | undefined,
     image: ImageEmbedder | undefined,
     private readonly opts: FeatureOptions,
+    /** Fills the tfidf block; without it (training, before the vectorizer is fitted) text only counts as present. */
     private readonly tfidf: TfidfModel | null = null,
   ) {
     this.textBlock = layout.find((b) => b.kind === 'text');
     this.imageBlock = layout.find((b) => b.kind === 'image');
     this.tfidfBlock = layout.find((b) => b.kind === 'tfidf');
-    if (this.tfidfBlock && !tfidf) throw new Error('layout has a tfidf block but no TF-IDF model was given');
     if (this.textBlock && !text) throw new Error('bundle needs a text encoder');
     if (this.imageBlock && !image) throw new Error('bundle needs an image encoder');
     const batchOpts = { maxBatch: opts.batchSize, maxWaitMs: opts.maxWaitMs, maxInFlight: 2 };
@@ -120,7 +120,7 @@ export class FeatureExtractor {
     const vectors: RowFeatures['vectors'] = {};
     if (t.ok) vectors.text = t.vector;
     if (i.ok) vectors.image = i.vector;
-    if (this.tfidfBlock && text !== '') vectors.tfidf = tfidfDense(this.tfidf!, text);
+    if (this.tfidfBlock && text !== '' && this.tfidf) vectors.tfidf = tfidfDense(this.tfidf, text);
     return { vectors, ok: true, text, warnings, error: null };
   }
 

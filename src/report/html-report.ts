@@ -71,7 +71,9 @@ h3 { font-size: 14px; margin: 18px 0 6px; font-weight: 600; }
 .notes p { margin: 4px 0; }
 table { border-collapse: collapse; }
 .classes td, .classes th, .examples td, .examples th { padding: 4px 10px; border-bottom: 1px solid var(--line); text-align: left; }
-.classes th, .examples th { font-size: 12px; color: var(--muted); font-weight: 600; }
+.classes th, .examples th { font-size: 12px; color: var(--muted); font-weight: 600; background: var(--bg); }
+.classes-wrap.long { max-height: 60vh; overflow: auto; width: fit-content; max-width: 100%; border: 1px solid var(--line); border-radius: 6px; }
+.classes-wrap.long thead th { position: sticky; top: 0; z-index: 1; }
 .num { text-align: right !important; font-variant-numeric: tabular-nums; white-space: nowrap; }
 .lab { overflow-wrap: anywhere; }
 .classes .lab { max-width: 28em; }
@@ -82,7 +84,7 @@ table { border-collapse: collapse; }
 .badge.info { background: #eef1f5; color: var(--muted); }
 .legend { display: flex; flex-wrap: wrap; gap: 18px; align-items: center; margin: 0 0 10px; color: var(--muted); font-size: 12px; }
 .legend i { display: inline-block; width: 120px; height: 10px; border-radius: 3px; vertical-align: middle; margin: 0 6px; }
-.hm-wrap { overflow: auto; max-width: 100%; max-height: 85vh; border: 1px solid var(--line); border-radius: 6px; }
+.hm-wrap { overflow: auto; width: fit-content; max-width: 100%; max-height: 85vh; border: 1px solid var(--line); border-radius: 6px; }
 .hm { font-size: 12px; font-variant-numeric: tabular-nums; }
 .hm th { background: var(--bg); font-weight: 500; }
 .hm thead th { position: sticky; top: 0; z-index: 2; vertical-align: bottom; padding: 6px 0 4px; border-bottom: 1px solid #b9c0cc; }
@@ -91,7 +93,7 @@ table { border-collapse: collapse; }
 .hm .col div { writing-mode: vertical-rl; transform: rotate(180deg); white-space: nowrap; max-height: 13em; overflow: hidden; text-overflow: ellipsis; margin: 0 auto; }
 .hm td { width: 40px; min-width: 40px; height: 30px; text-align: center; border: 1px solid #fff; padding: 0; }
 .hm td.dark { color: #fff; }
-.hm td.z { color: transparent; }
+.hm td.z { color: transparent; background: #f7f8fa !important; }
 .hm td.diag { outline: 1px solid hsl(212 40% 70%); outline-offset: -1px; }
 .hm .tot { color: var(--muted); min-width: 44px; padding: 0 6px; text-align: right; border-left: 1px solid #b9c0cc; }
 .hm.dense { font-size: 10px; }
@@ -103,7 +105,7 @@ table { border-collapse: collapse; }
 .examples .id { white-space: nowrap; color: var(--muted); max-width: 12em; overflow: hidden; text-overflow: ellipsis; }
 .empty { color: var(--muted); font-style: italic; }
 footer { margin-top: 40px; color: var(--muted); font-size: 12px; }
-@media print { .hm-wrap { max-height: none; overflow: visible; } body { padding: 0; } }
+@media print { .hm-wrap, .classes-wrap.long { max-height: none; overflow: visible; } body { padding: 0; } }
 `;
 
 function card(key: string, value: string, sub = ''): string {
@@ -150,8 +152,9 @@ function classTable(m: EvalMetrics): string {
       );
     });
   return (
+    `<div class="classes-wrap${rows.length > 20 ? ' long' : ''}">` +
     '<table class="classes"><thead><tr><th>Label</th><th class="num">Support</th><th class="num">Precision</th>' +
-    `<th class="num">Recall</th><th class="num">F1</th><th></th></tr></thead><tbody>${rows.join('')}</tbody></table>`
+    `<th class="num">Recall</th><th class="num">F1</th><th></th></tr></thead><tbody>${rows.join('')}</tbody></table></div>`
   );
 }
 
@@ -193,7 +196,7 @@ function pairs(list: ConfusedPairExamples[]): string {
         `<td class="num">${e.score === null ? '—' : e.score.toFixed(3)}</td></tr>`,
     );
     const table = rows.length
-      ? `<table class="examples"><thead><tr><th>id</th><th>title</th><th class="num">score</th></tr></thead><tbody>${rows.join('')}</tbody></table>`
+      ? `<table class="examples"><thead><tr><th>id</th><th>title</th><th class="num" title="probability of the predicted class">score</th></tr></thead><tbody>${rows.join('')}</tbody></table>`
       : '<p class="empty">No example rows.</p>';
     return (
       `<section class="pair"><h3><span class="lab">${escapeHtml(p.trueLabel)}</span> → <span class="lab">${escapeHtml(p.predLabel)}</span> ` +
