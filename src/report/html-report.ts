@@ -188,7 +188,7 @@ function heatmap(m: EvalMetrics): string {
 }
 
 function pairs(list: ConfusedPairExamples[]): string {
-  if (list.length === 0) return '<p class="empty">No confusions.</p>';
+  if (list.length === 0) return '<p class="empty">No confused pairs to show.</p>';
   const sections = list.map((p) => {
     const rows = p.examples.map(
       (e) =>

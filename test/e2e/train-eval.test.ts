@@ -1,0 +1,117 @@
+// End-to-end: categorize train and eval through the built binary, on the demo catalog and on awkward inputs.
+import { test, before } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { runCli, ensureDemo, demo, readJsonl } from '../helpers/cli.js';
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'categorize-train-'));
+const enc = { text: path.join(demo.bundle, 'encoders', 'text'), image: path.join(demo.bundle, 'encoders', 'image') };
+const trainArgs = (out: string, ...extra: string[]) => trainArgsFor(demo.train, out, ...extra);
+const trainArgsFor = (input: string, out: string, ...extra: string[]) => ['train', input, '--label-column', 'category', '--text-model', enc.text, '--image-model', enc.image, '-o', out, ...extra];
+
+before(async () => {
+  await ensureDemo();
+});
+
+test('train writes a complete bundle that run and eval load; same seed and SOURCE_DATE_EPOCH give identical bytes', async () => {
+  const env = { SOURCE_DATE_EPOCH: '1700000000' };
+  const a = await runCli(trainArgs(path.join(tmp, 'a'), '--features', 'text,image,tfidf', '--seed', '3', '--json-summary', path.join(tmp, 'a.json')), { env });
+  assert.equal(a.code, 0, a.stderr);
+  const b = await runCli(trainArgs(path.join(tmp, 'b'), '--features', 'text,image,tfidf', '--seed', '3', '-q'), { env });
+  assert.equal(b.code, 0, b.stderr);
+  assert.equal(b.stderr, '');
+  for (const f of ['manifest.json', 'classifier.onnx', 'tfidf.json', 'imputation.json']) {
+    assert.ok(fs.readFileSync(path.join(tmp, 'a', f)).equals(fs.readFileSync(path.join(tmp, 'b', f))), `${f} identical`);
+  }
+  const m = JSON.parse(fs.readFileSync(path.join(tmp, 'a', 'manifest.json'), 'utf8'));
+  assert.equal(m.createdAt, '2023-11-14T22:13:20.000Z');
+  assert.deepEqual(m.features.map((f: { kind: string }) => f.kind), ['text', 'image', 'tfidf']);
+  assert.equal(m.features[0].model.path, path.relative(path.join(tmp, 'a'), enc.text));
+  assert.match(m.features[0].model.sha256, /^[0-9a-f]{64}$/);
+  assert.equal(m.training.rows.read, 480);
+  assert.equal(m.training.logisticRegression.converged, true);
+  assert.ok(m.training.validation.accuracy > 0.5);
+  const summary = JSON.parse(fs.readFileSync(path.join(tmp, 'a.json'), 'utf8'));
+  assert.equal(summary.validation.n, 48);
+  assert.match(a.stderr, /validation: accuracy 0\.\d{4} · macro-F1/);
+
+  const run = await runCli(['run', demo.catalog, '-m', path.join(tmp, 'a'), '-o', path.join(tmp, 'a.jsonl'), '-q']);
+  assert.equal(run.code, 0, run.stderr);
+  assert.equal(readJsonl(path.join(tmp, 'a.jsonl')).length, 320);
+});
+
+test('any feature set: text only, tfidf only, image + tfidf', async () => {
+  for (const features of ['text', 'tfidf', 'image,tfidf']) {
+    const out = path.join(tmp, `f-${features}`);
+    const r = await runCli(trainArgs(out, '--features', features, '-q'));
+    assert.equal(r.code, 0, r.stderr);
+    const kinds = JSON.parse(fs.readFileSync(path.join(out, 'manifest.json'), 'utf8')).features.map((f: { kind: string }) => f.kind);
+    assert.deepEqual(kinds, features.split(','));
+    const e = await runCli(['eval', demo.catalog, '--label-column', 'category', '-m', out, '-q', '--json', path.join(tmp, `f-${features}.json`)]);
+    assert.equal(e.code, 0, e.stderr);
+    const metrics = JSON.parse(fs.readFileSync(path.join(tmp, `f-${features}.json`), 'utf8')).metrics;
+    assert.ok(metrics.accuracy > 0.5, `${features}: ${metrics.accuracy}`);
+  }
+});
+
+test('rows with an empty label or no usable input are skipped and counted; --cv and --no-refit', async () => {
+  const lines = fs.readFileSync(demo.train, 'utf8').trimEnd().split('\n');
+  const extra = ['X1,Some product,,,', 'X2,,,,Books', 'X3,,,,Toys'];
+  const p = path.join(path.dirname(demo.train), 'train-awkward.csv');
+  fs.writeFileSync(p, [...lines, ...extra].join('\n') + '\n');
+  const r = await runCli(trainArgsFor(p, path.join(tmp, 'awk'), '--cv', '3', '--no-refit', '--json-summary', path.join(tmp, 'awk.json')));
+  fs.rmSync(p);
+  assert.equal(r.code, 0, r.stderr);
+  const s = JSON.parse(fs.readFileSync(path.join(tmp, 'awk.json'), 'utf8'));
+  assert.equal(s.rows.read, 483);
+  assert.equal(s.rows.emptyLabel, 1);
+  assert.equal(s.rows.failed, 2);
+  assert.deepEqual(s.rows.failedReasons, { no_input: 2 });
+  assert.equal(s.cv.folds.length, 3);
+  assert.equal(s.rows.used, 480 - 48, 'without refit the bundle is the validation-split fit');
+  assert.match(r.stderr, /cv fold 3\/3: accuracy/);
+});
+
+test('eval: table on stdout, JSON, HTML report, quality gates, unseen labels', async () => {
+  const rows = fs.readFileSync(demo.catalog, 'utf8').trimEnd().split('\n');
+  const p = path.join(path.dirname(demo.catalog), 'holdout-unseen.csv');
+  fs.writeFileSync(p, [...rows, 'U1,Garden hose 20 m,Flexible,,Garden', 'U2,Lawn mower,Petrol,,Garden', 'U3,A lamp,,,'].join('\n') + '\n');
+  const r = await runCli(['eval', p, '--label-column', 'category', '-m', demo.bundle, '--json', path.join(tmp, 'e.json'), '--report', path.join(tmp, 'e.html'), '--min-accuracy', '0.5']);
+  fs.rmSync(p);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /accuracy\s+\d+\.\d+%/);
+  assert.match(r.stdout, /macro F1/);
+  assert.match(r.stderr, /labels the bundle does not know \(counted as errors\): Garden \(2\)/);
+  assert.match(r.stderr, /1 rows without a label were skipped/);
+  const j = JSON.parse(fs.readFileSync(path.join(tmp, 'e.json'), 'utf8'));
+  assert.equal(j.metrics.n, 322);
+  assert.deepEqual(j.metrics.unseenLabels, [{ label: 'Garden', count: 2 }]);
+  assert.ok(j.metrics.confusion.labels.includes('Garden'));
+  const html = fs.readFileSync(path.join(tmp, 'e.html'), 'utf8');
+  assert.match(html, /^<!DOCTYPE html>/i);
+  assert.ok(!/https?:\/\//.test(html.replace(/xmlns="http:\/\/www\.w3\.org\/2000\/svg"/g, '')), 'self-contained');
+
+  const gate = await runCli(['eval', demo.catalog, '--label-column', 'category', '-m', demo.bundle, '--min-accuracy', '0.99', '--min-macro-f1', '0.99', '-q']);
+  assert.equal(gate.code, 3);
+  assert.match(gate.stderr, /accuracy 0\.\d+ is below --min-accuracy 0\.99/);
+  assert.match(gate.stderr, /macro-F1 0\.\d+ is below --min-macro-f1 0\.99/);
+});
+
+test('train usage errors exit 2 with a precise message', async () => {
+  const noLabel = await runCli(['train', demo.train, '--label-column', 'nope', '--text-model', enc.text, '--image-model', enc.image, '-o', path.join(tmp, 'x')]);
+  assert.equal(noLabel.code, 2);
+  assert.match(noLabel.stderr, /requested column 'nope' not found/);
+  const noModel = await runCli(['train', demo.train, '--label-column', 'category', '-o', path.join(tmp, 'x')]);
+  assert.equal(noModel.code, 2);
+  assert.match(noModel.stderr, /--features includes text: pass --text-model DIR/);
+  const badFeature = await runCli(['train', demo.train, '--label-column', 'category', '--features', 'text,audio', '-o', path.join(tmp, 'x')]);
+  assert.equal(badFeature.code, 2);
+  assert.match(badFeature.stderr, /--features takes text, image and tfidf, got 'audio'/);
+  const one = path.join(tmp, 'one.csv');
+  fs.writeFileSync(one, 'id,title,category\n1,a red shoe,Shoes\n2,a blue shoe,Shoes\n');
+  const oneClass = await runCli(['train', one, '--label-column', 'category', '--features', 'tfidf', '-o', path.join(tmp, 'x')]);
+  assert.equal(oneClass.code, 2);
+  assert.match(oneClass.stderr, /at least two classes/);
+});
