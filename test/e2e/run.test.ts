@@ -300,6 +300,14 @@ test('usage errors exit 2; --help and --version exit 0 and tell the truth', asyn
   for (const flag of ['--model', '--output', '--format', '--id-column', '--title-column', '--description-column', '--image-column', '--image-root', '--keep-columns', '--text-model', '--image-model', '--device', '--threads', '--batch-size', '--concurrency', '--top-n', '--top-k-tags', '--max-error-rate', '--quiet', '--json-summary']) {
     assert.ok(help.stdout.includes(flag), `help lists ${flag}`);
   }
+  const trainHelp = await runCli(['train', '--help']);
+  for (const flag of ['--label-column', '--output', '--features', '--C', '--class-weight', '--max-iter', '--tol', '--min-df', '--max-df', '--max-features', '--ngram-range', '--stop-words', '--validation', '--cv', '--no-refit', '--seed', '--text-model', '--image-model']) {
+    assert.ok(trainHelp.stdout.includes(flag), `train help lists ${flag}`);
+  }
+  const evalHelp = await runCli(['eval', '--help']);
+  for (const flag of ['--label-column', '--model', '--json', '--report', '--min-accuracy', '--min-macro-f1']) {
+    assert.ok(evalHelp.stdout.includes(flag), `eval help lists ${flag}`);
+  }
   const version = await runCli(['--version']);
   assert.equal(version.code, 0);
   assert.equal(version.stdout.trim(), JSON.parse(fs.readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')).version);

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { PassThrough } from 'node:stream';
-import { makeProgress } from '../../src/cli/progress.js';
+import { makeIterationProgress, makeProgress } from '../../src/cli/progress.js';
 
 function capture(isTTY: boolean): { stream: PassThrough & { isTTY?: boolean; columns?: number }; text: () => string } {
   const stream = Object.assign(new PassThrough(), { isTTY, columns: 120 });
@@ -46,4 +46,24 @@ test('--quiet: nothing at all', () => {
     p.stop();
     assert.equal(text(), '');
   }
+});
+
+test('optimiser progress: a bar on a TTY, periodic lines in cron logs, nothing when quiet', async () => {
+  const tty = capture(true);
+  const bar = makeIterationProgress(tty.stream, { quiet: false, label: 'optimising', total: 100 });
+  bar.update(7, 123.456789);
+  bar.stop();
+  assert.match(tty.text(), /optimising .* 7\/100 iterations \| loss 123\.45679/);
+  const log = capture(false);
+  const lines = makeIterationProgress(log.stream, { quiet: false, label: 'optimising', total: 100, logEveryMs: 10 });
+  lines.update(1, 5);
+  await new Promise((r) => setTimeout(r, 20));
+  lines.update(2, 4.5);
+  lines.stop();
+  assert.equal(log.text(), 'optimising: iteration 2, loss 4.5000000\n');
+  const quiet = capture(true);
+  const q = makeIterationProgress(quiet.stream, { quiet: true, label: 'optimising', total: 10 });
+  q.update(1, 1);
+  q.stop();
+  assert.equal(quiet.text(), '');
 });
