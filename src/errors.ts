@@ -56,3 +56,8 @@ export function oneLine(err: unknown): string {
   const msg = err instanceof Error ? err.message : String(err);
   return msg.replace(/\s+/g, ' ').trim();
 }
+
+/** The code of a row reason or warning ("image_not_found: …" → image_not_found), for summaries. */
+export function reasonCode(reason: string): string {
+  return /^([a-z0-9_]+)(:|$)/.exec(reason)?.[1] ?? 'other';
+}

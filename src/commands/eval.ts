@@ -1,7 +1,7 @@
 // `categorize eval`: run a bundle over a labelled catalog (run's own predictor) and judge it against the labels.
 import fs from 'node:fs';
 import path from 'node:path';
-import { openCatalog, type ColumnOptions } from '../io/catalog-reader.js';
+import { openCatalog, labelledRows, type ColumnOptions } from '../io/catalog-reader.js';
 import { loadBundle } from '../models/bundle.js';
 import { Classifier } from '../head/classifier.js';
 import { Predictor } from '../pipeline/predictor.js';
@@ -71,18 +71,8 @@ export async function evalCommand(opts: EvalOptions): Promise<EvalResult> {
     const totalBytes = opts.input === '-' ? null : fs.statSync(opts.input).size;
     progress.start(totalBytes);
     let errors = 0;
-    async function* labelled() {
-      let index = 0;
-      for await (const row of catalog.rows) {
-        if (row.extra[opts.labelColumn].trim() === '') {
-          emptyLabel++;
-          continue;
-        }
-        yield { ...row, index: index++ };
-      }
-    }
     await orderedMap(
-      labelled(),
+      labelledRows(catalog.rows, opts.labelColumn, () => emptyLabel++),
       async (row) => ({ row, p: await predictor.predict(row) }),
       ({ row, p }) => {
         yTrue.push(row.extra[opts.labelColumn].trim());

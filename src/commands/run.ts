@@ -8,6 +8,7 @@ import { Predictor, type PredictorOptions } from '../pipeline/predictor.js';
 import { orderedMap } from '../pipeline/ordered-map.js';
 import { bundleEncoderRequests, openEncoders, type EncoderOptions } from '../pipeline/encoders.js';
 import { silentProgress, type ProgressReporter } from '../pipeline/progress.js';
+import { reasonCode } from '../errors.js';
 
 export interface RunOptions extends EncoderOptions, Omit<PredictorOptions, 'imageRoot'> {
   input: string;
@@ -48,10 +49,6 @@ export interface RunSummary {
   meanBatch: { text: number | null; image: number | null };
 }
 
-/** The code part of a reason ("image_not_found: …" → image_not_found). */
-function reasonCode(reason: string): string {
-  return /^([a-z0-9_]+)(:|$)/.exec(reason)?.[1] ?? 'other';
-}
 
 const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : null);
 

@@ -1,7 +1,7 @@
 // `categorize train`: embed a labelled catalog (the same pipeline as run), fit and validate the head, write a bundle.
 import fs from 'node:fs';
 import path from 'node:path';
-import { openCatalog, type CatalogRow, type ColumnOptions } from '../io/catalog-reader.js';
+import { openCatalog, labelledRows, type ColumnOptions } from '../io/catalog-reader.js';
 import { openEncoders, type EncoderOptions, type EncoderRequest } from '../pipeline/encoders.js';
 import { FeatureExtractor, type FeatureOptions } from '../pipeline/features.js';
 import { collectFeatures, type CollectedRow } from '../pipeline/collect.js';
@@ -14,7 +14,7 @@ import { fitLabelEncoder, encodeLabels } from '../head/labels.js';
 import { stratifiedHoldout, stratifiedKFold } from '../head/split.js';
 import type { LogisticOptions } from '../head/logistic.js';
 import { computeMetrics, type EvalMetrics } from '../report/metrics.js';
-import { UsageError } from '../errors.js';
+import { UsageError, reasonCode } from '../errors.js';
 
 export interface TrainOptions extends EncoderOptions, Omit<FeatureOptions, 'imageRoot'> {
   input: string;
@@ -105,18 +105,7 @@ export async function trainCommand(opts: TrainOptions): Promise<TrainSummary> {
   if (kinds.has('image')) requests.push({ kind: 'image', location: path.resolve(opts.imageModel!) });
   const encoders = await openEncoders(requests, opts);
   encoders.notices.forEach((n) => log(n));
-  const counts = { read: 0, emptyLabel: 0 };
-  async function* labelled(): AsyncGenerator<CatalogRow> {
-    let index = 0;
-    for await (const row of catalog.rows) {
-      counts.read++;
-      if (row.extra[opts.labelColumn].trim() === '') {
-        counts.emptyLabel++;
-        continue;
-      }
-      yield { ...row, index: index++ };
-    }
-  }
+  const counts = { emptyLabel: 0 };
   let collected: CollectedRow[];
   const textSpec = kinds.has('text') ? resolveTextModel(opts.textModel!) : undefined;
   const imageSpec = kinds.has('image') ? resolveImageModel(opts.imageModel!) : undefined;
@@ -130,7 +119,7 @@ export async function trainCommand(opts: TrainOptions): Promise<TrainSummary> {
     progress.start(totalBytes);
     let failedSoFar = 0;
     const extractor = new FeatureExtractor(encoderBlocks, encoders.text, encoders.image, { ...opts, imageRoot: opts.imageRoot ?? catalog.baseDir });
-    collected = await collectFeatures(labelled(), extractor, {
+    collected = await collectFeatures(labelledRows(catalog.rows, opts.labelColumn, () => counts.emptyLabel++), extractor, {
       window: opts.window,
       onRow: (r, done) => {
         if (!r.ok) failedSoFar++;
@@ -143,7 +132,7 @@ export async function trainCommand(opts: TrainOptions): Promise<TrainSummary> {
   }
   const failedReasons: Record<string, number> = {};
   for (const r of collected.filter((r) => !r.ok)) {
-    const code = /^([a-z0-9_]+)/.exec(r.error ?? '')?.[1] ?? 'other';
+    const code = reasonCode(r.error ?? '');
     failedReasons[code] = (failedReasons[code] ?? 0) + 1;
   }
   const rows = collected.filter((r) => r.ok);
@@ -175,6 +164,7 @@ export async function trainCommand(opts: TrainOptions): Promise<TrainSummary> {
     log(`cv mean: accuracy ${cv.mean.accuracy.toFixed(4)}, macro-F1 ${cv.mean.macroF1.toFixed(4)}`);
   }
   const finalIdx = opts.refit || !holdout ? rows.map((_, i) => i) : holdout.train;
+  const rowCounts = { read: collected.length + counts.emptyLabel, used: finalIdx.length, emptyLabel: counts.emptyLabel, failed: collected.length - rows.length, failedReasons };
   const head: TrainedHead = await trainHead(
     finalIdx.map((i) => rows[i]),
     finalIdx.map((i) => labels[i]),
@@ -196,7 +186,7 @@ export async function trainCommand(opts: TrainOptions): Promise<TrainSummary> {
       training: {
         input: path.basename(opts.input),
         labelColumn: opts.labelColumn,
-        rows: { read: counts.read, used: finalIdx.length, emptyLabel: counts.emptyLabel, failed: collected.length - rows.length, failedReasons },
+        rows: rowCounts,
         classCounts: Object.fromEntries(head.classes.map((c) => [c, finalIdx.filter((i) => labels[i] === c).length])),
         seed: opts.seed,
         validation: validation ? { share: opts.validation, ...validation } : null,
@@ -213,7 +203,7 @@ export async function trainCommand(opts: TrainOptions): Promise<TrainSummary> {
   if (!head.model.converged) log(`warning: L-BFGS stopped after ${head.model.iterations} iterations without converging (${head.model.message}); raise --max-iter`);
   return {
     output: bundleDir,
-    rows: { read: counts.read, used: finalIdx.length, emptyLabel: counts.emptyLabel, failed: collected.length - rows.length, failedReasons },
+    rows: rowCounts,
     classes: head.classes.length,
     features: blocks.map((b) => ({ kind: b.kind, dim: b.dim })),
     validation,

@@ -192,3 +192,18 @@ export async function openCatalog(source: string, opts: OpenCatalogOptions): Pro
   }
   return { header, delimiter, baseDir, rows: rows(), bytesRead: () => bytesRead };
 }
+
+/**
+ * Rows whose `column` (an extra column) is non-empty, renumbered 0, 1, 2… so ordered processing has no gaps;
+ * `onSkip` counts the others. For train and eval, where a row without a label has nothing to learn or judge.
+ */
+export async function* labelledRows(rows: AsyncIterable<CatalogRow>, column: string, onSkip: () => void): AsyncGenerator<CatalogRow> {
+  let index = 0;
+  for await (const row of rows) {
+    if (row.extra[column].trim() === '') {
+      onSkip();
+      continue;
+    }
+    yield { ...row, index: index++ };
+  }
+}
