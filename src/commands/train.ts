@@ -142,7 +142,7 @@ export async function trainCommand(opts: TrainOptions): Promise<TrainSummary> {
   if (classes.length < 2) throw new UsageError(`training needs at least two classes in column '${opts.labelColumn}', found ${classes.length}`, 'one_class');
   log(`embedded ${collected.length} labelled rows (${rows.length} usable, ${collected.length - rows.length} failed, ${counts.emptyLabel} without a label); ${classes.length} classes`);
 
-  const settings = { features: opts.features, dims: { text: encoders.text?.dim, image: encoders.image?.dim }, tfidf: opts.tfidf, lr: opts.lr };
+  const settings = { features: opts.features, dims: { text: encoders.text?.dim, image: encoders.image?.dim }, tfidf: opts.tfidf, lr: { ...opts.lr, threads: opts.threads > 0 ? opts.threads : undefined } };
   const y = encodeLabels(classes, labels);
   let validation: SplitMetrics | null = null;
   let holdout: { train: number[]; test: number[] } | null = null;

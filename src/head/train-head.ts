@@ -2,12 +2,13 @@
 // Used for the final bundle and for each validation / cross-validation split, so all are fitted the same way.
 import type { CollectedRow } from '../pipeline/collect.js';
 import { blockMeans } from '../pipeline/collect.js';
-import { assembleFeatures, tfidfDense, type FeatureLayout } from '../pipeline/features.js';
+import { assembleFeatures, type FeatureLayout } from '../pipeline/features.js';
 import type { FeatureBlock } from '../models/bundle.js';
-import { fitTfidf, type TfidfConfig, type TfidfModel } from './tfidf.js';
+import { fitTfidf, transform, type TfidfConfig, type TfidfModel } from './tfidf.js';
 import { fitLabelEncoder, encodeLabels } from './labels.js';
-import { fitStandardScaler, standardize, type StandardScalerParams } from './scaler.js';
-import { fitLogisticRegression, predictProba, type LogisticFit, type LogisticOptions } from './logistic.js';
+import { fitStandardScaler, type StandardScalerParams } from './scaler.js';
+import { csrFromRows, makeDesign, standardizeDense, type DesignMatrix } from './design-matrix.js';
+import { fitLogisticRegressionAsync, type LogisticFit, type AsyncLogisticOptions } from './logistic.js';
 import { buildClassifierOnnx } from './classifier-onnx.js';
 import { UsageError } from '../errors.js';
 
@@ -18,7 +19,7 @@ export interface HeadSettings {
   /** Embedding sizes of the encoders in use. */
   dims: { text?: number; image?: number };
   tfidf: Partial<TfidfConfig>;
-  lr: LogisticOptions;
+  lr: AsyncLogisticOptions;
 }
 
 export interface TrainedHead {
@@ -46,14 +47,30 @@ function layoutBlocks(settings: HeadSettings, tfidf: TfidfModel): FeatureBlock[]
   return blocks;
 }
 
-/** The classifier input matrix for `rows`, n × width, missing encoder blocks imputed with `means`. */
-export function featureMatrix(rows: CollectedRow[], layout: FeatureLayout, tfidf: TfidfModel): Float32Array {
-  const X = new Float32Array(rows.length * layout.width);
-  const tfidfBlock = layout.blocks.find((b) => b.kind === 'tfidf');
-  rows.forEach((r, i) => {
-    const withTfidf = tfidfBlock && r.text !== '' && !r.vectors.tfidf ? { ...r, vectors: { ...r.vectors, tfidf: tfidfDense(tfidf, r.text) } } : r;
-    X.set(assembleFeatures(withTfidf, layout), i * layout.width);
-  });
+/**
+ * The training matrix for `rows`: encoder blocks dense (missing ones imputed with `means`), then the TF-IDF
+ * block as CSR, so a 50k-term vocabulary is never densified. The dense part is returned raw (unscaled).
+ */
+export function designFor(rows: CollectedRow[], layout: FeatureLayout, tfidf: TfidfModel): DesignMatrix {
+  const denseBlocks = layout.blocks.filter((b) => b.kind !== 'tfidf');
+  const dd = denseBlocks.reduce((s, b) => s + b.dim, 0);
+  const dense = dd > 0 ? new Float32Array(rows.length * dd) : null;
+  if (dense) {
+    const denseLayout: FeatureLayout = { blocks: denseBlocks, width: dd, means: layout.means };
+    rows.forEach((r, i) => dense.set(assembleFeatures(r, denseLayout), i * dd));
+  }
+  const sparse = layout.blocks.some((b) => b.kind === 'tfidf')
+    ? csrFromRows(
+        rows.map((r) => (r.text === '' ? { indices: [], values: [] } : transform(tfidf, r.text))),
+        tfidf.terms.length,
+      )
+    : null;
+  return makeDesign(rows.length, dense, dd, sparse);
+}
+
+/** Standardises the dense block in place with the dense part of `scaler`. */
+function standardizeDesign(X: DesignMatrix, scaler: StandardScalerParams): DesignMatrix {
+  if (X.dense) standardizeDense(X.dense, X.n, X.dd, { mean: scaler.mean.subarray(0, X.dd), scale: scaler.scale.subarray(0, X.dd) }, X.dense as Float32Array);
   return X;
 }
 
@@ -73,27 +90,44 @@ export async function trainHead(rows: CollectedRow[], labels: string[], settings
     width,
     means: new Map(Object.entries(means).map(([k, v]) => [k as FeatureKind, Float32Array.from(v)])),
   };
-  const X = featureMatrix(rows, layout, tfidf);
-  const scaler = fitStandardScaler(X, rows.length, width);
-  // TF-IDF rows are already L2-normalised and sparse: left unscaled (mean 0, scale 1), as with_mean=False would keep sparsity.
-  const tfidfBlock = blocks.find((b) => b.kind === 'tfidf');
-  if (tfidfBlock) {
-    scaler.mean.fill(0, tfidfBlock.offset, tfidfBlock.offset + tfidfBlock.dim);
-    scaler.scale.fill(1, tfidfBlock.offset, tfidfBlock.offset + tfidfBlock.dim);
+  const X = designFor(rows, layout, tfidf);
+  // TF-IDF rows are already L2-normalised and sparse: left unscaled (mean 0, scale 1), as with_mean=False keeps sparsity.
+  const scaler: StandardScalerParams = { mean: new Float64Array(width), scale: new Float64Array(width).fill(1) };
+  if (X.dense) {
+    const dense = fitStandardScaler(X.dense, X.n, X.dd);
+    scaler.mean.set(dense.mean);
+    scaler.scale.set(dense.scale);
   }
-  const model = fitLogisticRegression(standardize(X, rows.length, width, scaler), y, classes.length, settings.lr);
+  const model = await fitLogisticRegressionAsync(standardizeDesign(X, scaler), y, classes.length, settings.lr);
   return { classes, blocks, layout, means, tfidf, scaler, model };
 }
 
 /** Probabilities over `allClasses` (zeros for classes the head never saw), n × allClasses.length. */
 export function predictRows(head: TrainedHead, rows: CollectedRow[], allClasses: string[]): Float64Array {
-  const n = rows.length;
-  const X = standardize(featureMatrix(rows, head.layout, head.tfidf), n, head.layout.width, head.scaler);
-  const p = predictProba(X, n, head.layout.width, head.model);
+  const X = standardizeDesign(designFor(rows, head.layout, head.tfidf), head.scaler);
+  const { n, dd, dense, sparse } = X;
   const K = head.classes.length;
+  const d = head.layout.width;
+  const { coef, intercept } = head.model;
+  const logits = new Float64Array(n * K);
+  for (let i = 0; i < n; i++) {
+    for (let k = 0; k < K; k++) {
+      let z = intercept[k];
+      const w = k * d;
+      if (dense) for (let j = 0, o = i * dd; j < dd; j++) z += dense[o + j] * coef[w + j];
+      if (sparse) for (let p = sparse.indptr[i]; p < sparse.indptr[i + 1]; p++) z += sparse.values[p] * coef[w + dd + sparse.indices[p]];
+      logits[i * K + k] = z;
+    }
+  }
   const map = head.classes.map((c) => allClasses.indexOf(c));
   const out = new Float64Array(n * allClasses.length);
-  for (let i = 0; i < n; i++) for (let k = 0; k < K; k++) out[i * allClasses.length + map[k]] = p[i * K + k];
+  for (let i = 0; i < n; i++) {
+    let max = -Infinity;
+    for (let k = 0; k < K; k++) max = Math.max(max, logits[i * K + k]);
+    let sum = 0;
+    for (let k = 0; k < K; k++) sum += Math.exp(logits[i * K + k] - max);
+    for (let k = 0; k < K; k++) out[i * allClasses.length + map[k]] = Math.exp(logits[i * K + k] - max) / sum;
+  }
   return out;
 }
 
