@@ -272,6 +272,8 @@ const X: DesignMatrix = { n, dense, dd: d, sparse };
 
 const iterLog: Array<{ iter: number; loss: number; seconds: number }> = [];
 console.error(`ours: fitLogisticRegressionAsync(kernel=${args.kernel}, threads=${threads}, C=${C}, maxIter=${maxIter}, tol=${tol}, ftol=${ftol.toExponential(3)}, maxls=${maxLineSearch})`);
+const loadBefore = os.loadavg()[0]!;
+const cpuFit = process.cpuUsage();
 const tFit = performance.now();
 const fit = await fitLogisticRegressionAsync(X, y, K, {
   C,
@@ -289,6 +291,9 @@ const fit = await fitLogisticRegressionAsync(X, y, K, {
   },
 });
 const oursSeconds = (performance.now() - tFit) / 1000;
+const cpu = process.cpuUsage(cpuFit);
+const oursCpuSeconds = (cpu.user + cpu.system) / 1e6;
+const loadAfter = os.loadavg()[0]!;
 console.error(`ours: ${fit.iterations} iterations, ${fit.evaluations} evaluations, ${oursSeconds.toFixed(2)} s (${fit.message})`);
 dense = null;
 X.dense = null;
@@ -305,7 +310,17 @@ interface PyResult {
   versions: Record<string, string>;
   blas: unknown;
   standardize_seconds: number;
-  sklearn: null | { fit_seconds: number; minimize_seconds: number; n_iter: number; nfev: number; message: string; solver_loss: number };
+  sklearn: null | {
+    fit_seconds: number;
+    fit_cpu_seconds: number;
+    minimize_seconds: number;
+    n_iter: number;
+    nfev: number;
+    message: string;
+    solver_loss: number;
+    loadavg_before: number;
+    loadavg_after: number;
+  };
   eval: Record<string, { loss: number; grad_max_abs: number; train_accuracy: number }>;
 }
 const pyEnv = { ...process.env };
@@ -343,6 +358,8 @@ const result = {
   python: { versions: py.versions, blas: py.blas, openblasCoretype: args['openblas-coretype'] ?? null },
   ours: {
     fitSeconds: oursSeconds,
+    fitCpuSeconds: oursCpuSeconds,
+    loadavg1: [loadBefore, loadAfter],
     standardizeSeconds: prepSeconds,
     iterations: fit.iterations,
     evaluations: fit.evaluations,
@@ -355,6 +372,8 @@ const result = {
   },
   sklearn: sk && {
     fitSeconds: sk.fit_seconds,
+    fitCpuSeconds: sk.fit_cpu_seconds,
+    loadavg1: [sk.loadavg_before, sk.loadavg_after],
     minimizeSeconds: sk.minimize_seconds,
     standardizeSeconds: py.standardize_seconds,
     iterations: sk.n_iter,
@@ -370,20 +389,22 @@ const result = {
     fitTime: oursSeconds / sk.fit_seconds,
     timePerIteration: perIterOurs / (sk.fit_seconds / Math.max(sk.n_iter, 1)),
     timePerEvaluation: perEvalOurs / (sk.fit_seconds / Math.max(sk.nfev, 1)),
+    cpuTime: oursCpuSeconds / sk.fit_cpu_seconds,
   },
   iterationLog: iterLog,
 };
 
 const f = (v: number, p = 2): string => v.toFixed(p);
 console.log(`\n${result.case}: ${n} rows × ${d} dense${vocab > 0 ? ` + ${vocab} sparse (${nnzTotal} nnz)` : ''} features, ${K} classes; C=${C} max_iter=${maxIter} tol=${tol}`);
-console.log(`machine: ${result.cpu}; ours: onnxruntime-node ${fit.kernel} kernel, ${threads} threads; sklearn ${sklearnVersion}`);
+console.log(`machine: ${result.cpu}; ours: ${fit.kernel} kernel, ${threads} threads; sklearn ${sklearnVersion}`);
 const rowsOf = (label: string, s: number, it: number, ev: number, e: { loss: number; grad_max_abs: number; train_accuracy: number } | undefined): string =>
   `${label.padEnd(8)} ${f(s).padStart(9)} s  ${String(it).padStart(5)} it  ${String(ev).padStart(5)} ev  ${f(s / Math.max(it, 1), 3).padStart(8)} s/it  ` +
   `${((n * ev) / s / 1e3).toFixed(0).padStart(7)}k rows/s  loss ${e ? e.loss.toFixed(4) : '?'}  max|g| ${e ? e.grad_max_abs.toExponential(2) : '?'}  acc ${e ? f(100 * e.train_accuracy, 2) + '%' : '?'}`;
 console.log(rowsOf('ours', oursSeconds, fit.iterations, fit.evaluations, py.eval.ours));
 if (sk) {
   console.log(rowsOf('sklearn', sk.fit_seconds, sk.n_iter, sk.nfev, py.eval.sklearn));
-  console.log(`ratio ours ÷ sklearn: fit time ${f(result.ratio!.fitTime, 3)}, per iteration ${f(result.ratio!.timePerIteration, 3)}, per evaluation ${f(result.ratio!.timePerEvaluation, 3)}`);
+  console.log(`ratio ours ÷ sklearn: fit time ${f(result.ratio!.fitTime, 3)}, per iteration ${f(result.ratio!.timePerIteration, 3)}, per evaluation ${f(result.ratio!.timePerEvaluation, 3)}, CPU time ${f(result.ratio!.cpuTime, 3)}`);
+  console.log(`1-min load average during the fits: ours ${loadBefore.toFixed(2)} → ${loadAfter.toFixed(2)}, sklearn ${sk.loadavg_before.toFixed(2)} → ${sk.loadavg_after.toFixed(2)} (other work on the machine skews wall times)`);
   console.log(`(sklearn: ${f(sk.minimize_seconds)} s of its fit inside scipy's L-BFGS-B; ${sk.message})`);
 }
 console.log(`ours: ${fit.message}`);

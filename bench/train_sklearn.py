@@ -8,6 +8,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import sys
 import time
 
@@ -125,13 +126,21 @@ def main():
         _logistic.optimize.minimize = timed_minimize
         clf = LogisticRegression(solver="lbfgs", C=a.C, max_iter=a.max_iter, tol=a.tol, multi_class="multinomial")
         log(f"sklearn {sklearn.__version__}: fitting {X.shape[0]} x {d}, {K} classes ...")
+        load0 = os.getloadavg()[0]
+        r0 = resource.getrusage(resource.RUSAGE_SELF)
         t0 = time.perf_counter()
         clf.fit(X, y)
         fit_s = time.perf_counter() - t0
+        r1 = resource.getrusage(resource.RUSAGE_SELF)
+        load1 = os.getloadavg()[0]
         _logistic.optimize.minimize = orig
         log(f"sklearn: {int(clf.n_iter_[0])} iterations, {stats.get('nfev')} evaluations, {fit_s:.2f} s")
         out["sklearn"] = {
             "fit_seconds": fit_s,
+            # user + system over all threads (OpenBLAS's included): less sensitive to other load than wall time
+            "fit_cpu_seconds": (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime),
+            "loadavg_before": load0,
+            "loadavg_after": load1,
             "minimize_seconds": stats.get("seconds"),
             "n_iter": int(clf.n_iter_[0]),
             "nfev": stats.get("nfev"),

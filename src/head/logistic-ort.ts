@@ -2,7 +2,7 @@
 // the dense products and the softmax per row chunk; JS does the CSR products; sums across rows are float64.
 import ort from 'onnxruntime-node';
 import { GraphBuilder } from '../models/onnx-graph.js';
-import { designWidth, type DesignMatrix } from './design-matrix.js';
+import { designWidth, type CsrBlock, type DesignMatrix } from './design-matrix.js';
 import type { LossKernel } from './logistic.js';
 
 export interface OrtKernelOptions {
@@ -58,9 +58,175 @@ export function buildLossGradGraph(dd: number, K: number, hasSparse: boolean): U
   return g.toBytes({ opset: 17 });
 }
 
-/** ~32 MB of float32 dense rows per call: big enough for MLAS to reach full speed, small enough to stay in cache. */
-function defaultChunkRows(dd: number, K: number): number {
-  return Math.max(256, Math.min(65536, Math.floor(2 ** 23 / Math.max(dd, K, 1))));
+// The loops below are module-level functions over their arguments rather than code inside the kernel's
+// closure: V8 optimises them as such several times better (measured 5x on the CSR loops).
+
+/** params = [W (K×(dd+dim)) | b] → the dense W as float32 K×dd, the sparse columns as float64 dim×K, b. */
+function unpackParams(params: Float64Array, K: number, dd: number, dim: number, W32: Float32Array, WsT: Float64Array, b32: Float32Array): void {
+  const d = dd + dim;
+  for (let k = 0; k < K; k++) {
+    const o = k * d;
+    for (let j = 0; j < dd; j++) W32[k * dd + j] = params[o + j]!;
+    for (let c = 0; c < dim; c++) WsT[c * K + k] = params[o + dd + c]!;
+    b32[k] = params[K * d + k]!;
+  }
+}
+
+/** The gradient in params' layout plus the L2 term; returns ||W||² for the penalty. */
+function packGradient(
+  params: Float64Array, grad: Float64Array, K: number, dd: number, dim: number,
+  G64: Float64Array, GsT: Float64Array, gb64: Float64Array, l2: number,
+): number {
+  const d = dd + dim;
+  let sq = 0;
+  for (let k = 0; k < K; k++) {
+    const o = k * d;
+    for (let j = 0; j < dd; j++) {
+      const v = params[o + j]!;
+      sq += v * v;
+      grad[o + j] = G64[k * dd + j]! + l2 * v;
+    }
+    for (let c = 0; c < dim; c++) {
+      const v = params[o + dd + c]!;
+      sq += v * v;
+      grad[o + dd + c] = GsT[c * K + k]! + l2 * v;
+    }
+    grad[K * d + k] = gb64[k]!;
+  }
+  return sq;
+}
+
+function addInto(acc: Float64Array, part: Float32Array): void {
+  for (let t = 0; t < acc.length; t++) acc[t] += part[t]!;
+}
+
+function weightedSum(nll: Float32Array, weight: Float64Array, r0: number, m: number): number {
+  let s = 0;
+  for (let i = 0; i < m; i++) s += weight[r0 + i]! * nll[i]!;
+  return s;
+}
+
+/**
+ * The CSR block regrouped by row chunk and, inside each chunk, by column (a counting sort, stable in row
+ * order): consecutive entries then share W's and the gradient's row for that column, which stays in L1,
+ * while the per-row scratch they meet is one chunk's worth. Measured 1.8x faster than row order at
+ * 50k terms; costs 16 bytes per stored value, once.
+ */
+interface ChunkedCsc {
+  /** Entry range of chunk c: [start[c], start[c + 1]). */
+  start: Int32Array;
+  /** Row within the chunk, column and value of each entry. */
+  row: Int32Array;
+  col: Int32Array;
+  val: Float64Array;
+}
+
+function chunkedCsc(sp: CsrBlock, n: number, chunk: number): ChunkedCsc {
+  const { indptr, indices, values, dim } = sp;
+  const nnz = indptr[n]!;
+  const nChunks = Math.ceil(n / chunk);
+  const start = new Int32Array(nChunks + 1);
+  const row = new Int32Array(nnz);
+  const col = new Int32Array(nnz);
+  const val = new Float64Array(nnz);
+  const count = new Int32Array(dim + 1);
+  for (let c = 0; c < nChunks; c++) {
+    const r0 = c * chunk;
+    const r1 = Math.min(n, r0 + chunk);
+    const p0 = indptr[r0]!;
+    start[c] = p0;
+    start[c + 1] = indptr[r1]!;
+    count.fill(0);
+    for (let t = p0; t < indptr[r1]!; t++) count[indices[t]! + 1]++;
+    for (let j = 0; j < dim; j++) count[j + 1] += count[j]!;
+    for (let i = r0; i < r1; i++) {
+      for (let t = indptr[i]!; t < indptr[i + 1]!; t++) {
+        const q = p0 + count[indices[t]!]!++;
+        row[q] = i - r0;
+        col[q] = indices[t]!;
+        val[q] = values[t]!;
+      }
+    }
+  }
+  return { start, row, col, val };
+}
+
+/**
+ * Z (m×K, zeroed here) = the chunk's sparse rows times WsT (dim×K): Z[row] += v·WsT[col] per entry, two
+ * entries of one column at a time so each WsT number is loaded once per pair.
+ */
+function sparseLogits(p0: number, p1: number, row: Int32Array, col: Int32Array, val: Float64Array, WsT: Float64Array, K: number, Z: Float64Array, m: number): void {
+  Z.fill(0, 0, m * K);
+  let t = p0;
+  while (t < p1) {
+    const w = col[t]! * K;
+    if (t + 1 < p1 && col[t + 1] === col[t]) {
+      const v1 = val[t]!;
+      const v2 = val[t + 1]!;
+      const o1 = row[t]! * K;
+      const o2 = row[t + 1]! * K;
+      for (let k = 0; k < K; k++) {
+        const x = WsT[w + k]!;
+        Z[o1 + k] += v1 * x;
+        Z[o2 + k] += v2 * x;
+      }
+      t += 2;
+    } else {
+      const v = val[t]!;
+      const o = row[t]! * K;
+      for (let k = 0; k < K; k++) Z[o + k] += v * WsT[w + k]!;
+      t += 1;
+    }
+  }
+}
+
+/**
+ * GsT[col] += v·R[row] per entry (GsT dim×K float64, R the chunk's m×K residuals). Up to four entries of one
+ * column at a time, so each GsT number is loaded and stored once per group.
+ */
+function sparseGradient(p0: number, p1: number, row: Int32Array, col: Int32Array, val: Float64Array, R: Float32Array, K: number, GsT: Float64Array): void {
+  let t = p0;
+  while (t < p1) {
+    const c = col[t]!;
+    const g = c * K;
+    if (t + 3 < p1 && col[t + 3] === c) {
+      const v1 = val[t]!;
+      const v2 = val[t + 1]!;
+      const v3 = val[t + 2]!;
+      const v4 = val[t + 3]!;
+      const o1 = row[t]! * K;
+      const o2 = row[t + 1]! * K;
+      const o3 = row[t + 2]! * K;
+      const o4 = row[t + 3]! * K;
+      for (let k = 0; k < K; k++) GsT[g + k] += v1 * R[o1 + k]! + v2 * R[o2 + k]! + v3 * R[o3 + k]! + v4 * R[o4 + k]!;
+      t += 4;
+    } else if (t + 1 < p1 && col[t + 1] === c) {
+      const v1 = val[t]!;
+      const v2 = val[t + 1]!;
+      const o1 = row[t]! * K;
+      const o2 = row[t + 1]! * K;
+      for (let k = 0; k < K; k++) GsT[g + k] += v1 * R[o1 + k]! + v2 * R[o2 + k]!;
+      t += 2;
+    } else {
+      const v = val[t]!;
+      const o = row[t]! * K;
+      for (let k = 0; k < K; k++) GsT[g + k] += v * R[o + k]!;
+      t += 1;
+    }
+  }
+}
+
+function toFloat32(src: Float64Array, dst: Float32Array, len: number): void {
+  for (let t = 0; t < len; t++) dst[t] = src[t]!;
+}
+
+/**
+ * ~32 MB of float32 dense rows per call: big enough for MLAS to reach full speed. With a sparse block, at most
+ * 4096 rows, so the chunk's m×K scratch that the CSR loops hit at random stays in cache.
+ */
+function defaultChunkRows(dd: number, K: number, sparse: boolean): number {
+  const rows = Math.max(256, Math.min(65536, Math.floor(2 ** 23 / Math.max(dd, K, 1))));
+  return sparse ? Math.min(rows, 4096) : rows;
 }
 
 /**
@@ -81,7 +247,7 @@ export async function createOrtLossKernel(
   const sp = X.sparse && X.sparse.dim > 0 ? X.sparse : null;
   const dim = sp ? sp.dim : 0;
   const threads = opts.threads ?? 1;
-  const chunk = opts.chunkRows ?? defaultChunkRows(dd, K);
+  const chunk = opts.chunkRows ?? defaultChunkRows(dd, K, sp !== null);
   if (!(Number.isInteger(chunk) && chunk >= 1)) throw new RangeError(`createOrtLossKernel: chunkRows must be a positive integer, got ${chunk}`);
   if (!(Number.isInteger(threads) && threads >= 1)) throw new RangeError(`createOrtLossKernel: threads must be a positive integer, got ${threads}`);
 
@@ -95,6 +261,9 @@ export async function createOrtLossKernel(
     interOpNumThreads: 1,
     executionMode: 'sequential',
     graphOptimizationLevel: 'all',
+    // Idle pool threads sleep instead of spinning: between runs the JS thread needs the core (measured 15%
+    // faster per call on 2 cores), and on a shared machine spinning threads steal from everyone.
+    extra: { session: { intra_op: { allow_spinning: '0' } } },
   });
 
   const W32 = new Float32Array(K * dd);
@@ -108,17 +277,25 @@ export async function createOrtLossKernel(
   const GsT = new Float64Array(dim * K);
   const zs32 = sp ? new Float32Array(rows * K) : null;
   const R32 = sp ? new Float32Array(rows * K) : null;
-  const zrow = new Float64Array(K);
+  const zs64 = sp ? new Float64Array(rows * K) : null;
+  const csc = sp ? chunkedCsc(sp, n, chunk) : null;
   let disposed = false;
+  let busy = false;
 
   async function evaluate(params: Float64Array, grad: Float64Array): Promise<number> {
     if (disposed) throw new Error('loss kernel used after dispose()');
-    for (let k = 0; k < K; k++) {
-      const o = k * d;
-      for (let j = 0; j < dd; j++) W32[k * dd + j] = params[o + j]!;
-      for (let c = 0; c < dim; c++) WsT[c * K + k] = params[o + dd + c]!;
-      b32[k] = params[K * d + k]!;
+    // The scratch buffers above are shared by every call: an overlapping call would corrupt both.
+    if (busy) throw new Error('loss kernel: evaluate() called again before the previous call finished');
+    busy = true;
+    try {
+      return await evaluateChunks(params, grad);
+    } finally {
+      busy = false;
     }
+  }
+
+  async function evaluateChunks(params: Float64Array, grad: Float64Array): Promise<number> {
+    unpackParams(params, K, dd, dim, W32, WsT, b32);
     G64.fill(0);
     gb64.fill(0);
     GsT.fill(0);
@@ -139,55 +316,22 @@ export async function createOrtLossKernel(
         fetches.G = new ort.Tensor('float32', G32, [K, dd]);
       }
       if (sp) {
-        const zs = zs32!;
-        const { indptr, indices, values } = sp;
-        for (let i = 0; i < m; i++) {
-          zrow.fill(0);
-          for (let t = indptr[r0 + i]!, end = indptr[r0 + i + 1]!; t < end; t++) {
-            const v = values[t]!;
-            const base = indices[t]! * K;
-            for (let k = 0; k < K; k++) zrow[k] += v * WsT[base + k]!;
-          }
-          const o = i * K;
-          for (let k = 0; k < K; k++) zs[o + k] = zrow[k]!;
-        }
-        feeds.zs = new ort.Tensor('float32', zs.subarray(0, m * K), [m, K]);
+        const c = r0 / chunk;
+        sparseLogits(csc!.start[c]!, csc!.start[c + 1]!, csc!.row, csc!.col, csc!.val, WsT, K, zs64!, m);
+        toFloat32(zs64!, zs32!, m * K);
+        feeds.zs = new ort.Tensor('float32', zs32!.subarray(0, m * K), [m, K]);
         fetches.R = new ort.Tensor('float32', R32!.subarray(0, m * K), [m, K]);
       }
       const out = await session.run(feeds, fetches);
-      const nll = out.nll!.data as Float32Array;
-      for (let i = 0; i < m; i++) loss += weight[r0 + i]! * nll[i]!;
-      const gb = out.gb!.data as Float32Array;
-      for (let k = 0; k < K; k++) gb64[k] += gb[k]!;
-      if (dense) for (let t = 0; t < G64.length; t++) G64[t] += G32[t]!;
+      loss += weightedSum(out.nll!.data as Float32Array, weight, r0, m);
+      addInto(gb64, out.gb!.data as Float32Array);
+      if (dense) addInto(G64, G32);
       if (sp) {
-        const R = R32!;
-        const { indptr, indices, values } = sp;
-        for (let i = 0; i < m; i++) {
-          const o = i * K;
-          for (let t = indptr[r0 + i]!, end = indptr[r0 + i + 1]!; t < end; t++) {
-            const v = values[t]!;
-            const base = indices[t]! * K;
-            for (let k = 0; k < K; k++) GsT[base + k] += v * R[o + k]!;
-          }
-        }
+        const c = r0 / chunk;
+        sparseGradient(csc!.start[c]!, csc!.start[c + 1]!, csc!.row, csc!.col, csc!.val, R32!, K, GsT);
       }
     }
-    let sq = 0;
-    for (let k = 0; k < K; k++) {
-      const o = k * d;
-      for (let j = 0; j < dd; j++) {
-        const v = params[o + j]!;
-        sq += v * v;
-        grad[o + j] = G64[k * dd + j]! + l2 * v;
-      }
-      for (let c = 0; c < dim; c++) {
-        const v = params[o + dd + c]!;
-        sq += v * v;
-        grad[o + dd + c] = GsT[c * K + k]! + l2 * v;
-      }
-      grad[K * d + k] = gb64[k]!;
-    }
+    const sq = packGradient(params, grad, K, dd, dim, G64, GsT, gb64, l2);
     return loss + 0.5 * l2 * sq;
   }
 

@@ -1,8 +1,8 @@
-// L-BFGS on problems with known minima: Rosenbrock (2-D and 20-D), an ill-conditioned quadratic, and the
-// stopping rules (gtol, ftol, maxIter, non-finite start).
+// L-BFGS on problems with known minima: Rosenbrock (2-D and 20-D), an ill-conditioned quadratic, the
+// stopping rules (gtol, ftol, maxIter, non-finite start), and the async driver retracing the sync one.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { minimize } from '../../src/head/lbfgs.js';
+import { minimize, minimizeAsync } from '../../src/head/lbfgs.js';
 
 function rosenbrock(x: Float64Array, g: Float64Array): number {
   let f = 0;
@@ -107,4 +107,33 @@ test('already optimal start and non-finite objective', () => {
   assert.equal(bad.converged, false);
   assert.match(bad.message, /not finite/);
   assert.throws(() => minimize(rosenbrock, Float64Array.of(0, 0), { memory: 0 }), RangeError);
+});
+
+test('minimizeAsync takes the same steps as minimize, evaluation for evaluation', async () => {
+  const x0 = new Float64Array(20).map((_, i) => (i % 2 === 0 ? -1.2 : 1));
+  const seenSync: number[] = [];
+  const seenAsync: number[] = [];
+  const opts = { gtol: 1e-9, ftol: 0, maxIter: 2000 };
+  const s = minimize((x, g) => {
+    const f = rosenbrock(x, g);
+    seenSync.push(f);
+    return f;
+  }, x0, opts);
+  const a = await minimizeAsync(async (x, g) => {
+    await new Promise((r) => setImmediate(r));
+    const f = rosenbrock(x, g);
+    seenAsync.push(f);
+    return f;
+  }, x0, opts);
+  assert.deepEqual(seenAsync, seenSync);
+  assert.deepEqual(Array.from(a.x), Array.from(s.x));
+  assert.equal(a.iterations, s.iterations);
+  assert.equal(a.evaluations, s.evaluations);
+  assert.equal(a.message, s.message);
+  assert.deepEqual(Array.from(x0.subarray(0, 2)), [-1.2, 1], 'x0 is not modified');
+});
+
+test('minimizeAsync: a failing objective rejects; bad options reject', async () => {
+  await assert.rejects(minimizeAsync(() => Promise.reject(new Error('kernel failed')), Float64Array.of(1)), /kernel failed/);
+  await assert.rejects(minimizeAsync(async () => 0, Float64Array.of(1), { memory: 0 }), /invalid options/);
 });

@@ -133,9 +133,12 @@ for (const c of cases) {
   });
 }
 
-test('the kernel refuses use after dispose()', async () => {
+test('the kernel refuses overlapping calls and use after dispose()', async () => {
   const p = randomProblem(5, 50, 3, 0, 0, 3);
   const k = await createOrtLossKernel(p.X, p.y, 3, p.weight, 1);
+  const first = k.evaluate(new Float64Array(12), new Float64Array(12));
+  await assert.rejects(k.evaluate(new Float64Array(12), new Float64Array(12)), /before the previous call finished/);
+  assert.ok(Number.isFinite(await first));
   await k.dispose();
   await assert.rejects(k.evaluate(new Float64Array(12), new Float64Array(12)), /after dispose/);
 });
