@@ -2,7 +2,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { openCatalog, labelledRows, type ColumnOptions } from '../io/catalog-reader.js';
-import { loadBundle } from '../models/bundle.js';
+import { bundleInputs, loadBundle } from '../models/bundle.js';
 import { Classifier } from '../head/classifier.js';
 import { Predictor } from '../pipeline/predictor.js';
 import { orderedMap } from '../pipeline/ordered-map.js';
@@ -50,10 +50,8 @@ export async function evalCommand(opts: EvalOptions): Promise<EvalResult> {
   const log = opts.log ?? (() => {});
   const progress = opts.progress ?? silentProgress;
   const bundle = loadBundle(opts.model);
-  const needsText = bundle.manifest.features.some((b) => b.kind !== 'image') || bundle.tfidf !== null;
-  const needsImage = bundle.manifest.features.some((b) => b.kind === 'image');
   const catalog = await openCatalog(opts.input, {
-    columns: { ...opts.columns, require: { text: needsText, image: needsImage }, extra: [opts.labelColumn] },
+    columns: { ...opts.columns, require: bundleInputs(bundle), extra: [opts.labelColumn] },
     delimiter: opts.delimiter,
     stdin: opts.stdin,
   });

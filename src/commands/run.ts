@@ -2,7 +2,7 @@
 import fs from 'node:fs';
 import { openCatalog, type ColumnOptions } from '../io/catalog-reader.js';
 import { PredictionWriter, type OutputFormat } from '../io/prediction-writer.js';
-import { loadBundle } from '../models/bundle.js';
+import { bundleInputs, loadBundle } from '../models/bundle.js';
 import { Classifier } from '../head/classifier.js';
 import { Predictor, type PredictorOptions } from '../pipeline/predictor.js';
 import { orderedMap } from '../pipeline/ordered-map.js';
@@ -57,11 +57,9 @@ export async function runCommand(opts: RunOptions): Promise<RunSummary> {
   const log = opts.log ?? (() => {});
   const progress = opts.progress ?? silentProgress;
   const bundle = loadBundle(opts.model);
-  const needsText = bundle.manifest.features.some((b) => b.kind !== 'image') || bundle.tfidf !== null;
-  const needsImage = bundle.manifest.features.some((b) => b.kind === 'image');
   // Columns first: a wrong file should fail before models spend seconds loading.
   const catalog = await openCatalog(opts.input, {
-    columns: { ...opts.columns, require: { text: needsText, image: needsImage }, extra: opts.keepColumns },
+    columns: { ...opts.columns, require: bundleInputs(bundle), extra: opts.keepColumns },
     delimiter: opts.delimiter,
     stdin: opts.stdin,
   });

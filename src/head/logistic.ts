@@ -2,7 +2,7 @@
 // K×d softmax with unpenalised intercepts; the loss/gradient kernel is separate so a faster one can replace it.
 import os from 'node:os';
 import { UsageError } from '../errors.js';
-import { minimize, minimizeAsync, type LbfgsOptions, type LbfgsResult } from './lbfgs.js';
+import { minimize, minimizeAsync, SCIPY_DEFAULT_FTOL, type LbfgsOptions, type LbfgsResult } from './lbfgs.js';
 import { checkDesignMatrix, designNnz, designWidth, type CsrBlock, type DesignMatrix } from './design-matrix.js';
 
 export interface LogisticOptions {
@@ -34,7 +34,8 @@ export interface AsyncLogisticOptions extends LogisticOptions {
   /**
    * 'js': the float64 loops of multinomialLossGrad. 'onnxruntime': float32 matrix products in ONNX Runtime
    * (MLAS, `threads` intra-op threads) with float64 reductions across rows. 'auto' (default): onnxruntime
-   * once a pass costs more than AUTO_ORT_MIN_WORK multiply-adds, JS below that.
+   * once a pass costs more than AUTO_ORT_MIN_WORK multiply-adds, JS below that. The onnxruntime kernel's
+   * objective is good to ~1e-8 relative (gradient ~1e-6), so with it `ftol` defaults to scipy's 2.2e-9.
    */
   kernel?: LossKernelChoice;
   /** ONNX Runtime intra-op threads. Default: os.availableParallelism(). */
@@ -358,6 +359,9 @@ export async function fitLogisticRegressionAsync(
       threads: opts.threads ?? os.availableParallelism(),
       chunkRows: opts.chunkRows,
     });
+    // A float32 objective carries ~1e-9 relative rounding noise: below that, decreases are invisible and
+    // each line search would spend its whole budget before giving up. scipy's own default sits at that floor.
+    if (opts.ftol === undefined) f.lbfgs.ftol = SCIPY_DEFAULT_FTOL;
   } else {
     kernel = createJsLossKernel(X, y, f.K, f.weight, f.l2);
   }

@@ -125,6 +125,12 @@ export function loadBundle(location: string): ModelBundle {
   return { dir, manifest: m as BundleManifest, classifierPath, tfidf, means, width };
 }
 
+/** Which catalog columns a bundle reads: text (title/description) for a text or tfidf block or for tags, images for an image block. */
+export function bundleInputs(bundle: ModelBundle): { text: boolean; image: boolean } {
+  const kinds = bundle.manifest.features.map((b) => b.kind);
+  return { text: kinds.some((k) => k !== 'image') || bundle.tfidf !== null, image: kinds.includes('image') };
+}
+
 /** Absolute path of a block's model: an explicit override, else the bundle's reference. */
 export function modelLocation(bundle: ModelBundle, block: EncoderBlock, override?: string): string {
   if (override) return path.resolve(override);

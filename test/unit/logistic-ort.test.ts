@@ -16,18 +16,10 @@ import {
 import { createOrtLossKernel } from '../../src/head/logistic-ort.js';
 import { csrFromDense, denseDesign, designWidth, makeDesign, toDenseFloat64, type CsrBlock, type DesignMatrix } from '../../src/head/design-matrix.js';
 import { SCIPY_DEFAULT_FTOL } from '../../src/head/lbfgs.js';
+import { mulberry32 } from '../../src/head/random.js';
 
-/** mulberry32: a seeded stream so a failure reproduces. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A seeded stream so a failure reproduces. */
+const rng = mulberry32;
 
 function gauss(r: () => number): number {
   return Math.sqrt(-2 * Math.log(1 - r())) * Math.cos(2 * Math.PI * r());
