@@ -402,8 +402,31 @@ export function decisionFunction(X: Float64Array | Float32Array, n: number, d: n
 
 /** Softmax of the scores: n×K row-major probabilities, like sklearn's multinomial predict_proba. */
 export function predictProba(X: Float64Array | Float32Array, n: number, d: number, model: LogisticModel): Float64Array {
-  const P = decisionFunction(X, n, d, model);
+  return softmaxRowsInPlace(decisionFunction(X, n, d, model), n, model.nClasses);
+}
+
+/** Raw scores of a design matrix ([dense | CSR] blocks, dense already standardised): n×K row-major. */
+export function decisionFunctionDesign(X: DesignMatrix, model: LogisticModel): Float64Array {
+  const { n, dd, dense, sparse } = X;
+  const d = designWidth(X);
+  if (d !== model.nFeatures) throw new RangeError(`decisionFunctionDesign: data has d=${d} features, model expects ${model.nFeatures}`);
   const K = model.nClasses;
+  const { coef, intercept } = model;
+  const out = new Float64Array(n * K);
+  for (let i = 0; i < n; i++) {
+    for (let k = 0; k < K; k++) {
+      const wo = k * d;
+      let s = intercept[k]!;
+      if (dense) for (let j = 0, xo = i * dd; j < dd; j++) s += coef[wo + j]! * dense[xo + j]!;
+      if (sparse) for (let p = sparse.indptr[i]!; p < sparse.indptr[i + 1]!; p++) s += coef[wo + dd + sparse.indices[p]!]! * sparse.values[p]!;
+      out[i * K + k] = s;
+    }
+  }
+  return out;
+}
+
+/** Row-wise softmax of n×K scores, in place (max-shifted). */
+export function softmaxRowsInPlace(P: Float64Array, n: number, K: number): Float64Array {
   for (let i = 0; i < n; i++) {
     const o = i * K;
     let m = -Infinity;

@@ -8,7 +8,7 @@ import { fitTfidf, transform, type TfidfConfig, type TfidfModel } from './tfidf.
 import { fitLabelEncoder, encodeLabels } from './labels.js';
 import { fitStandardScaler, type StandardScalerParams } from './scaler.js';
 import { csrFromRows, makeDesign, standardizeDense, type DesignMatrix } from './design-matrix.js';
-import { fitLogisticRegressionAsync, type LogisticFit, type AsyncLogisticOptions } from './logistic.js';
+import { decisionFunctionDesign, fitLogisticRegressionAsync, softmaxRowsInPlace, type LogisticFit, type AsyncLogisticOptions } from './logistic.js';
 import { buildClassifierOnnx } from './classifier-onnx.js';
 import { UsageError } from '../errors.js';
 
@@ -105,29 +105,12 @@ export async function trainHead(rows: CollectedRow[], labels: string[], settings
 /** Probabilities over `allClasses` (zeros for classes the head never saw), n × allClasses.length. */
 export function predictRows(head: TrainedHead, rows: CollectedRow[], allClasses: string[]): Float64Array {
   const X = standardizeDesign(designFor(rows, head.layout, head.tfidf), head.scaler);
-  const { n, dd, dense, sparse } = X;
+  const n = X.n;
   const K = head.classes.length;
-  const d = head.layout.width;
-  const { coef, intercept } = head.model;
-  const logits = new Float64Array(n * K);
-  for (let i = 0; i < n; i++) {
-    for (let k = 0; k < K; k++) {
-      let z = intercept[k];
-      const w = k * d;
-      if (dense) for (let j = 0, o = i * dd; j < dd; j++) z += dense[o + j] * coef[w + j];
-      if (sparse) for (let p = sparse.indptr[i]; p < sparse.indptr[i + 1]; p++) z += sparse.values[p] * coef[w + dd + sparse.indices[p]];
-      logits[i * K + k] = z;
-    }
-  }
+  const p = softmaxRowsInPlace(decisionFunctionDesign(X, head.model), n, K);
   const map = head.classes.map((c) => allClasses.indexOf(c));
   const out = new Float64Array(n * allClasses.length);
-  for (let i = 0; i < n; i++) {
-    let max = -Infinity;
-    for (let k = 0; k < K; k++) max = Math.max(max, logits[i * K + k]);
-    let sum = 0;
-    for (let k = 0; k < K; k++) sum += Math.exp(logits[i * K + k] - max);
-    for (let k = 0; k < K; k++) out[i * allClasses.length + map[k]] = Math.exp(logits[i * K + k] - max) / sum;
-  }
+  for (let i = 0; i < n; i++) for (let k = 0; k < K; k++) out[i * allClasses.length + map[k]] = p[i * K + k];
   return out;
 }
 
