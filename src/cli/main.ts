@@ -8,6 +8,8 @@ import { formatFor } from '../io/prediction-writer.js';
 import { CategorizeError, ExitCode, UsageError, oneLine } from '../errors.js';
 import { makeIterationProgress, makeProgress } from './progress.js';
 import { floatOption, intOption, listOption } from './options.js';
+import { modelContext } from './model-context.js';
+import { addModelsCommand } from './models-cli.js';
 import type { FeatureKind } from '../head/train-head.js';
 import type { DfBound } from '../head/tfidf.js';
 
@@ -36,6 +38,9 @@ interface PipelineFlags {
   fetchRetries: number;
   maxImageMb: number;
   maxImagePixels: number;
+  offline?: boolean;
+  allowDownload?: boolean;
+  ignoreModelMismatch?: boolean;
   quiet: boolean;
 }
 
@@ -68,8 +73,11 @@ function addPipelineOptions(cmd: Command, models: 'override' | 'choose'): Comman
     .option('--image-column <name>', "image column: path or http(s) URL (default: 'image', else 'image_path')")
     .option('--image-root <dir>', "folder relative image paths resolve against (default: the CSV's folder; cwd for stdin)")
     .option('--delimiter <char>', 'field delimiter (default: detected from the header line; tab for .tsv)')
-    .option('--text-model <dir>', `text model folder (model.onnx + tokenizer.json)${overrideWord}`)
-    .option('--image-model <dir|file>', `image model folder or .onnx file${overrideWord}`)
+    .option('--text-model <id|dir>', `text model: registry reference (categorize models list) or folder (model.onnx + tokenizer.json)${overrideWord || '; default: the registry default'}`)
+    .option('--image-model <id|dir|file>', `image model: registry reference, folder or .onnx file${overrideWord || '; default: the registry default'}`)
+    .option('--allow-download', 'download a registry model missing from the cache (default: fail, so nightly jobs never download)')
+    .option('--offline', 'never touch the network (also HF_HUB_OFFLINE=1)')
+    .option('--ignore-model-mismatch', "use a model whose sha256 differs from the one the bundle was trained with (warns)")
     .addOption(new Option('--device <device>', 'where models run').choices(['auto', 'cpu', 'cuda']).default('auto'))
     .option('--threads <n>', 'ONNX Runtime intra-op threads per model (0: share the cores between models)', intOption(0, 256), 0)
     .option('--batch-size <n>', 'rows per model call', intOption(1, 4096), 32)
@@ -88,8 +96,9 @@ function addPipelineOptions(cmd: Command, models: 'override' | 'choose'): Comman
     .option('-q, --quiet', 'no progress and no summary on stderr', false);
 }
 
-function pipelineOptions(flags: PipelineFlags, io: Io) {
+function pipelineOptions(flags: PipelineFlags, io: Io, env: NodeJS.ProcessEnv) {
   return {
+    models: modelContext(env, flags, io.stderr),
     columns: {
       id: flags.idColumn,
       title: flags.titleColumn,
@@ -188,7 +197,7 @@ function buildProgram(io: Io, env: NodeJS.ProcessEnv, setCode: (c: number) => vo
     'override',
   ).action(async (input: string, flags: PipelineFlags & { output: string; format?: string; model: string; keepColumns: string[]; topN: number; topKTags: number; maxErrorRate: number; jsonSummary?: string }) => {
     const summary = await runCommand({
-      ...pipelineOptions(flags, io),
+      ...pipelineOptions(flags, io, env),
       input,
       output: flags.output,
       format: formatFor(flags.output, flags.format),
@@ -236,7 +245,7 @@ function buildProgram(io: Io, env: NodeJS.ProcessEnv, setCode: (c: number) => vo
     if (epoch !== undefined && !/^\d+$/.test(epoch)) throw new UsageError(`SOURCE_DATE_EPOCH must be whole seconds, got '${epoch}'`);
     const iterations = makeIterationProgress(io.stderr, { quiet: f.quiet, label: 'optimising', total: f.maxIter });
     const summary = await trainCommand({
-      ...pipelineOptions(f, io),
+      ...pipelineOptions(f, io, env),
       input,
       labelColumn: f.labelColumn,
       output: f.output,
@@ -277,7 +286,7 @@ function buildProgram(io: Io, env: NodeJS.ProcessEnv, setCode: (c: number) => vo
     'override',
   ).action(async (input: string, flags: PipelineFlags & { labelColumn: string; model: string; json?: string; report?: string; minAccuracy?: number; minMacroF1?: number }) => {
     const result = await evalCommand({
-      ...pipelineOptions(flags, io),
+      ...pipelineOptions(flags, io, env),
       input,
       labelColumn: flags.labelColumn,
       model: flags.model,
@@ -294,6 +303,7 @@ function buildProgram(io: Io, env: NodeJS.ProcessEnv, setCode: (c: number) => vo
     for (const failure of result.gateFailures) io.stderr.write(`categorize: ${failure}\n`);
     if (result.gateFailures.length > 0) setCode(ExitCode.threshold);
   });
+  addModelsCommand(program, io, env, setCode);
   return program;
 }
 

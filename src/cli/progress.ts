@@ -109,3 +109,58 @@ export function makeIterationProgress(
     stop() {},
   };
 }
+
+/** Download progress: one bar per file on a TTY (files may download at once), a line per file otherwise. */
+export function makeDownloadProgress(
+  stream: NodeJS.WritableStream & { isTTY?: boolean },
+  opts: { quiet: boolean },
+): (label: string, size: number | undefined) => { update(received: number, total: number | undefined): void; done(): void } {
+  const mb = (n: number) => `${(n / 1e6).toFixed(1)} MB`;
+  if (opts.quiet) return () => ({ update() {}, done() {} });
+  if (stream.isTTY) {
+    let multi: cliProgress.MultiBar | undefined;
+    let open = 0;
+    return (label, size) => {
+      multi ??= new cliProgress.MultiBar(
+        { stream: stream as NodeJS.WriteStream, format: '{file} {bar} {percentage}% | {got} of {size}', hideCursor: true, clearOnComplete: false },
+        cliProgress.Presets.shades_classic,
+      );
+      open++;
+      const bar = multi.create(size ?? 1, 0, { file: label, got: '0 MB', size: size ? mb(size) : '?' });
+      return {
+        update(received, total) {
+          if (total) bar.setTotal(total);
+          bar.update(received, { got: mb(received), size: total ? mb(total) : '?' });
+        },
+        done() {
+          bar.stop();
+          if (--open === 0) {
+            multi?.stop();
+            multi = undefined;
+          }
+        },
+      };
+    };
+  }
+  return (label) => {
+    const t0 = performance.now();
+    let got = 0;
+    let total: number | undefined;
+    let announced = false;
+    return {
+      update(received, t) {
+        got = received;
+        total = t ?? total;
+        if (!announced) {
+          announced = true;
+          stream.write(`categorize: downloading ${label}${total ? ` (${mb(total)})` : ''}\n`);
+        }
+      },
+      done() {
+        if (!announced) return; // nothing was transferred: a cache hit
+        const secs = (performance.now() - t0) / 1000;
+        stream.write(`categorize: ${label}: ${mb(got)} in ${secs.toFixed(1)} s\n`);
+      },
+    };
+  };
+}

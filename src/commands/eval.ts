@@ -2,11 +2,12 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { openCatalog, labelledRows, type ColumnOptions } from '../io/catalog-reader.js';
-import { bundleInputs, loadBundle } from '../models/bundle.js';
+import { bundleInputs, isEncoderBlock, loadBundle } from '../models/bundle.js';
 import { Classifier } from '../head/classifier.js';
 import { Predictor } from '../pipeline/predictor.js';
 import { orderedMap } from '../pipeline/ordered-map.js';
-import { bundleEncoderRequests, openEncoders, type EncoderOptions } from '../pipeline/encoders.js';
+import { openEncoders, type EncoderOptions } from '../pipeline/encoders.js';
+import { resolveBundleModels, type ModelContext } from '../models/resolve.js';
 import type { FeatureOptions } from '../pipeline/features.js';
 import { silentProgress, type ProgressReporter } from '../pipeline/progress.js';
 import { computeMetrics, mostConfusedPairs, type EvalMetrics } from '../report/metrics.js';
@@ -20,6 +21,8 @@ export interface EvalOptions extends EncoderOptions, Omit<FeatureOptions, 'image
   columns: Omit<ColumnOptions, 'require' | 'extra'>;
   delimiter?: string;
   imageRoot?: string;
+  /** Registry, cache and download policy for the bundle's models. */
+  models: ModelContext;
   textModel?: string;
   imageModel?: string;
   json?: string;
@@ -55,7 +58,7 @@ export async function evalCommand(opts: EvalOptions): Promise<EvalResult> {
     delimiter: opts.delimiter,
     stdin: opts.stdin,
   });
-  const encoders = await openEncoders(bundleEncoderRequests(bundle, opts), opts);
+  const encoders = await openEncoders(await resolveBundleModels(bundle, bundle.manifest.features.filter(isEncoderBlock), opts, opts.models), opts);
   encoders.notices.forEach((n) => log(n));
   const yTrue: string[] = [];
   const yPred: (string | null)[] = [];

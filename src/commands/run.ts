@@ -2,11 +2,12 @@
 import fs from 'node:fs';
 import { openCatalog, type ColumnOptions } from '../io/catalog-reader.js';
 import { PredictionWriter, type OutputFormat } from '../io/prediction-writer.js';
-import { bundleInputs, loadBundle } from '../models/bundle.js';
+import { bundleInputs, isEncoderBlock, loadBundle } from '../models/bundle.js';
 import { Classifier } from '../head/classifier.js';
 import { Predictor, type PredictorOptions } from '../pipeline/predictor.js';
 import { orderedMap } from '../pipeline/ordered-map.js';
-import { bundleEncoderRequests, openEncoders, type EncoderOptions } from '../pipeline/encoders.js';
+import { openEncoders, type EncoderOptions } from '../pipeline/encoders.js';
+import { resolveBundleModels, type ModelContext } from '../models/resolve.js';
 import { silentProgress, type ProgressReporter } from '../pipeline/progress.js';
 import { reasonCode } from '../errors.js';
 
@@ -14,6 +15,8 @@ export interface RunOptions extends EncoderOptions, Omit<PredictorOptions, 'imag
   input: string;
   output: string;
   format: OutputFormat;
+  /** Registry, cache and download policy for the bundle's models. */
+  models: ModelContext;
   textModel?: string;
   imageModel?: string;
   model: string;
@@ -63,7 +66,7 @@ export async function runCommand(opts: RunOptions): Promise<RunSummary> {
     delimiter: opts.delimiter,
     stdin: opts.stdin,
   });
-  const encoders = await openEncoders(bundleEncoderRequests(bundle, opts), opts);
+  const encoders = await openEncoders(await resolveBundleModels(bundle, bundle.manifest.features.filter(isEncoderBlock), opts, opts.models), opts);
   encoders.notices.forEach((n) => log(n));
   let classifier: Classifier | undefined;
   let writer: PredictionWriter | undefined;

@@ -2,12 +2,12 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { openCatalog, labelledRows, type ColumnOptions } from '../io/catalog-reader.js';
-import { openEncoders, type EncoderOptions, type EncoderRequest } from '../pipeline/encoders.js';
+import { openEncoders, type EncoderOptions } from '../pipeline/encoders.js';
+import { resolveModel, type ModelContext, type ResolvedModel } from '../models/resolve.js';
 import { FeatureExtractor, type FeatureOptions } from '../pipeline/features.js';
 import { collectFeatures, type CollectedRow } from '../pipeline/collect.js';
 import { silentProgress, type ProgressReporter } from '../pipeline/progress.js';
-import { saveBundle, sha256File, type FeatureBlock } from '../models/bundle.js';
-import { resolveImageModel, resolveTextModel } from '../models/model-dir.js';
+import { saveBundle, sha256File, type FeatureBlock, type ModelRef } from '../models/bundle.js';
 import { trainHead, predictRows, headOnnx, type FeatureKind, type TrainedHead } from '../head/train-head.js';
 import { tfidfToJSON, type TfidfConfig } from '../head/tfidf.js';
 import { fitLabelEncoder, encodeLabels } from '../head/labels.js';
@@ -24,6 +24,8 @@ export interface TrainOptions extends EncoderOptions, Omit<FeatureOptions, 'imag
   delimiter?: string;
   imageRoot?: string;
   features: FeatureKind[];
+  /** Registry, cache and download policy; a missing --text-model/--image-model means the registry default. */
+  models: ModelContext;
   textModel?: string;
   imageModel?: string;
   tfidf: Partial<TfidfConfig>;
@@ -82,9 +84,13 @@ async function scoreSplit(rows: CollectedRow[], labels: string[], classes: strin
   return pick(computeMetrics({ yTrue: test.map((i) => labels[i]), yPred: ranked.map((r) => r[0]), ranked, modelClasses: classes }));
 }
 
-/** Relative path from the bundle to a local model folder, so bundle + models can move together. */
-function refPath(bundleDir: string, location: string): string {
-  return path.relative(bundleDir, location) || '.';
+/**
+ * What the bundle records about a model: a registry model by id, revision and hash (run finds it in the cache);
+ * a local one by its path relative to the bundle, so bundle + models can move together.
+ */
+function bundleRef(bundleDir: string, model: ResolvedModel, modelPath: string): ModelRef {
+  if (model.ref.id) return model.ref;
+  return { path: path.relative(bundleDir, model.request.location) || '.', file: path.basename(modelPath), sha256: sha256File(modelPath) };
 }
 
 export async function trainCommand(opts: TrainOptions): Promise<TrainSummary> {
@@ -93,22 +99,20 @@ export async function trainCommand(opts: TrainOptions): Promise<TrainSummary> {
   const progress = opts.progress ?? silentProgress;
   const kinds = new Set(opts.features);
   if (kinds.size === 0) throw new UsageError('--features needs at least one of text, image, tfidf');
-  if (kinds.has('text') && !opts.textModel) throw new UsageError('--features includes text: pass --text-model DIR', 'features');
-  if (kinds.has('image') && !opts.imageModel) throw new UsageError('--features includes image: pass --image-model DIR|FILE', 'features');
+  // Models first: a missing model fails before the catalog is read.
+  const models: Partial<Record<'text' | 'image', ResolvedModel>> = {};
+  if (kinds.has('text')) models.text = await resolveModel('text', opts.textModel, opts.models);
+  if (kinds.has('image')) models.image = await resolveModel('image', opts.imageModel, opts.models);
   const catalog = await openCatalog(opts.input, {
     columns: { ...opts.columns, require: { text: kinds.has('text') || kinds.has('tfidf'), image: kinds.has('image') }, extra: [opts.labelColumn] },
     delimiter: opts.delimiter,
     stdin: opts.stdin,
   });
-  const requests: EncoderRequest[] = [];
-  if (kinds.has('text')) requests.push({ kind: 'text', location: path.resolve(opts.textModel!) });
-  if (kinds.has('image')) requests.push({ kind: 'image', location: path.resolve(opts.imageModel!) });
-  const encoders = await openEncoders(requests, opts);
+  const encoders = await openEncoders([models.text, models.image].flatMap((m) => (m ? [m.request] : [])), opts);
   encoders.notices.forEach((n) => log(n));
   const counts = { emptyLabel: 0 };
   let collected: CollectedRow[];
-  const textSpec = kinds.has('text') ? resolveTextModel(opts.textModel!) : undefined;
-  const imageSpec = kinds.has('image') ? resolveImageModel(opts.imageModel!) : undefined;
+  const { text: textSpec, image: imageSpec } = encoders.specs;
   const encoderBlocks: FeatureBlock[] = [];
   if (textSpec) encoderBlocks.push({ kind: 'text', offset: 0, dim: encoders.text!.dim, model: {}, preprocess: { maxLength: textSpec.maxLength, pooling: 'mean', normalize: textSpec.normalize } });
   if (imageSpec) encoderBlocks.push({ kind: 'image', offset: 0, dim: encoders.image!.dim, model: {}, preprocess: imageSpec.preprocess });
@@ -172,8 +176,8 @@ export async function trainCommand(opts: TrainOptions): Promise<TrainSummary> {
   );
   const bundleDir = path.resolve(opts.output);
   const blocks: FeatureBlock[] = head.blocks.map((b) => {
-    if (b.kind === 'text') return { ...b, model: { path: refPath(bundleDir, path.resolve(opts.textModel!)), file: path.basename(textSpec!.modelPath), sha256: sha256File(textSpec!.modelPath) }, preprocess: { maxLength: textSpec!.maxLength, pooling: 'mean', normalize: textSpec!.normalize } };
-    if (b.kind === 'image') return { ...b, model: { path: refPath(bundleDir, path.resolve(opts.imageModel!)), file: path.basename(imageSpec!.modelPath), sha256: sha256File(imageSpec!.modelPath) }, preprocess: imageSpec!.preprocess };
+    if (b.kind === 'text') return { ...b, model: bundleRef(bundleDir, models.text!, textSpec!.modelPath), preprocess: { maxLength: textSpec!.maxLength, pooling: 'mean', normalize: textSpec!.normalize } };
+    if (b.kind === 'image') return { ...b, model: bundleRef(bundleDir, models.image!, imageSpec!.modelPath), preprocess: imageSpec!.preprocess };
     return b;
   });
   saveBundle(bundleDir, {

@@ -4,6 +4,7 @@ import path from 'node:path';
 import crypto from 'node:crypto';
 import { ConfigError } from '../errors.js';
 import type { ImagePreprocess } from './model-dir.js';
+import type { TapInfo } from './tap.js';
 import { tfidfFromJSON, type TfidfModel } from '../head/tfidf.js';
 
 export const BUNDLE_FORMAT = 'categorize-bundle';
@@ -15,10 +16,16 @@ export interface ModelRef {
   id?: string;
   path?: string;
   repository?: string;
+  /** The commit the files came from. */
   revision?: string;
+  /** Registry variant (fp32, quantized …). */
+  variant?: string;
+  /** The ONNX file in the repository (before any tap). */
   file?: string;
-  /** sha256 of the ONNX file; checked when the model is loaded. */
+  /** sha256 of the ONNX file the encoder runs (the tapped one, for a tapped classifier); checked when loaded. */
   sha256?: string;
+  /** The pooled-feature output added to a classifier export, when one was. */
+  tap?: TapInfo;
 }
 
 export type FeatureBlock =
@@ -129,18 +136,6 @@ export function loadBundle(location: string): ModelBundle {
 export function bundleInputs(bundle: ModelBundle): { text: boolean; image: boolean } {
   const kinds = bundle.manifest.features.map((b) => b.kind);
   return { text: kinds.some((k) => k !== 'image') || bundle.tfidf !== null, image: kinds.includes('image') };
-}
-
-/** Absolute path of a block's model: an explicit override, else the bundle's reference. */
-export function modelLocation(bundle: ModelBundle, block: EncoderBlock, override?: string): string {
-  if (override) return path.resolve(override);
-  if (!block.model.path) {
-    throw new ConfigError(
-      `model bundle ${bundle.dir}: the ${block.kind} model ${block.model.id ?? ''} has no local path; pass --${block.kind}-model DIR`,
-      'bundle',
-    );
-  }
-  return path.resolve(bundle.dir, block.model.path);
 }
 
 export function sha256File(file: string): string {

@@ -58,9 +58,16 @@ function readDescriptor(dir: string): ModelDescriptor {
   return fs.existsSync(file) ? (readJson(file) as ModelDescriptor) : {};
 }
 
+const ONNX_IN_FOLDER = ['model.onnx', path.join('onnx', 'model.onnx')];
+
+/** model.onnx, or the hub layout's onnx/model.onnx, in a folder; undefined when neither exists. */
+export function onnxInFolder(dir: string): string | undefined {
+  return ONNX_IN_FOLDER.map((f) => path.join(dir, f)).find((f) => fs.existsSync(f));
+}
+
 /** The ONNX file inside a folder: the descriptor's `file`, model.onnx, or the hub layout's onnx/model.onnx. */
 function findOnnx(dir: string, desc: ModelDescriptor, what: string): string {
-  const candidates = desc.file ? [desc.file] : ['model.onnx', path.join('onnx', 'model.onnx')];
+  const candidates = desc.file ? [desc.file] : ONNX_IN_FOLDER;
   for (const c of candidates) {
     const p = path.resolve(dir, c);
     if (fs.existsSync(p)) return p;
@@ -77,13 +84,14 @@ function statOrThrow(p: string, what: string): fs.Stats {
 }
 
 /** Resolves a text model folder (ONNX + tokenizer files). */
-export function resolveTextModel(location: string): TextModelSpec {
+export function resolveTextModel(location: string, file?: string): TextModelSpec {
   const dir = path.resolve(location);
   if (!statOrThrow(dir, 'text model').isDirectory()) {
     throw new ConfigError(`text model must be a folder with model.onnx and tokenizer.json: ${dir}`, 'model_files');
   }
   const desc = readDescriptor(dir);
-  const modelPath = findOnnx(dir, desc, 'text model');
+  const modelPath = file ? path.resolve(dir, file) : findOnnx(dir, desc, 'text model');
+  statOrThrow(modelPath, 'text model file');
   for (const f of ['tokenizer.json', 'tokenizer_config.json']) {
     if (!fs.existsSync(path.join(dir, f))) throw new ConfigError(`text model folder ${dir} lacks ${f}`, 'model_files');
   }
@@ -100,7 +108,7 @@ export function resolveTextModel(location: string): TextModelSpec {
 }
 
 /** sentence-transformers keeps its truncation length in sentence_bert_config.json (256 for all-MiniLM-L6-v2). */
-function sentenceTransformersMaxLength(dir: string): number | undefined {
+export function sentenceTransformersMaxLength(dir: string): number | undefined {
   const file = path.join(dir, 'sentence_bert_config.json');
   if (!fs.existsSync(file)) return undefined;
   const v = (readJson(file) as { max_seq_length?: unknown }).max_seq_length;
@@ -108,12 +116,13 @@ function sentenceTransformersMaxLength(dir: string): number | undefined {
 }
 
 /** Resolves an image model: a folder (model.onnx + optional descriptor) or an .onnx file. */
-export function resolveImageModel(location: string): ImageModelSpec {
+export function resolveImageModel(location: string, file?: string): ImageModelSpec {
   const p = path.resolve(location);
   const st = statOrThrow(p, 'image model');
   const dir = st.isDirectory() ? p : path.dirname(p);
   const desc = st.isDirectory() ? readDescriptor(dir) : {};
-  const modelPath = st.isDirectory() ? findOnnx(dir, desc, 'image model') : p;
+  const modelPath = file ? path.resolve(dir, file) : st.isDirectory() ? findOnnx(dir, desc, 'image model') : p;
+  statOrThrow(modelPath, 'image model file');
   return {
     kind: 'image',
     modelPath,

@@ -1,8 +1,7 @@
 // Opens the embedding models a feature layout needs, each in its own worker thread, and checks them (hash, dims).
 import os from 'node:os';
-import type { ModelBundle } from '../models/bundle.js';
-import { isEncoderBlock, modelLocation, sha256File, type EncoderBlock } from '../models/bundle.js';
-import { resolveImageModel, resolveTextModel, type ImagePreprocess } from '../models/model-dir.js';
+import { sha256File, type EncoderBlock } from '../models/bundle.js';
+import { resolveImageModel, resolveTextModel, type ImageModelSpec, type ImagePreprocess, type TextModelSpec } from '../models/model-dir.js';
 import { EncoderWorker } from '../runtime/encoder-client.js';
 import type { Device } from '../runtime/session.js';
 import { ConfigError } from '../errors.js';
@@ -16,8 +15,15 @@ export interface EncoderOptions {
 /** One model to open. Optional fields are checks (expected hash, dim) or overrides of the folder's own spec. */
 export interface EncoderRequest {
   kind: EncoderBlock['kind'];
+  /** Model folder (or .onnx file). */
   location: string;
+  /** The ONNX file to run when the folder holds several (registry variants, a tapped export). */
+  file?: string;
+  /** Output taken as the embedding, overriding the folder's own spec. */
+  output?: string;
   sha256?: string;
+  /** A sha256 that differs: refuse (default) or use the model with a warning (--ignore-model-mismatch). */
+  onMismatch?: 'error' | 'warn';
   dim?: number;
   text?: { maxLength: number; normalize: boolean };
   image?: ImagePreprocess;
@@ -32,21 +38,10 @@ export interface OpenEncoders {
   providers: Record<string, string>;
   /** Resolved ONNX file per kind (for manifests). */
   files: Record<string, string>;
+  /** The spec each model was opened with (file, output, preprocessing), for manifests. */
+  specs: { text?: TextModelSpec; image?: ImageModelSpec };
   notices: string[];
   close(): Promise<void>;
-}
-
-/** The requests a bundle implies; --text-model / --image-model override its references. */
-export function bundleEncoderRequests(bundle: ModelBundle, overrides: { textModel?: string; imageModel?: string }): EncoderRequest[] {
-  return bundle.manifest.features.filter(isEncoderBlock).map((block) => ({
-    kind: block.kind,
-    location: modelLocation(bundle, block, block.kind === 'text' ? overrides.textModel : overrides.imageModel),
-    sha256: block.model.sha256,
-    dim: block.dim,
-    text: block.kind === 'text' ? { maxLength: block.preprocess.maxLength, normalize: block.preprocess.normalize } : undefined,
-    image: block.kind === 'image' ? block.preprocess : undefined,
-    owner: `bundle ${bundle.dir}`,
-  }));
 }
 
 export async function openEncoders(requests: EncoderRequest[], opts: EncoderOptions): Promise<OpenEncoders> {
@@ -54,19 +49,26 @@ export async function openEncoders(requests: EncoderRequest[], opts: EncoderOpti
   const session = { device: opts.device, threads };
   const started = await Promise.allSettled(requests.map((r) => startEncoder(r, session)));
   const workers = started.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
+  const warnings = workers.flatMap((w) => w.warnings);
   const failed = started.find((s): s is PromiseRejectedResult => s.status === 'rejected');
   if (failed) {
     await Promise.all(workers.map((w) => w.worker.close()));
     throw failed.reason;
   }
   const byKind: Partial<Record<EncoderBlock['kind'], EncoderWorker>> = {};
-  for (const w of workers) byKind[w.kind] = w.worker;
+  const specs: OpenEncoders['specs'] = {};
+  for (const w of workers) {
+    byKind[w.kind] = w.worker;
+    if (w.spec.kind === 'text') specs.text = w.spec;
+    else specs.image = w.spec;
+  }
   return {
     text: byKind.text,
     image: byKind.image,
     providers: Object.fromEntries(workers.map((w) => [w.kind, w.worker.provider])),
-    files: Object.fromEntries(workers.map((w) => [w.kind, w.file])),
-    notices: [...new Set(workers.flatMap((w) => (w.worker.notice ? [w.worker.notice] : [])))],
+    files: Object.fromEntries(workers.map((w) => [w.kind, w.spec.modelPath])),
+    specs,
+    notices: [...warnings, ...new Set(workers.flatMap((w) => (w.worker.notice ? [w.worker.notice] : [])))],
     close: async () => {
       await Promise.all(workers.map((w) => w.worker.close()));
     },
@@ -76,34 +78,37 @@ export async function openEncoders(requests: EncoderRequest[], opts: EncoderOpti
 async function startEncoder(
   req: EncoderRequest,
   session: { device: Device; threads: number },
-): Promise<{ kind: EncoderBlock['kind']; worker: EncoderWorker; file: string }> {
+): Promise<{ kind: EncoderBlock['kind']; worker: EncoderWorker; spec: TextModelSpec | ImageModelSpec; warnings: string[] }> {
   const owner = req.owner ? ` (${req.owner})` : '';
+  const chosen = req.output ? { output: req.output } : {};
   let worker: EncoderWorker;
-  let file: string;
+  let spec: TextModelSpec | ImageModelSpec;
+  const warnings: string[] = [];
   if (req.kind === 'text') {
-    const spec = { ...resolveTextModel(req.location), ...(req.text ?? {}) };
-    file = spec.modelPath;
-    verifyHash(req, file, owner);
-    worker = await EncoderWorker.start({ kind: 'text', spec, session });
+    const text: TextModelSpec = { ...resolveTextModel(req.location, req.file), ...chosen, ...(req.text ?? {}) };
+    spec = text;
+    warnings.push(...verifyHash(req, text.modelPath, owner));
+    worker = await EncoderWorker.start({ kind: 'text', spec: text, session });
   } else {
-    const base = resolveImageModel(req.location);
-    const spec = { ...base, preprocess: req.image ?? base.preprocess };
-    file = spec.modelPath;
-    verifyHash(req, file, owner);
-    worker = await EncoderWorker.start({ kind: 'image', spec, session });
+    const base = resolveImageModel(req.location, req.file);
+    const image: ImageModelSpec = { ...base, ...chosen, preprocess: req.image ?? base.preprocess };
+    spec = image;
+    warnings.push(...verifyHash(req, image.modelPath, owner));
+    worker = await EncoderWorker.start({ kind: 'image', spec: image, session });
   }
   if (req.dim !== undefined && worker.dim !== req.dim) {
     await worker.close();
     throw new ConfigError(`the ${req.kind} model at ${req.location} produces ${worker.dim}-d embeddings but ${req.dim} are expected${owner}`, 'dim_mismatch');
   }
-  return { kind: req.kind, worker, file };
+  return { kind: req.kind, worker, spec, warnings };
 }
 
 /** Fails when the model file is not the one expected (a bundle names the exact file it was trained with). */
-function verifyHash(req: EncoderRequest, file: string, owner: string): void {
-  if (!req.sha256) return;
+function verifyHash(req: EncoderRequest, file: string, owner: string): string[] {
+  if (!req.sha256) return [];
   const actual = sha256File(file);
-  if (actual !== req.sha256) {
-    throw new ConfigError(`the ${req.kind} model ${file} is not the expected one${owner}: sha256 ${actual}, expected ${req.sha256}`, 'model_mismatch');
-  }
+  if (actual === req.sha256) return [];
+  const what = `the ${req.kind} model ${file} is not the expected one${owner}: sha256 ${actual}, expected ${req.sha256}`;
+  if (req.onMismatch === 'warn') return [`warning: ${what}; used anyway (--ignore-model-mismatch): predictions may differ from the bundle's validation figures`];
+  throw new ConfigError(`${what}; re-train the bundle on this model, or pass --ignore-model-mismatch to use it anyway`, 'model_mismatch');
 }
