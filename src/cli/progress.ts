@@ -115,7 +115,7 @@ export function makeDownloadProgress(
   stream: NodeJS.WritableStream & { isTTY?: boolean },
   opts: { quiet: boolean },
 ): (label: string, size: number | undefined) => { update(received: number, total: number | undefined): void; done(): void } {
-  const mb = (n: number) => `${(n / 1e6).toFixed(1)} MB`;
+  const mb = (n: number) => (n >= 1e6 ? `${(n / 1e6).toFixed(1)} MB` : `${(n / 1e3).toFixed(1)} kB`);
   if (opts.quiet) return () => ({ update() {}, done() {} });
   if (stream.isTTY) {
     let multi: cliProgress.MultiBar | undefined;
