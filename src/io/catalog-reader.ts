@@ -21,6 +21,8 @@ export interface ColumnOptions {
 export interface CatalogRow {
   /** 0-based position among data rows: output order. */
   index: number;
+  /** 1-based line of the input where the record starts (for annotations that point into the CSV). */
+  line: number;
   id: string;
   title: string;
   description: string;
@@ -97,6 +99,8 @@ function missingColumn(what: string, names: string[], header: string[], flag: st
   );
 }
 
+const lineBreaks = (s: string) => s.match(/\r\n|\r|\n/g)?.length ?? 0;
+
 export async function openCatalog(source: string, opts: OpenCatalogOptions): Promise<Catalog> {
   let input: NodeJS.ReadableStream;
   let baseDir: string;
@@ -126,6 +130,9 @@ export async function openCatalog(source: string, opts: OpenCatalogOptions): Pro
     skip_empty_lines: true,
     // Tolerate a stray quote inside an unquoted field rather than failing the whole file.
     relax_quotes: true,
+    // The raw text of each record, so each row knows the line it starts on (csv-parse's own line count
+    // drifts on CRLF inside quoted fields).
+    raw: true,
   });
   Readable.from(
     (async function* () {
@@ -141,12 +148,14 @@ export async function openCatalog(source: string, opts: OpenCatalogOptions): Pro
       }
     })(),
   ).pipe(parser);
-  const records = parser[Symbol.asyncIterator]() as AsyncIterator<string[]>;
+  const records = parser[Symbol.asyncIterator]() as AsyncIterator<{ record: string[]; raw: string }>;
   const first = await records.next().catch((err: unknown) => {
     throw new UsageError(`cannot parse ${source}: ${err instanceof Error ? err.message : String(err)}`, 'bad_csv');
   });
   if (first.done) throw new UsageError(`input ${source} is empty: expected a header line`, 'bad_csv');
-  const header = first.value.map((h) => h.trim());
+  const header = first.value.record.map((h) => h.trim());
+  // A record starts where the previous one ended, past the empty lines skipped before it (leading breaks).
+  let cursor = 1 + lineBreaks(first.value.raw);
   const col = opts.columns;
   const idIdx = resolveColumn(header, col.id);
   const titleIdx = resolveColumn(header, col.title);
@@ -165,7 +174,7 @@ export async function openCatalog(source: string, opts: OpenCatalogOptions): Pro
   async function* rows(): AsyncGenerator<CatalogRow> {
     let index = 0;
     for (;;) {
-      let next: IteratorResult<string[]>;
+      let next: IteratorResult<{ record: string[]; raw: string }>;
       try {
         next = await records.next();
       } catch (err) {
@@ -173,10 +182,13 @@ export async function openCatalog(source: string, opts: OpenCatalogOptions): Pro
         throw new UsageError(`cannot parse ${source} after data row ${index}: ${err instanceof Error ? err.message : String(err)}`, 'bad_csv');
       }
       if (next.done) return;
-      const fields = next.value;
+      const fields = next.value.record;
+      const line = cursor + lineBreaks(/^[\r\n]*/.exec(next.value.raw)![0]);
+      cursor += lineBreaks(next.value.raw);
       const get = (i: number) => (i >= 0 && i < fields.length ? fields[i] : '');
       const row: CatalogRow = {
         index,
+        line,
         id: idIdx >= 0 ? get(idIdx).trim() || String(index + 1) : String(index + 1),
         title: get(titleIdx),
         description: get(descIdx),

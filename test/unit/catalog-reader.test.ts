@@ -129,3 +129,12 @@ test('streams a large file without reading it whole', async () => {
   assert.equal(count, n);
   assert.equal(cat.bytesRead(), fs.statSync(p).size);
 });
+
+test('each row knows the line it starts on, past quoted newlines, blank lines and CRLF', async () => {
+  const lf = file('lines.csv', 'id,title\n1,a\n\n2,"multi\nline"\n3,c\n');
+  const crlf = file('lines-crlf.csv', 'id,title\r\n1,a\r\n\r\n2,"multi\r\nline"\r\n3,c\r\n');
+  for (const f of [lf, crlf]) {
+    const cat = await openCatalog(f, { columns });
+    assert.deepEqual((await all(cat.rows)).map((r) => [r.id, r.line]), [['1', 2], ['2', 4], ['3', 6]]);
+  }
+});
