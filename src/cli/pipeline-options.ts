@@ -1,0 +1,102 @@
+// Flags shared by every command that reads a catalog and embeds it (run, train, eval, check), and their mapping
+// into the options object the commands take.
+import { Command, Option } from 'commander';
+import { floatOption, intOption } from './options.js';
+import { modelContext } from './model-context.js';
+import { CliLog, type LogFormat } from './log.js';
+
+export type Io = { stdin: NodeJS.ReadableStream; stdout: NodeJS.WritableStream; stderr: NodeJS.WriteStream };
+
+/** Flags shared by every command that reads a catalog and embeds it. */
+export interface PipelineFlags {
+  idColumn: string;
+  titleColumn: string;
+  descriptionColumn: string;
+  imageColumn?: string;
+  imageRoot?: string;
+  delimiter?: string;
+  textModel?: string;
+  imageModel?: string;
+  device: 'auto' | 'cpu' | 'cuda';
+  threads: number;
+  batchSize: number;
+  maxWaitMs: number;
+  concurrency: number;
+  window?: number;
+  onImageError: 'impute' | 'error';
+  fetchTimeoutMs: number;
+  fetchRetries: number;
+  maxImageMb: number;
+  maxImagePixels: number;
+  offline?: boolean;
+  allowDownload?: boolean;
+  ignoreModelMismatch?: boolean;
+  logFormat: LogFormat;
+  quiet: boolean;
+}
+
+export function addPipelineOptions(cmd: Command, models: 'override' | 'choose'): Command {
+  const overrideWord = models === 'override' ? ", overriding the bundle's" : '';
+  return cmd
+    .option('--id-column <name>', 'id column (when absent: the 1-based row number)', 'id')
+    .option('--title-column <name>', 'title column', 'title')
+    .option('--description-column <name>', 'description column', 'description')
+    .option('--image-column <name>', "image column: path or http(s) URL (default: 'image', else 'image_path')")
+    .option('--image-root <dir>', "folder relative image paths resolve against (default: the CSV's folder; cwd for stdin)")
+    .option('--delimiter <char>', 'field delimiter (default: detected from the header line; tab for .tsv)')
+    .option('--text-model <id|dir>', `text model: registry reference (categorize models list) or folder (model.onnx + tokenizer.json)${overrideWord || '; default: the registry default'}`)
+    .option('--image-model <id|dir|file>', `image model: registry reference, folder or .onnx file${overrideWord || '; default: the registry default'}`)
+    .option('--allow-download', 'download a registry model missing from the cache (default: fail, so nightly jobs never download)')
+    .option('--offline', 'never touch the network (also HF_HUB_OFFLINE=1)')
+    .option('--ignore-model-mismatch', "use a model whose sha256 differs from the one the bundle was trained with (warns)")
+    .addOption(new Option('--device <device>', 'where models run').choices(['auto', 'cpu', 'cuda']).default('auto'))
+    .option('--threads <n>', 'ONNX Runtime intra-op threads per model (0: share the cores between models)', intOption(0, 256), 0)
+    .option('--batch-size <n>', 'rows per model call', intOption(1, 4096), 32)
+    .option('--max-wait-ms <ms>', 'longest a row waits for a batch to fill', intOption(0, 60000), 5)
+    .option('--concurrency <n>', 'image reads, downloads and decodes at once', intOption(1, 1024), 8)
+    .option('--window <n>', 'rows in flight at once (bounds memory; default 4 × batch size, at least 64)', intOption(1, 1_000_000))
+    .addOption(
+      new Option('--on-image-error <mode>', 'a row whose image fails but whose text is present: predict from text with a warning, or mark it an error')
+        .choices(['impute', 'error'])
+        .default('impute'),
+    )
+    .option('--fetch-timeout-ms <ms>', 'timeout per image download attempt', intOption(1, 600000), 15000)
+    .option('--fetch-retries <n>', 'retries for an image download (5xx, network errors)', intOption(0, 10), 2)
+    .option('--max-image-mb <mb>', 'largest image file or download, in MB', floatOption(0.001, 10240), 20)
+    .option('--max-image-pixels <n>', 'largest decoded image in pixels (decompression-bomb guard)', intOption(1), 100_000_000)
+    .addOption(new Option('--log-format <format>', 'stderr: text for people, json for log collectors (one object per line)').choices(['text', 'json']).default('text'))
+    .option('-q, --quiet', 'no progress and no summary on stderr', false);
+}
+
+export function cliLog(flags: Pick<PipelineFlags, 'logFormat' | 'quiet'>, io: Io): CliLog {
+  return new CliLog(io.stderr, flags.logFormat ?? 'text', flags.quiet);
+}
+
+export function pipelineOptions(flags: PipelineFlags, io: Io, env: NodeJS.ProcessEnv) {
+  const log = cliLog(flags, io);
+  return {
+    models: modelContext(env, flags, io.stderr, log),
+    columns: {
+      id: flags.idColumn,
+      title: flags.titleColumn,
+      description: flags.descriptionColumn,
+      image: flags.imageColumn ? [flags.imageColumn] : ['image', 'image_path'],
+    },
+    delimiter: flags.delimiter === '\\t' ? '\t' : flags.delimiter,
+    imageRoot: flags.imageRoot,
+    textModel: flags.textModel,
+    imageModel: flags.imageModel,
+    device: flags.device,
+    threads: flags.threads,
+    batchSize: flags.batchSize,
+    maxWaitMs: flags.maxWaitMs,
+    concurrency: flags.concurrency,
+    window: flags.window ?? Math.max(64, 4 * flags.batchSize),
+    onImageError: flags.onImageError,
+    fetch: { timeoutMs: flags.fetchTimeoutMs, retries: flags.fetchRetries, maxBytes: Math.round(flags.maxImageMb * 1024 * 1024) },
+    maxPixels: flags.maxImagePixels,
+    log: (line: string) => log.line(line),
+    stdin: io.stdin,
+  };
+}
+
