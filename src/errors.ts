@@ -6,6 +6,10 @@ export const ExitCode = {
   runtime: 1,
   usage: 2,
   threshold: 3,
+  /** Stopped by SIGINT (128 + 2); the output is complete up to there and resumable. */
+  interrupted: 130,
+  /** Stopped by SIGTERM (128 + 15). */
+  terminated: 143,
 } as const;
 
 /** Base class: a failure the user can act on, with a stable machine-readable code. */

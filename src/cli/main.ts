@@ -4,11 +4,14 @@ import { Command, CommanderError, Option } from 'commander';
 import { runCommand, type RunSummary } from '../commands/run.js';
 import { trainCommand, type TrainSummary } from '../commands/train.js';
 import { evalCommand } from '../commands/eval.js';
+import { mergeCommand } from '../commands/merge.js';
 import { formatFor } from '../io/prediction-writer.js';
 import { CategorizeError, ExitCode, UsageError, oneLine } from '../errors.js';
 import { makeIterationProgress, makeProgress } from './progress.js';
 import { floatOption, intOption, listOption } from './options.js';
-import { addPipelineOptions, pipelineOptions, type Io, type PipelineFlags } from './pipeline-options.js';
+import { addPipelineOptions, cliLog, pipelineOptions, type Io, type PipelineFlags } from './pipeline-options.js';
+import { CliLog } from './log.js';
+import { parseShard, type Shard } from '../pipeline/shard.js';
 import { addModelsCommand } from './models-cli.js';
 import type { FeatureKind } from '../head/train-head.js';
 import type { DfBound } from '../head/tfidf.js';
@@ -35,13 +38,35 @@ interface TrainFlags extends PipelineFlags {
   jsonSummary?: string;
 }
 
+/**
+ * SIGINT/SIGTERM: stop taking rows, let the rows in flight finish and be written, exit 130/143 with a resumable
+ * output. A second signal exits at once (the output is still resumable: records are written whole, in order).
+ */
+function onStopSignals(log: CliLog): { signal: AbortSignal; dispose(): void } {
+  const controller = new AbortController();
+  const handler = (sig: NodeJS.Signals) => {
+    if (controller.signal.aborted) process.exit(sig === 'SIGINT' ? ExitCode.interrupted : ExitCode.terminated);
+    log.line(`${sig}: finishing the rows in flight, then stopping (again to stop at once)`);
+    controller.abort(sig);
+  };
+  process.on('SIGINT', handler);
+  process.on('SIGTERM', handler);
+  return {
+    signal: controller.signal,
+    dispose: () => {
+      process.off('SIGINT', handler);
+      process.off('SIGTERM', handler);
+    },
+  };
+}
+
 function formatRunSummary(s: RunSummary): string {
   const reasons = Object.entries(s.reasons)
     .sort((a, b) => b[1] - a[1])
     .map(([k, v]) => `${k} ${v}`)
     .join(', ');
   return (
-    `categorize: ${s.rows} rows · ${s.ok} ok · ${s.errors} errors · ${s.warned} with warnings · ` +
+    `categorize: ${s.rows} rows${s.resumed ? ` (${s.resumed} kept from the interrupted run)` : ''}${s.shard ? ` in shard ${s.shard}` : ''} · ${s.ok} ok · ${s.errors} errors · ${s.warned} with warnings · ` +
     `${s.elapsedSeconds.toFixed(2)} s · ${s.rowsPerSecond.toFixed(1)} rows/s` +
     (reasons ? `\n  reasons: ${reasons}` : '') +
     `\n  output: ${s.output === '-' ? 'stdout' : s.output}`
@@ -103,26 +128,45 @@ function buildProgram(io: Io, env: NodeJS.ProcessEnv, setCode: (c: number) => vo
       .option('--top-n <n>', 'categories listed per row in top_categories', intOption(1, 1000), 3)
       .option('--top-k-tags <k>', 'tags per row', intOption(0, 1000), 5)
       .option('--max-error-rate <r>', 'exit 3 when the share of error rows exceeds r (after writing everything)', floatOption(0, 1), 1)
+      .option('--resume', 'continue an output a killed or interrupted run left: keep its complete records, do the rest')
+      .option('--force', 'overwrite an existing output (otherwise an existing output is an error)')
+      .option('--shard <i/n>', 'process only the rows whose id hashes into shard i of n (0-based), e.g. 2/8', parseShard)
       .option('--json-summary <file>', 'write the run summary as JSON'),
     'override',
-  ).action(async (input: string, flags: PipelineFlags & { output: string; format?: string; model: string; keepColumns: string[]; topN: number; topKTags: number; maxErrorRate: number; jsonSummary?: string }) => {
-    const summary = await runCommand({
-      ...pipelineOptions(flags, io, env),
-      input,
-      output: flags.output,
-      format: formatFor(flags.output, flags.format),
-      model: flags.model,
-      keepColumns: flags.keepColumns,
-      topN: flags.topN,
-      topKTags: flags.topKTags,
-      maxErrorRate: flags.maxErrorRate,
-      progress: makeProgress(io.stderr, { quiet: flags.quiet, label: 'categorize' }),
-      stdout: io.stdout,
-    });
-    if (!flags.quiet) io.stderr.write(formatRunSummary(summary) + '\n');
+  ).action(async (input: string, flags: PipelineFlags & { output: string; format?: string; model: string; keepColumns: string[]; topN: number; topKTags: number; maxErrorRate: number; resume?: boolean; force?: boolean; shard?: Shard; jsonSummary?: string }) => {
+    const log = cliLog(flags, io);
+    log.event('start', { command: 'run', version: pkg.version, input, output: flags.output, model: flags.model, shard: flags.shard ? `${flags.shard.index}/${flags.shard.count}` : null, resume: Boolean(flags.resume) });
+    const stop = onStopSignals(log);
+    let summary: RunSummary;
+    try {
+      summary = await runCommand({
+        ...pipelineOptions(flags, io, env),
+        input,
+        output: flags.output,
+        format: formatFor(flags.output, flags.format),
+        model: flags.model,
+        keepColumns: flags.keepColumns,
+        topN: flags.topN,
+        topKTags: flags.topKTags,
+        maxErrorRate: flags.maxErrorRate,
+        resume: Boolean(flags.resume),
+        force: Boolean(flags.force),
+        shard: flags.shard,
+        signal: stop.signal,
+        progress: makeProgress(io.stderr, { quiet: flags.quiet, label: 'categorize', json: flags.logFormat === 'json' }),
+        stdout: io.stdout,
+      });
+    } finally {
+      stop.dispose();
+    }
+    if (flags.logFormat === 'json') log.event('summary', { ...summary });
+    else if (!flags.quiet) io.stderr.write(formatRunSummary(summary) + '\n');
     if (flags.jsonSummary) fs.writeFileSync(flags.jsonSummary, JSON.stringify(summary, null, 2) + '\n');
-    if (summary.thresholdExceeded) {
-      io.stderr.write(`categorize: error rate ${(summary.errorRate * 100).toFixed(2)}% exceeds --max-error-rate ${(summary.maxErrorRate * 100).toFixed(2)}%\n`);
+    if (summary.interrupted) {
+      log.line(`stopped by ${summary.interrupted}: ${summary.rows} records written; run again with --resume to finish`, true);
+      setCode(summary.interrupted === 'SIGINT' ? ExitCode.interrupted : ExitCode.terminated);
+    } else if (summary.thresholdExceeded) {
+      log.line(`error rate ${(summary.errorRate * 100).toFixed(2)}% exceeds --max-error-rate ${(summary.maxErrorRate * 100).toFixed(2)}%`, true);
       setCode(ExitCode.threshold);
     }
   });
@@ -213,6 +257,29 @@ function buildProgram(io: Io, env: NodeJS.ProcessEnv, setCode: (c: number) => vo
     for (const failure of result.gateFailures) io.stderr.write(`categorize: ${failure}\n`);
     if (result.gateFailures.length > 0) setCode(ExitCode.threshold);
   });
+  program
+    .command('merge')
+    .description('Join the outputs of run --shard i/n into one file: input order (with --input) or id order; fails, writing nothing, if a row is missing or duplicated.')
+    .argument('<parts...>', 'shard outputs (all .jsonl or all .csv)')
+    .requiredOption('-o, --output <file>', 'merged file (.jsonl or .csv, like the parts)')
+    .option('--input <catalog>', 'the catalog the shards came from: restores its order and checks every row has exactly one record')
+    .option('--id-column <name>', 'id column of --input', 'id')
+    .option('--delimiter <char>', 'field delimiter of --input (default: detected)')
+    .option('--force', 'overwrite an existing output')
+    .option('-q, --quiet', 'no summary on stderr')
+    .action(async (parts: string[], flags: { output: string; input?: string; idColumn: string; delimiter?: string; force?: boolean; quiet?: boolean }) => {
+      const s = await mergeCommand({
+        parts,
+        output: flags.output,
+        input: flags.input,
+        columns: { id: flags.idColumn },
+        delimiter: flags.delimiter === '\\t' ? '\t' : flags.delimiter,
+        force: Boolean(flags.force),
+        stdin: io.stdin,
+      });
+      if (!flags.quiet) io.stderr.write(`categorize: merged ${s.records} records from ${s.parts} parts in ${s.order} order into ${s.output}; none missing, none duplicated\n`);
+    });
+
   addModelsCommand(program, io, env, setCode);
   return program;
 }
@@ -222,6 +289,12 @@ export async function main(argv: string[]): Promise<number> {
   let code: number = ExitCode.ok;
   const io: Io = { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr };
   const program = buildProgram(io, process.env, (c) => (code = c));
+  // Errors follow the command's --log-format, once commander has parsed it.
+  let log = new CliLog(io.stderr, 'text', false);
+  program.hook('preAction', (_program, action) => {
+    const o = action.opts() as { logFormat?: 'text' | 'json' };
+    if (o.logFormat === 'json') log = new CliLog(io.stderr, 'json', false);
+  });
   try {
     await program.parseAsync(argv);
     return code;
@@ -231,10 +304,12 @@ export async function main(argv: string[]): Promise<number> {
       return err.exitCode === 0 ? ExitCode.ok : ExitCode.usage;
     }
     if (err instanceof CategorizeError) {
-      io.stderr.write(`categorize: error: ${oneLine(err)}\n`);
+      if (log.format === 'json') log.event('error', { code: err.code, message: oneLine(err), exitCode: err.exitCode }, 'error');
+      else io.stderr.write(`categorize: error: ${oneLine(err)}\n`);
       return err.exitCode;
     }
-    io.stderr.write(`categorize: internal error: ${oneLine(err)}\n`);
+    if (log.format === 'json') log.event('error', { code: 'internal', message: oneLine(err), exitCode: ExitCode.runtime }, 'error');
+    else io.stderr.write(`categorize: internal error: ${oneLine(err)}\n`);
     if (process.env.CATEGORIZE_DEBUG) io.stderr.write(`${err instanceof Error ? err.stack : ''}\n`);
     return ExitCode.runtime;
   }

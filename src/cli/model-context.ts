@@ -5,6 +5,7 @@ import { ModelCache, cacheRootFromEnv } from '../models/cache.js';
 import { loadRegistry } from '../models/registry.js';
 import type { ModelContext } from '../models/resolve.js';
 import { makeDownloadProgress } from './progress.js';
+import { CliLog } from './log.js';
 
 export interface ModelFlags {
   offline?: boolean;
@@ -28,7 +29,7 @@ export function hubOptions(env: NodeJS.ProcessEnv): HubOptions {
   };
 }
 
-export function modelContext(env: NodeJS.ProcessEnv, flags: ModelFlags, stderr: NodeJS.WriteStream): ModelContext {
+export function modelContext(env: NodeJS.ProcessEnv, flags: ModelFlags, stderr: NodeJS.WriteStream, log?: CliLog): ModelContext {
   const cache = new ModelCache(cacheRootFromEnv(env));
   return {
     registry: loadRegistry({ registryFile: env.CATEGORIZE_REGISTRY || undefined, userFile: cache.userRegistryFile }),
@@ -37,9 +38,7 @@ export function modelContext(env: NodeJS.ProcessEnv, flags: ModelFlags, stderr: 
     offline: Boolean(flags.offline) || truthy(env.HF_HUB_OFFLINE),
     allowDownload: Boolean(flags.allowDownload),
     ignoreMismatch: Boolean(flags.ignoreModelMismatch),
-    progress: makeDownloadProgress(stderr, { quiet: Boolean(flags.quiet) }),
-    log: (line) => {
-      if (!flags.quiet) stderr.write(`categorize: ${line}\n`);
-    },
+    progress: makeDownloadProgress(stderr, { quiet: Boolean(flags.quiet) || log?.format === 'json' }),
+    log: (line) => (log ?? new CliLog(stderr, 'text', Boolean(flags.quiet))).line(line),
   };
 }

@@ -6,9 +6,10 @@ const LOG_EVERY_MS = 5000;
 
 export function makeProgress(
   stream: NodeJS.WritableStream & { isTTY?: boolean },
-  opts: { quiet: boolean; label: string; logEveryMs?: number },
+  opts: { quiet: boolean; label: string; logEveryMs?: number; json?: boolean },
 ): ProgressReporter {
   if (opts.quiet) return { start() {}, update() {}, stop() {} };
+  if (opts.json) return new JsonProgress(stream, opts.label, opts.logEveryMs ?? LOG_EVERY_MS);
   return stream.isTTY ? new BarProgress(stream, opts.label) : new LogProgress(stream, opts.label, opts.logEveryMs ?? LOG_EVERY_MS);
 }
 
@@ -66,6 +67,49 @@ class LogProgress implements ProgressReporter {
     this.stream.write(`${this.label}: ${s.rows} rows${pct}, ${(s.rows / secs).toFixed(1)} rows/s, ${s.errors} errors\n`);
   }
   stop(): void {}
+}
+
+/** --log-format json: a `progress` event every few seconds and one at the end. */
+class JsonProgress implements ProgressReporter {
+  private t0 = 0;
+  private last = 0;
+  private latest: ProgressStats | undefined;
+  constructor(
+    private readonly stream: NodeJS.WritableStream,
+    private readonly label: string,
+    private readonly everyMs: number,
+  ) {}
+  start(): void {
+    this.t0 = this.last = performance.now();
+  }
+  update(s: ProgressStats): void {
+    this.latest = s;
+    const now = performance.now();
+    if (now - this.last >= this.everyMs) {
+      this.last = now;
+      this.write(s);
+    }
+  }
+  stop(): void {
+    if (this.latest) this.write(this.latest);
+    this.latest = undefined;
+  }
+  private write(s: ProgressStats): void {
+    const secs = (performance.now() - this.t0) / 1000;
+    this.stream.write(
+      JSON.stringify({
+        ts: new Date().toISOString(),
+        level: 'info',
+        event: 'progress',
+        stage: this.label,
+        rows: s.rows,
+        errors: s.errors,
+        warnings: s.warnings,
+        rowsPerSecond: secs > 0 ? Math.round((s.rows / secs) * 10) / 10 : 0,
+        inputShareRead: s.totalBytes ? Math.min(1, s.bytesRead / s.totalBytes) : null,
+      }) + '\n',
+    );
+  }
 }
 
 /** Optimiser progress: iterations out of the limit and the objective, as a bar on a TTY or periodic log lines. */

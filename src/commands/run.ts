@@ -1,6 +1,6 @@
 // `categorize run`: stream a catalog through the bundle's encoders and head, one prediction record per input row.
 import fs from 'node:fs';
-import { openCatalog, type ColumnOptions } from '../io/catalog-reader.js';
+import { openCatalog, type CatalogRow, type ColumnOptions } from '../io/catalog-reader.js';
 import { PredictionWriter, type OutputFormat } from '../io/prediction-writer.js';
 import { bundleInputs, isEncoderBlock, loadBundle } from '../models/bundle.js';
 import { Classifier } from '../head/classifier.js';
@@ -9,7 +9,11 @@ import { orderedMap } from '../pipeline/ordered-map.js';
 import { openEncoders, type EncoderOptions } from '../pipeline/encoders.js';
 import { resolveBundleModels, type ModelContext } from '../models/resolve.js';
 import { silentProgress, type ProgressReporter } from '../pipeline/progress.js';
-import { reasonCode } from '../errors.js';
+import { reasonCode, UsageError } from '../errors.js';
+import { readExistingOutput, type ExistingOutput } from '../io/output-resume.js';
+import { csvHeader } from '../io/prediction-writer.js';
+import { shardRows, skipDone, untilAborted } from '../pipeline/row-stream.js';
+import type { Shard } from '../pipeline/shard.js';
 
 export interface RunOptions extends EncoderOptions, Omit<PredictorOptions, 'imageRoot'> {
   input: string;
@@ -25,6 +29,14 @@ export interface RunOptions extends EncoderOptions, Omit<PredictorOptions, 'imag
   imageRoot?: string;
   keepColumns: string[];
   maxErrorRate: number;
+  /** Continue an output an interrupted run left: keep its complete records, skip those rows, cut a torn tail. */
+  resume: boolean;
+  /** Overwrite an existing output (without it and without resume, an existing output is an error). */
+  force: boolean;
+  /** Process only the rows of this shard. */
+  shard?: Shard;
+  /** Aborted on SIGINT/SIGTERM: no new row starts; rows in flight finish and are written; the output stays resumable. */
+  signal?: AbortSignal;
   /** Rows in flight at once (bounds memory). */
   window: number;
   progress?: ProgressReporter;
@@ -36,7 +48,15 @@ export interface RunOptions extends EncoderOptions, Omit<PredictorOptions, 'imag
 export interface RunSummary {
   input: string;
   output: string;
+  /** Records in the output now (kept from an earlier run + written by this one). */
   rows: number;
+  /** Records kept from the interrupted run that --resume continued (0 otherwise). */
+  resumed: number;
+  /** Bytes of a torn last record that --resume cut off. */
+  tornBytes: number;
+  /** The signal that stopped the run early (output complete up to there, resumable), or null. */
+  interrupted: string | null;
+  shard: string | null;
   ok: number;
   errors: number;
   /** Rows that carry at least one warning. */
@@ -60,6 +80,7 @@ export async function runCommand(opts: RunOptions): Promise<RunSummary> {
   const log = opts.log ?? (() => {});
   const progress = opts.progress ?? silentProgress;
   const bundle = loadBundle(opts.model);
+  const existing = await checkOutput(opts);
   // Columns first: a wrong file should fail before models spend seconds loading.
   const catalog = await openCatalog(opts.input, {
     columns: { ...opts.columns, require: bundleInputs(bundle), extra: opts.keepColumns },
@@ -72,7 +93,14 @@ export async function runCommand(opts: RunOptions): Promise<RunSummary> {
   let writer: PredictionWriter | undefined;
   try {
     classifier = await Classifier.load(bundle, { device: opts.device, threads: 1 });
-    writer = await PredictionWriter.open(opts.output, { format: opts.format, keep: opts.keepColumns, stdout: opts.stdout });
+    writer = await PredictionWriter.open(opts.output, { format: opts.format, keep: opts.keepColumns, stdout: opts.stdout, resumeAt: existing?.completeBytes });
+    if (existing && existing.ids.length + existing.tornBytes > 0) {
+      log(`resuming ${opts.output}: ${existing.ids.length} complete records kept${existing.tornBytes ? `, a torn last record (${existing.tornBytes} bytes) cut off` : ''}`);
+    }
+    let rows: AsyncIterable<CatalogRow> = catalog.rows;
+    if (opts.shard) rows = shardRows(rows, opts.shard);
+    if (existing) rows = skipDone(rows, existing.ids, opts.output);
+    rows = untilAborted(rows, opts.signal);
     const predictor = new Predictor(bundle, encoders, classifier, { ...opts, imageRoot: opts.imageRoot ?? catalog.baseDir });
     const totalBytes = opts.input === '-' ? null : fs.statSync(opts.input).size;
     progress.start(totalBytes);
@@ -80,7 +108,7 @@ export async function runCommand(opts: RunOptions): Promise<RunSummary> {
     const out = writer;
     const keep = opts.keepColumns.length > 0;
     await orderedMap(
-      catalog.rows,
+      rows,
       async (row) => (await predictor.predict(row, keep ? row.extra : undefined)).record,
       async (rec) => {
         await out.writeRecord(rec);
@@ -106,10 +134,16 @@ export async function runCommand(opts: RunOptions): Promise<RunSummary> {
     const elapsedSeconds = (performance.now() - started) / 1000;
     const errorRate = stats.rows ? stats.errors / stats.rows : 0;
     const batches = predictor.batchSizes;
+    const resumed = existing?.ids.length ?? 0;
     return {
       input: opts.input,
       output: opts.output,
       ...stats,
+      rows: resumed + stats.rows,
+      resumed,
+      tornBytes: existing?.tornBytes ?? 0,
+      interrupted: opts.signal?.aborted ? String(opts.signal.reason ?? 'aborted') : null,
+      shard: opts.shard ? `${opts.shard.index}/${opts.shard.count}` : null,
       errorRate,
       maxErrorRate: opts.maxErrorRate,
       thresholdExceeded: errorRate > opts.maxErrorRate,
@@ -124,4 +158,22 @@ export async function runCommand(opts: RunOptions): Promise<RunSummary> {
     await classifier?.dispose();
     await encoders.close();
   }
+}
+
+/**
+ * An existing output is never appended to silently: --resume continues it (returns what it holds), --force
+ * overwrites it, anything else is a usage error, raised before models load.
+ */
+async function checkOutput(opts: RunOptions): Promise<ExistingOutput | undefined> {
+  if (opts.resume && opts.force) throw new UsageError('--resume and --force contradict each other: pick one', 'usage');
+  if (opts.output === '-') {
+    if (opts.resume) throw new UsageError('--resume needs an output file (-o FILE), not stdout', 'usage');
+    return undefined;
+  }
+  const exists = fs.existsSync(opts.output) && fs.statSync(opts.output).size > 0;
+  if (opts.resume) return exists ? readExistingOutput(opts.output, opts.format, csvHeader(opts.keepColumns)) : undefined;
+  if (exists && !opts.force) {
+    throw new UsageError(`output ${opts.output} already exists: pass --resume to continue it or --force to overwrite it`, 'output_exists');
+  }
+  return undefined;
 }

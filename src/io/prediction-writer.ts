@@ -35,14 +35,24 @@ export function formatFor(target: string, explicit?: string): OutputFormat {
   throw new UsageError(`cannot tell the output format from '${target}': use .jsonl, .ndjson or .csv, or pass --format`);
 }
 
+/** The CSV output's header line, as fields. */
+export function csvHeader(keep: string[]): string[] {
+  return [...RECORD_FIELDS, ...keep];
+}
+
 /** Rounds probabilities for output: 6 significant decimals are plenty and keep files small. */
 function round(p: number): number {
   return Math.round(p * 1e6) / 1e6;
 }
 
+/** How often written records are forced to disk, so a crash or power cut loses at most this much work. */
+const SYNC_EVERY_MS = 2000;
+
 export class PredictionWriter {
   /** The first error the stream reported (ENOSPC, EPIPE…); every later write fails with it. */
   private failure: CategorizeError | undefined;
+  private syncTimer: NodeJS.Timeout | undefined;
+  private dirty = false;
 
   private constructor(
     private readonly out: NodeJS.WritableStream,
@@ -54,9 +64,25 @@ export class PredictionWriter {
     out.on('error', (err: Error) => {
       this.failure ??= new CategorizeError('output_write', `cannot write ${target === '-' ? 'stdout' : target}: ${err.message}`);
     });
+    if (ownsStream) {
+      // The stream hands each record to the OS at once (a kill -9 loses nothing written); fsync now and then
+      // makes it survive a reboot too. Unref'd: the timer never keeps the process alive.
+      this.syncTimer = setInterval(() => this.sync(), SYNC_EVERY_MS).unref();
+    }
   }
 
-  static async open(target: string, opts: { format: OutputFormat; keep: string[]; stdout?: NodeJS.WritableStream }): Promise<PredictionWriter> {
+  private sync(): void {
+    const fd = (this.out as fs.WriteStream & { fd: number | null }).fd;
+    if (!this.dirty || typeof fd !== 'number') return;
+    this.dirty = false;
+    fs.fsync(fd, () => {});
+  }
+
+  /**
+   * `resumeAt`: continue an existing file after its first `resumeAt` bytes (its complete records; see
+   * output-resume.ts), cutting off whatever follows; the CSV header is written only when starting from 0.
+   */
+  static async open(target: string, opts: { format: OutputFormat; keep: string[]; stdout?: NodeJS.WritableStream; resumeAt?: number }): Promise<PredictionWriter> {
     let out: NodeJS.WritableStream;
     let owns = false;
     if (target === '-') {
@@ -65,7 +91,9 @@ export class PredictionWriter {
     } else {
       const dir = path.dirname(path.resolve(target));
       if (!fs.existsSync(dir)) throw new UsageError(`output folder does not exist: ${dir}`, 'output_dir');
-      const stream = fs.createWriteStream(target);
+      const resumeAt = opts.resumeAt ?? 0;
+      if (resumeAt > 0) fs.truncateSync(target, resumeAt);
+      const stream = resumeAt > 0 ? fs.createWriteStream(target, { flags: 'r+', start: resumeAt }) : fs.createWriteStream(target);
       await once(stream, 'open').catch((err: unknown) => {
         throw new UsageError(`cannot write ${target}: ${err instanceof Error ? err.message : String(err)}`, 'output_open');
       });
@@ -73,7 +101,7 @@ export class PredictionWriter {
       owns = true;
     }
     const writer = new PredictionWriter(out, opts.format, opts.keep, owns, target);
-    if (opts.format === 'csv') await writer.write(stringify([[...RECORD_FIELDS, ...opts.keep]]));
+    if (opts.format === 'csv' && !(opts.resumeAt ?? 0)) await writer.write(stringify([csvHeader(opts.keep)]));
     return writer;
   }
 
@@ -115,6 +143,7 @@ export class PredictionWriter {
 
   private async write(chunk: string): Promise<void> {
     if (this.failure) throw this.failure;
+    this.dirty = true;
     if (!this.out.write(chunk)) {
       await once(this.out, 'drain').catch(() => {});
       if (this.failure) throw this.failure;
@@ -122,6 +151,7 @@ export class PredictionWriter {
   }
 
   async close(): Promise<void> {
+    clearInterval(this.syncTimer);
     if (this.failure) throw this.failure;
     if (!this.ownsStream) return;
     const stream = this.out as fs.WriteStream;
