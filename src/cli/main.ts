@@ -13,6 +13,7 @@ import { addPipelineOptions, cliLog, pipelineOptions, type Io, type PipelineFlag
 import { CliLog } from './log.js';
 import { parseShard, type Shard } from '../pipeline/shard.js';
 import { addModelsCommand } from './models-cli.js';
+import { addCheckCommand } from './check-cli.js';
 import type { FeatureKind } from '../head/train-head.js';
 import type { DfBound } from '../head/tfidf.js';
 
@@ -281,6 +282,7 @@ function buildProgram(io: Io, env: NodeJS.ProcessEnv, setCode: (c: number) => vo
     });
 
   addModelsCommand(program, io, env, setCode);
+  addCheckCommand(program, io, env, setCode);
   return program;
 }
 

@@ -1,0 +1,144 @@
+// `categorize check` wiring: flags into CheckOptions, the readable summary (and GitHub annotations) on stdout, exit 3
+// when a check fails. Kept out of main.ts so the command is one registration line there.
+import fs from 'node:fs';
+import { Command, Option } from 'commander';
+import { checkAnnotations, checkCommand, DEFAULT_THRESHOLDS, formatFinding, listedFindings, type CheckOutcome, type CheckResult } from '../commands/check.js';
+import { ExitCode, UsageError } from '../errors.js';
+import { displayWidth } from '../report/table.js';
+import { floatOption, intOption } from './options.js';
+import { addPipelineOptions, cliLog, pipelineOptions, type Io, type PipelineFlags } from './pipeline-options.js';
+import { makeProgress } from './progress.js';
+
+const pkg = JSON.parse(fs.readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+
+interface CheckFlags extends PipelineFlags {
+  model: string;
+  labelColumn?: string;
+  minConfidence: number;
+  lowConfidence: number;
+  maxDisagreementRate: number;
+  maxLowConfidenceRate: number;
+  maxDuplicateIds: number;
+  maxEmptyTitles: number;
+  maxImageProblemRate: number;
+  maxUnknownCategories: number;
+  maxErrorRate: number;
+  junit?: string;
+  json?: string;
+  annotations?: 'github';
+  maxListed: number;
+  maxAnnotations: number;
+}
+
+const ESC = '\u001b[';
+const paint = (on: boolean, s: string, codes: string) => (on ? `${ESC}${codes}m${s}${ESC}0m` : s);
+const STATUS = { pass: ['PASS', '32'], fail: ['FAIL', '1;31'], skip: ['SKIP', '2'] } as const;
+
+/** Ids, categories and error texts are user data: a control character could rewrite the terminal or fake a workflow command. */
+const clean = (s: string) => s.replace(/[\u0000-\u001f\u007f-\u009f]/g, '?');
+
+const plural = (n: number, one: string, many: string) => `${n} ${n === 1 ? one : many}`;
+
+function threshold(c: CheckOutcome): string {
+  return c.threshold.on === 'rate' ? `max ${(100 * c.threshold.max).toFixed(2)}%` : `max ${c.threshold.max}`;
+}
+
+/** One line per check, then the rows behind each failing check (up to maxListed), then the verdict. */
+export function formatCheckSummary(r: CheckResult, opts: { color: boolean; maxListed: number }): string {
+  const nameWidth = Math.max(...r.checks.map((c) => displayWidth(c.name)));
+  const out = [`categorize check: ${r.rows} rows of ${clean(r.input === '-' ? 'stdin' : r.input)} · model ${clean(r.model)}`];
+  for (const c of r.checks) {
+    const [word, codes] = STATUS[c.status];
+    const name = c.name + ' '.repeat(nameWidth - displayWidth(c.name));
+    out.push(`  ${paint(opts.color, word, codes)}  ${name}  ${clean(c.summary)}${c.status === 'skip' ? '' : ` · ${threshold(c)} (${c.threshold.flag})`}`);
+  }
+  for (const c of r.checks.filter((x) => x.status === 'fail')) {
+    const listed = listedFindings(c);
+    if (listed.length === 0 || opts.maxListed === 0) continue;
+    const what = c.name === 'unknown_category' ? plural(listed.length, 'category', 'categories') : plural(listed.length, 'row', 'rows');
+    out.push('', `${paint(opts.color, c.name, '1')}: ${what}${listed.length > opts.maxListed ? `, first ${opts.maxListed}` : ''}`);
+    for (const f of listed.slice(0, opts.maxListed)) out.push(`  ${clean(formatFinding(f))}`);
+    if (listed.length > opts.maxListed) out.push(`  … ${listed.length - opts.maxListed} more (--max-listed, or --json for all)`);
+  }
+  const ran = r.checks.filter((c) => c.status !== 'skip').length;
+  const skipped = r.checks.length - ran;
+  out.push(
+    '',
+    r.failed.length > 0
+      ? paint(opts.color, `categorize check: FAILED: ${r.failed.join(', ')} (${r.failed.length} of ${ran} checks)`, '1;31')
+      : paint(opts.color, `categorize check: passed (${ran} checks${skipped ? `, ${skipped} skipped` : ''})`, '32'),
+  );
+  return out.join('\n');
+}
+
+export function addCheckCommand(program: Command, io: Io, env: NodeJS.ProcessEnv, setCode: (c: number) => void): void {
+  const d = DEFAULT_THRESHOLDS;
+  addPipelineOptions(
+    program
+      .command('check')
+      .description(
+        "Data-quality gate for CI: run the bundle over a catalog (run's pipeline) and check labels, confidence, ids, titles, images; exit 3 when a check exceeds its threshold.",
+      )
+      .argument('<input>', "catalog CSV or TSV file, or '-' for stdin")
+      .requiredOption('-m, --model <dir>', 'model bundle folder')
+      .option('--label-column <name>', "column holding each row's stored category (without it, disagreement and unknown_category are skipped)")
+      .option('--min-confidence <p>', 'a prediction at least this probable that differs from the stored category is a disagreement', floatOption(0, 1), 0.8)
+      .option('--low-confidence <p>', 'a top score below this is low confidence', floatOption(0, 1), 0.5)
+      .option('--max-disagreement-rate <r>', 'fail when the share of labelled rows that disagree with a confident prediction exceeds r', floatOption(0, 1), d.maxDisagreementRate)
+      .option('--max-low-confidence-rate <r>', 'fail when the share of predicted rows scoring below --low-confidence exceeds r', floatOption(0, 1), d.maxLowConfidenceRate)
+      .option('--max-duplicate-ids <n>', 'fail when more than n ids appear more than once', intOption(0), d.maxDuplicateIds)
+      .option('--max-empty-titles <n>', 'fail when more than n rows have an empty title', intOption(0), d.maxEmptyTitles)
+      .option('--max-image-problem-rate <r>', 'fail when the share of rows with a missing or unreadable image exceeds r (bundles that use images)', floatOption(0, 1), d.maxImageProblemRate)
+      .option('--max-unknown-categories <n>', 'fail when more than n distinct stored categories are unknown to the model', intOption(0), d.maxUnknownCategories)
+      .option('--max-error-rate <r>', 'fail when the share of rows that could not be predicted exceeds r', floatOption(0, 1), d.maxErrorRate)
+      .option('--junit <file>', 'write a JUnit XML report (one test case per check) for CI test viewers')
+      .option('--json <file>', 'write settings, every check and every offending row as JSON')
+      .addOption(new Option('--annotations <format>', 'also print CI annotations on stdout, pointing at the CSV lines (needs a file, not stdin)').choices(['github']))
+      .option('--max-listed <n>', 'offending rows quoted per failing check in the summary and the JUnit report', intOption(0), 10)
+      .option('--max-annotations <n>', 'row annotations at most, in all (GitHub shows only so many)', intOption(0), 50),
+    'override',
+  ).action(async (input: string, flags: CheckFlags) => {
+    if (flags.annotations && input === '-') {
+      throw new UsageError('--annotations needs the catalog as a file path (annotations point at its lines); stdin has none');
+    }
+    const log = cliLog(flags, io);
+    log.event('start', { command: 'check', version: pkg.version, input, model: flags.model, labelColumn: flags.labelColumn ?? null });
+    const result = await checkCommand({
+      ...pipelineOptions(flags, io, env),
+      input,
+      labelColumn: flags.labelColumn,
+      model: flags.model,
+      minConfidence: flags.minConfidence,
+      lowConfidence: flags.lowConfidence,
+      thresholds: {
+        maxDisagreementRate: flags.maxDisagreementRate,
+        maxLowConfidenceRate: flags.maxLowConfidenceRate,
+        maxDuplicateIds: flags.maxDuplicateIds,
+        maxEmptyTitles: flags.maxEmptyTitles,
+        maxImageProblemRate: flags.maxImageProblemRate,
+        maxUnknownCategories: flags.maxUnknownCategories,
+        maxErrorRate: flags.maxErrorRate,
+      },
+      json: flags.json,
+      junit: flags.junit,
+      maxListed: flags.maxListed,
+      toolVersion: pkg.version,
+      progress: makeProgress(io.stderr, { quiet: flags.quiet, label: 'checking', json: flags.logFormat === 'json' }),
+    });
+    // The summary is the command's result: stdout, so CI logs and pipes get it; logs stay on stderr.
+    io.stdout.write(formatCheckSummary(result, { color: Boolean(io.stderr.isTTY) && env.NO_COLOR === undefined, maxListed: flags.maxListed }) + '\n');
+    if (flags.annotations === 'github') {
+      for (const line of checkAnnotations(result, { file: input, maxAnnotations: flags.maxAnnotations })) io.stdout.write(line + '\n');
+    }
+    log.event('summary', {
+      rows: result.rows,
+      failed: result.failed,
+      checks: result.checks.map((c) => ({ name: c.name, status: c.status, count: c.count, rate: c.rate, max: c.threshold.max })),
+      elapsedSeconds: result.elapsedSeconds,
+    });
+    if (result.failed.length > 0) {
+      log.line(`check failed: ${result.failed.join(', ')}`, true);
+      setCode(ExitCode.threshold);
+    }
+  });
+}
