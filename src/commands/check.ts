@@ -2,15 +2,11 @@
 // checks, each with a threshold; every finding keeps the CSV line it came from so reports can point into the file.
 import fs from 'node:fs';
 import path from 'node:path';
-import { openCatalog, type CatalogRow, type ColumnOptions } from '../io/catalog-reader.js';
+import type { CatalogRow } from '../io/catalog-reader.js';
 import type { PredictionRecord } from '../io/prediction-writer.js';
-import { bundleInputs, isEncoderBlock, loadBundle } from '../models/bundle.js';
-import { Classifier } from '../head/classifier.js';
-import { Predictor } from '../pipeline/predictor.js';
+import { bundleInputs } from '../models/bundle.js';
 import { orderedMap } from '../pipeline/ordered-map.js';
-import { openEncoders, type EncoderOptions } from '../pipeline/encoders.js';
-import { resolveBundleModels, type ModelContext } from '../models/resolve.js';
-import type { FeatureOptions } from '../pipeline/features.js';
+import { openBundleSession, type BundleRunOptions } from '../pipeline/bundle-session.js';
 import { silentProgress, type ProgressReporter } from '../pipeline/progress.js';
 import { renderJUnit, type JUnitCase } from '../report/junit.js';
 import { formatAnnotation } from '../report/github-annotations.js';
@@ -39,18 +35,9 @@ export const DEFAULT_THRESHOLDS: CheckThresholds = {
   maxErrorRate: 0,
 };
 
-export interface CheckOptions extends EncoderOptions, Omit<FeatureOptions, 'imageRoot'> {
-  input: string;
+export interface CheckOptions extends BundleRunOptions {
   /** Column holding each row's stored category; without it the label checks are skipped. */
   labelColumn?: string;
-  model: string;
-  columns: Omit<ColumnOptions, 'require' | 'extra'>;
-  delimiter?: string;
-  imageRoot?: string;
-  /** Registry, cache and download policy for the bundle's models. */
-  models: ModelContext;
-  textModel?: string;
-  imageModel?: string;
   /** A prediction at least this probable that differs from the stored category is a disagreement. */
   minConfidence: number;
   /** A top score below this is low confidence. */
@@ -61,10 +48,7 @@ export interface CheckOptions extends EncoderOptions, Omit<FeatureOptions, 'imag
   /** Offending rows quoted per failing check in the JUnit report (the JSON has all). */
   maxListed: number;
   toolVersion: string;
-  window: number;
   progress?: ProgressReporter;
-  log?: (line: string) => void;
-  stdin?: NodeJS.ReadableStream;
 }
 
 /** One offending row. */
@@ -160,26 +144,15 @@ class Tally {
 export async function checkCommand(opts: CheckOptions): Promise<CheckResult> {
   const started = performance.now();
   const startedAt = new Date().toISOString();
-  const log = opts.log ?? (() => {});
   const progress = opts.progress ?? silentProgress;
-  const bundle = loadBundle(opts.model);
+  // Two classes per row: the runner-up makes a low-confidence finding readable.
+  const { bundle, catalog, predictor, close } = await openBundleSession(opts, { extra: opts.labelColumn ? [opts.labelColumn] : [], topN: 2, topKTags: 0 });
   const inputs = bundleInputs(bundle);
-  const catalog = await openCatalog(opts.input, {
-    columns: { ...opts.columns, require: inputs, extra: opts.labelColumn ? [opts.labelColumn] : [] },
-    delimiter: opts.delimiter,
-    stdin: opts.stdin,
-  });
   const titleColumn = hasColumn(catalog.header, opts.columns.title);
   const idColumn = hasColumn(catalog.header, opts.columns.id);
   const known = new Set(bundle.manifest.classes);
   const t = new Tally();
-  const encoders = await openEncoders(await resolveBundleModels(bundle, bundle.manifest.features.filter(isEncoderBlock), opts, opts.models), opts);
-  encoders.notices.forEach((n) => log(n));
-  let classifier: Classifier | undefined;
   try {
-    classifier = await Classifier.load(bundle, { device: opts.device, threads: 1 });
-    // Two classes per row: the runner-up makes a low-confidence finding readable.
-    const predictor = new Predictor(bundle, encoders, classifier, { ...opts, imageRoot: opts.imageRoot ?? catalog.baseDir, topN: 2, topKTags: 0 });
     const totalBytes = opts.input === '-' ? null : fs.statSync(opts.input).size;
     progress.start(totalBytes);
     let warned = 0;
@@ -195,8 +168,7 @@ export async function checkCommand(opts: CheckOptions): Promise<CheckResult> {
     );
   } finally {
     progress.stop();
-    await classifier?.dispose();
-    await encoders.close();
+    await close();
   }
   const checks = outcomes(t, opts, { idColumn, titleColumn, usesImages: inputs.image, classes: bundle.manifest.classes.length });
   const result: CheckResult = {

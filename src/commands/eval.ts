@@ -1,40 +1,23 @@
 // `categorize eval`: run a bundle over a labelled catalog (run's own predictor) and judge it against the labels.
 import fs from 'node:fs';
 import path from 'node:path';
-import { openCatalog, labelledRows, type ColumnOptions } from '../io/catalog-reader.js';
-import { bundleInputs, isEncoderBlock, loadBundle } from '../models/bundle.js';
-import { Classifier } from '../head/classifier.js';
-import { Predictor } from '../pipeline/predictor.js';
+import { labelledRows } from '../io/catalog-reader.js';
 import { orderedMap } from '../pipeline/ordered-map.js';
-import { openEncoders, type EncoderOptions } from '../pipeline/encoders.js';
-import { resolveBundleModels, type ModelContext } from '../models/resolve.js';
-import type { FeatureOptions } from '../pipeline/features.js';
+import { openBundleSession, type BundleRunOptions } from '../pipeline/bundle-session.js';
 import { silentProgress, type ProgressReporter } from '../pipeline/progress.js';
 import { computeMetrics, mostConfusedPairs, type EvalMetrics } from '../report/metrics.js';
 import { formatMetricsTable } from '../report/table.js';
 import { renderEvalReport } from '../report/html-report.js';
 
-export interface EvalOptions extends EncoderOptions, Omit<FeatureOptions, 'imageRoot'> {
-  input: string;
+export interface EvalOptions extends BundleRunOptions {
   labelColumn: string;
-  model: string;
-  columns: Omit<ColumnOptions, 'require' | 'extra'>;
-  delimiter?: string;
-  imageRoot?: string;
-  /** Registry, cache and download policy for the bundle's models. */
-  models: ModelContext;
-  textModel?: string;
-  imageModel?: string;
   json?: string;
   report?: string;
   minAccuracy?: number;
   minMacroF1?: number;
   toolVersion: string;
-  window: number;
   color: boolean;
   progress?: ProgressReporter;
-  log?: (line: string) => void;
-  stdin?: NodeJS.ReadableStream;
 }
 
 export interface EvalResult {
@@ -52,23 +35,13 @@ const PAIRS_IN_REPORT = 10;
 export async function evalCommand(opts: EvalOptions): Promise<EvalResult> {
   const log = opts.log ?? (() => {});
   const progress = opts.progress ?? silentProgress;
-  const bundle = loadBundle(opts.model);
-  const catalog = await openCatalog(opts.input, {
-    columns: { ...opts.columns, require: bundleInputs(bundle), extra: [opts.labelColumn] },
-    delimiter: opts.delimiter,
-    stdin: opts.stdin,
-  });
-  const encoders = await openEncoders(await resolveBundleModels(bundle, bundle.manifest.features.filter(isEncoderBlock), opts, opts.models), opts);
-  encoders.notices.forEach((n) => log(n));
+  const { bundle, catalog, predictor, close } = await openBundleSession(opts, { extra: [opts.labelColumn], topN: 3, topKTags: 0 });
   const yTrue: string[] = [];
   const yPred: (string | null)[] = [];
   const ranked: string[][] = [];
   const rowInfo: { id: string; title: string; score: number | null }[] = [];
   let emptyLabel = 0;
-  let classifier: Classifier | undefined;
   try {
-    classifier = await Classifier.load(bundle, { device: opts.device, threads: 1 });
-    const predictor = new Predictor(bundle, encoders, classifier, { ...opts, imageRoot: opts.imageRoot ?? catalog.baseDir, topN: 3, topKTags: 0 });
     const totalBytes = opts.input === '-' ? null : fs.statSync(opts.input).size;
     progress.start(totalBytes);
     let errors = 0;
@@ -88,8 +61,7 @@ export async function evalCommand(opts: EvalOptions): Promise<EvalResult> {
     progress.stop();
   } finally {
     progress.stop();
-    await classifier?.dispose();
-    await encoders.close();
+    await close();
   }
   const metrics = computeMetrics({ yTrue, yPred, ranked, modelClasses: bundle.manifest.classes });
   if (emptyLabel > 0) log(`${emptyLabel} rows without a label were skipped`);

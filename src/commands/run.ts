@@ -1,13 +1,9 @@
 // `categorize run`: stream a catalog through the bundle's encoders and head, one prediction record per input row.
 import fs from 'node:fs';
-import { openCatalog, type CatalogRow, type ColumnOptions } from '../io/catalog-reader.js';
+import type { CatalogRow } from '../io/catalog-reader.js';
 import { PredictionWriter, type OutputFormat } from '../io/prediction-writer.js';
-import { bundleInputs, isEncoderBlock, loadBundle } from '../models/bundle.js';
-import { Classifier } from '../head/classifier.js';
-import { Predictor, type PredictorOptions } from '../pipeline/predictor.js';
 import { orderedMap } from '../pipeline/ordered-map.js';
-import { openEncoders, type EncoderOptions } from '../pipeline/encoders.js';
-import { resolveBundleModels, type ModelContext } from '../models/resolve.js';
+import { openBundleSession, type BundleRunOptions } from '../pipeline/bundle-session.js';
 import { silentProgress, type ProgressReporter } from '../pipeline/progress.js';
 import { reasonCode, UsageError } from '../errors.js';
 import { readExistingOutput, type ExistingOutput } from '../io/output-resume.js';
@@ -15,18 +11,13 @@ import { csvHeader } from '../io/prediction-writer.js';
 import { shardRows, skipDone, untilAborted } from '../pipeline/row-stream.js';
 import type { Shard } from '../pipeline/shard.js';
 
-export interface RunOptions extends EncoderOptions, Omit<PredictorOptions, 'imageRoot'> {
-  input: string;
+export interface RunOptions extends BundleRunOptions {
   output: string;
   format: OutputFormat;
-  /** Registry, cache and download policy for the bundle's models. */
-  models: ModelContext;
-  textModel?: string;
-  imageModel?: string;
-  model: string;
-  columns: Omit<ColumnOptions, 'require' | 'extra'>;
-  delimiter?: string;
-  imageRoot?: string;
+  /** Categories listed per record. */
+  topN: number;
+  /** Tags per record. */
+  topKTags: number;
   keepColumns: string[];
   maxErrorRate: number;
   /** Continue an output an interrupted run left: keep its complete records, skip those rows, cut a torn tail. */
@@ -37,11 +28,7 @@ export interface RunOptions extends EncoderOptions, Omit<PredictorOptions, 'imag
   shard?: Shard;
   /** Aborted on SIGINT/SIGTERM: no new row starts; rows in flight finish and are written; the output stays resumable. */
   signal?: AbortSignal;
-  /** Rows in flight at once (bounds memory). */
-  window: number;
   progress?: ProgressReporter;
-  log?: (line: string) => void;
-  stdin?: NodeJS.ReadableStream;
   stdout?: NodeJS.WritableStream;
 }
 
@@ -79,20 +66,19 @@ export async function runCommand(opts: RunOptions): Promise<RunSummary> {
   const started = performance.now();
   const log = opts.log ?? (() => {});
   const progress = opts.progress ?? silentProgress;
-  const bundle = loadBundle(opts.model);
-  const existing = await checkOutput(opts);
-  // Columns first: a wrong file should fail before models spend seconds loading.
-  const catalog = await openCatalog(opts.input, {
-    columns: { ...opts.columns, require: bundleInputs(bundle), extra: opts.keepColumns },
-    delimiter: opts.delimiter,
-    stdin: opts.stdin,
+  let existing: ExistingOutput | undefined;
+  // The output check, then the columns, before models spend seconds loading.
+  const session = await openBundleSession(opts, {
+    extra: opts.keepColumns,
+    topN: opts.topN,
+    topKTags: opts.topKTags,
+    beforeCatalog: async () => {
+      existing = await checkOutput(opts);
+    },
   });
-  const encoders = await openEncoders(await resolveBundleModels(bundle, bundle.manifest.features.filter(isEncoderBlock), opts, opts.models), opts);
-  encoders.notices.forEach((n) => log(n));
-  let classifier: Classifier | undefined;
+  const { catalog, encoders, predictor } = session;
   let writer: PredictionWriter | undefined;
   try {
-    classifier = await Classifier.load(bundle, { device: opts.device, threads: 1 });
     writer = await PredictionWriter.open(opts.output, { format: opts.format, keep: opts.keepColumns, stdout: opts.stdout, resumeAt: existing?.completeBytes });
     if (existing && existing.ids.length + existing.tornBytes > 0) {
       log(`resuming ${opts.output}: ${existing.ids.length} complete records kept${existing.tornBytes ? `, a torn last record (${existing.tornBytes} bytes) cut off` : ''}`);
@@ -101,7 +87,6 @@ export async function runCommand(opts: RunOptions): Promise<RunSummary> {
     if (opts.shard) rows = shardRows(rows, opts.shard);
     if (existing) rows = skipDone(rows, existing.ids, opts.output);
     rows = untilAborted(rows, opts.signal);
-    const predictor = new Predictor(bundle, encoders, classifier, { ...opts, imageRoot: opts.imageRoot ?? catalog.baseDir });
     const totalBytes = opts.input === '-' ? null : fs.statSync(opts.input).size;
     progress.start(totalBytes);
     const stats = { rows: 0, ok: 0, errors: 0, warned: 0, reasons: {} as Record<string, number> };
@@ -155,8 +140,7 @@ export async function runCommand(opts: RunOptions): Promise<RunSummary> {
   } finally {
     progress.stop();
     await writer?.close().catch(() => {});
-    await classifier?.dispose();
-    await encoders.close();
+    await session.close();
   }
 }
 

@@ -1,0 +1,73 @@
+// What run, eval and check share: load a bundle, open the catalog (columns checked first), open the bundle's
+// encoders and head, and build the predictor — then close it all in one place, whatever happened.
+import { openCatalog, type Catalog, type ColumnOptions } from '../io/catalog-reader.js';
+import { bundleInputs, isEncoderBlock, loadBundle, type ModelBundle } from '../models/bundle.js';
+import { resolveBundleModels, type ModelContext } from '../models/resolve.js';
+import { Classifier } from '../head/classifier.js';
+import { openEncoders, type EncoderOptions, type OpenEncoders } from './encoders.js';
+import { Predictor } from './predictor.js';
+import type { FeatureOptions } from './features.js';
+
+/** The options of every command that runs a bundle over a catalog. */
+export interface BundleRunOptions extends EncoderOptions, Omit<FeatureOptions, 'imageRoot'> {
+  input: string;
+  model: string;
+  columns: Omit<ColumnOptions, 'require' | 'extra'>;
+  delimiter?: string;
+  /** Relative image paths resolve here; default the catalog's folder. */
+  imageRoot?: string;
+  /** Registry, cache and download policy for the bundle's models. */
+  models: ModelContext;
+  textModel?: string;
+  imageModel?: string;
+  /** Rows in flight at once (bounds memory). */
+  window: number;
+  log?: (line: string) => void;
+  stdin?: NodeJS.ReadableStream;
+}
+
+export interface BundleSession {
+  bundle: ModelBundle;
+  catalog: Catalog;
+  encoders: OpenEncoders;
+  predictor: Predictor;
+  close(): Promise<void>;
+}
+
+/**
+ * Opens everything in the order that fails cheapest first: bundle, `beforeCatalog` (e.g. the output check),
+ * catalog header and columns, then the models. `extra` are input columns the caller reads besides the usual ones.
+ */
+export async function openBundleSession(
+  opts: BundleRunOptions,
+  spec: { extra: string[]; topN: number; topKTags: number; beforeCatalog?: (bundle: ModelBundle) => Promise<void> | void },
+): Promise<BundleSession> {
+  const bundle = loadBundle(opts.model);
+  await spec.beforeCatalog?.(bundle);
+  const catalog = await openCatalog(opts.input, {
+    columns: { ...opts.columns, require: bundleInputs(bundle), extra: spec.extra },
+    delimiter: opts.delimiter,
+    stdin: opts.stdin,
+  });
+  const requests = await resolveBundleModels(bundle, bundle.manifest.features.filter(isEncoderBlock), opts, opts.models);
+  const encoders = await openEncoders(requests, opts);
+  encoders.notices.forEach((n) => opts.log?.(n));
+  let classifier: Classifier;
+  try {
+    classifier = await Classifier.load(bundle, { device: opts.device, threads: 1 });
+  } catch (err) {
+    await encoders.close();
+    throw err;
+  }
+  const predictor = new Predictor(bundle, encoders, classifier, { ...opts, imageRoot: opts.imageRoot ?? catalog.baseDir, topN: spec.topN, topKTags: spec.topKTags });
+  return {
+    bundle,
+    catalog,
+    encoders,
+    predictor,
+    close: async () => {
+      await classifier.dispose();
+      await encoders.close();
+    },
+  };
+}
