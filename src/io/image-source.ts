@@ -99,6 +99,11 @@ class AttemptError extends Error {
  * url_timeout, url_error.
  */
 export async function fetchImage(url: string, opts: FetchOptions = {}): Promise<Buffer> {
+  return (await fetchImageWithValidator(url, opts)).bytes;
+}
+
+/** fetchImage, plus the response's validator (see contentValidator): what the embedding cache keys a download by. */
+export async function fetchImageWithValidator(url: string, opts: FetchOptions = {}): Promise<{ bytes: Buffer; validator: string | null }> {
   const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const maxBytes = opts.maxBytes ?? DEFAULT_MAX_BYTES;
   const retries = opts.retries ?? DEFAULT_RETRIES;
@@ -117,7 +122,7 @@ export async function fetchImage(url: string, opts: FetchOptions = {}): Promise<
   }
 }
 
-async function fetchOnce(url: string, shown: string, timeoutMs: number, maxBytes: number, outer?: AbortSignal): Promise<Buffer> {
+async function fetchOnce(url: string, shown: string, timeoutMs: number, maxBytes: number, outer?: AbortSignal): Promise<{ bytes: Buffer; validator: string | null }> {
   // Our own controller: one signal covers headers and body, and we can tell a timeout from the caller's abort.
   const controller = new AbortController();
   let timedOut = false;
@@ -152,9 +157,50 @@ async function fetchOnce(url: string, shown: string, timeoutMs: number, maxBytes
       controller.abort(new Error('too large'));
       throw new AttemptError(tooLarge(shown, `${declared} bytes declared`, maxBytes), false);
     }
-    return await readCapped(res, maxBytes, controller, shown);
+    return { bytes: await readCapped(res, maxBytes, controller, shown), validator: contentValidator(res.headers) };
   } catch (err) {
     throw failure(err);
+  } finally {
+    clearTimeout(timer);
+    outer?.removeEventListener('abort', onOuterAbort);
+  }
+}
+
+/**
+ * What names a URL's current bytes without downloading them: its ETag (weak ones included: the server vouches
+ * that the image is the same), else its Last-Modified date; null when the server sends neither.
+ */
+export function contentValidator(headers: Headers): string | null {
+  const etag = headers.get('etag');
+  if (etag) return `etag:${etag}`;
+  const modified = headers.get('last-modified');
+  return modified ? `last-modified:${modified}` : null;
+}
+
+/**
+ * One HEAD request for the URL's validator, so that a cached embedding can be used without downloading the image.
+ * Null when the server gives none, answers anything but 2xx, fails or times out (no retries: the caller then
+ * downloads, and the download retries), or declares more than maxBytes (the download then fails as it should).
+ */
+export async function probeImageUrl(url: string, opts: FetchOptions = {}): Promise<string | null> {
+  const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  const maxBytes = opts.maxBytes ?? DEFAULT_MAX_BYTES;
+  const outer = opts.signal;
+  outer?.throwIfAborted();
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(new Error('timeout')), timeoutMs);
+  const onOuterAbort = (): void => controller.abort(outer?.reason);
+  outer?.addEventListener('abort', onOuterAbort, { once: true });
+  try {
+    const res = await fetch(url, { method: 'HEAD', signal: controller.signal, redirect: 'follow', headers: { accept: 'image/*,*/*;q=0.5' } });
+    await res.body?.cancel().catch(() => undefined);
+    if (!res.ok) return null;
+    const declared = Number(res.headers.get('content-length') ?? NaN);
+    if (Number.isFinite(declared) && declared > maxBytes) return null;
+    return contentValidator(res.headers);
+  } catch {
+    if (outer?.aborted) throw outer.reason;
+    return null;
   } finally {
     clearTimeout(timer);
     outer?.removeEventListener('abort', onOuterAbort);

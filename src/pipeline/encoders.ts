@@ -1,5 +1,8 @@
 // Opens the embedding models a feature layout needs, each in its own worker thread, and checks them (hash, dims).
+import crypto from 'node:crypto';
+import fs from 'node:fs';
 import os from 'node:os';
+import path from 'node:path';
 import { sha256File, type EncoderBlock } from '../models/bundle.js';
 import { resolveImageModel, resolveTextModel, type ImageModelSpec, type ImagePreprocess, type TextModelSpec } from '../models/model-dir.js';
 import { EncoderWorker } from '../runtime/encoder-client.js';
@@ -40,6 +43,11 @@ export interface OpenEncoders {
   files: Record<string, string>;
   /** The spec each model was opened with (file, output, preprocessing), for manifests. */
   specs: { text?: TextModelSpec; image?: ImageModelSpec };
+  /**
+   * What each model computes, as one string (see modelIdentity): the embedding cache's namespace, so that a vector
+   * is only ever served to the exact model file, output and preprocessing that produced it.
+   */
+  identity: { text?: string; image?: string };
   notices: string[];
   close(): Promise<void>;
 }
@@ -57,8 +65,10 @@ export async function openEncoders(requests: EncoderRequest[], opts: EncoderOpti
   }
   const byKind: Partial<Record<EncoderBlock['kind'], EncoderWorker>> = {};
   const specs: OpenEncoders['specs'] = {};
+  const identity: OpenEncoders['identity'] = {};
   for (const w of workers) {
     byKind[w.kind] = w.worker;
+    identity[w.kind] = w.identity;
     if (w.spec.kind === 'text') specs.text = w.spec;
     else specs.image = w.spec;
   }
@@ -68,6 +78,7 @@ export async function openEncoders(requests: EncoderRequest[], opts: EncoderOpti
     providers: Object.fromEntries(workers.map((w) => [w.kind, w.worker.provider])),
     files: Object.fromEntries(workers.map((w) => [w.kind, w.spec.modelPath])),
     specs,
+    identity,
     notices: [...warnings, ...new Set(workers.flatMap((w) => (w.worker.notice ? [w.worker.notice] : [])))],
     close: async () => {
       await Promise.all(workers.map((w) => w.worker.close()));
@@ -78,37 +89,102 @@ export async function openEncoders(requests: EncoderRequest[], opts: EncoderOpti
 async function startEncoder(
   req: EncoderRequest,
   session: { device: Device; threads: number },
-): Promise<{ kind: EncoderBlock['kind']; worker: EncoderWorker; spec: TextModelSpec | ImageModelSpec; warnings: string[] }> {
+): Promise<{ kind: EncoderBlock['kind']; worker: EncoderWorker; spec: TextModelSpec | ImageModelSpec; identity: string; warnings: string[] }> {
   const owner = req.owner ? ` (${req.owner})` : '';
   const chosen = req.output ? { output: req.output } : {};
-  let worker: EncoderWorker;
   let spec: TextModelSpec | ImageModelSpec;
-  const warnings: string[] = [];
-  if (req.kind === 'text') {
-    const text: TextModelSpec = { ...resolveTextModel(req.location, req.file), ...chosen, ...(req.text ?? {}) };
-    spec = text;
-    warnings.push(...verifyHash(req, text.modelPath, owner));
-    worker = await EncoderWorker.start({ kind: 'text', spec: text, session });
-  } else {
+  if (req.kind === 'text') spec = { ...resolveTextModel(req.location, req.file), ...chosen, ...(req.text ?? {}) };
+  else {
     const base = resolveImageModel(req.location, req.file);
-    const image: ImageModelSpec = { ...base, ...chosen, preprocess: req.image ?? base.preprocess };
-    spec = image;
-    warnings.push(...verifyHash(req, image.modelPath, owner));
-    worker = await EncoderWorker.start({ kind: 'image', spec: image, session });
+    spec = { ...base, ...chosen, preprocess: req.image ?? base.preprocess };
   }
-  if (req.dim !== undefined && worker.dim !== req.dim) {
+  const warnings: string[] = [];
+  // An expected hash is checked (and the file hashed) before loading; otherwise the file is hashed while the
+  // worker loads it, so the identity costs no start-up time.
+  const checked = verifyHash(req, spec.modelPath, owner);
+  warnings.push(...checked.warnings);
+  const hashing = checked.actual !== undefined ? Promise.resolve(checked.actual) : sha256FileAsync(spec.modelPath);
+  hashing.catch(() => undefined);
+  const worker = await (spec.kind === 'text' ? EncoderWorker.start({ kind: 'text', spec, session }) : EncoderWorker.start({ kind: 'image', spec, session }));
+  let identity: string;
+  try {
+    if (req.dim !== undefined && worker.dim !== req.dim) {
+      throw new ConfigError(`the ${req.kind} model at ${req.location} produces ${worker.dim}-d embeddings but ${req.dim} are expected${owner}`, 'dim_mismatch');
+    }
+    identity = modelIdentity(spec, await hashing, spec.kind === 'text' ? await tokenizerHash(spec.tokenizerDir) : undefined);
+  } catch (err) {
     await worker.close();
-    throw new ConfigError(`the ${req.kind} model at ${req.location} produces ${worker.dim}-d embeddings but ${req.dim} are expected${owner}`, 'dim_mismatch');
+    throw err;
   }
-  return { kind: req.kind, worker, spec, warnings };
+  return { kind: req.kind, worker, spec, identity, warnings };
 }
 
 /** Fails when the model file is not the one expected (a bundle names the exact file it was trained with). */
-function verifyHash(req: EncoderRequest, file: string, owner: string): string[] {
-  if (!req.sha256) return [];
+function verifyHash(req: EncoderRequest, file: string, owner: string): { warnings: string[]; actual?: string } {
+  if (!req.sha256) return { warnings: [] };
   const actual = sha256File(file);
-  if (actual === req.sha256) return [];
+  if (actual === req.sha256) return { warnings: [], actual };
   const what = `the ${req.kind} model ${file} is not the expected one${owner}: sha256 ${actual}, expected ${req.sha256}`;
-  if (req.onMismatch === 'warn') return [`warning: ${what}; used anyway (--ignore-model-mismatch): predictions may differ from the bundle's validation figures`];
+  if (req.onMismatch === 'warn') return { warnings: [`warning: ${what}; used anyway (--ignore-model-mismatch): predictions may differ from the bundle's validation figures`], actual };
   throw new ConfigError(`${what}; re-train the bundle on this model, or pass --ignore-model-mismatch to use it anyway`, 'model_mismatch');
+}
+
+/**
+ * Revision of what the code feeds a model for a given spec (tokenisation and truncation; decoding, resampling and
+ * normalisation). Bump it when that changes, so that embedding caches stop serving vectors computed the old way.
+ */
+export const TEXT_INPUT_REVISION = 1;
+export const IMAGE_INPUT_REVISION = 1;
+
+/**
+ * One string naming exactly what a model computes: the ONNX file's sha256, the output taken and the preprocessing
+ * (text: tokenizer files, truncation, pooling, normalisation; image: resize, crop, mean, std). Two models, or one
+ * model fed differently, never share an identity.
+ */
+export function modelIdentity(spec: TextModelSpec | ImageModelSpec, onnxSha256: string, tokenizerSha256?: string): string {
+  if (spec.kind === 'text') {
+    return [
+      `text/${TEXT_INPUT_REVISION}`,
+      `onnx=${onnxSha256}`,
+      `output=${spec.output}`,
+      `tokenizer=${tokenizerSha256 ?? 'none'}`,
+      `maxLength=${spec.maxLength}`,
+      `pooling=${spec.pooling}`,
+      `normalize=${spec.normalize}`,
+    ].join(' ');
+  }
+  const p = spec.preprocess;
+  return [
+    `image/${IMAGE_INPUT_REVISION}`,
+    `onnx=${onnxSha256}`,
+    // Undefined means the model's first output, which the file's hash already pins.
+    `output=${spec.output ?? '(first)'}`,
+    `resize=${p.resize}`,
+    `crop=${p.crop}`,
+    `mean=${p.mean.join(',')}`,
+    `std=${p.std.join(',')}`,
+  ].join(' ');
+}
+
+/** The tokenizer's files (those present), hashed together: a changed vocabulary changes every text's input ids. */
+async function tokenizerHash(dir: string): Promise<string> {
+  const h = crypto.createHash('sha256');
+  for (const name of ['tokenizer.json', 'tokenizer_config.json']) {
+    const file = path.join(dir, name);
+    const bytes = await fs.promises.readFile(file).catch(() => undefined);
+    h.update(`${name}:${bytes ? bytes.length : -1}:`);
+    if (bytes) h.update(bytes);
+  }
+  return h.digest('hex');
+}
+
+/** sha256File without blocking the event loop (models are hundreds of megabytes). */
+function sha256FileAsync(file: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const h = crypto.createHash('sha256');
+    fs.createReadStream(file, { highWaterMark: 1 << 20 })
+      .on('data', (chunk) => h.update(chunk))
+      .on('error', (err) => reject(new ConfigError(`cannot read ${file}: ${err.message}`, 'model_files', { cause: err })))
+      .on('end', () => resolve(h.digest('hex')));
+  });
 }

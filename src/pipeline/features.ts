@@ -1,9 +1,12 @@
-// Per-row feature extraction: text and image embeddings via micro-batched encoders, missing modalities imputed.
+// Per-row feature extraction: text and image embeddings via micro-batched encoders (looked up in the embedding
+// cache first, when one is given), missing modalities imputed.
+import crypto from 'node:crypto';
 import pLimit, { type LimitFunction } from 'p-limit';
 import type { CatalogRow } from '../io/catalog-reader.js';
 import type { FeatureBlock, ModelBundle } from '../models/bundle.js';
 import { MicroBatcher } from './micro-batcher.js';
-import { resolveImageRef, loadImageBytes, type FetchOptions } from '../io/image-source.js';
+import { resolveImageRef, loadImageBytes, readImageFile, fetchImageWithValidator, probeImageUrl, DEFAULT_MAX_BYTES, type FetchOptions } from '../io/image-source.js';
+import type { EmbedCache, EmbedCacheStats } from './embed-cache.js';
 import { preprocessImage } from '../embed/image-preprocess.js';
 import { oneLine, RowError } from '../errors.js';
 import { transform, type TfidfModel } from '../head/tfidf.js';
@@ -30,6 +33,13 @@ export interface FeatureOptions {
   maxPixels: number;
   /** What a row whose image fails becomes when its text is present. */
   onImageError: 'impute' | 'error';
+  /**
+   * Embedding cache (--cache): vectors are looked up before any encoder call (and, for images, before decoding)
+   * and stored after. A kind is cached only when its model identity is given (OpenEncoders.identity), since the
+   * identity is what keeps one model's vectors from being served for another.
+   */
+  cache?: EmbedCache;
+  identity?: { text?: string; image?: string };
 }
 
 export interface RowFeatures {
@@ -44,6 +54,8 @@ export interface RowFeatures {
 }
 
 type Outcome = { ok: true; vector: Float32Array } | { ok: false; code: string; message: string } | { ok: false; missing: true };
+/** An image ready for the encoder (and the cache key its vector goes under), or its vector from the cache. */
+type ImageInput = { cached: Float32Array } | { pixels: Float32Array; key: string };
 
 /** Joins title and description as the original service did. */
 export function rowText(row: CatalogRow): string {
@@ -58,6 +70,11 @@ export class FeatureExtractor {
   private readonly io: LimitFunction;
 
   private readonly tfidfBlock: FeatureBlock | undefined;
+  /** Cache namespaces (kind + model identity); undefined = that kind is not cached. */
+  private readonly textNamespace: string | undefined;
+  private readonly imageNamespace: string | undefined;
+  private readonly textDim: number | undefined;
+  private readonly imageDim: number | undefined;
 
   constructor(
     layout: readonly FeatureBlock[],
@@ -85,6 +102,15 @@ export class FeatureExtractor {
       }, batchOpts);
     }
     this.io = pLimit(opts.concurrency);
+    this.textDim = text?.dim;
+    this.imageDim = image?.dim;
+    if (opts.cache && opts.identity?.text) this.textNamespace = `text\n${opts.identity.text}`;
+    if (opts.cache && opts.identity?.image) this.imageNamespace = `image\n${opts.identity.image}`;
+  }
+
+  /** The cache's counters (lookups, hits, writes...), or undefined without a cache. */
+  get cacheStats(): EmbedCacheStats | undefined {
+    return this.opts.cache?.stats;
   }
 
   /** Batch sizes sent to each encoder so far. */
@@ -127,8 +153,16 @@ export class FeatureExtractor {
   private async embedText(text: string): Promise<Outcome> {
     if (!this.textBatcher) return { ok: false, missing: true };
     if (text === '') return { ok: false, missing: true };
+    const cache = this.opts.cache;
+    const ns = this.textNamespace;
+    if (cache && ns) {
+      const cached = cache.get(ns, text, this.textDim);
+      if (cached) return { ok: true, vector: cached };
+    }
     try {
-      return { ok: true, vector: await this.textBatcher.submit(text) };
+      const vector = await this.textBatcher.submit(text);
+      if (cache && ns) cache.put(ns, text, vector);
+      return { ok: true, vector };
     } catch (err) {
       return { ok: false, code: 'text_embedding_failed', message: oneLine(err) };
     }
@@ -138,22 +172,73 @@ export class FeatureExtractor {
     if (!this.imageBatcher || !this.imageBlock) return { ok: false, missing: true };
     if (cell === '') return { ok: false, missing: true };
     const spec = (this.imageBlock as Extract<FeatureBlock, { kind: 'image' }>).preprocess;
-    let pixels: Float32Array;
+    const decode = (bytes: Buffer): Promise<Float32Array> => preprocessImage(bytes, spec, undefined, undefined, { maxPixels: this.opts.maxPixels });
+    const cache = this.opts.cache;
+    const ns = this.imageNamespace;
+    if (!cache || !ns) {
+      let pixels: Float32Array;
+      try {
+        pixels = await this.io(async () => {
+          const ref = resolveImageRef(cell, { baseDir: this.opts.imageRoot });
+          const bytes = await loadImageBytes(ref, this.opts.fetch);
+          return decode(bytes);
+        });
+      } catch (err) {
+        return { ok: false, code: err instanceof RowError ? err.code : 'image_error', message: oneLine(err) };
+      }
+      try {
+        return { ok: true, vector: await this.imageBatcher.submit(pixels) };
+      } catch (err) {
+        return { ok: false, code: 'image_embedding_failed', message: oneLine(err) };
+      }
+    }
+    let input: ImageInput;
     try {
-      pixels = await this.io(async () => {
-        const ref = resolveImageRef(cell, { baseDir: this.opts.imageRoot });
-        const bytes = await loadImageBytes(ref, this.opts.fetch);
-        return preprocessImage(bytes, spec, undefined, undefined, { maxPixels: this.opts.maxPixels });
-      });
+      input = await this.io(() => this.cachedImageInput(cell, cache, ns, decode));
     } catch (err) {
       return { ok: false, code: err instanceof RowError ? err.code : 'image_error', message: oneLine(err) };
     }
+    if ('cached' in input) return { ok: true, vector: input.cached };
     try {
-      return { ok: true, vector: await this.imageBatcher.submit(pixels) };
+      const vector = await this.imageBatcher.submit(input.pixels);
+      cache.put(ns, input.key, vector);
+      return { ok: true, vector };
     } catch (err) {
       return { ok: false, code: 'image_embedding_failed', message: oneLine(err) };
     }
   }
+
+  /**
+   * A cache lookup before any decoding. A file is keyed by its bytes' sha256 (read once, decoded from the same
+   * buffer on a miss). A URL is keyed by url + its ETag or Last-Modified from a HEAD request, so that a hit costs
+   * no download; a server that sends neither gets the file downloaded and keyed by its bytes.
+   */
+  private async cachedImageInput(cell: string, cache: EmbedCache, ns: string, decode: (bytes: Buffer) => Promise<Float32Array>): Promise<ImageInput> {
+    const ref = resolveImageRef(cell, { baseDir: this.opts.imageRoot });
+    let bytes: Buffer;
+    if (ref.kind === 'url') {
+      const probed = await probeImageUrl(ref.url, this.opts.fetch);
+      if (probed) {
+        const cached = cache.get(ns, urlKey(ref.url, probed), this.imageDim);
+        if (cached) return { cached };
+      }
+      const got = await fetchImageWithValidator(ref.url, this.opts.fetch);
+      // The download's own validator names the bytes actually embedded (the image may have changed since the HEAD).
+      const validator = got.validator ?? probed;
+      if (validator) return { pixels: await decode(got.bytes), key: urlKey(ref.url, validator) };
+      bytes = got.bytes;
+    } else {
+      bytes = await readImageFile(ref.path, this.opts.fetch.maxBytes ?? DEFAULT_MAX_BYTES);
+    }
+    const key = `sha256:${crypto.createHash('sha256').update(bytes).digest('hex')}`;
+    const cached = cache.get(ns, key, this.imageDim);
+    if (cached) return { cached };
+    return { pixels: await decode(bytes), key };
+  }
+}
+
+function urlKey(url: string, validator: string): string {
+  return `url:${url}\n${validator}`;
 }
 
 /** The classifier input: blocks laid out as the bundle says, a missing modality replaced by its training mean. */

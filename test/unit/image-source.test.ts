@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { AddressInfo } from 'node:net';
-import { fetchImage, loadImageBytes, readImageFile, resolveImageRef } from '../../src/io/image-source.js';
+import { contentValidator, fetchImage, fetchImageWithValidator, loadImageBytes, probeImageUrl, readImageFile, resolveImageRef } from '../../src/io/image-source.js';
 import { RowError } from '../../src/errors.js';
 
 type Handler = (req: http.IncomingMessage, res: http.ServerResponse, n: number) => void;
@@ -219,6 +219,51 @@ test('readImageFile and loadImageBytes: files, missing files, directories, size 
   } finally {
     await fs.promises.rm(dir, { recursive: true, force: true });
   }
+});
+
+test('contentValidator: ETag first, then Last-Modified, else null', () => {
+  assert.equal(contentValidator(new Headers({ etag: '"abc"', 'last-modified': 'Wed, 21 Oct 2015 07:28:00 GMT' })), 'etag:"abc"');
+  assert.equal(contentValidator(new Headers({ etag: 'W/"weak"' })), 'etag:W/"weak"');
+  assert.equal(contentValidator(new Headers({ 'last-modified': 'Wed, 21 Oct 2015 07:28:00 GMT' })), 'last-modified:Wed, 21 Oct 2015 07:28:00 GMT');
+  assert.equal(contentValidator(new Headers({ 'content-type': 'image/jpeg' })), null);
+});
+
+test('probeImageUrl: one HEAD, the validator or null (no validator, 404, too large, refused, timeout)', async () => {
+  const methods: string[] = [];
+  const tagged = route('tagged.jpg', (req, res) => {
+    methods.push(req.method!);
+    res.writeHead(200, { etag: '"v1"', 'content-length': String(payload.length) }).end(req.method === 'HEAD' ? undefined : payload);
+  });
+  assert.equal(await probeImageUrl(tagged, fast), 'etag:"v1"');
+  assert.deepEqual(methods, ['HEAD']);
+  const dated = route('dated.jpg', (_req, res) => res.writeHead(200, { 'last-modified': 'Wed, 21 Oct 2015 07:28:00 GMT' }).end());
+  assert.equal(await probeImageUrl(dated, fast), 'last-modified:Wed, 21 Oct 2015 07:28:00 GMT');
+  const bare = route('bare.jpg', (_req, res) => res.writeHead(200).end());
+  assert.equal(await probeImageUrl(bare, fast), null);
+  const gone = route('gone-head.jpg', (_req, res) => res.writeHead(404, { etag: '"x"' }).end());
+  assert.equal(await probeImageUrl(gone, fast), null);
+  assert.equal(hits.get('/gone-head.jpg'), 1, 'no retries: the download that follows retries');
+  const big = route('big-head.jpg', (_req, res) => res.writeHead(200, { etag: '"big"', 'content-length': '1000' }).end());
+  assert.equal(await probeImageUrl(big, { ...fast, maxBytes: 999 }), null);
+  assert.equal(await probeImageUrl(big, { ...fast, maxBytes: 1000 }), 'etag:"big"');
+  const slow = route('slow-head.jpg', (_req, res) => {
+    const t = setTimeout(() => res.writeHead(200, { etag: '"late"' }).end(), 3000);
+    res.on('close', () => clearTimeout(t));
+  });
+  const t0 = Date.now();
+  assert.equal(await probeImageUrl(slow, { timeoutMs: 100 }), null);
+  assert.ok(Date.now() - t0 < 2000);
+  assert.equal(await probeImageUrl('http://127.0.0.1:1/refused.jpg', fast), null);
+  const controller = new AbortController();
+  controller.abort(new Error('stop'));
+  await assert.rejects(probeImageUrl(tagged, { ...fast, signal: controller.signal }), /stop/);
+});
+
+test("fetchImageWithValidator: the body and the download's own validator", async () => {
+  const url = route('validated.jpg', (_req, res) => res.writeHead(200, { etag: '"v2"' }).end(payload));
+  assert.deepEqual(await fetchImageWithValidator(url, fast), { bytes: payload, validator: 'etag:"v2"' });
+  const bare = route('unvalidated.jpg', (_req, res) => res.writeHead(200).end(payload));
+  assert.deepEqual(await fetchImageWithValidator(bare, fast), { bytes: payload, validator: null });
 });
 
 async function waitFor(cond: () => boolean, ms = 2000): Promise<void> {
