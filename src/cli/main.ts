@@ -70,6 +70,7 @@ function formatRunSummary(s: RunSummary): string {
     `categorize: ${s.rows} rows${s.resumed ? ` (${s.resumed} kept from the interrupted run)` : ''}${s.shard ? ` in shard ${s.shard}` : ''} · ${s.ok} ok · ${s.errors} errors · ${s.warned} with warnings · ` +
     `${s.elapsedSeconds.toFixed(2)} s · ${s.rowsPerSecond.toFixed(1)} rows/s` +
     (reasons ? `\n  reasons: ${reasons}` : '') +
+    (s.cache ? `\n  embedding cache: ${s.cache.hits} hits, ${s.cache.misses} misses (${s.cache.hits + s.cache.misses ? ((100 * s.cache.hits) / (s.cache.hits + s.cache.misses)).toFixed(1) : '0.0'}% hits), ${(s.cache.usedBytes / 1e6).toFixed(1)} MB in ${s.cache.dir}` : '') +
     `\n  output: ${s.output === '-' ? 'stdout' : s.output}`
   );
 }
@@ -85,6 +86,7 @@ function formatTrainSummary(s: TrainSummary): string {
   ];
   if (s.validation) lines.push(`  validation: accuracy ${f(s.validation.accuracy)} · macro-F1 ${f(s.validation.macroF1)} · weighted-F1 ${f(s.validation.weightedF1)} · top-3 ${f(s.validation.top3Accuracy)} (${s.validation.n} rows)`);
   if (s.cv) lines.push(`  ${s.cv.folds.length}-fold cv: accuracy ${f(s.cv.mean.accuracy)} · macro-F1 ${f(s.cv.mean.macroF1)} · weighted-F1 ${f(s.cv.mean.weightedF1)} · top-3 ${f(s.cv.mean.top3Accuracy)}`);
+  if (s.cache) lines.push(`  embedding cache: ${s.cache.hits} hits, ${s.cache.misses} misses, ${(s.cache.usedBytes / 1e6).toFixed(1)} MB in ${s.cache.dir}`);
   lines.push(`  elapsed: ${s.elapsedSeconds.toFixed(1)} s`);
   return lines.join('\n');
 }

@@ -4,6 +4,8 @@ import { Command, Option } from 'commander';
 import { floatOption, intOption } from './options.js';
 import { modelContext } from './model-context.js';
 import { CliLog, type LogFormat } from './log.js';
+import { UsageError } from '../errors.js';
+import type { EmbedCacheSetting } from '../pipeline/bundle-session.js';
 
 export type Io = { stdin: NodeJS.ReadableStream; stdout: NodeJS.WritableStream; stderr: NodeJS.WriteStream };
 
@@ -31,6 +33,8 @@ export interface PipelineFlags {
   offline?: boolean;
   allowDownload?: boolean;
   ignoreModelMismatch?: boolean;
+  cache?: string;
+  cacheMaxGb?: number;
   logFormat: LogFormat;
   quiet: boolean;
 }
@@ -64,8 +68,19 @@ export function addPipelineOptions(cmd: Command, models: 'override' | 'choose'):
     .option('--fetch-retries <n>', 'retries for an image download (5xx, network errors)', intOption(0, 10), 2)
     .option('--max-image-mb <mb>', 'largest image file or download, in MB', floatOption(0.001, 10240), 20)
     .option('--max-image-pixels <n>', 'largest decoded image in pixels (decompression-bomb guard)', intOption(1), 100_000_000)
+    .option('--cache <dir>', 'embedding cache: embeddings kept here are not computed again (default: $CATEGORIZE_EMBED_CACHE, else none)')
+    .option('--cache-max-gb <gb>', 'bound the embedding cache; the least recently used runs’ entries go first', floatOption(0.001, 1e6))
     .addOption(new Option('--log-format <format>', 'stderr: text for people, json for log collectors (one object per line)').choices(['text', 'json']).default('text'))
     .option('-q, --quiet', 'no progress and no summary on stderr', false);
+}
+
+function embedCacheSetting(flags: PipelineFlags, env: NodeJS.ProcessEnv): EmbedCacheSetting | undefined {
+  const dir = flags.cache ?? (env.CATEGORIZE_EMBED_CACHE || undefined);
+  if (!dir) {
+    if (flags.cacheMaxGb !== undefined) throw new UsageError('--cache-max-gb needs --cache DIR (or CATEGORIZE_EMBED_CACHE)');
+    return undefined;
+  }
+  return { dir, maxBytes: flags.cacheMaxGb !== undefined ? Math.round(flags.cacheMaxGb * 1024 ** 3) : undefined };
 }
 
 export function cliLog(flags: Pick<PipelineFlags, 'logFormat' | 'quiet'>, io: Io): CliLog {
@@ -95,6 +110,7 @@ export function pipelineOptions(flags: PipelineFlags, io: Io, env: NodeJS.Proces
     onImageError: flags.onImageError,
     fetch: { timeoutMs: flags.fetchTimeoutMs, retries: flags.fetchRetries, maxBytes: Math.round(flags.maxImageMb * 1024 * 1024) },
     maxPixels: flags.maxImagePixels,
+    embedCache: embedCacheSetting(flags, env),
     log: (line: string) => log.line(line),
     stdin: io.stdin,
   };

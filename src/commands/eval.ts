@@ -35,7 +35,7 @@ const PAIRS_IN_REPORT = 10;
 export async function evalCommand(opts: EvalOptions): Promise<EvalResult> {
   const log = opts.log ?? (() => {});
   const progress = opts.progress ?? silentProgress;
-  const { bundle, catalog, predictor, close } = await openBundleSession(opts, { extra: [opts.labelColumn], topN: 3, topKTags: 0 });
+  const { bundle, catalog, predictor, cache, close } = await openBundleSession(opts, { extra: [opts.labelColumn], topN: 3, topKTags: 0 });
   const yTrue: string[] = [];
   const yPred: (string | null)[] = [];
   const ranked: string[][] = [];
@@ -59,6 +59,8 @@ export async function evalCommand(opts: EvalOptions): Promise<EvalResult> {
       { window: opts.window, onInputEnd: () => predictor.flush() },
     );
     progress.stop();
+    const c = cache?.stats;
+    if (c) log(`embedding cache: ${c.hits} hits, ${c.misses} misses`);
   } finally {
     progress.stop();
     await close();

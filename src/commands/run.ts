@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import type { CatalogRow } from '../io/catalog-reader.js';
 import { PredictionWriter, type OutputFormat } from '../io/prediction-writer.js';
 import { orderedMap } from '../pipeline/ordered-map.js';
-import { openBundleSession, type BundleRunOptions } from '../pipeline/bundle-session.js';
+import { cacheSummary, openBundleSession, type BundleRunOptions } from '../pipeline/bundle-session.js';
 import { silentProgress, type ProgressReporter } from '../pipeline/progress.js';
 import { reasonCode, UsageError } from '../errors.js';
 import { readExistingOutput, type ExistingOutput } from '../io/output-resume.js';
@@ -56,6 +56,8 @@ export interface RunSummary {
   elapsedSeconds: number;
   rowsPerSecond: number;
   providers: Record<string, string>;
+  /** Embedding cache counters (--cache), or null. */
+  cache: ReturnType<typeof cacheSummary>;
   meanBatch: { text: number | null; image: number | null };
 }
 
@@ -135,6 +137,7 @@ export async function runCommand(opts: RunOptions): Promise<RunSummary> {
       elapsedSeconds,
       rowsPerSecond: stats.rows / elapsedSeconds,
       providers: encoders.providers,
+      cache: cacheSummary(session.cache),
       meanBatch: { text: mean(batches.text), image: mean(batches.image) },
     };
   } finally {

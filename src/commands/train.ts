@@ -6,6 +6,8 @@ import { openEncoders, type EncoderOptions } from '../pipeline/encoders.js';
 import { resolveModel, type ModelContext, type ResolvedModel } from '../models/resolve.js';
 import { FeatureExtractor, type FeatureOptions } from '../pipeline/features.js';
 import { collectFeatures, type CollectedRow } from '../pipeline/collect.js';
+import { cacheSummary, openEmbedCache, type EmbedCacheSetting } from '../pipeline/bundle-session.js';
+import type { EmbedCache } from '../pipeline/embed-cache.js';
 import { silentProgress, type ProgressReporter } from '../pipeline/progress.js';
 import { saveBundle, sha256File, type FeatureBlock, type ModelRef } from '../models/bundle.js';
 import { trainHead, predictRows, headOnnx, type FeatureKind, type TrainedHead } from '../head/train-head.js';
@@ -16,7 +18,9 @@ import type { LogisticOptions } from '../head/logistic.js';
 import { computeMetrics, type EvalMetrics } from '../report/metrics.js';
 import { UsageError, reasonCode } from '../errors.js';
 
-export interface TrainOptions extends EncoderOptions, Omit<FeatureOptions, 'imageRoot'> {
+export interface TrainOptions extends EncoderOptions, Omit<FeatureOptions, 'imageRoot' | 'cache' | 'identity'> {
+  /** Embedding cache (--cache): train, eval and run share it, so tuning the head does not re-embed. */
+  embedCache?: EmbedCacheSetting;
   input: string;
   labelColumn: string;
   output: string;
@@ -62,6 +66,8 @@ export interface TrainSummary {
   validation: SplitMetrics | null;
   cv: { folds: SplitMetrics[]; mean: SplitMetrics } | null;
   fit: { converged: boolean; iterations: number; loss: number; refit: boolean };
+  /** Embedding cache counters (--cache), or null. */
+  cache: ReturnType<typeof cacheSummary>;
   elapsedSeconds: number;
 }
 
@@ -118,11 +124,14 @@ export async function trainCommand(opts: TrainOptions): Promise<TrainSummary> {
   if (imageSpec) encoderBlocks.push({ kind: 'image', offset: 0, dim: encoders.image!.dim, model: {}, preprocess: imageSpec.preprocess });
   // The vectorizer is fitted after embedding; the block tells the extractor that text alone makes a row usable.
   if (kinds.has('tfidf')) encoderBlocks.push({ kind: 'tfidf', offset: 0, dim: 0 });
+  let cache: EmbedCache | undefined;
+  let cacheStats: ReturnType<typeof cacheSummary> = null;
   try {
+    cache = openEmbedCache(opts.embedCache, log);
     const totalBytes = opts.input === '-' ? null : fs.statSync(opts.input).size;
     progress.start(totalBytes);
     let failedSoFar = 0;
-    const extractor = new FeatureExtractor(encoderBlocks, encoders.text, encoders.image, { ...opts, imageRoot: opts.imageRoot ?? catalog.baseDir });
+    const extractor = new FeatureExtractor(encoderBlocks, encoders.text, encoders.image, { ...opts, imageRoot: opts.imageRoot ?? catalog.baseDir, cache, identity: encoders.identity });
     collected = await collectFeatures(labelledRows(catalog.rows, opts.labelColumn, () => counts.emptyLabel++), extractor, {
       window: opts.window,
       onRow: (r, done) => {
@@ -131,7 +140,9 @@ export async function trainCommand(opts: TrainOptions): Promise<TrainSummary> {
       },
     });
     progress.stop();
+    cacheStats = cacheSummary(cache);
   } finally {
+    await cache?.close();
     await encoders.close();
   }
   const failedReasons: Record<string, number> = {};
@@ -213,6 +224,7 @@ export async function trainCommand(opts: TrainOptions): Promise<TrainSummary> {
     validation,
     cv,
     fit: { converged: head.model.converged, iterations: head.model.iterations, loss: head.model.loss, refit: opts.refit },
+    cache: cacheStats,
     elapsedSeconds: (performance.now() - started) / 1000,
   };
 }

@@ -7,9 +7,26 @@ import { Classifier } from '../head/classifier.js';
 import { openEncoders, type EncoderOptions, type OpenEncoders } from './encoders.js';
 import { Predictor } from './predictor.js';
 import type { FeatureOptions } from './features.js';
+import { EmbedCache, type EmbedCacheStats } from './embed-cache.js';
+
+/** --cache DIR / --cache-max-gb: where embeddings are kept between runs, and how much of them. */
+export interface EmbedCacheSetting {
+  dir: string;
+  maxBytes?: number;
+}
+
+/** Opens the embedding cache a command asked for (none: undefined). */
+export function openEmbedCache(setting: EmbedCacheSetting | undefined, log?: (line: string) => void): EmbedCache | undefined {
+  return setting ? EmbedCache.open({ dir: setting.dir, maxBytes: setting.maxBytes, onWarning: (m) => log?.(`warning: ${m}`) }) : undefined;
+}
+
+/** The cache counters a summary reports, or null without a cache. */
+export function cacheSummary(cache: EmbedCache | undefined): (EmbedCacheStats & { dir: string; usedBytes: number }) | null {
+  return cache ? { ...cache.stats, dir: cache.dir, usedBytes: cache.usedBytes() } : null;
+}
 
 /** The options of every command that runs a bundle over a catalog. */
-export interface BundleRunOptions extends EncoderOptions, Omit<FeatureOptions, 'imageRoot'> {
+export interface BundleRunOptions extends EncoderOptions, Omit<FeatureOptions, 'imageRoot' | 'cache' | 'identity'> {
   input: string;
   model: string;
   columns: Omit<ColumnOptions, 'require' | 'extra'>;
@@ -22,6 +39,8 @@ export interface BundleRunOptions extends EncoderOptions, Omit<FeatureOptions, '
   imageModel?: string;
   /** Rows in flight at once (bounds memory). */
   window: number;
+  /** Embedding cache (--cache); embeddings found there are not computed again. */
+  embedCache?: EmbedCacheSetting;
   log?: (line: string) => void;
   stdin?: NodeJS.ReadableStream;
 }
@@ -31,6 +50,7 @@ export interface BundleSession {
   catalog: Catalog;
   encoders: OpenEncoders;
   predictor: Predictor;
+  cache: EmbedCache | undefined;
   close(): Promise<void>;
 }
 
@@ -59,13 +79,31 @@ export async function openBundleSession(
     await encoders.close();
     throw err;
   }
-  const predictor = new Predictor(bundle, encoders, classifier, { ...opts, imageRoot: opts.imageRoot ?? catalog.baseDir, topN: spec.topN, topKTags: spec.topKTags });
+  let cache: EmbedCache | undefined;
+  try {
+    cache = openEmbedCache(opts.embedCache, opts.log);
+  } catch (err) {
+    await classifier.dispose();
+    await encoders.close();
+    throw err;
+  }
+  const predictor = new Predictor(bundle, encoders, classifier, {
+    ...opts,
+    imageRoot: opts.imageRoot ?? catalog.baseDir,
+    topN: spec.topN,
+    topKTags: spec.topKTags,
+    cache,
+    identity: encoders.identity,
+  });
   return {
     bundle,
     catalog,
     encoders,
     predictor,
+    cache,
     close: async () => {
+      // The cache first: its queued writes are the work of this run, worth keeping even if a model fails to close.
+      await cache?.close();
       await classifier.dispose();
       await encoders.close();
     },

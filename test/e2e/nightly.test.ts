@@ -178,3 +178,30 @@ test('--log-format json: start, progress, summary and errors as one JSON object 
   const last = JSON.parse(r.stderr.trim().split('\n').at(-1)!) as { event: string; level: string; code: string; exitCode: number };
   assert.deepEqual([last.event, last.level, last.code, last.exitCode], ['error', 'error', 'input_not_found', 2]);
 });
+
+test('--cache: a re-run embeds only the changed rows, and predicts exactly what an uncached run does', async () => {
+  const cache = path.join(tmp, 'embed-cache');
+  const cold = path.join(tmp, 'cache-cold.jsonl');
+  const summaryFile = path.join(tmp, 'cache-summary.json');
+  let r = await runCli(runArgs(cold, '--cache', cache, '--json-summary', summaryFile));
+  assert.equal(r.code, 0, r.stderr);
+  assertSameRecords(cold, reference);
+  const first = JSON.parse(fs.readFileSync(summaryFile, 'utf8')) as { cache: { hits: number; misses: number } };
+  // Change the text of 2% of the rows (the demo catalog is its 320 rows twice over: the copies hit the cache already).
+  const lines = fs.readFileSync(catalog, 'utf8').trim().split('\n');
+  const changedIdx = lines.map((_, i) => i).filter((i) => i > 0 && i % 50 === 0);
+  for (const i of changedIdx) lines[i] = lines[i]!.replace(/^([^,]*),/, '$1,Refurbished ');
+  const changedCatalog = path.join(tmp, 'catalog-changed.csv');
+  fs.writeFileSync(changedCatalog, lines.join('\n') + '\n');
+  const warm = path.join(tmp, 'cache-warm.jsonl');
+  r = await runCli(['run', changedCatalog, '--model', demo.bundle, '--image-root', imageRoot, '-o', warm, '-q', '--cache', cache, '--json-summary', summaryFile]);
+  assert.equal(r.code, 0, r.stderr);
+  const second = JSON.parse(fs.readFileSync(summaryFile, 'utf8')) as { cache: { hits: number; misses: number } };
+  assert.equal(second.cache.misses, changedIdx.length, 'only the changed texts are embedded again');
+  assert.equal(second.cache.hits + second.cache.misses, first.cache.hits + first.cache.misses);
+  const uncached = path.join(tmp, 'cache-uncached.jsonl');
+  assert.equal((await runCli(['run', changedCatalog, '--model', demo.bundle, '--image-root', imageRoot, '-o', uncached, '-q'])).code, 0);
+  assert.equal(fs.readFileSync(warm, 'utf8'), fs.readFileSync(uncached, 'utf8'));
+  // Bounded: --cache-max-gb without --cache is a usage error.
+  assert.equal((await runCli(runArgs(path.join(tmp, 'x.jsonl'), '--cache-max-gb', '1'))).code, 2);
+});
