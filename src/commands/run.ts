@@ -54,10 +54,14 @@ export interface RunSummary {
   maxErrorRate: number;
   thresholdExceeded: boolean;
   elapsedSeconds: number;
+  /** Of elapsedSeconds, the time to open the bundle, models and output before the first row. */
+  startupSeconds: number;
   rowsPerSecond: number;
   providers: Record<string, string>;
   /** Embedding cache counters (--cache), or null. */
   cache: ReturnType<typeof cacheSummary>;
+  /** Peak resident memory of the process so far (worker threads included), MB. */
+  peakRssMB: number;
   meanBatch: { text: number | null; image: number | null };
 }
 
@@ -89,6 +93,7 @@ export async function runCommand(opts: RunOptions): Promise<RunSummary> {
     if (opts.shard) rows = shardRows(rows, opts.shard);
     if (existing) rows = skipDone(rows, existing.ids, opts.output);
     rows = untilAborted(rows, opts.signal);
+    const startupSeconds = (performance.now() - started) / 1000;
     const totalBytes = opts.input === '-' ? null : fs.statSync(opts.input).size;
     progress.start(totalBytes);
     const stats = { rows: 0, ok: 0, errors: 0, warned: 0, reasons: {} as Record<string, number> };
@@ -135,9 +140,11 @@ export async function runCommand(opts: RunOptions): Promise<RunSummary> {
       maxErrorRate: opts.maxErrorRate,
       thresholdExceeded: errorRate > opts.maxErrorRate,
       elapsedSeconds,
+      startupSeconds,
       rowsPerSecond: stats.rows / elapsedSeconds,
       providers: encoders.providers,
       cache: cacheSummary(session.cache),
+      peakRssMB: Math.round(process.resourceUsage().maxRSS / 1024),
       meanBatch: { text: mean(batches.text), image: mean(batches.image) },
     };
   } finally {
