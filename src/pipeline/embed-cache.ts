@@ -104,6 +104,8 @@ export class EmbedCache {
     private readonly vectors: Database<Buffer, Buffer>,
     private readonly stamps: Database<Buffer, Buffer>,
     private readonly byGeneration: Database<Buffer, number>,
+    /** path → "stat stamp\nsha256 of the bytes": a file whose stat is unchanged is not read and hashed again. */
+    private readonly fileDigests: Database<string, Buffer>,
     /** This process's generation: what its writes and hits are stamped with. */
     readonly generation: number,
     private readonly opts: EmbedCacheOptions,
@@ -134,6 +136,7 @@ export class EmbedCache {
       const stamps = env.openDB<Buffer, Buffer>('stamps', { encoding: 'binary', keyEncoding: 'binary', useVersions: true });
       const byGeneration = env.openDB<Buffer, number>('by-generation', { encoding: 'binary', keyEncoding: 'uint32', dupSort: true });
       const meta = env.openDB<number, string>('meta', { encoding: 'json' });
+      const fileDigests = env.openDB<string, Buffer>('file-digests', { encoding: 'string', keyEncoding: 'binary' });
       const store = env;
       const generation = store.transactionSync(() => {
         const format = meta.get('format');
@@ -145,7 +148,7 @@ export class EmbedCache {
         meta.putSync('generation', next);
         return next;
       });
-      const cache = new EmbedCache(env, vectors, stamps, byGeneration, generation, opts);
+      const cache = new EmbedCache(env, vectors, stamps, byGeneration, fileDigests, generation, opts);
       // A smaller bound than last time: trim in the background rather than delay the start.
       if (opts.maxBytes) cache.startEviction();
       return cache;
@@ -185,6 +188,33 @@ export class EmbedCache {
     this.stats.hits++;
     if (!queued) this.restamp(key);
     return vector;
+  }
+
+  /**
+   * The content digest recorded for a file whose stat stamp (device, inode, size, mtime and ctime in ns) is
+   * `stamp`, or undefined. The same test git's index and make rely on: a rewrite keeps neither ctime nor inode.
+   */
+  fileDigest(file: string, stamp: string): string | undefined {
+    if (this.closing) return undefined;
+    let v: string | undefined;
+    try {
+      v = this.fileDigests.get(fileKey(file));
+    } catch (err) {
+      this.warn('read', err);
+    }
+    if (v === undefined) return undefined;
+    const nl = v.indexOf('\n');
+    return nl > 0 && v.slice(0, nl) === stamp ? v.slice(nl + 1) : undefined;
+  }
+
+  /** Records a file's digest under its stat stamp (queued, like vectors). */
+  rememberFileDigest(file: string, stamp: string, digest: string): void {
+    if (this.closing) return;
+    const key = fileKey(file);
+    const value = `${stamp}\n${digest}`;
+    this.enqueue(() => {
+      void this.fileDigests.put(key, value);
+    });
   }
 
   /** Stores a vector (copied now, written in the background); a later get in this process sees it at once. */
@@ -373,6 +403,11 @@ export class EmbedCache {
 }
 
 /** Fixed-length binary key: the namespace is length-prefixed so that no (namespace, input) pair can alias another. */
+/** Fixed-length key of a file path in the file-digests database. */
+function fileKey(file: string): Buffer {
+  return crypto.createHash('sha256').update(`file\n${file}`).digest();
+}
+
 export function cacheKey(namespace: string, inputKey: string): Buffer {
   const ns = Buffer.from(namespace, 'utf8');
   const len = Buffer.allocUnsafe(4);

@@ -1,6 +1,7 @@
 // Per-row feature extraction: text and image embeddings via micro-batched encoders (looked up in the embedding
 // cache first, when one is given), missing modalities imputed.
 import crypto from 'node:crypto';
+import fsp from 'node:fs/promises';
 import pLimit, { type LimitFunction } from 'p-limit';
 import type { CatalogRow } from '../io/catalog-reader.js';
 import type { FeatureBlock, ModelBundle } from '../models/bundle.js';
@@ -228,12 +229,38 @@ export class FeatureExtractor {
       if (validator) return { pixels: await decode(got.bytes), key: urlKey(ref.url, validator) };
       bytes = got.bytes;
     } else {
-      bytes = await readImageFile(ref.path, this.opts.fetch.maxBytes ?? DEFAULT_MAX_BYTES);
+      // A file unchanged since it was last hashed (same stat stamp) is looked up without reading it.
+      const maxBytes = this.opts.fetch.maxBytes ?? DEFAULT_MAX_BYTES;
+      const st = await statStamp(ref.path);
+      // Over the size limit: read it anyway, so the row gets readImageFile's image_too_large like any other.
+      const stamp = st && st.size <= maxBytes ? st.stamp : undefined;
+      const known = stamp ? cache.fileDigest(ref.path, stamp) : undefined;
+      if (known) {
+        const cached = cache.get(ns, `sha256:${known}`, this.imageDim);
+        if (cached) return { cached };
+      }
+      bytes = await readImageFile(ref.path, maxBytes);
+      const digest = crypto.createHash('sha256').update(bytes).digest('hex');
+      if (stamp && digest !== known) cache.rememberFileDigest(ref.path, stamp, digest);
+      const key = `sha256:${digest}`;
+      const cached = cache.get(ns, key, this.imageDim);
+      if (cached) return { cached };
+      return { pixels: await decode(bytes), key };
     }
     const key = `sha256:${crypto.createHash('sha256').update(bytes).digest('hex')}`;
     const cached = cache.get(ns, key, this.imageDim);
     if (cached) return { cached };
     return { pixels: await decode(bytes), key };
+  }
+}
+
+/** Device, inode, size, mtime and ctime in nanoseconds; undefined when the file cannot be stat'ed (then it is read). */
+async function statStamp(file: string): Promise<{ stamp: string; size: number } | undefined> {
+  try {
+    const st = await fsp.stat(file, { bigint: true });
+    return st.isFile() ? { stamp: `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`, size: Number(st.size) } : undefined;
+  } catch {
+    return undefined;
   }
 }
 

@@ -528,6 +528,35 @@ test('extractor, image files: keyed by bytes (same bytes elsewhere: hit; changed
   }
 });
 
+test('extractor, image files: an unchanged file (same stat) is not read again; a rewrite with the old mtime is', async (t) => {
+  const dir = tempDir(t);
+  const cache = EmbedCache.open({ dir: path.join(dir, 'cache') });
+  try {
+    const file = path.join(dir, 'p.png');
+    fs.writeFileSync(file, await png(200, 10, 10));
+    const before = fs.statSync(file);
+    const first = new FakeImage();
+    await extractAll(new FeatureExtractor(layout, new FakeText(), first, options(dir, cache)), [row(0, 'a', 'p.png')]);
+    await cache.flush();
+    const st = fs.statSync(file, { bigint: true });
+    const stamp = `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
+    assert.match(cache.fileDigest(file, stamp) ?? '', /^[0-9a-f]{64}$/, 'the digest is remembered under the stat stamp');
+    assert.equal(cache.fileDigest(file, stamp.replace(/:\d+$/, ':1')), undefined, 'another ctime: not trusted');
+
+    // New bytes of the same size, mtime set back: ctime still moves, so the file is read, hashed and re-embedded.
+    let other = await png(10, 200, 10);
+    for (let c = 11; other.length !== before.size && c < 250; c++) other = await png(c, 200, 10);
+    assert.equal(other.length, before.size, 'a picture of the same byte size');
+    fs.writeFileSync(file, other);
+    fs.utimesSync(file, before.atime, before.mtime);
+    const second = new FakeImage();
+    await extractAll(new FeatureExtractor(layout, new FakeText(), second, options(dir, cache)), [row(0, 'a', 'p.png')]);
+    assert.equal(second.images, 1);
+  } finally {
+    await cache.close();
+  }
+});
+
 test('extractor, image URLs: with an ETag or Last-Modified a warm pass only sends HEAD; without, GET + hash', async (t) => {
   const dir = tempDir(t);
   const cache = EmbedCache.open({ dir: path.join(dir, 'cache') });
