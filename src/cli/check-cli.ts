@@ -2,7 +2,7 @@
 // when a check fails. Kept out of main.ts so the command is one registration line there.
 import fs from 'node:fs';
 import { Command, Option } from 'commander';
-import { checkAnnotations, checkCommand, DEFAULT_THRESHOLDS, formatFinding, listedFindings, type CheckOutcome, type CheckResult } from '../commands/check.js';
+import { checkAnnotations, checkCommand, DEFAULT_THRESHOLDS, formatFinding, listedFindings, type CheckOutcome, type CheckResult, type CheckThresholds } from '../commands/check.js';
 import { ExitCode, UsageError } from '../errors.js';
 import { displayWidth } from '../report/table.js';
 import { floatOption, intOption } from './options.js';
@@ -11,18 +11,11 @@ import { makeProgress } from './progress.js';
 
 const pkg = JSON.parse(fs.readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
 
-interface CheckFlags extends PipelineFlags {
+interface CheckFlags extends PipelineFlags, CheckThresholds {
   model: string;
   labelColumn?: string;
   minConfidence: number;
   lowConfidence: number;
-  maxDisagreementRate: number;
-  maxLowConfidenceRate: number;
-  maxDuplicateIds: number;
-  maxEmptyTitles: number;
-  maxImageProblemRate: number;
-  maxUnknownCategories: number;
-  maxErrorRate: number;
   junit?: string;
   json?: string;
   annotations?: 'github';

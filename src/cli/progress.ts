@@ -47,37 +47,16 @@ class BarProgress implements ProgressReporter {
   }
 }
 
-class LogProgress implements ProgressReporter {
-  private t0 = 0;
-  private last = 0;
-  constructor(
-    private readonly stream: NodeJS.WritableStream,
-    private readonly label: string,
-    private readonly everyMs: number,
-  ) {}
-  start(): void {
-    this.t0 = this.last = performance.now();
-  }
-  update(s: ProgressStats): void {
-    const now = performance.now();
-    if (now - this.last < this.everyMs) return;
-    this.last = now;
-    const secs = (now - this.t0) / 1000;
-    const pct = s.totalBytes ? ` (${Math.min(100, (100 * s.bytesRead) / s.totalBytes).toFixed(0)}% of input read)` : '';
-    this.stream.write(`${this.label}: ${s.rows} rows${pct}, ${(s.rows / secs).toFixed(1)} rows/s, ${s.errors} errors\n`);
-  }
-  stop(): void {}
-}
-
-/** --log-format json: a `progress` event every few seconds and one at the end. */
-class JsonProgress implements ProgressReporter {
-  private t0 = 0;
+/** Reports at most every `everyMs` (cron logs, log collectors), and once more at the end when `finalLine`. */
+abstract class ThrottledProgress implements ProgressReporter {
+  protected t0 = 0;
   private last = 0;
   private latest: ProgressStats | undefined;
   constructor(
-    private readonly stream: NodeJS.WritableStream,
-    private readonly label: string,
+    protected readonly stream: NodeJS.WritableStream,
+    protected readonly label: string,
     private readonly everyMs: number,
+    private readonly finalLine: boolean,
   ) {}
   start(): void {
     this.t0 = this.last = performance.now();
@@ -85,17 +64,34 @@ class JsonProgress implements ProgressReporter {
   update(s: ProgressStats): void {
     this.latest = s;
     const now = performance.now();
-    if (now - this.last >= this.everyMs) {
-      this.last = now;
-      this.write(s);
-    }
+    if (now - this.last < this.everyMs) return;
+    this.last = now;
+    this.write(s, (now - this.t0) / 1000);
   }
   stop(): void {
-    if (this.latest) this.write(this.latest);
+    if (this.finalLine && this.latest) this.write(this.latest, (performance.now() - this.t0) / 1000);
     this.latest = undefined;
   }
-  private write(s: ProgressStats): void {
-    const secs = (performance.now() - this.t0) / 1000;
+  protected abstract write(s: ProgressStats, secs: number): void;
+}
+
+/** Not a terminal (cron): a plain line every few seconds; the summary follows at the end. */
+class LogProgress extends ThrottledProgress {
+  constructor(stream: NodeJS.WritableStream, label: string, everyMs: number) {
+    super(stream, label, everyMs, false);
+  }
+  protected write(s: ProgressStats, secs: number): void {
+    const pct = s.totalBytes ? ` (${Math.min(100, (100 * s.bytesRead) / s.totalBytes).toFixed(0)}% of input read)` : '';
+    this.stream.write(`${this.label}: ${s.rows} rows${pct}, ${(s.rows / secs).toFixed(1)} rows/s, ${s.errors} errors\n`);
+  }
+}
+
+/** --log-format json: a `progress` event every few seconds and one at the end. */
+class JsonProgress extends ThrottledProgress {
+  constructor(stream: NodeJS.WritableStream, label: string, everyMs: number) {
+    super(stream, label, everyMs, true);
+  }
+  protected write(s: ProgressStats, secs: number): void {
     this.stream.write(
       JSON.stringify({
         ts: new Date().toISOString(),
