@@ -1,5 +1,6 @@
 // Flags shared by every command that reads a catalog and embeds it (run, train, eval, check), and their mapping
 // into the options object the commands take.
+import path from 'node:path';
 import { Command, Option } from 'commander';
 import { floatOption, intOption } from './options.js';
 import { modelContext } from './model-context.js';
@@ -89,8 +90,10 @@ export function cliLog(flags: Pick<PipelineFlags, 'logFormat' | 'quiet'>, io: Io
 
 export function pipelineOptions(flags: PipelineFlags, io: Io, env: NodeJS.ProcessEnv) {
   const log = cliLog(flags, io);
+  const models = modelContext(env, flags, io.stderr, log);
   return {
-    models: modelContext(env, flags, io.stderr, log),
+    models,
+    optimizedModelDir: path.join(models.cache.root, 'optimized'),
     columns: {
       id: flags.idColumn,
       title: flags.titleColumn,

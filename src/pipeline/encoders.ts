@@ -13,6 +13,8 @@ export interface EncoderOptions {
   device: Device;
   /** ONNX Runtime intra-op threads per model; 0 = share the cores between the models. */
   threads: number;
+  /** Where ONNX Runtime's optimized copies of the models are kept between runs (see createSession). */
+  optimizedModelDir?: string;
 }
 
 /** One model to open. Optional fields are checks (expected hash, dim) or overrides of the folder's own spec. */
@@ -54,7 +56,7 @@ export interface OpenEncoders {
 
 export async function openEncoders(requests: EncoderRequest[], opts: EncoderOptions): Promise<OpenEncoders> {
   const threads = opts.threads > 0 ? opts.threads : Math.max(1, Math.floor(os.availableParallelism() / Math.max(1, requests.length)));
-  const session = { device: opts.device, threads };
+  const session = { device: opts.device, threads, optimizedDir: opts.optimizedModelDir };
   const started = await Promise.allSettled(requests.map((r) => startEncoder(r, session)));
   const workers = started.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
   const warnings = workers.flatMap((w) => w.warnings);

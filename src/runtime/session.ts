@@ -1,5 +1,7 @@
 // ONNX Runtime sessions: execution provider choice (cpu, cuda) with a clear fallback, and thread sizing.
+import crypto from 'node:crypto';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { createRequire } from 'node:module';
 import ort from 'onnxruntime-node';
@@ -11,6 +13,12 @@ export interface SessionOptions {
   device: Device;
   /** ONNX Runtime intra-op threads; 0 lets ONNX Runtime decide. */
   threads: number;
+  /**
+   * Folder for ONNX Runtime's optimized copies of models (its documented offline mode): the graph optimizations
+   * that take ~0.5–1 s per model at every load are done once per model file, runtime version and CPU; undefined:
+   * optimize at every load.
+   */
+  optimizedDir?: string;
 }
 
 export interface LoadedSession {
@@ -63,11 +71,50 @@ export async function createSession(model: string | Uint8Array, opts: SessionOpt
     }
   }
   try {
-    const session = await create(model, { ...base, executionProviders: ['cpu'] });
+    const session = typeof model === 'string' && opts.optimizedDir ? await createCached(model, opts.optimizedDir, base) : await create(model, { ...base, executionProviders: ['cpu'] });
     return { session, provider: 'cpu', notice };
   } catch (err) {
     throw new ConfigError(`cannot load ONNX model ${where}: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`, 'model_load');
   }
+}
+
+/**
+ * Offline mode: the first load writes ONNX Runtime's optimized graph; later loads read it with optimizations off.
+ * The copy is only valid for the same runtime version and hardware, so both are part of its name, with the model
+ * file's stat stamp. A copy that fails to load is deleted and rebuilt; two processes writing one race harmlessly
+ * (each writes its own temporary file, then renames).
+ */
+async function createCached(model: string, dir: string, base: ort.InferenceSession.SessionOptions): Promise<ort.InferenceSession> {
+  const st = fs.statSync(model, { bigint: true });
+  const cpu = os.cpus()[0]?.model ?? 'cpu';
+  const key = crypto
+    .createHash('sha256')
+    .update([path.resolve(model), st.dev, st.ino, st.size, st.mtimeNs, ort.env.versions?.common ?? '', process.arch, cpu, base.graphOptimizationLevel].join('\n'))
+    .digest('hex')
+    .slice(0, 32);
+  const file = path.join(dir, `${key}.onnx`);
+  const cpuOnly = { ...base, executionProviders: ['cpu'] };
+  if (fs.existsSync(file)) {
+    try {
+      return await create(file, { ...cpuOnly, graphOptimizationLevel: 'disabled' });
+    } catch {
+      fs.rmSync(file, { force: true });
+    }
+  }
+  try {
+    fs.mkdirSync(dir, { recursive: true });
+  } catch {
+    return create(model, cpuOnly);
+  }
+  const tmp = `${file}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
+  // Severity 3 (errors only): ONNX Runtime warns that the copy is hardware-specific, which the file name accounts for.
+  const session = await create(model, { ...cpuOnly, optimizedModelFilePath: tmp, logSeverityLevel: 3 });
+  try {
+    fs.renameSync(tmp, file);
+  } catch {
+    fs.rmSync(tmp, { force: true });
+  }
+  return session;
 }
 
 function create(model: string | Uint8Array, options: ort.InferenceSession.SessionOptions): Promise<ort.InferenceSession> {
