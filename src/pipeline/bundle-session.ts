@@ -55,8 +55,8 @@ export interface BundleSession {
 }
 
 /**
- * Opens everything in the order that fails cheapest first: bundle, `beforeCatalog` (e.g. the output check),
- * catalog header and columns, then the models. `extra` are input columns the caller reads besides the usual ones.
+ * Opens everything in the order that fails cheapest first: bundle, `beforeCatalog` (e.g. the output check), the
+ * models' files (found, not yet loaded), catalog header and columns, then the models themselves. `extra` are input columns the caller reads besides the usual ones.
  */
 export async function openBundleSession(
   opts: BundleRunOptions,
@@ -64,12 +64,13 @@ export async function openBundleSession(
 ): Promise<BundleSession> {
   const bundle = loadBundle(opts.model);
   await spec.beforeCatalog?.(bundle);
+  // A model missing from the cache fails here, before a byte of the catalog (maybe stdin) is read.
+  const requests = await resolveBundleModels(bundle, bundle.manifest.features.filter(isEncoderBlock), opts, opts.models);
   const catalog = await openCatalog(opts.input, {
     columns: { ...opts.columns, require: bundleInputs(bundle), extra: spec.extra },
     delimiter: opts.delimiter,
     stdin: opts.stdin,
   });
-  const requests = await resolveBundleModels(bundle, bundle.manifest.features.filter(isEncoderBlock), opts, opts.models);
   const encoders = await openEncoders(requests, opts);
   encoders.notices.forEach((n) => opts.log?.(n));
   let classifier: Classifier;
