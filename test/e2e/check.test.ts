@@ -9,29 +9,14 @@ import { parse } from 'csv-parse/sync';
 import { stringify } from 'csv-stringify/sync';
 import { create } from 'xmlbuilder2';
 import { runCli, ensureDemo, demo, readJsonl } from '../helpers/cli.js';
+import type { CheckOutcome, Finding } from '../../src/commands/check.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'categorize-check-'));
 const imageRoot = path.dirname(demo.catalog);
 const CHECKS = ['disagreement', 'low_confidence', 'duplicate_id', 'empty_title', 'image_problem', 'unknown_category', 'prediction_error'];
 
-interface Finding {
-  line: number;
-  id: string;
-  detail: string;
-}
-interface Check {
-  name: string;
-  status: 'pass' | 'fail' | 'skip';
-  skipReason: string | null;
-  count: number;
-  rows: number;
-  checked: number;
-  rate: number;
-  threshold: { flag: string; on: string; max: number };
-  findings: Finding[];
-  duplicates?: { id: string; lines: number[] }[];
-  categories?: { category: string; count: number; firstLine: number; firstId: string }[];
-}
+/** The JSON report's checks are the command's own CheckOutcome records. */
+type Check = CheckOutcome;
 interface CheckJson {
   input: string;
   rows: number;
