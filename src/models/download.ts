@@ -107,6 +107,8 @@ export interface DownloadResult {
   size: number;
   /** The file was already complete; no request was made. */
   cached: boolean;
+  /** What the sha256 was checked against: the caller's, the hub's LFS hash (X-Linked-Etag), or nothing. */
+  verifiedAgainst: 'expected' | 'hub' | 'none';
   /** Bytes reused from a `.part` file left by an earlier, interrupted run (0 for a fresh download). */
   resumedFrom: number;
   /** GET attempts made (0 when cached). */
@@ -361,7 +363,8 @@ async function finish(
   }
   lock.assertHeld();
   await fsp.rename(part, req.dest);
-  return { dest: req.dest, sha256, size, cached: false, resumedFrom, attempts: t.attempts };
+  const verifiedAgainst = expectedSha !== undefined ? 'expected' : t.hubSha !== undefined ? 'hub' : 'none';
+  return { dest: req.dest, sha256, size, cached: false, verifiedAgainst, resumedFrom, attempts: t.attempts };
 }
 
 function progress(req: DownloadRequest, t: Transfer, force: boolean): void {
@@ -381,7 +384,7 @@ async function verifiedLocal(dest: string, sha256: string | undefined, size: num
   await hashInto(dest, hash);
   const digest = hash.digest('hex');
   if (sha256 !== undefined && digest !== sha256) return undefined;
-  return { dest, sha256: digest, size: have, cached: true, resumedFrom: 0, attempts: 0 };
+  return { dest, sha256: digest, size: have, cached: true, verifiedAgainst: sha256 !== undefined ? 'expected' : 'none', resumedFrom: 0, attempts: 0 };
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -138,23 +138,26 @@ async function fetchOne(
 ): Promise<PulledFile> {
   const url = hubFileUrl(opts.hub.endpoint, repository, revision, want.file);
   let expected = want.sha256 ?? undefined;
-  let verified: Verification = expected ? 'registry' : 'unverified';
-  // Unknown to the registry: trust what the hub says the LFS object's sha256 is (X-Linked-Etag), as huggingface_hub does.
-  if (!expected && !(have && fs.existsSync(dest))) {
-    const info = await fetchFileInfo(url, opts.hub);
-    if (info.sha256) {
-      expected = info.sha256;
-      verified = 'hub';
+  let verified: Verification | undefined = expected ? 'registry' : undefined;
+  if (!expected && fs.existsSync(dest)) {
+    if (have) {
+      // Small non-LFS files (configs) have no content hash on the hub: compare with what we recorded when they arrived.
+      expected = have.sha256;
+      verified = have.verified;
+    } else {
+      // A complete file nobody recorded: check it against the hub's LFS sha256 before trusting it. (A file still
+      // to download needs no such look-up: downloadFile checks the hub's hash from the download's own headers.)
+      const info = await fetchFileInfo(url, opts.hub);
+      if (info.sha256) {
+        expected = info.sha256;
+        verified = 'hub';
+      }
     }
-  }
-  if (!expected && have && fs.existsSync(dest)) {
-    // Small non-LFS files (configs) have no content hash on the hub: compare with what we recorded when they arrived.
-    expected = have.sha256;
-    verified = have.verified;
   }
   const bar = opts.progress?.(want.file, want.size ?? undefined);
   try {
     const result = await downloadFile({ url, dest, sha256: expected, size: want.size ?? undefined, onProgress: bar ? (r, t) => bar.update(r, t) : undefined }, opts.hub);
+    verified ??= result.verifiedAgainst === 'hub' ? 'hub' : 'unverified';
     return { file: want.file, size: result.size, sha256: result.sha256, verified, at: have && result.cached ? have.at : new Date().toISOString(), cached: result.cached };
   } finally {
     bar?.done();

@@ -87,7 +87,7 @@ export async function resolveModel(kind: ModelKind, arg: string | undefined, ctx
  * its registry id at the recorded revision, from the cache. Each must hash to what the bundle recorded.
  */
 export async function resolveBundleModels(
-  bundle: { dir: string; manifest: { features: { kind: string }[] } },
+  bundle: { dir: string },
   blocks: EncoderBlock[],
   overrides: { textModel?: string; imageModel?: string },
   ctx: ModelContext,

@@ -101,8 +101,11 @@ test('pull fetches and verifies the defaults, taps the classifier; a second pull
   assert.match(r.stdout, /text:tiny-minilm \*\s+fp32/);
   assert.match(r.stdout, /image:tiny-resnet \*\s+fp32\s+\?\s+unpinned\s+no/);
 
+  const headsBefore = hub.requests.filter((q) => q.method === 'HEAD').length;
   r = await runCli(['models', 'pull'], { env: envFor(cache) });
   ok(r);
+  // One HEAD per repository (which commit is 'main'); the files themselves are checked from their downloads.
+  assert.equal(hub.requests.filter((q) => q.method === 'HEAD').length - headsBefore, 2);
   assert.match(r.stdout, /text:tiny-minilm \(fp32\) @ aaaaaaaaaaaa: 4 files, 4 downloaded; sha256: 1 pinned by the registry, 3 recorded on arrival/);
   assert.match(r.stdout, /image:tiny-resnet \(fp32\) @ bbbbbbbbbbbb: 2 files, 2 downloaded; sha256: 1 the hub's LFS sha256, 1 recorded on arrival; embedding output '\w+' tapped from /);
   const textFolder = path.join(cache, 'models', `tiny-org--tiny-minilm@${TEXT_COMMIT}`);

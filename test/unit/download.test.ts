@@ -84,7 +84,7 @@ test('pulls an LFS file through the redirect into a new folder, checks its sha25
   const dest = path.join(dir, 'a', 'b', 'model.onnx');
   const seen: Array<[number, number | undefined]> = [];
   const res = await downloadFile({ url: url(), dest, sha256: modelSha, onProgress: (r, total) => seen.push([r, total]) }, opts());
-  assert.deepEqual(res, { dest, sha256: modelSha, size: model.length, cached: false, resumedFrom: 0, attempts: 1 });
+  assert.deepEqual(res, { dest, sha256: modelSha, size: model.length, cached: false, verifiedAgainst: 'expected', resumedFrom: 0, attempts: 1 });
   assert.ok(fs.readFileSync(dest).equals(model));
   assert.deepEqual(fs.readdirSync(path.dirname(dest)), ['model.onnx']);
   assert.deepEqual(seen.at(-1), [model.length, model.length]);
@@ -93,6 +93,9 @@ test('pulls an LFS file through the redirect into a new folder, checks its sha25
     hub.requests.map((r) => [r.server, r.method, r.status]),
     [['hub', 'GET', 302], ['cdn', 'GET', 200]],
   );
+  // Without a hash from the caller, the hub's own LFS sha256 (X-Linked-Etag) is what the file is checked against.
+  const unpinned = await downloadFile({ url: url(), dest: path.join(dir, 'unpinned.onnx') }, opts());
+  assert.deepEqual([unpinned.sha256, unpinned.verifiedAgainst], [modelSha, 'hub']);
 });
 
 test('pulls a file kept in git, checked by size alone', async (t) => {
@@ -109,7 +112,7 @@ test('a complete file is a cache hit without any request; a wrong one is downloa
   await downloadFile({ url: url(), dest, sha256: modelSha }, opts());
   const before = hub.requests.length;
   const again = await downloadFile({ url: url(), dest, sha256: modelSha }, opts());
-  assert.deepEqual(again, { dest, sha256: modelSha, size: model.length, cached: true, resumedFrom: 0, attempts: 0 });
+  assert.deepEqual(again, { dest, sha256: modelSha, size: model.length, cached: true, verifiedAgainst: 'expected', resumedFrom: 0, attempts: 0 });
   assert.equal(hub.requests.length, before, 'no request for a cached file');
 
   fs.writeFileSync(dest, 'truncated');
