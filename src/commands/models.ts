@@ -6,7 +6,7 @@ import { ConfigError, UsageError } from '../errors.js';
 import { sha256File } from '../models/bundle.js';
 import { describeOnnx, type OnnxDescription } from '../models/inspect.js';
 import { entryRepository, pullModel, type PulledModel } from '../models/pull.js';
-import { defaultModel, defaultVariant, findModel, saveUserEntry, type ModelKind, type ModelSelector, type RegistryEntry } from '../models/registry.js';
+import { defaultModel, defaultVariant, filesToFetch, findModel, saveUserEntry, type ModelKind, type ModelSelector, type RegistryEntry } from '../models/registry.js';
 import type { ModelContext } from '../models/resolve.js';
 import { imagenetPreprocess } from '../embed/image-preprocess.js';
 import { onnxInFolder, sentenceTransformersMaxLength } from '../models/model-dir.js';
@@ -38,7 +38,7 @@ export function listModels(ctx: Pick<ModelContext, 'registry' | 'cache'>): Model
     const dir = revision ? ctx.cache.folder(repository, revision) : null;
     const record = dir ? ctx.cache.readRecord(dir) : undefined;
     for (const [variant, v] of Object.entries(entry.variants)) {
-      const wanted = [v.file, ...entry.files.map((f) => (typeof f === 'string' ? f : f.file))];
+      const wanted = filesToFetch(entry, variant).map((f) => f.file);
       const present = wanted.filter((f) => record?.files[f] && fs.existsSync(path.join(dir!, f))).length;
       rows.push({
         id: entry.id,

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { ConfigError } from '../errors.js';
 import { downloadFile, fetchFileInfo, hubFileUrl, type HubOptions } from './download.js';
 import { atomicWrite, ModelCache, type CachedFile, type PullRecord, type Verification } from './cache.js';
-import { filesToFetch, type ModelSelector, type RegistryEntry } from './registry.js';
+import { defaultVariant, filesToFetch, type ModelSelector, type RegistryEntry } from './registry.js';
 import { tapModel, type TapInfo } from './tap.js';
 import { sha256File } from './bundle.js';
 
@@ -55,7 +55,7 @@ export function entryRepository(entry: RegistryEntry): string {
 }
 
 export function pullCommand(sel: ModelSelector, revision?: string): string {
-  const variant = sel.variant === (sel.entry.defaultVariant ?? 'fp32') ? '' : ` --variant ${sel.variant}`;
+  const variant = sel.variant === defaultVariant(sel.entry) ? '' : ` --variant ${sel.variant}`;
   return `categorize models pull ${sel.entry.id}${variant}${revision && revision !== sel.entry.revision ? ` --revision ${revision}` : ''}`;
 }
 
