@@ -83,6 +83,7 @@ TEXTS = [
     "x²  ½ cup measuring jug 500ml ①②",
     "Green green GREEN tea tea tea tea",
     "coffee coffee coffee beans",
+    "Caf\u00e9  cr\u00e8me\tbr\u00fbl\u00e9e \U0001F600 mug,  a  x",
 ]
 
 # Texts never seen in fit: out-of-vocabulary words, empty, punctuation only.
@@ -102,6 +103,10 @@ TFIDF_CASES = {
     "max_df_0.5": {"max_df": 0.5},
     "sublinear_nosmooth_nonorm": {"sublinear_tf": True, "smooth_idf": False, "norm": None},
     "trigrams_only_mindf_prop": {"ngram_range": (2, 3), "min_df": 0.03, "lowercase": False},
+    "char_wb_2_5": {"analyzer": "char_wb", "ngram_range": (2, 5)},
+    "char_wb_1_3_sublinear": {"analyzer": "char_wb", "ngram_range": (1, 3), "sublinear_tf": True, "min_df": 2},
+    "char_1_4": {"analyzer": "char", "ngram_range": (1, 4), "lowercase": False},
+    "char_3_5_max_features": {"analyzer": "char", "ngram_range": (3, 5), "max_features": 300},
 }
 
 

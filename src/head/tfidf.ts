@@ -12,6 +12,11 @@ import { ENGLISH_STOP_WORDS } from './stop-words-en.js';
 export type DfBound = { count: number } | { proportion: number };
 
 export interface TfidfConfig {
+  /**
+   * sklearn's analyzer: 'word' (tokens and word n-grams), 'char' (character n-grams over the whole text) or
+   * 'char_wb' (character n-grams inside space-padded words). The char analyzers ignore tokenPattern and stopWords.
+   */
+  analyzer: 'word' | 'char' | 'char_wb';
   lowercase: boolean;
   /** Only sklearn's default `(?u)\b\w\w+\b` (or the same without `(?u)`) is supported. */
   tokenPattern: string;
@@ -30,6 +35,7 @@ export interface TfidfConfig {
 export const DEFAULT_TOKEN_PATTERN = '(?u)\\b\\w\\w+\\b';
 
 export const defaultTfidfConfig: Readonly<TfidfConfig> = Object.freeze({
+  analyzer: 'word' as const,
   lowercase: true,
   tokenPattern: DEFAULT_TOKEN_PATTERN,
   ngramRange: [1, 1] as [number, number],
@@ -93,6 +99,8 @@ function checkConfig(c: Record<string, unknown>, fail: ErrorFactory): TfidfConfi
     if (typeof c[k] !== 'boolean') throw fail(`${k} must be true or false, got ${JSON.stringify(c[k])}`);
     return c[k] as boolean;
   };
+  const analyzer = c.analyzer ?? 'word';
+  if (analyzer !== 'word' && analyzer !== 'char' && analyzer !== 'char_wb') throw fail(`analyzer must be "word", "char" or "char_wb", got ${JSON.stringify(analyzer)}`);
   if (typeof c.tokenPattern !== 'string' || !SUPPORTED_PATTERNS.has(c.tokenPattern)) {
     throw fail(`tokenPattern ${JSON.stringify(c.tokenPattern)} is not supported; only scikit-learn's default ${JSON.stringify(DEFAULT_TOKEN_PATTERN)} is`);
   }
@@ -107,6 +115,7 @@ function checkConfig(c: Record<string, unknown>, fail: ErrorFactory): TfidfConfi
   }
   if (c.norm !== 'l2' && c.norm !== null) throw fail(`norm must be "l2" or null, got ${JSON.stringify(c.norm)}`);
   return {
+    analyzer,
     lowercase: bool('lowercase'),
     tokenPattern: c.tokenPattern,
     ngramRange: [ng[0] as number, ng[1] as number],
@@ -133,6 +142,8 @@ export function resolveTfidfConfig(config: Partial<TfidfConfig> = {}): TfidfConf
  */
 function analyzeInto(config: TfidfConfig, text: string, emit: (feature: string) => void): void {
   const doc = config.lowercase ? text.toLowerCase() : text;
+  if (config.analyzer === 'char_wb') return charWbNgrams(doc, config.ngramRange, emit);
+  if (config.analyzer === 'char') return charNgrams(doc, config.ngramRange, emit);
   const found = doc.match(TOKEN_RE);
   if (found === null) return;
   const tokens: string[] = config.stopWords === 'english' ? found.filter((t) => !ENGLISH_STOP_WORDS.has(t)) : found;
@@ -144,6 +155,47 @@ function analyzeInto(config: TfidfConfig, text: string, emit: (feature: string) 
       let s = tokens[i]!;
       for (let j = 1; j < n; j++) s += ' ' + tokens[i + j]!;
       emit(s);
+    }
+  }
+}
+
+// Python's str.isspace() set, which is what `\s` and str.split() use on str (JS's \s differs at U+FEFF and U+001C-1F).
+const PY_SPACE = '\\t\\n\\v\\f\\r\\x1c-\\x1f \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000';
+const WHITE_SPACES_RE = new RegExp(`[${PY_SPACE}]{2,}`, 'g');
+const WORDS_RE = new RegExp(`[^${PY_SPACE}]+`, 'g');
+
+/** Slicing by code point, as Python indexes str; plain string slices when there are no surrogate pairs. */
+function codePoints(s: string): { length: number; slice(a: number, b: number): string } {
+  if (!/[\uD800-\uDFFF]/.test(s)) return s;
+  const cps = Array.from(s);
+  return { length: cps.length, slice: (a, b) => cps.slice(a, b).join('') };
+}
+
+/** sklearn's `_char_ngrams`: runs of 2+ white space become one space; n-grams by code point. */
+function charNgrams(doc: string, [minN, maxN]: [number, number], emit: (feature: string) => void): void {
+  const cps = codePoints(doc.replace(WHITE_SPACES_RE, ' '));
+  const len = cps.length;
+  let lo = minN;
+  if (minN === 1) {
+    for (let i = 0; i < len; i++) emit(cps.slice(i, i + 1));
+    lo = 2;
+  }
+  for (let n = lo; n <= Math.min(maxN, len); n++) for (let i = 0; i + n <= len; i++) emit(cps.slice(i, i + n));
+}
+
+/** sklearn's `_char_wb_ngrams`: each white-space-separated word padded with one space each side. */
+function charWbNgrams(doc: string, [minN, maxN]: [number, number], emit: (feature: string) => void): void {
+  for (const word of doc.replace(WHITE_SPACES_RE, ' ').match(WORDS_RE) ?? []) {
+    const w = codePoints(` ${word} `);
+    const wLen = w.length;
+    for (let n = minN; n <= maxN; n++) {
+      let offset = 0;
+      emit(w.slice(0, n));
+      while (offset + n < wLen) {
+        offset++;
+        emit(w.slice(offset, offset + n));
+      }
+      if (offset === 0) break; // a word shorter than n is counted once
     }
   }
 }
@@ -409,6 +461,7 @@ export function tfidfToJSON(model: TfidfModel): TfidfJSON {
     format: 'categorize-tfidf',
     version: 1,
     config: {
+      analyzer: c.analyzer,
       lowercase: c.lowercase,
       tokenPattern: c.tokenPattern,
       ngramRange: [c.ngramRange[0], c.ngramRange[1]],
@@ -437,7 +490,8 @@ export function tfidfFromJSON(json: unknown, source = 'tfidf.json'): TfidfModel 
   if (o.version !== 1) throw fail(`unsupported "version" ${JSON.stringify(o.version)} (this build reads version 1)`);
   if (typeof o.config !== 'object' || o.config === null || Array.isArray(o.config)) throw fail('"config" must be an object');
   const cfgIn = o.config as Record<string, unknown>;
-  for (const k of CONFIG_KEYS) if (!(k in cfgIn)) throw fail(`"config.${k}" is missing`);
+  // analyzer came later: a file without it is a word analyzer.
+  for (const k of CONFIG_KEYS) if (k !== 'analyzer' && !(k in cfgIn)) throw fail(`"config.${k}" is missing`);
   const config = checkConfig(cfgIn, (m) => fail(`config: ${m}`));
 
   const { terms, idf } = o;

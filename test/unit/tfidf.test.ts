@@ -48,6 +48,7 @@ const golden = JSON.parse(fs.readFileSync(path.join(goldenDir, 'sklearn-tfidf.js
 function configFor(c: GoldenCase): Partial<TfidfConfig> {
   const p = c.params;
   const cfg: Partial<TfidfConfig> = {};
+  if ('analyzer' in p) cfg.analyzer = p.analyzer as TfidfConfig['analyzer'];
   if ('ngram_range' in p) cfg.ngramRange = p.ngram_range as [number, number];
   if ('stop_words' in p) cfg.stopWords = p.stop_words as 'english';
   if ('min_df' in p) cfg.minDf = c.min_df_kind === 'count' ? { count: p.min_df as number } : { proportion: p.min_df as number };
