@@ -1,9 +1,9 @@
 // `categorize models …` wiring: list, pull, verify, info, add. Output for people on stdout (tables), logs on stderr.
 import { Command, Option } from 'commander';
-import { addModel, listModels, modelInfo, pullModels, pullSelection, verifyCache, type ModelListRow } from '../commands/models.js';
+import { addModel, inferModelKind, listModels, modelInfo, pullModels, pullSelection, verifyCache, type ModelListRow } from '../commands/models.js';
 import { formatOnnxDescription } from '../models/inspect.js';
 import { displayWidth } from '../report/table.js';
-import { ExitCode } from '../errors.js';
+import { ExitCode, UsageError } from '../errors.js';
 import { modelContext, type ModelFlags } from './model-context.js';
 import { intOption } from './options.js';
 
@@ -110,18 +110,23 @@ Environment:
 
   models
     .command('add')
+    .alias('import')
     .description('Register local files as a model: copied into the cache with their hashes, listed in your registry.')
     .argument('<path>', 'model folder (model.onnx + tokenizer files for text) or an .onnx file (image)')
-    .addOption(new Option('--kind <kind>', 'text or image').choices(['text', 'image']).makeOptionMandatory())
-    .requiredOption('--id <name>', 'name to use with --text-model/--image-model, e.g. my-vit')
+    .addOption(new Option('--kind <kind>', 'text or image (default: read from the model: token inputs → text, one 4-D float input → image)').choices(['text', 'image']))
+    .option('--id <name>', 'name to use with --text-model/--image-model, e.g. my-vit')
+    .option('--name <name>', 'same as --id')
     .option('--tap <auto|tensor|logits>', 'image classifiers: expose the pooled features (auto), a named tensor, or keep the output (logits)')
     .option('--output <name>', 'output holding the embedding')
     .option('--max-length <n>', 'text models: tokens per text', intOption(1, 8192))
     .option('--license <spdx>', 'licence to record')
     .option('-q, --quiet', 'no log lines')
-    .action(async (location: string, flags: ModelFlags & { kind: 'text' | 'image'; id: string; tap?: string; output?: string; maxLength?: number; license?: string }) => {
+    .action(async (location: string, flags: ModelFlags & { kind?: 'text' | 'image'; id?: string; name?: string; tap?: string; output?: string; maxLength?: number; license?: string }) => {
+      const id = flags.id ?? flags.name;
+      if (!id) throw new UsageError('models add: give the model a name with --name (or --id)');
+      if (flags.id && flags.name && flags.id !== flags.name) throw new UsageError(`models add: --id ${flags.id} and --name ${flags.name} disagree`);
       const ctx = ctxFor({ quiet: flags.quiet });
-      const { entry, pulled } = await addModel(location, { kind: flags.kind, id: flags.id, tap: flags.tap, output: flags.output, maxLength: flags.maxLength, license: flags.license }, ctx);
+      const { entry, pulled } = await addModel(location, { kind: flags.kind ?? inferModelKind(location), id, tap: flags.tap, output: flags.output, maxLength: flags.maxLength, license: flags.license }, ctx);
       io.stdout.write(`${entry.id} added (sha256 ${entry.variants.fp32!.sha256}); embedding output '${pulled.output}'${pulled.tap ? ` tapped from ${pulled.tap.source}` : ''}\n  ${pulled.dir}\n  registry: ${ctx.cache.userRegistryFile}\n`);
     });
 }

@@ -166,6 +166,18 @@ const TEXT_FILES = ['tokenizer.json', 'tokenizer_config.json', 'config.json', 's
  * Registers local files as a model: copies them into the cache (so `models verify` covers them and the source may
  * move), records their hashes, writes a user registry entry, and makes the tap for an image classifier.
  */
+/** text or image, read from the model's inputs: token ids → text, one 4-D float tensor → image. */
+export function inferModelKind(location: string): 'text' | 'image' {
+  const src = path.resolve(location);
+  if (!fs.existsSync(src)) throw new UsageError(`models add: ${location} does not exist`, 'model_files');
+  const onnx = fs.statSync(src).isDirectory() ? onnxInFolder(src) : src;
+  if (!onnx || !onnx.toLowerCase().endsWith('.onnx')) throw new UsageError(`models add: ${location} is not an .onnx file or a folder with model.onnx`, 'model_files');
+  const inputs = describeOnnx(onnx).inputs;
+  if (inputs.some((i) => i.name === 'input_ids')) return 'text';
+  if (inputs.length === 1 && inputs[0].shape.length === 4 && inputs[0].type.startsWith('float')) return 'image';
+  throw new UsageError(`models add: cannot tell whether ${location} is a text or an image model (inputs: ${inputs.map((i) => i.name).join(', ')}); say --kind`, 'model_ref');
+}
+
 export async function addModel(location: string, opts: AddOptions, ctx: ModelContext): Promise<{ entry: RegistryEntry; pulled: PulledModel }> {
   const src = path.resolve(location);
   if (!fs.existsSync(src)) throw new UsageError(`models add: ${location} does not exist`, 'model_files');
