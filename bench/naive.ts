@@ -54,7 +54,7 @@ for await (const row of catalog.rows) {
       vectors.image = await image.embed(await preprocessImage(bytes, imageBlock!.kind === 'image' ? imageBlock!.preprocess : (undefined as never)), 1);
     }
     if (text && t) vectors.text = await text.embed([t]);
-    if (bundle.tfidf && t && layout.blocks.some((b) => b.kind === 'tfidf')) vectors.tfidf = tfidfDense(bundle.tfidf, t);
+    if (bundle.tfidfBlock && t && layout.blocks.some((b) => b.kind === 'tfidf')) vectors.tfidf = tfidfDense(bundle.tfidfBlock, t);
     const x = assembleFeatures({ vectors, ok: true, text: t, warnings: [], error: null }, layout);
     const probs = await classifier.predict(x, 1);
     topClasses(probs, classifier.classes, 3);

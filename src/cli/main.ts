@@ -2,7 +2,7 @@
 import fs from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { runCommand, type RunSummary } from '../commands/run.js';
-import { trainCommand, type TrainSummary } from '../commands/train.js';
+import { AUTO_FOLDS_MAX_ROWS, trainCommand, type TrainSummary } from '../commands/train.js';
 import { evalCommand } from '../commands/eval.js';
 import { mergeCommand } from '../commands/merge.js';
 import { formatFor } from '../io/prediction-writer.js';
@@ -23,7 +23,7 @@ interface TrainFlags extends PipelineFlags {
   labelColumn: string;
   output: string;
   features: FeatureKind[];
-  C: number;
+  C: number | 'auto';
   classWeight?: 'balanced';
   maxIter: number;
   tol: number;
@@ -31,6 +31,12 @@ interface TrainFlags extends PipelineFlags {
   maxDf: string;
   maxFeatures?: number;
   ngramRange: string;
+  charNgramRange: string;
+  sublinearTf: boolean;
+  charMaxFeatures: number;
+  fusion: 'late' | 'joint';
+  fusionShare: number;
+  fusionFolds: number | 'auto';
   stopWords: string;
   validation: number;
   cv: number;
@@ -98,10 +104,24 @@ function dfBound(value: string): DfBound {
   return /^\d+$/.test(value.trim()) ? { count: n } : { proportion: n };
 }
 
-function ngramRange(value: string): [number, number] {
+function ngramRange(value: string, flag = '--ngram-range'): [number, number] {
   const m = /^(\d+),(\d+)$/.exec(value.trim());
-  if (!m || Number(m[1]) < 1 || Number(m[2]) < Number(m[1])) throw new UsageError(`--ngram-range expects MIN,MAX such as 1,2, got '${value}'`);
+  if (!m || Number(m[1]) < 1 || Number(m[2]) < Number(m[1])) throw new UsageError(`${flag} expects MIN,MAX such as 1,2, got '${value}'`);
   return [Number(m[1]), Number(m[2])];
+}
+
+const C_GRID = [0.01, 0.1, 1, 10, 100];
+
+function cOption(value: string): number | 'auto' {
+  if (value === 'auto') return 'auto';
+  return floatOption(1e-12, 1e12)(value);
+}
+
+function foldsOption(value: string): number | 'auto' {
+  if (value === 'auto') return 'auto';
+  const k = intOption(0, 20)(value);
+  if (k === 1) throw new UsageError('--fusion-folds takes 0 (none), 2 to 20, or auto');
+  return k;
 }
 
 function featureList(value: string): FeatureKind[] {
@@ -182,15 +202,21 @@ function buildProgram(io: Io, env: NodeJS.ProcessEnv, setCode: (c: number) => vo
       .requiredOption('--label-column <name>', 'column holding each row’s category')
       .requiredOption('-o, --output <dir>', 'bundle folder to write')
       .option('--features <list>', 'classifier input: any of text, image, tfidf', featureList, ['text', 'image'] as FeatureKind[])
-      .option('--C <c>', 'inverse L2 regularisation strength (scikit-learn’s C)', floatOption(1e-12, 1e12), 1)
+      .option('--C <c|auto>', `inverse L2 regularisation strength (scikit-learn’s C); auto: chosen per head from ${C_GRID.join(', ')} by log-loss on the held-out --fusion-share`, cOption, 'auto')
       .addOption(new Option('--class-weight <mode>', 'weight classes inversely to their frequency').choices(['balanced']))
       .option('--max-iter <n>', 'L-BFGS iterations at most', intOption(1, 1_000_000), 1000)
       .option('--tol <t>', 'stop when the largest gradient entry is below t', floatOption(0, 1), 1e-6)
       .option('--min-df <n|share>', 'ignore terms in fewer documents (integer) or a smaller share (decimal)', '1')
       .option('--max-df <n|share>', 'ignore terms in more documents (integer) or a larger share (decimal)', '1.0')
       .option('--max-features <n>', 'keep the n most frequent terms', intOption(1))
-      .option('--ngram-range <min,max>', 'word n-gram sizes for TF-IDF', '1,1')
+      .option('--ngram-range <min,max>', 'word n-gram sizes for TF-IDF', '1,2')
       .addOption(new Option('--stop-words <list>', 'stop words removed before TF-IDF').choices(['english', 'none']).default('english'))
+      .option('--no-sublinear-tf', 'TF-IDF term frequency tf instead of 1 + log(tf) (scikit-learn’s default)')
+      .option('--char-ngram-range <min,max|none>', 'character n-grams inside words (char_wb) added to the TF-IDF block; none: words only', '2,5')
+      .option('--char-max-features <n>', 'keep the n most frequent character n-grams', intOption(1), 100_000)
+      .addOption(new Option('--fusion <mode>', 'text + image: late = a head per modality, weights learned on held-out rows (a row missing one is predicted from the other); joint = one head over all features').choices(['late', 'joint']).default('late'))
+      .option('--fusion-share <share>', 'stratified share of rows held out to learn the fusion weights and C (without --fusion-folds)', floatOption(0.05, 0.5), 0.2)
+      .option('--fusion-folds <k|auto>', `learn the fusion weights and C on k-fold held-out predictions instead (auto: 5 folds up to ${AUTO_FOLDS_MAX_ROWS} rows, else --fusion-share; 0: never)`, foldsOption, 'auto')
       .option('--validation <share>', 'stratified share held out to report accuracy, macro-F1, weighted-F1, top-3 (0: none)', floatOption(0, 0.9), 0.1)
       .option('--cv <k>', 'stratified k-fold cross-validation (0: none)', intOption(0, 100), 0)
       .option('--no-refit', 'keep the model fitted without the validation rows instead of refitting on all rows')
@@ -213,8 +239,15 @@ function buildProgram(io: Io, env: NodeJS.ProcessEnv, setCode: (c: number) => vo
         maxFeatures: f.maxFeatures ?? null,
         ngramRange: ngramRange(f.ngramRange),
         stopWords: f.stopWords === 'none' ? null : 'english',
+        sublinearTf: f.sublinearTf,
       },
-      lr: { C: f.C, classWeight: f.classWeight ?? null, maxIter: f.maxIter, tol: f.tol },
+      charNgramRange: f.charNgramRange === 'none' ? null : ngramRange(f.charNgramRange, '--char-ngram-range'),
+      charMaxFeatures: f.charMaxFeatures,
+      fusion: f.fusion,
+      fusionShare: f.fusionShare,
+      selectionFolds: f.fusionFolds,
+      cGrid: f.C === 'auto' ? C_GRID : null,
+      lr: { C: f.C === 'auto' ? 1 : f.C, classWeight: f.classWeight ?? null, maxIter: f.maxIter, tol: f.tol },
       validation: f.validation,
       cv: f.cv,
       refit: f.refit,
@@ -239,9 +272,12 @@ function buildProgram(io: Io, env: NodeJS.ProcessEnv, setCode: (c: number) => vo
       .option('--json <file>', 'write every figure (metrics, per-class, confusion matrix) as JSON')
       .option('--report <file>', 'write a self-contained HTML report')
       .option('--min-accuracy <x>', 'exit 3 when accuracy is below x', floatOption(0, 1))
-      .option('--min-macro-f1 <x>', 'exit 3 when macro-F1 is below x', floatOption(0, 1)),
+      .option('--min-macro-f1 <x>', 'exit 3 when macro-F1 is below x', floatOption(0, 1))
+      .option('--ablation', 'also score each modality head alone (text only, image only) next to the fused bundle, on the same embeddings')
+      .option('--blank-titles <share>', 'blank this share of titles (rows picked from id and --seed) to measure how missing titles are handled', floatOption(0, 1), 0)
+      .option('--seed <n>', 'seed for --blank-titles', intOption(0, 2 ** 31 - 1), 0),
     'override',
-  ).action(async (input: string, flags: PipelineFlags & { labelColumn: string; model: string; json?: string; report?: string; minAccuracy?: number; minMacroF1?: number }) => {
+  ).action(async (input: string, flags: PipelineFlags & { labelColumn: string; model: string; json?: string; report?: string; minAccuracy?: number; minMacroF1?: number; ablation?: boolean; blankTitles: number; seed: number }) => {
     const result = await evalCommand({
       ...pipelineOptions(flags, io, env),
       input,
@@ -251,6 +287,9 @@ function buildProgram(io: Io, env: NodeJS.ProcessEnv, setCode: (c: number) => vo
       report: flags.report,
       minAccuracy: flags.minAccuracy,
       minMacroF1: flags.minMacroF1,
+      ablation: Boolean(flags.ablation),
+      blankTitles: flags.blankTitles,
+      seed: flags.seed,
       toolVersion: pkg.version,
       progress: makeProgress(io.stderr, { quiet: flags.quiet, label: 'evaluating' }),
       color: Boolean(io.stderr.isTTY) && env.NO_COLOR === undefined,

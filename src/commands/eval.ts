@@ -1,12 +1,14 @@
 // `categorize eval`: run a bundle over a labelled catalog (run's own predictor) and judge it against the labels.
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { labelledRows } from '../io/catalog-reader.js';
+import { labelledRows, type CatalogRow } from '../io/catalog-reader.js';
+import { topClasses } from '../head/classifier.js';
 import { orderedMap } from '../pipeline/ordered-map.js';
 import { openBundleSession, type BundleRunOptions } from '../pipeline/bundle-session.js';
 import { silentProgress, type ProgressReporter } from '../pipeline/progress.js';
 import { computeMetrics, mostConfusedPairs, type EvalMetrics } from '../report/metrics.js';
-import { formatMetricsTable } from '../report/table.js';
+import { formatAblationTable, formatMetricsTable } from '../report/table.js';
 import { renderEvalReport } from '../report/html-report.js';
 
 export interface EvalOptions extends BundleRunOptions {
@@ -15,6 +17,11 @@ export interface EvalOptions extends BundleRunOptions {
   report?: string;
   minAccuracy?: number;
   minMacroF1?: number;
+  /** Also score each modality head alone (text-only, image-only) on the same embeddings. */
+  ablation: boolean;
+  /** Blank this share of titles (rows picked by a hash of id and seed): how the bundle copes with missing titles. */
+  blankTitles: number;
+  seed: number;
   toolVersion: string;
   color: boolean;
   progress?: ProgressReporter;
@@ -25,8 +32,27 @@ export interface EvalResult {
   /** Rows skipped for an empty label. */
   emptyLabel: number;
   table: string;
+  /** With --ablation and a bundle of per-modality heads: each head alone, then the fused bundle. */
+  ablation: AblationVariant[] | null;
+  /** Rows whose title --blank-titles blanked. */
+  blankedTitles: number;
   /** One line per failed quality gate (--min-accuracy, --min-macro-f1); empty when all pass. */
   gateFailures: string[];
+}
+
+export interface AblationVariant {
+  /** 'fused', or a head's name ('text', 'image'). */
+  name: string;
+  /** Rows this variant could predict, which its metrics are over (a head: the rows that have its modality). */
+  predicted: number;
+  metrics: EvalMetrics;
+}
+
+/** Whether --blank-titles picks this row: a uniform draw from the row's id and the seed. */
+export function blanksTitle(id: string, share: number, seed: number): boolean {
+  if (share <= 0) return false;
+  const h = crypto.createHash('sha256').update(`${seed}\n${id}`).digest();
+  return h.readUInt32BE(0) / 2 ** 32 < share;
 }
 
 const EXAMPLES_PER_PAIR = 5;
@@ -40,19 +66,22 @@ export async function evalCommand(opts: EvalOptions): Promise<EvalResult> {
   const yPred: (string | null)[] = [];
   const ranked: string[][] = [];
   const rowInfo: { id: string; title: string; score: number | null }[] = [];
+  const headProbs: Record<string, Float32Array | null>[] = [];
   let emptyLabel = 0;
+  let blankedTitles = 0;
   try {
     const totalBytes = opts.input === '-' ? null : fs.statSync(opts.input).size;
     progress.start(totalBytes);
     let errors = 0;
     await orderedMap(
-      labelledRows(catalog.rows, opts.labelColumn, () => emptyLabel++),
+      blankTitles(labelledRows(catalog.rows, opts.labelColumn, () => emptyLabel++), opts, () => blankedTitles++),
       async (row) => ({ row, p: await predictor.predict(row) }),
       ({ row, p }) => {
         yTrue.push(row.extra[opts.labelColumn].trim());
         yPred.push(p.record.category);
         ranked.push(p.record.top_categories.map((t) => t.category));
         rowInfo.push({ id: row.id, title: row.title, score: p.record.score });
+        if (opts.ablation) headProbs.push(p.heads);
         if (p.record.status === 'error') errors++;
         progress.update({ rows: yTrue.length, errors, warnings: 0, bytesRead: catalog.bytesRead(), totalBytes });
       },
@@ -70,13 +99,31 @@ export async function evalCommand(opts: EvalOptions): Promise<EvalResult> {
   if (metrics.unseenLabels.length > 0) {
     log(`labels the bundle does not know (counted as errors): ${metrics.unseenLabels.map((u) => `${u.label} (${u.count})`).join(', ')}`);
   }
+  if (blankedTitles > 0) log(`--blank-titles ${opts.blankTitles}: blanked ${blankedTitles} of ${yTrue.length} titles`);
+  const classes = bundle.manifest.classes;
+  let ablation: AblationVariant[] | null = null;
+  if (opts.ablation) {
+    const names = bundle.heads.map((h) => h.name);
+    if (names.length < 2) log(`--ablation: this bundle has one head (${names[0]}), nothing to take apart; train with text and image features and --fusion late`);
+    ablation = [
+      // Each head is scored on the rows that have its modality (the others it cannot see at all).
+      ...(names.length < 2 ? [] : names).map((name) => {
+        const idx = headProbs.flatMap((h, i) => (h[name] ? [i] : []));
+        const top = idx.map((i) => topClasses(headProbs[i][name]!, classes, 3).map((t) => t.category));
+        const m = computeMetrics({ yTrue: idx.map((i) => yTrue[i]), yPred: top.map((t) => t[0]), ranked: top, modelClasses: classes });
+        return { name, predicted: idx.length, metrics: m };
+      }),
+      { name: 'fused', predicted: yPred.filter((p) => p !== null).length, metrics },
+    ];
+  }
   const pairs = mostConfusedPairs(metrics, PAIRS_IN_REPORT).map((pair) => ({
     ...pair,
     examples: rowInfo.filter((_, i) => yTrue[i] === pair.trueLabel && yPred[i] === pair.predLabel).slice(0, EXAMPLES_PER_PAIR),
   }));
   const meta = { model: path.resolve(opts.model), input: opts.input === '-' ? 'stdin' : path.resolve(opts.input), createdAt: new Date().toISOString(), toolVersion: opts.toolVersion };
-  if (opts.json) fs.writeFileSync(opts.json, JSON.stringify({ ...meta, emptyLabel, metrics, mostConfused: pairs }, null, 2) + '\n');
-  if (opts.report) fs.writeFileSync(opts.report, renderEvalReport({ metrics, confusedExamples: pairs, meta }));
+  const fusion = bundle.manifest.fusion ? { heads: bundle.heads.map((h) => ({ name: h.name, weight: h.weight })), selection: bundle.manifest.fusion.selection ?? null } : null;
+  if (opts.json) fs.writeFileSync(opts.json, JSON.stringify({ ...meta, emptyLabel, blankedTitles, metrics, ablation, fusion, mostConfused: pairs }, null, 2) + '\n');
+  if (opts.report) fs.writeFileSync(opts.report, renderEvalReport({ metrics, confusedExamples: pairs, meta, ablation, fusion }));
   const gateFailures: string[] = [];
   if (opts.minAccuracy !== undefined && metrics.accuracy < opts.minAccuracy) {
     gateFailures.push(`accuracy ${metrics.accuracy.toFixed(4)} is below --min-accuracy ${opts.minAccuracy}`);
@@ -84,5 +131,16 @@ export async function evalCommand(opts: EvalOptions): Promise<EvalResult> {
   if (opts.minMacroF1 !== undefined && metrics.macroF1 < opts.minMacroF1) {
     gateFailures.push(`macro-F1 ${metrics.macroF1.toFixed(4)} is below --min-macro-f1 ${opts.minMacroF1}`);
   }
-  return { metrics, emptyLabel, table: formatMetricsTable(metrics, { color: opts.color }), gateFailures };
+  const table = formatMetricsTable(metrics, { color: opts.color }) + (ablation && ablation.length > 1 ? '\n\n' + formatAblationTable(ablation) : '');
+  return { metrics, emptyLabel, ablation, blankedTitles, table, gateFailures };
+}
+
+/** Rows with the title blanked for the picked share (--blank-titles), counted through `onBlank`. */
+async function* blankTitles(rows: AsyncIterable<CatalogRow>, opts: Pick<EvalOptions, 'blankTitles' | 'seed'>, onBlank: () => void): AsyncIterable<CatalogRow> {
+  for await (const row of rows) {
+    if (row.title !== '' && blanksTitle(row.id, opts.blankTitles, opts.seed)) {
+      onBlank();
+      yield { ...row, title: '' };
+    } else yield row;
+  }
 }

@@ -10,7 +10,7 @@ import { cacheSummary, openEmbedCache, type EmbedCacheSetting } from '../pipelin
 import type { EmbedCache } from '../pipeline/embed-cache.js';
 import { silentProgress, type ProgressReporter } from '../pipeline/progress.js';
 import { saveBundle, sha256File, type FeatureBlock, type ModelRef } from '../models/bundle.js';
-import { trainHead, predictRows, headOnnx, type FeatureKind, type TrainedHead } from '../head/train-head.js';
+import { trainModel, predictModel, headOnnx, type FeatureKind, type FusionSelection, type HeadSettings, type TrainedModel } from '../head/train-head.js';
 import { tfidfToJSON, type TfidfConfig } from '../head/tfidf.js';
 import { fitLabelEncoder, encodeLabels } from '../head/labels.js';
 import { stratifiedHoldout, stratifiedKFold } from '../head/split.js';
@@ -33,6 +33,18 @@ export interface TrainOptions extends EncoderOptions, Omit<FeatureOptions, 'imag
   textModel?: string;
   imageModel?: string;
   tfidf: Partial<TfidfConfig>;
+  /** Character n-grams (char_wb) appended to the tfidf block, e.g. [2, 5]; null: words only. */
+  charNgramRange: [number, number] | null;
+  /** Most frequent character n-grams kept (bounds the bundle and the head on large catalogs). */
+  charMaxFeatures: number | null;
+  /** 'late': per-modality heads with learned weights (text and image features); 'joint': one head. */
+  fusion: 'late' | 'joint';
+  /** Share of the rows held out to choose the fusion weights (and C, with cGrid). */
+  fusionShare: number;
+  /** --C auto: each head's C chosen from these on the held-out share; null: lr.C. */
+  cGrid: number[] | null;
+  /** Choose C and fusion weights on k-fold held-out predictions (k > 1), else on the --fusion-share; auto: 5 folds up to AUTO_FOLDS_MAX_ROWS rows. */
+  selectionFolds: number | 'auto';
   lr: Omit<LogisticOptions, 'onIteration'>;
   /** Share held out for validation (0 = none). */
   validation: number;
@@ -50,6 +62,9 @@ export interface TrainOptions extends EncoderOptions, Omit<FeatureOptions, 'imag
   stdin?: NodeJS.ReadableStream;
 }
 
+/** Up to this many rows, C and the fusion weights are chosen on 5-fold held-out predictions (small catalogs: one 20% share is too noisy); above, on one held-out share. */
+export const AUTO_FOLDS_MAX_ROWS = 3000;
+
 export interface SplitMetrics {
   accuracy: number;
   macroF1: number;
@@ -65,7 +80,10 @@ export interface TrainSummary {
   features: { kind: string; dim: number }[];
   validation: SplitMetrics | null;
   cv: { folds: SplitMetrics[]; mean: SplitMetrics } | null;
-  fit: { converged: boolean; iterations: number; loss: number; refit: boolean };
+  /** Over all heads (each head's own under `heads`). */
+  fit: { converged: boolean; iterations: number; loss: number; refit: boolean; heads: { name: string; weight: number; C: number; converged: boolean; iterations: number; loss: number }[] };
+  /** How the fusion weights were chosen (text and image features), else null. */
+  fusion: FusionSelection | null;
   /** Embedding cache counters (--cache), or null. */
   cache: ReturnType<typeof cacheSummary>;
   elapsedSeconds: number;
@@ -76,10 +94,10 @@ function pick(m: EvalMetrics): SplitMetrics {
 }
 
 /** Fits on `train`, scores `test`: the split's figures. */
-async function scoreSplit(rows: CollectedRow[], labels: string[], classes: string[], train: number[], test: number[], settings: Parameters<typeof trainHead>[2]): Promise<SplitMetrics> {
-  const head = await trainHead(train.map((i) => rows[i]), train.map((i) => labels[i]), settings);
+async function scoreSplit(rows: CollectedRow[], labels: string[], classes: string[], train: number[], test: number[], settings: HeadSettings): Promise<SplitMetrics> {
+  const model = await trainModel(train.map((i) => rows[i]), train.map((i) => labels[i]), settings);
   const testRows = test.map((i) => rows[i]);
-  const probs = predictRows(head, testRows, classes);
+  const probs = predictModel(model, testRows, classes).fused;
   const K = classes.length;
   const ranked = testRows.map((_, i) =>
     Array.from({ length: K }, (_, k) => k)
@@ -157,7 +175,18 @@ export async function trainCommand(opts: TrainOptions): Promise<TrainSummary> {
   if (classes.length < 2) throw new UsageError(`training needs at least two classes in column '${opts.labelColumn}', found ${classes.length}`, 'one_class');
   log(`embedded ${collected.length} labelled rows (${rows.length} usable, ${collected.length - rows.length} failed, ${counts.emptyLabel} without a label); ${classes.length} classes`);
 
-  const settings = { features: opts.features, dims: { text: encoders.text?.dim, image: encoders.image?.dim }, tfidf: opts.tfidf, lr: { ...opts.lr, threads: opts.threads > 0 ? opts.threads : undefined } };
+  const settings: HeadSettings = {
+    features: opts.features,
+    dims: { text: encoders.text?.dim, image: encoders.image?.dim },
+    tfidf: opts.tfidf,
+    charTfidf: opts.charNgramRange ? { ...opts.tfidf, analyzer: 'char_wb', ngramRange: opts.charNgramRange, stopWords: null, maxFeatures: opts.charMaxFeatures } : null,
+    lr: { ...opts.lr, threads: opts.threads > 0 ? opts.threads : undefined },
+    fusion: opts.fusion,
+    fusionShare: opts.fusionShare,
+    seed: opts.seed,
+    cGrid: opts.cGrid,
+    selectionFolds: opts.selectionFolds === 'auto' ? (rows.length <= AUTO_FOLDS_MAX_ROWS ? 5 : 0) : opts.selectionFolds,
+  };
   const y = encodeLabels(classes, labels);
   let validation: SplitMetrics | null = null;
   let holdout: { train: number[]; test: number[] } | null = null;
@@ -180,50 +209,81 @@ export async function trainCommand(opts: TrainOptions): Promise<TrainSummary> {
   }
   const finalIdx = opts.refit || !holdout ? rows.map((_, i) => i) : holdout.train;
   const rowCounts = { read: collected.length + counts.emptyLabel, used: finalIdx.length, emptyLabel: counts.emptyLabel, failed: collected.length - rows.length, failedReasons };
-  const head: TrainedHead = await trainHead(
+  const model: TrainedModel = await trainModel(
     finalIdx.map((i) => rows[i]),
     finalIdx.map((i) => labels[i]),
-    { ...settings, lr: { ...opts.lr, onIteration: opts.onIteration } },
+    { ...settings, lr: { ...settings.lr, onIteration: opts.onIteration } },
   );
+  if (model.selection) {
+    const sel = model.selection;
+    if (sel.fused) {
+      log(`fusion weights chosen on ${sel.rows} held-out rows: ${sel.heads.map((h) => `${h.name} ${h.weight.toFixed(2)} (C ${h.C}; alone: macro-F1 ${h.macroF1.toFixed(4)})`).join(', ')}; fused macro-F1 ${sel.fused.macroF1.toFixed(4)}`);
+    } else if (opts.cGrid) {
+      log(`C chosen on ${sel.rows} held-out rows: ${sel.heads.map((h) => `${h.name} ${h.C}`).join(', ')}`);
+    }
+  }
   const bundleDir = path.resolve(opts.output);
-  const blocks: FeatureBlock[] = head.blocks.map((b) => {
+  const blocks: FeatureBlock[] = model.blocks.map((b) => {
     if (b.kind === 'text') return { ...b, model: bundleRef(bundleDir, models.text!, textSpec!.modelPath), preprocess: { maxLength: textSpec!.maxLength, pooling: 'mean', normalize: textSpec!.normalize } };
     if (b.kind === 'image') return { ...b, model: bundleRef(bundleDir, models.image!, imageSpec!.modelPath), preprocess: imageSpec!.preprocess };
     return b;
   });
+  const fits = model.heads.map((h) => ({
+    name: h.name,
+    weight: h.weight,
+    C: h.C,
+    converged: h.head.model.converged,
+    iterations: h.head.model.iterations,
+    loss: h.head.model.loss,
+  }));
   saveBundle(bundleDir, {
     manifest: {
       toolVersion: opts.toolVersion,
       createdAt: opts.createdAt,
-      classes: head.classes,
+      classes: model.classes,
       features: blocks,
       tfidf: true,
       training: {
         input: path.basename(opts.input),
         labelColumn: opts.labelColumn,
         rows: rowCounts,
-        classCounts: Object.fromEntries(head.classes.map((c) => [c, finalIdx.filter((i) => labels[i] === c).length])),
+        classCounts: Object.fromEntries(model.classes.map((c) => [c, finalIdx.filter((i) => labels[i] === c).length])),
         seed: opts.seed,
         validation: validation ? { share: opts.validation, ...validation } : null,
         cv: cv ? { k: opts.cv, ...cv } : null,
         refit: opts.refit,
-        tfidf: head.tfidf.config,
-        logisticRegression: { C: opts.lr.C ?? 1, classWeight: opts.lr.classWeight ?? null, maxIter: opts.lr.maxIter, tol: opts.lr.tol, converged: head.model.converged, iterations: head.model.iterations, loss: head.model.loss },
+        tfidf: model.tfidf.word.config,
+        charTfidf: model.tfidf.char?.config ?? null,
+        logisticRegression: { C: opts.cGrid ? 'auto' : (opts.lr.C ?? 1), cGrid: opts.cGrid, classWeight: opts.lr.classWeight ?? null, maxIter: opts.lr.maxIter, tol: opts.lr.tol, heads: fits },
       },
     },
-    classifierOnnx: headOnnx(head),
-    means: head.means,
-    tfidfJson: tfidfToJSON(head.tfidf),
+    heads: model.heads.map((h) => ({
+      onnx: headOnnx(h.head),
+      spec: h.name === 'joint' ? undefined : { name: h.name, kinds: h.kinds, classes: h.head.classes, weight: h.weight },
+    })),
+    fusionSelection: model.selection ? { ...model.selection } : undefined,
+    means: model.means,
+    tfidfJson: tfidfToJSON(model.tfidf.word),
+    charTfidfJson: model.tfidf.char ? tfidfToJSON(model.tfidf.char) : null,
   });
-  if (!head.model.converged) log(`warning: L-BFGS stopped after ${head.model.iterations} iterations without converging (${head.model.message}); raise --max-iter`);
+  for (const h of model.heads) {
+    if (!h.head.model.converged) log(`warning: L-BFGS stopped after ${h.head.model.iterations} iterations without converging on the ${h.name} head (${h.head.model.message}); raise --max-iter`);
+  }
   return {
     output: bundleDir,
     rows: rowCounts,
-    classes: head.classes.length,
+    classes: model.classes.length,
     features: blocks.map((b) => ({ kind: b.kind, dim: b.dim })),
     validation,
     cv,
-    fit: { converged: head.model.converged, iterations: head.model.iterations, loss: head.model.loss, refit: opts.refit },
+    fit: {
+      converged: fits.every((f) => f.converged),
+      iterations: Math.max(...fits.map((f) => f.iterations)),
+      loss: fits.reduce((s, f) => s + f.loss, 0),
+      refit: opts.refit,
+      heads: fits,
+    },
+    fusion: model.selection,
     cache: cacheStats,
     elapsedSeconds: (performance.now() - started) / 1000,
   };

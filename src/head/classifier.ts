@@ -1,7 +1,7 @@
 // The classifier head: an ONNX graph (scaler + logistic regression, ours or skl2onnx's) mapping features to class probabilities.
 import ort from 'onnxruntime-node';
 import { ConfigError } from '../errors.js';
-import type { ModelBundle } from '../models/bundle.js';
+import type { BundleHead, ModelBundle } from '../models/bundle.js';
 import { createSession, type SessionOptions } from '../runtime/session.js';
 
 export class Classifier {
@@ -13,31 +13,32 @@ export class Classifier {
     readonly classes: string[],
   ) {}
 
-  /** Loads the bundle's head and proves it accepts the bundle's layout and yields one probability per class. */
-  static async load(bundle: ModelBundle, sessionOpts: SessionOptions): Promise<Classifier> {
+  /** Loads one of the bundle's heads (the only one by default) and proves it accepts its input width and yields one probability per class. */
+  static async load(bundle: ModelBundle, sessionOpts: SessionOptions, head: BundleHead = bundle.heads[0]): Promise<Classifier> {
     // The head is tiny: CPU on the main thread beats a device round trip.
-    const { session } = await createSession(bundle.classifierPath, { ...sessionOpts, device: 'cpu', threads: 1 });
-    const { input, output } = bundle.manifest.classifier;
+    const { session } = await createSession(head.path, { ...sessionOpts, device: 'cpu', threads: 1 });
+    const { input, output } = head;
     const inputName = session.inputNames.includes(input) ? input : session.inputNames[0];
     // skl2onnx (zipmap=False) names it 'probabilities' as we do; fall back to the last output otherwise.
     const outputName = session.outputNames.includes(output) ? output : session.outputNames[session.outputNames.length - 1];
-    const classes = bundle.manifest.classes;
+    const classes = head.classes;
+    const blocks = head.kinds.map((k) => `${k} ${bundle.manifest.features.find((f) => f.kind === k)?.dim}`).join(' + ');
     let probe: ort.Tensor;
     try {
-      probe = (await session.run({ [inputName]: new ort.Tensor('float32', new Float32Array(bundle.width), [1, bundle.width]) }, [outputName]))[outputName];
+      probe = (await session.run({ [inputName]: new ort.Tensor('float32', new Float32Array(head.width), [1, head.width]) }, [outputName]))[outputName];
     } catch (err) {
       throw new ConfigError(
-        `classifier ${bundle.classifierPath} rejects the bundle's ${bundle.width}-wide feature layout (${bundle.manifest.features.map((f) => `${f.kind} ${f.dim}`).join(' + ')}): ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`,
+        `classifier ${head.path} rejects the bundle's ${head.width}-wide feature layout (${blocks}): ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`,
         'dim_mismatch',
       );
     }
     if (probe.dims.length !== 2 || probe.dims[1] !== classes.length) {
       throw new ConfigError(
-        `classifier ${bundle.classifierPath} outputs shape [${probe.dims.join(', ')}] but the bundle lists ${classes.length} classes`,
+        `classifier ${head.path} outputs shape [${probe.dims.join(', ')}] but the bundle lists ${classes.length} classes`,
         'dim_mismatch',
       );
     }
-    return new Classifier(session, inputName, outputName, bundle.width, classes);
+    return new Classifier(session, inputName, outputName, head.width, classes);
   }
 
   /** Probabilities [n × classes] for n feature rows laid back to back. */

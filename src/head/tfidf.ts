@@ -517,3 +517,31 @@ export function tfidfFromJSON(json: unknown, source = 'tfidf.json'): TfidfModel 
   }
   return { config, vocabulary, terms: terms as string[], idf: idfArr };
 }
+
+/**
+ * The classifier's tfidf block: the word TF-IDF (which also gives the tags), optionally followed by a character
+ * n-gram TF-IDF, as scikit-learn's FeatureUnion of the two would: each part L2-normalised on its own, then
+ * concatenated (word columns first).
+ */
+export interface TfidfBlockModel {
+  word: TfidfModel;
+  char: TfidfModel | null;
+}
+
+export function tfidfBlockDim(m: TfidfBlockModel): number {
+  return m.word.terms.length + (m.char?.terms.length ?? 0);
+}
+
+export function tfidfBlockRow(m: TfidfBlockModel, text: string): SparseRow {
+  const w = transform(m.word, text);
+  if (!m.char) return w;
+  const c = transform(m.char, text);
+  const off = m.word.terms.length;
+  const indices = new Int32Array(w.indices.length + c.indices.length);
+  indices.set(w.indices);
+  for (let k = 0; k < c.indices.length; k++) indices[w.indices.length + k] = c.indices[k]! + off;
+  const values = new Float64Array(indices.length);
+  values.set(w.values);
+  values.set(c.values, w.values.length);
+  return { indices, values };
+}

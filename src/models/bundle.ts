@@ -5,10 +5,11 @@ import crypto from 'node:crypto';
 import { ConfigError } from '../errors.js';
 import type { ImagePreprocess } from './model-dir.js';
 import type { TapInfo } from './tap.js';
-import { tfidfFromJSON, type TfidfModel } from '../head/tfidf.js';
+import { tfidfFromJSON, tfidfBlockDim, type TfidfBlockModel, type TfidfModel } from '../head/tfidf.js';
 
 export const BUNDLE_FORMAT = 'categorize-bundle';
-export const BUNDLE_FORMAT_VERSION = 1;
+/** 2 added per-modality heads with learned fusion (`fusion`) and the character TF-IDF (`tfidf.charFile`). */
+export const BUNDLE_FORMAT_VERSION = 2;
 
 /** Where a feature block's embedding model lives. `path` is relative to the bundle folder (or absolute). */
 export interface ModelRef {
@@ -38,6 +39,20 @@ export type FeatureBlock =
 export type EncoderBlock = Extract<FeatureBlock, { kind: 'text' | 'image' }>;
 export const isEncoderBlock = (b: FeatureBlock): b is EncoderBlock => b.kind === 'text' || b.kind === 'image';
 
+/** One classifier head: scaler + logistic regression over some of the blocks (their vectors concatenated in layout order). */
+export interface HeadSpec {
+  /** 'text' (text and tfidf blocks), 'image', or 'joint' (every block: a bundle without fusion). */
+  name: string;
+  kinds: FeatureBlock['kind'][];
+  file: string;
+  input: string;
+  output: string;
+  /** The classes this head was fitted on, in its output order (a subset of the bundle's when a class lacks the modality). */
+  classes: string[];
+  /** Its weight in the log-linear fusion (the weights of the heads a row has are renormalised to sum to 1). */
+  weight: number;
+}
+
 export interface BundleManifest {
   format: typeof BUNDLE_FORMAT;
   formatVersion: number;
@@ -46,18 +61,33 @@ export interface BundleManifest {
   classes: string[];
   /** Classifier input layout, in order (e.g. [text | image | tfidf]). */
   features: FeatureBlock[];
-  classifier: { file: string; input: string; output: string };
+  /** The single head over every block (format 1, imported bundles, one modality); absent when `fusion` is set. */
+  classifier?: { file: string; input: string; output: string };
+  /** Per-modality heads and their learned weights; a row is predicted from the heads whose modality it has. */
+  fusion?: { method: 'log-linear'; heads: HeadSpec[]; selection?: Record<string, unknown> };
   /** Training means per block (imputation of a missing modality). */
   imputation: { file: string };
-  tfidf: { file: string } | null;
+  /** Word TF-IDF (tags, and the tfidf block), plus the character TF-IDF appended to the block when `charFile` is set. */
+  tfidf: { file: string; charFile?: string } | null;
   training?: Record<string, unknown>;
+}
+
+/** A head ready to load: its file and where its input comes from in the full feature vector. */
+export interface BundleHead extends HeadSpec {
+  path: string;
+  /** [offset, dim] of each of its blocks in the full layout, in order. */
+  slices: [number, number][];
+  width: number;
 }
 
 export interface ModelBundle {
   dir: string;
   manifest: BundleManifest;
-  classifierPath: string;
+  heads: BundleHead[];
+  /** The word TF-IDF (tags). */
   tfidf: TfidfModel | null;
+  /** What fills the tfidf block: the word TF-IDF and the character one, when the bundle has it. */
+  tfidfBlock: TfidfBlockModel | null;
   /** Per feature kind: the mean vector imputed when that modality is missing. */
   means: Map<FeatureBlock['kind'], Float32Array>;
   /** Total classifier input width. */
@@ -104,10 +134,7 @@ export function loadBundle(location: string): ModelBundle {
     if (b.offset !== width) fail(dir, `feature '${b.kind}' offset ${b.offset} should be ${width} (blocks must be contiguous)`);
     width += b.dim;
   }
-  if (!m.classifier?.file) fail(dir, 'manifest.json has no classifier file');
-  const classifierPath = path.join(dir, m.classifier.file);
-  if (!fs.existsSync(classifierPath)) fail(dir, `missing ${m.classifier.file}`);
-
+  const heads = bundleHeads(dir, m as BundleManifest, fail);
   const means = new Map<FeatureBlock['kind'], Float32Array>();
   const imp = readJsonFile(dir, m.imputation?.file ?? 'imputation.json') as { means?: Record<string, number[]> };
   for (const b of m.features.filter(isEncoderBlock)) {
@@ -115,21 +142,46 @@ export function loadBundle(location: string): ModelBundle {
     if (!Array.isArray(v) || v.length !== b.dim) fail(dir, `imputation means for '${b.kind}' must have ${b.dim} values`);
     means.set(b.kind, Float32Array.from(v));
   }
-  let tfidf: TfidfModel | null = null;
-  if (m.tfidf) {
+  const readTfidf = (file: string): TfidfModel => {
     try {
-      tfidf = tfidfFromJSON(readJsonFile(dir, m.tfidf.file));
+      return tfidfFromJSON(readJsonFile(dir, file), file);
     } catch (err) {
       if (err instanceof ConfigError) throw err;
-      fail(dir, `${m.tfidf.file}: ${err instanceof Error ? err.message : String(err)}`);
+      fail(dir, `${file}: ${err instanceof Error ? err.message : String(err)}`);
     }
-  }
+  };
+  const tfidf = m.tfidf ? readTfidf(m.tfidf.file) : null;
+  const tfidfModels = tfidf ? { word: tfidf, char: m.tfidf?.charFile ? readTfidf(m.tfidf.charFile) : null } : null;
   const tfidfBlock = m.features.find((b) => b.kind === 'tfidf');
-  if (tfidfBlock && !tfidf) fail(dir, 'the layout has a tfidf block but the bundle has no tfidf.json');
-  if (tfidfBlock && tfidf && tfidf.terms.length !== tfidfBlock.dim) {
-    fail(dir, `the tfidf block is ${tfidfBlock.dim} wide but tfidf.json has ${tfidf.terms.length} terms`);
+  if (tfidfBlock && !tfidfModels) fail(dir, 'the layout has a tfidf block but the bundle has no tfidf.json');
+  if (tfidfBlock && tfidfModels && tfidfBlockDim(tfidfModels) !== tfidfBlock.dim) {
+    fail(dir, `the tfidf block is ${tfidfBlock.dim} wide but the TF-IDF files have ${tfidfBlockDim(tfidfModels)} terms`);
   }
-  return { dir, manifest: m as BundleManifest, classifierPath, tfidf, means, width };
+  return { dir, manifest: m as BundleManifest, heads, tfidf, tfidfBlock: tfidfModels, means, width };
+}
+
+/** The heads a manifest names (the fusion's, or its single classifier over every block), checked against the layout. */
+function bundleHeads(dir: string, m: BundleManifest, fail: (dir: string, what: string) => never): BundleHead[] {
+  const specs: HeadSpec[] = m.fusion
+    ? m.fusion.heads
+    : m.classifier?.file
+      ? [{ name: 'joint', kinds: m.features.map((b) => b.kind), ...m.classifier, classes: m.classes, weight: 1 }]
+      : fail(dir, 'manifest.json has neither a classifier nor fusion heads');
+  if (m.fusion && (m.fusion.method !== 'log-linear' || !Array.isArray(m.fusion.heads) || m.fusion.heads.length === 0)) {
+    fail(dir, `fusion must be method 'log-linear' with at least one head`);
+  }
+  return specs.map((h) => {
+    if (!h.file || !fs.existsSync(path.join(dir, h.file))) fail(dir, `missing ${h.file ?? `the file of head '${h.name}'`}`);
+    if (!Array.isArray(h.classes) || h.classes.length < 1 || h.classes.some((c) => !m.classes.includes(c))) fail(dir, `head '${h.name}' classes must be bundle classes`);
+    if (!(typeof h.weight === 'number' && h.weight >= 0 && Number.isFinite(h.weight))) fail(dir, `head '${h.name}' weight must be a number >= 0`);
+    const slices: [number, number][] = (h.kinds ?? []).map((k) => {
+      const b = m.features.find((f) => f.kind === k);
+      if (!b) fail(dir, `head '${h.name}' reads block '${k}', which the layout lacks`);
+      return [b.offset, b.dim];
+    });
+    if (slices.length === 0) fail(dir, `head '${h.name}' reads no block`);
+    return { ...h, path: path.join(dir, h.file), slices, width: slices.reduce((s, [, d]) => s + d, 0) };
+  });
 }
 
 /** Which catalog columns a bundle reads: text (title/description) for a text or tfidf block or for tags, images for an image block. */
@@ -152,10 +204,14 @@ export function sha256File(file: string): string {
 }
 
 export interface BundleParts {
-  manifest: Omit<BundleManifest, 'format' | 'formatVersion' | 'classifier' | 'imputation' | 'tfidf'> & { tfidf: boolean };
-  classifierOnnx: Uint8Array;
+  manifest: Omit<BundleManifest, 'format' | 'formatVersion' | 'classifier' | 'imputation' | 'tfidf' | 'fusion'> & { tfidf: boolean };
+  /** One head over every block (classifier.onnx), or per-modality heads with their fusion weights. */
+  heads: { onnx: Uint8Array; spec?: Omit<HeadSpec, 'file' | 'input' | 'output'> }[];
+  fusionSelection?: Record<string, unknown>;
   means: Record<string, number[] | Float32Array | Float64Array>;
   tfidfJson: unknown | null;
+  /** The character TF-IDF appended to the tfidf block, if any. */
+  charTfidfJson?: unknown | null;
 }
 
 /** Writes a bundle folder; file contents depend only on the inputs, so equal inputs give identical bytes. */
@@ -163,15 +219,20 @@ export function saveBundle(location: string, parts: BundleParts): void {
   const dir = path.resolve(location);
   fs.mkdirSync(dir, { recursive: true });
   const { tfidf, ...rest } = parts.manifest;
+  const io = { input: 'features', output: 'probabilities' };
+  const fused = parts.heads.length > 1 || parts.heads[0]?.spec !== undefined;
   const manifest: BundleManifest = {
     format: BUNDLE_FORMAT,
-    formatVersion: BUNDLE_FORMAT_VERSION,
+    formatVersion: fused || parts.charTfidfJson ? BUNDLE_FORMAT_VERSION : 1,
     ...rest,
-    classifier: { file: 'classifier.onnx', input: 'features', output: 'probabilities' },
+    ...(fused
+      ? { fusion: { method: 'log-linear' as const, heads: parts.heads.map((h) => ({ ...h.spec!, file: `head-${h.spec!.name}.onnx`, ...io })), selection: parts.fusionSelection } }
+      : { classifier: { file: 'classifier.onnx', ...io } }),
     imputation: { file: 'imputation.json' },
-    tfidf: tfidf ? { file: 'tfidf.json' } : null,
+    tfidf: tfidf ? { file: 'tfidf.json', ...(parts.charTfidfJson ? { charFile: 'tfidf-char.json' } : {}) } : null,
   };
-  fs.writeFileSync(path.join(dir, 'classifier.onnx'), parts.classifierOnnx);
+  for (const h of parts.heads) fs.writeFileSync(path.join(dir, fused ? `head-${h.spec!.name}.onnx` : 'classifier.onnx'), h.onnx);
+  if (parts.charTfidfJson) fs.writeFileSync(path.join(dir, 'tfidf-char.json'), JSON.stringify(parts.charTfidfJson) + '\n');
   const means = Object.fromEntries(Object.entries(parts.means).map(([k, v]) => [k, Array.from(v, (x) => Math.fround(x))]));
   fs.writeFileSync(path.join(dir, 'imputation.json'), JSON.stringify({ means }) + '\n');
   if (tfidf) fs.writeFileSync(path.join(dir, 'tfidf.json'), JSON.stringify(parts.tfidfJson) + '\n');

@@ -73,22 +73,18 @@ export async function openBundleSession(
   });
   const encoders = await openEncoders(requests, opts);
   encoders.notices.forEach((n) => opts.log?.(n));
-  let classifier: Classifier;
-  try {
-    classifier = await Classifier.load(bundle, { device: opts.device, threads: 1 });
-  } catch (err) {
-    await encoders.close();
-    throw err;
-  }
+  const classifiers: Classifier[] = [];
+  const disposeHeads = () => Promise.all(classifiers.map((c) => c.dispose()));
   let cache: EmbedCache | undefined;
   try {
+    for (const head of bundle.heads) classifiers.push(await Classifier.load(bundle, { device: opts.device, threads: 1 }, head));
     cache = openEmbedCache(opts.embedCache, opts.log);
   } catch (err) {
-    await classifier.dispose();
+    await disposeHeads();
     await encoders.close();
     throw err;
   }
-  const predictor = new Predictor(bundle, encoders, classifier, {
+  const predictor = new Predictor(bundle, encoders, classifiers, {
     ...opts,
     imageRoot: opts.imageRoot ?? catalog.baseDir,
     topN: spec.topN,
@@ -105,7 +101,7 @@ export async function openBundleSession(
     close: async () => {
       // The cache first: its queued writes are the work of this run, worth keeping even if a model fails to close.
       await cache?.close();
-      await classifier.dispose();
+      await disposeHeads();
       await encoders.close();
     },
   };

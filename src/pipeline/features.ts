@@ -10,7 +10,7 @@ import { resolveImageRef, loadImageBytes, readImageFile, fetchImageWithValidator
 import type { EmbedCache, EmbedCacheStats } from './embed-cache.js';
 import { preprocessImage } from '../embed/image-preprocess.js';
 import { oneLine, RowError } from '../errors.js';
-import { transform, type TfidfModel } from '../head/tfidf.js';
+import { tfidfBlockDim, tfidfBlockRow, type TfidfBlockModel } from '../head/tfidf.js';
 
 export interface TextEmbedder {
   readonly dim: number;
@@ -83,7 +83,7 @@ export class FeatureExtractor {
     image: ImageEmbedder | undefined,
     private readonly opts: FeatureOptions,
     /** Fills the tfidf block; without it (training, before the vectorizer is fitted) text only counts as present. */
-    private readonly tfidf: TfidfModel | null = null,
+    private readonly tfidf: TfidfBlockModel | null = null,
   ) {
     this.textBlock = layout.find((b) => b.kind === 'text');
     this.imageBlock = layout.find((b) => b.kind === 'image');
@@ -279,10 +279,10 @@ export function assembleFeatures(f: RowFeatures, layout: FeatureLayout): Float32
   return x;
 }
 
-/** The TF-IDF vector of a text, dense (the classifier input is dense). */
-export function tfidfDense(model: TfidfModel, text: string): Float32Array {
-  const v = new Float32Array(model.terms.length);
-  const row = transform(model, text);
+/** The tfidf block of a text, dense (the classifier input is dense). */
+export function tfidfDense(model: TfidfBlockModel, text: string): Float32Array {
+  const v = new Float32Array(tfidfBlockDim(model));
+  const row = tfidfBlockRow(model, text);
   for (let k = 0; k < row.indices.length; k++) v[row.indices[k]] = row.values[k];
   return v;
 }

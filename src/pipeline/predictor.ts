@@ -2,7 +2,8 @@
 // `run` writes what it returns; `eval` scores it against labels. Same code, so eval measures what run ships.
 import type { CatalogRow } from '../io/catalog-reader.js';
 import type { PredictionRecord } from '../io/prediction-writer.js';
-import type { ModelBundle } from '../models/bundle.js';
+import type { BundleHead, ModelBundle } from '../models/bundle.js';
+import { fuseHeads, headInput } from '../head/fusion.js';
 import { Classifier, topClasses } from '../head/classifier.js';
 import { topTags } from '../head/tfidf.js';
 import { FeatureExtractor, assembleFeatures, bundleLayout, type FeatureOptions, type FeatureLayout } from './features.js';
@@ -19,32 +20,40 @@ export interface Prediction {
   record: PredictionRecord;
   /** All class probabilities (bundle class order), or null for an error row. */
   probs: Float32Array | null;
+  /** Per head (by name), its own probabilities over the bundle's classes, or null when the row lacks its modality. */
+  heads: Record<string, Float32Array | null>;
 }
 
 export class Predictor {
   private readonly extractor: FeatureExtractor;
-  private readonly head: MicroBatcher<Float32Array, Float32Array>;
+  private readonly heads: { head: BundleHead; batcher: MicroBatcher<Float32Array, Float32Array> }[];
   private readonly layout: FeatureLayout;
+  private readonly classes: string[];
 
   constructor(
     private readonly bundle: ModelBundle,
     encoders: OpenEncoders,
-    private readonly classifier: Classifier,
+    classifiers: Classifier[],
     private readonly opts: PredictorOptions,
   ) {
     this.layout = bundleLayout(bundle);
-    this.extractor = new FeatureExtractor(bundle.manifest.features, encoders.text, encoders.image, opts, bundle.tfidf);
-    const width = bundle.width;
-    this.head = new MicroBatcher<Float32Array, Float32Array>(
-      async (rows) => {
-        const x = new Float32Array(rows.length * width);
-        rows.forEach((r, i) => x.set(r, i * width));
-        const p = await classifier.predict(x, rows.length);
-        const c = classifier.classes.length;
-        return rows.map((_, i) => p.subarray(i * c, (i + 1) * c));
-      },
-      { maxBatch: opts.batchSize, maxWaitMs: opts.maxWaitMs, maxInFlight: 1 },
-    );
+    this.classes = bundle.manifest.classes;
+    this.extractor = new FeatureExtractor(bundle.manifest.features, encoders.text, encoders.image, opts, bundle.tfidfBlock);
+    this.heads = bundle.heads.map((head, h) => {
+      const classifier = classifiers[h];
+      const batcher = new MicroBatcher<Float32Array, Float32Array>(
+        async (rows) => {
+          const width = head.width;
+          const x = new Float32Array(rows.length * width);
+          rows.forEach((r, i) => x.set(r, i * width));
+          const p = await classifier.predict(x, rows.length);
+          const c = classifier.classes.length;
+          return rows.map((_, i) => p.subarray(i * c, (i + 1) * c));
+        },
+        { maxBatch: opts.batchSize, maxWaitMs: opts.maxWaitMs, maxInFlight: 1 },
+      );
+      return { head, batcher };
+    });
   }
 
   get batchSizes(): { text: number[]; image: number[] } {
@@ -54,7 +63,7 @@ export class Predictor {
   /** Sends partial batches now (end of input). */
   flush(): void {
     this.extractor.flush();
-    this.head.flush();
+    for (const h of this.heads) h.batcher.flush();
   }
 
   async predict(row: CatalogRow, kept?: Record<string, string>): Promise<Prediction> {
@@ -63,14 +72,26 @@ export class Predictor {
     const failed = (error: string): Prediction => ({
       record: { id: row.id, category: null, score: null, top_categories: [], tags, status: 'error', error, warnings: f.warnings, kept },
       probs: null,
+      heads: {},
     });
     if (!f.ok) return failed(f.error ?? 'unknown error');
     try {
-      const probs = await this.head.submit(assembleFeatures(f, this.layout));
-      const top = topClasses(probs, this.classifier.classes, this.opts.topN);
+      const x = assembleFeatures(f, this.layout);
+      // A head runs when the row has any of its blocks (the rest of its input imputed); a joint head always does.
+      const outputs = await Promise.all(
+        this.heads.map(async ({ head, batcher }) => {
+          const present = head.name === 'joint' || head.kinds.some((k) => f.vectors[k] !== undefined);
+          return { classes: head.classes, weight: head.weight, probs: present ? await batcher.submit(headInput(x, head.slices, head.width)) : null };
+        }),
+      );
+      const probs = fuseHeads(outputs, this.classes);
+      if (!probs) return failed('no_input: no modality this bundle reads');
+      const top = topClasses(probs, this.classes, this.opts.topN);
+      const heads = Object.fromEntries(this.heads.map(({ head }, h) => [head.name, outputs[h].probs ? fuseHeads([outputs[h]], this.classes) : null]));
       return {
         record: { id: row.id, category: top[0].category, score: top[0].prob, top_categories: top, tags, status: 'ok', error: null, warnings: f.warnings, kept },
         probs,
+        heads,
       };
     } catch (err) {
       return failed(`classifier_failed: ${oneLine(err)}`);

@@ -28,6 +28,10 @@ export interface EvalReportInput {
   metrics: EvalMetrics;
   confusedExamples: ConfusedPairExamples[];
   meta: ReportMeta;
+  /** eval --ablation: each head alone, then fused (null or one entry: no section). */
+  ablation?: readonly { name: string; predicted: number; metrics: EvalMetrics }[] | null;
+  /** The bundle's fusion weights and how they were chosen. */
+  fusion?: { heads: { name: string; weight: number }[]; selection: Record<string, unknown> | null } | null;
 }
 
 const ENTITIES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
@@ -206,6 +210,46 @@ function pairs(list: ConfusedPairExamples[]): string {
   return `<div class="pairs">${sections.join('')}</div>`;
 }
 
+/** Ablation: the variants' headline figures, then per-class F1 side by side (best of a row in bold). */
+function ablationSection(variants: NonNullable<EvalReportInput['ablation']>, fusion: EvalReportInput['fusion']): string {
+  const label = (name: string) => (name === 'fused' ? 'fused' : `${escapeHtml(name)} only`);
+  const weights = fusion
+    ? `<p>Fusion weights (learned on held-out training rows${typeof fusion.selection?.rows === 'number' ? `, ${fusion.selection.rows} of them` : ''}): ` +
+      fusion.heads.map((h) => `<b>${escapeHtml(h.name)}</b> ${h.weight.toFixed(2)}`).join(', ') +
+      '. A row without one modality is predicted from the other head alone.</p>'
+    : '';
+  const fused = variants.find((v) => v.name === 'fused') ?? variants[variants.length - 1]!;
+  const summary =
+    '<table class="classes ablation"><thead><tr><th>Variant</th><th class="num">Rows</th><th class="num">Accuracy</th>' +
+    '<th class="num">Macro F1</th><th class="num">Weighted F1</th><th class="num">Top-3</th></tr></thead><tbody>' +
+    variants
+      .map(
+        (v) =>
+          `<tr><td>${label(v.name)}</td><td class="num">${v.predicted} / ${fused.metrics.n}</td><td class="num">${pct(v.metrics.accuracy)}</td>` +
+          `<td class="num">${fix(v.metrics.macroF1)}</td><td class="num">${fix(v.metrics.weightedF1)}</td><td class="num">${pct(v.metrics.top3Accuracy)}</td></tr>`,
+      )
+      .join('') +
+    '</tbody></table>';
+  const f1 = variants.map((v) => new Map(v.metrics.perClass.map((c) => [c.label, c.f1])));
+  const rows = [...fused.metrics.perClass]
+    .filter((c) => c.support > 0)
+    .sort((a, b) => b.support - a.support || compareCodePoints(a.label, b.label))
+    .map((c) => {
+      const vals = f1.map((m) => m.get(c.label) ?? 0);
+      const best = Math.max(...vals);
+      return (
+        `<tr><td class="lab">${escapeHtml(c.label)}</td><td class="num">${c.support}</td>` +
+        vals.map((x) => `<td class="num">${x === best ? `<b>${fix(x)}</b>` : fix(x)}</td>`).join('') +
+        '</tr>'
+      );
+    });
+  const perClass =
+    `<div class="classes-wrap${rows.length > 20 ? ' long' : ''}"><table class="classes"><thead><tr><th>Label</th><th class="num">Support</th>` +
+    variants.map((v) => `<th class="num">F1 ${label(v.name)}</th>`).join('') +
+    `</tr></thead><tbody>${rows.join('')}</tbody></table></div>`;
+  return `${weights}${summary}<h3>Per-class F1</h3>${perClass}<p class="note">Each head is scored alone on the rows that have its modality; fused on every row.</p>`;
+}
+
 /** Renders the whole report. The score column of the examples is the probability of the wrong prediction. */
 export function renderEvalReport(input: EvalReportInput): string {
   const { metrics: m, meta } = input;
@@ -227,6 +271,7 @@ export function renderEvalReport(input: EvalReportInput): string {
 </header>
 <main>
 ${headline(m)}
+${input.ablation && input.ablation.length > 1 ? `<h2>Ablation: each modality alone and fused</h2>\n${ablationSection(input.ablation, input.fusion)}` : ''}
 <h2>Per class</h2>
 ${classTable(m)}
 <h2>Confusion matrix</h2>

@@ -134,3 +134,24 @@ export function formatMetricsTable(metrics: EvalMetrics, options: TableOptions):
   }
   return lines.join('\n') + '\n';
 }
+
+/** eval --ablation: one line per variant (each head alone, then fused), the same figures side by side. */
+export function formatAblationTable(variants: readonly { name: string; predicted: number; metrics: EvalMetrics }[]): string {
+  const head = ['variant', 'rows', 'accuracy', 'macro F1', 'weighted F1', 'top-3'];
+  const rows = variants.map((v) => [
+    v.name === 'fused' ? 'fused' : `${v.name} only`,
+    `${v.predicted}/${variants[variants.length - 1]!.metrics.n}`,
+    pct(v.metrics.accuracy),
+    v.metrics.macroF1.toFixed(4),
+    v.metrics.weightedF1.toFixed(4),
+    pct(v.metrics.top3Accuracy),
+  ]);
+  const widths = head.map((h, c) => Math.max(displayWidth(h), ...rows.map((r) => displayWidth(r[c]))));
+  const line = (r: string[]) => '  ' + r.map((x, c) => (c === 0 ? padEnd(x, widths[c]) : padStart(x, widths[c]))).join('  ');
+  return [
+    'Ablation (same embeddings; each head alone on the rows that have its modality, fused on all rows)',
+    line(head),
+    '  ' + widths.map((w) => '─'.repeat(w)).join('  '),
+    ...rows.map(line),
+  ].join('\n');
+}

@@ -249,10 +249,11 @@ test('bundle problems: missing, unreadable, wrong dims, wrong model file → exi
 
   const noFile = out('noclf-bundle');
   fs.cpSync(demo.bundle, noFile, { recursive: true });
-  fs.rmSync(path.join(noFile, 'classifier.onnx'));
+  const headFile: string = m.fusion?.heads[0].file ?? m.classifier.file;
+  fs.rmSync(path.join(noFile, headFile));
   const r4 = await runCli(['run', demo.catalog, '-m', noFile]);
   assert.equal(r4.code, 2);
-  assert.match(r4.stderr, /missing classifier\.onnx/);
+  assert.match(r4.stderr, new RegExp(`missing ${headFile.replace('.', '\\.')}`));
 
   // The text model given where the image model belongs: wrong interface/dims, caught before any row.
   const r5 = await runCli(['run', demo.catalog, '-m', demo.bundle, '--image-model', path.join(demo.bundle, 'encoders', 'text', 'model.onnx'), '-o', out('x.jsonl')]);

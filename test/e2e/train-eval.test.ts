@@ -22,7 +22,7 @@ test('train writes a complete bundle that run and eval load; same seed and SOURC
   const b = await runCli(trainArgs(path.join(tmp, 'b'), '--features', 'text,image,tfidf', '--seed', '3', '-q'), { env });
   assert.equal(b.code, 0, b.stderr);
   assert.equal(b.stderr, '');
-  for (const f of ['manifest.json', 'classifier.onnx', 'tfidf.json', 'imputation.json']) {
+  for (const f of ['manifest.json', 'head-text.onnx', 'head-image.onnx', 'tfidf.json', 'imputation.json']) {
     assert.ok(fs.readFileSync(path.join(tmp, 'a', f)).equals(fs.readFileSync(path.join(tmp, 'b', f))), `${f} identical`);
   }
   const m = JSON.parse(fs.readFileSync(path.join(tmp, 'a', 'manifest.json'), 'utf8'));
@@ -31,7 +31,7 @@ test('train writes a complete bundle that run and eval load; same seed and SOURC
   assert.equal(m.features[0].model.path, path.relative(path.join(tmp, 'a'), enc.text));
   assert.match(m.features[0].model.sha256, /^[0-9a-f]{64}$/);
   assert.equal(m.training.rows.read, 480);
-  assert.equal(m.training.logisticRegression.converged, true);
+  assert.ok(m.training.logisticRegression.heads.every((h: { converged: boolean }) => h.converged));
   assert.ok(m.training.validation.accuracy > 0.5);
   const summary = JSON.parse(fs.readFileSync(path.join(tmp, 'a.json'), 'utf8'));
   assert.equal(summary.validation.n, 48);

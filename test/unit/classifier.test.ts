@@ -26,7 +26,7 @@ function writeBundle(dir: string, onnx: Uint8Array): void {
   const block: FeatureBlock = { kind: 'text', offset: 0, dim: d, model: { path: 'unused' }, preprocess: { maxLength: 8, pooling: 'mean', normalize: true } };
   saveBundle(dir, {
     manifest: { toolVersion: 'test', createdAt: '2026-01-01T00:00:00Z', classes, features: [block], tfidf: false },
-    classifierOnnx: onnx,
+    heads: [{ onnx }],
     means: { text: new Float64Array(d) },
     tfidfJson: null,
   });

@@ -1,0 +1,146 @@
+// End-to-end: every feature subset trains, runs and evaluates; text + image bundles fuse per-modality heads with
+// learned weights; rows missing a modality are predicted from the other; eval --ablation; --blank-titles.
+import { test, before } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { runCli, ensureDemo, demo, readJsonl } from '../helpers/cli.js';
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'categorize-fusion-'));
+const enc = { text: path.join(demo.bundle, 'encoders', 'text'), image: path.join(demo.bundle, 'encoders', 'image') };
+const train = (out: string, ...extra: string[]) =>
+  runCli(['train', demo.train, '--label-column', 'category', '--text-model', enc.text, '--image-model', enc.image, '-o', out, '--validation', '0', '-q', ...extra]);
+const manifest = (dir: string) => JSON.parse(fs.readFileSync(path.join(dir, 'manifest.json'), 'utf8'));
+
+before(async () => {
+  await ensureDemo();
+});
+
+const catalogRows = () => fs.readFileSync(demo.catalog, 'utf8').trimEnd().split('\n').slice(1).map((l) => l.split(/,(?=(?:[^"]*"[^"]*")*[^"]*$)/));
+const noImageCell = new Set(catalogRows().filter((c) => c[3] === '').map((c) => c[0]));
+
+const SUBSETS = ['text', 'image', 'tfidf', 'text,image', 'text,tfidf', 'image,tfidf', 'text,image,tfidf'];
+
+test('every non-empty feature subset trains, runs every row and evaluates; text + image fuse two heads', async () => {
+  for (const features of SUBSETS) {
+    const out = path.join(tmp, `b-${features}`);
+    const t = await train(out, '--features', features);
+    assert.equal(t.code, 0, `${features}: ${t.stderr}`);
+    const m = manifest(out);
+    const kinds = features.split(',');
+    assert.deepEqual(m.features.map((f: { kind: string }) => f.kind), ['text', 'image', 'tfidf'].filter((k) => kinds.includes(k)));
+    const hasText = kinds.includes('text') || kinds.includes('tfidf');
+    if (hasText && kinds.includes('image')) {
+      assert.equal(m.formatVersion, 2);
+      assert.equal(m.classifier, undefined);
+      assert.deepEqual(m.fusion.heads.map((h: { name: string }) => h.name), ['text', 'image']);
+      assert.deepEqual(m.fusion.heads[0].kinds, kinds.filter((k) => k !== 'image'));
+      const w = m.fusion.heads.map((h: { weight: number }) => h.weight);
+      assert.ok(Math.abs(w[0] + w[1] - 1) < 1e-9, `weights ${w}`);
+      assert.ok(m.fusion.selection.rows > 0 && m.fusion.selection.candidates.length === 21);
+      for (const h of m.fusion.heads) assert.ok(fs.existsSync(path.join(out, h.file)), h.file);
+    } else {
+      assert.equal(m.fusion, undefined);
+      assert.equal(m.classifier.file, 'classifier.onnx');
+    }
+    // The image-free bundles never read an image; the text-free ones still read text for tags only if tfidf.
+    const r = await runCli(['run', demo.catalog, '-m', out, '-o', path.join(tmp, `p-${features}.jsonl`), '-q']);
+    assert.equal(r.code, 0, `${features}: ${r.stderr}`);
+    const recs = readJsonl(path.join(tmp, `p-${features}.jsonl`));
+    assert.equal(recs.length, 320);
+    // Some demo rows have no image: an image-only bundle has nothing to go on there, every other bundle does.
+    for (const x of recs) {
+      if (features === 'image' && noImageCell.has(x.id as string)) assert.equal(x.error, 'image_missing: no image');
+      else assert.equal(x.status, 'ok', `${features} ${x.id}: ${x.error}`);
+    }
+    const e = await runCli(['eval', demo.catalog, '--label-column', 'category', '-m', out, '-q', '--json', path.join(tmp, `e-${features}.json`)]);
+    assert.equal(e.code, 0, e.stderr);
+    const acc = JSON.parse(fs.readFileSync(path.join(tmp, `e-${features}.json`), 'utf8')).metrics.accuracy;
+    assert.ok(acc > 0.5, `${features}: accuracy ${acc}`);
+  }
+});
+
+/** The demo catalog with the title and description blanked on every third row and the image gone on every seventh. */
+function damagedCatalog(): { file: string; noText: Set<string>; noImage: Set<string> } {
+  const lines = fs.readFileSync(demo.catalog, 'utf8').trimEnd().split('\n');
+  const noText = new Set<string>();
+  const noImage = new Set<string>();
+  const out = [lines[0]];
+  lines.slice(1).forEach((line, i) => {
+    const [id, title, description, image, category] = line.split(/,(?=(?:[^"]*"[^"]*")*[^"]*$)/);
+    const blank = i % 3 === 0 && image !== '';
+    const lose = !blank && i % 7 === 0 && image !== '';
+    if (blank) noText.add(id);
+    if (lose) noImage.add(id);
+    out.push([id, blank ? '' : title, blank ? '' : description, lose ? 'images/does-not-exist.png' : image, category].join(','));
+  });
+  const file = path.join(path.dirname(demo.catalog), 'catalog-damaged.csv');
+  fs.writeFileSync(file, out.join('\n') + '\n');
+  return { file, noText, noImage };
+}
+
+test('missing modality: a row without text or with a broken image is predicted from what it has, with its warning', async () => {
+  const out = path.join(tmp, 'late');
+  assert.equal((await train(out, '--features', 'text,image,tfidf')).code, 0);
+  const { file, noText, noImage } = damagedCatalog();
+  try {
+    const r = await runCli(['run', file, '-m', out, '-o', path.join(tmp, 'damaged.jsonl'), '-q']);
+    assert.equal(r.code, 0, r.stderr);
+    const recs = readJsonl(path.join(tmp, 'damaged.jsonl')) as { id: string; status: string; warnings: string[]; category: string }[];
+    assert.equal(recs.length, 320);
+    for (const rec of recs) {
+      assert.equal(rec.status, 'ok', rec.id);
+      if (noText.has(rec.id)) assert.ok(rec.warnings.some((w) => w.startsWith('text_missing')), `${rec.id} ${rec.warnings}`);
+      if (noImage.has(rec.id)) assert.ok(rec.warnings.some((w) => /image/.test(w)), `${rec.id} ${rec.warnings}`);
+    }
+    // Predicted well: on rows without text the late-fusion bundle (image head trained for it) does at least as
+    // well as a joint head fed the training mean in place of the text.
+    const joint = path.join(tmp, 'joint');
+    assert.equal((await train(joint, '--features', 'text,image,tfidf', '--fusion', 'joint')).code, 0);
+    const score = async (bundle: string) => {
+      const j = path.join(tmp, `ab-${path.basename(bundle)}.json`);
+      const e = await runCli(['eval', file, '--label-column', 'category', '-m', bundle, '-q', '--json', j, '--ablation']);
+      assert.equal(e.code, 0, e.stderr);
+      return JSON.parse(fs.readFileSync(j, 'utf8'));
+    };
+    const lateEval = await score(out);
+    const jointEval = await score(joint);
+    assert.deepEqual(lateEval.ablation.map((v: { name: string }) => v.name), ['text', 'image', 'fused']);
+    assert.deepEqual(jointEval.ablation.map((v: { name: string }) => v.name), ['fused']);
+    const fusedAcc = lateEval.metrics.accuracy;
+    assert.ok(fusedAcc >= jointEval.metrics.accuracy - 0.02, `late ${fusedAcc} vs joint ${jointEval.metrics.accuracy}`);
+    const textOnly = lateEval.ablation[0];
+    assert.equal(textOnly.predicted, 320 - noText.size, 'text head: only rows with text');
+    assert.equal(lateEval.ablation[1].predicted, 320 - noImage.size - noImageCell.size, 'image head: only rows with an image');
+  } finally {
+    fs.rmSync(file);
+  }
+});
+
+test('eval --ablation prints and reports text only, image only and fused; --blank-titles blanks a seeded share', async () => {
+  const out = path.join(tmp, 'abl');
+  assert.equal((await train(out, '--features', 'image,tfidf')).code, 0);
+  const html = path.join(tmp, 'abl.html');
+  const json = path.join(tmp, 'abl.json');
+  const e = await runCli(['eval', demo.catalog, '--label-column', 'category', '-m', out, '--ablation', '--report', html, '--json', json, '--blank-titles', '0.3', '--seed', '5']);
+  assert.equal(e.code, 0, e.stderr);
+  assert.match(e.stdout, /Ablation/);
+  assert.match(e.stdout, /text only\s+\d+\/320/);
+  assert.match(e.stdout, new RegExp(`image only\\s+${320 - noImageCell.size}/320`));
+  assert.match(e.stdout, /fused\s+320\/320/);
+  const j = JSON.parse(fs.readFileSync(json, 'utf8'));
+  assert.ok(j.blankedTitles > 60 && j.blankedTitles < 130, `blanked ${j.blankedTitles}`);
+  assert.match(e.stderr, new RegExp(`blanked ${j.blankedTitles} of 320 titles`));
+  assert.equal(j.ablation.length, 3);
+  assert.deepEqual(j.fusion.heads.map((h: { name: string }) => h.name), ['text', 'image']);
+  const page = fs.readFileSync(html, 'utf8');
+  assert.match(page, /Ablation: each modality alone and fused/);
+  assert.match(page, /F1 text only/);
+  assert.match(page, /F1 image only/);
+  assert.match(page, /Fusion weights/);
+  // The same seed blanks the same rows.
+  const again = await runCli(['eval', demo.catalog, '--label-column', 'category', '-m', out, '-q', '--json', json, '--blank-titles', '0.3', '--seed', '5']);
+  assert.equal(again.code, 0);
+  assert.equal(JSON.parse(fs.readFileSync(json, 'utf8')).blankedTitles, j.blankedTitles);
+});
