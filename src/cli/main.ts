@@ -14,6 +14,7 @@ import { CliLog } from './log.js';
 import { parseShard, type Shard } from '../pipeline/shard.js';
 import { addModelsCommand } from './models-cli.js';
 import { addCheckCommand } from './check-cli.js';
+import { addServeCommand } from './serve-cli.js';
 import type { FeatureKind } from '../head/train-head.js';
 import type { DfBound } from '../head/tfidf.js';
 
@@ -324,6 +325,7 @@ function buildProgram(io: Io, env: NodeJS.ProcessEnv, setCode: (c: number) => vo
 
   addModelsCommand(program, io, env, setCode);
   addCheckCommand(program, io, env, setCode);
+  addServeCommand(program, io, env);
   return program;
 }
 

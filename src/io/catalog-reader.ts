@@ -27,6 +27,11 @@ export interface CatalogRow {
   title: string;
   description: string;
   image: string;
+  /**
+   * The image itself, when it arrived as bytes (an upload to `serve`) rather than as a path or URL in `image`;
+   * it takes precedence over `image`. Cached by the bytes' sha256, like a file.
+   */
+  imageBytes?: Buffer;
   /** Values of the requested extra columns. */
   extra: Record<string, string>;
   /** Set when the row cannot be read faithfully (wrong field count). */

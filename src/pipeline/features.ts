@@ -128,7 +128,7 @@ export class FeatureExtractor {
   async extract(row: CatalogRow): Promise<RowFeatures> {
     const text = rowText(row);
     if (row.error) return { vectors: {}, ok: false, text, warnings: [], error: row.error };
-    const [t, i] = await Promise.all([this.embedText(text), this.embedImage(row.image)]);
+    const [t, i] = await Promise.all([this.embedText(text), this.embedImage(row.image, row.imageBytes)]);
     const warnings: string[] = [];
     const errors: string[] = [];
     const usesText = this.textBlock !== undefined || this.tfidfBlock !== undefined;
@@ -169,9 +169,10 @@ export class FeatureExtractor {
     }
   }
 
-  private async embedImage(cell: string): Promise<Outcome> {
+  /** `given`: the image's bytes when they arrived as such (an upload); then `cell` is not read. */
+  private async embedImage(cell: string, given?: Buffer): Promise<Outcome> {
     if (!this.imageBatcher || !this.imageBlock) return { ok: false, missing: true };
-    if (cell === '') return { ok: false, missing: true };
+    if (cell === '' && !given) return { ok: false, missing: true };
     const spec = (this.imageBlock as Extract<FeatureBlock, { kind: 'image' }>).preprocess;
     const decode = (bytes: Buffer): Promise<Float32Array> => preprocessImage(bytes, spec, undefined, undefined, { maxPixels: this.opts.maxPixels });
     const cache = this.opts.cache;
@@ -180,8 +181,7 @@ export class FeatureExtractor {
       let pixels: Float32Array;
       try {
         pixels = await this.io(async () => {
-          const ref = resolveImageRef(cell, { baseDir: this.opts.imageRoot });
-          const bytes = await loadImageBytes(ref, this.opts.fetch);
+          const bytes = given ?? (await loadImageBytes(resolveImageRef(cell, { baseDir: this.opts.imageRoot }), this.opts.fetch));
           return decode(bytes);
         });
       } catch (err) {
@@ -195,7 +195,7 @@ export class FeatureExtractor {
     }
     let input: ImageInput;
     try {
-      input = await this.io(() => this.cachedImageInput(cell, cache, ns, decode));
+      input = await this.io(() => (given ? this.imageByContent(given, cache, ns, decode) : this.cachedImageInput(cell, cache, ns, decode)));
     } catch (err) {
       return { ok: false, code: err instanceof RowError ? err.code : 'image_error', message: oneLine(err) };
     }
@@ -247,6 +247,11 @@ export class FeatureExtractor {
       if (cached) return { cached };
       return { pixels: await decode(bytes), key };
     }
+    return this.imageByContent(bytes, cache, ns, decode);
+  }
+
+  /** Bytes in hand (an upload, or a download without a validator): keyed by their sha256, as a file's are. */
+  private async imageByContent(bytes: Buffer, cache: EmbedCache, ns: string, decode: (bytes: Buffer) => Promise<Float32Array>): Promise<ImageInput> {
     const key = `sha256:${crypto.createHash('sha256').update(bytes).digest('hex')}`;
     const cached = cache.get(ns, key, this.imageDim);
     if (cached) return { cached };

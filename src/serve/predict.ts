@@ -1,0 +1,106 @@
+// POST /predict: the replaced FastAPI service's endpoint, byte for byte where clients can tell. A multipart form
+// (image file; title, description, top_k_tags fields) in, `{category, score, top_categories, tags}` out, through
+// the same Predictor as `run`, so concurrent requests share micro-batches.
+import type { FastifyRequest } from 'fastify';
+import type { Predictor } from '../pipeline/predictor.js';
+import type { CatalogRow } from '../io/catalog-reader.js';
+import { sniffImageFormat } from '../embed/image-preprocess.js';
+import { reasonCode } from '../errors.js';
+import { HttpError, missingField, parseIntField, validationError, type FieldProblem } from './http-error.js';
+import { MAX_TOP_K_TAGS } from './session.js';
+
+/** Largest text field (title, description): far above any real product text, small enough to hold many at once. */
+export const MAX_FIELD_BYTES = 1024 * 1024;
+export const DEFAULT_TOP_K_TAGS = 5;
+
+export interface PredictForm {
+  image: Buffer;
+  title: string;
+  description: string;
+  topKTags: number;
+}
+
+/** The original response, exactly: no other keys (warnings go in the X-Categorize-Warnings header). */
+export interface PredictResponse {
+  category: string;
+  score: number;
+  top_categories: { category: string; prob: number }[];
+  tags: string[];
+}
+
+/** An upload the image stage refused, as the status the original service's clients expect. */
+const IMAGE_STATUS: Record<string, number> = { image_unsupported: 415, image_corrupt: 422, image_too_large: 422 };
+
+const tooLarge = (detail: string, code: string) => new HttpError(413, detail, code, { connection: 'close' });
+
+/**
+ * Reads the form as it streams: the image is buffered up to `maxUploadBytes` and refused with 413 past that (the
+ * rest is not read: the connection closes). Field problems are gathered and answered together, as FastAPI does.
+ */
+export async function readPredictForm(req: FastifyRequest, maxUploadBytes: number): Promise<PredictForm> {
+  if (!req.isMultipart()) throw validationError([missingField('image')]);
+  const fields = new Map<string, string>();
+  let image: Buffer | undefined;
+  try {
+    const parts = req.parts({ limits: { fileSize: maxUploadBytes, files: 4, fields: 32, fieldSize: MAX_FIELD_BYTES, parts: 40 } });
+    for await (const part of parts) {
+      if (part.type === 'file') {
+        if (part.fieldname === 'image' && image === undefined) image = await part.toBuffer();
+        // Other files are no business of ours, but busboy only moves on once each is consumed.
+        else part.file.resume();
+      } else {
+        if (part.valueTruncated) throw tooLarge(`form field ${part.fieldname} is over ${MAX_FIELD_BYTES} bytes`, 'field_too_large');
+        if (!fields.has(part.fieldname)) fields.set(part.fieldname, String(part.value));
+      }
+    }
+  } catch (err) {
+    if (err instanceof HttpError) throw err;
+    const code = (err as { code?: string }).code;
+    if (code === 'FST_REQ_FILE_TOO_LARGE') throw tooLarge(`image is over the ${maxUploadBytes}-byte upload limit (--max-upload-mb)`, 'upload_too_large');
+    if (code === 'FST_PARTS_LIMIT' || code === 'FST_FILES_LIMIT' || code === 'FST_FIELDS_LIMIT') throw tooLarge(`too many form parts (${(err as Error).message})`, 'too_many_parts');
+    throw new HttpError(400, `There was an error parsing the body: ${(err as Error).message}`, 'bad_multipart', { connection: 'close' });
+  }
+  const problems: FieldProblem[] = [];
+  if (image === undefined) {
+    problems.push(
+      fields.has('image')
+        ? { type: 'value_error', loc: ['body', 'image'], msg: "Value error, Expected UploadFile, received: <class 'str'>", input: fields.get('image') }
+        : missingField('image'),
+    );
+  }
+  const topKTags = parseIntField(fields.get('top_k_tags'), 'top_k_tags', 'body', DEFAULT_TOP_K_TAGS, 0, MAX_TOP_K_TAGS);
+  if (typeof topKTags !== 'number') problems.push(topKTags);
+  if (problems.length > 0) throw validationError(problems);
+  return { image: image!, title: fields.get('title') ?? '', description: fields.get('description') ?? '', topKTags: topKTags as number };
+}
+
+/**
+ * Predicts one upload. The bytes are sniffed first, so a non-image costs no model call; a corrupt or oversized
+ * image is found by the image stage, whose per-row reason becomes the status (the text is embedded by then:
+ * the price of judging images by the same code as `run`).
+ */
+export async function predictUpload(predictor: Predictor, form: PredictForm): Promise<{ body: PredictResponse; warnings: string[] }> {
+  if (form.image.length === 0) throw validationError([{ type: 'value_error', loc: ['body', 'image'], msg: 'Value error, the uploaded file is empty', input: null }]);
+  if (!sniffImageFormat(form.image)) throw new HttpError(415, 'image: not an image (JPEG, PNG, WebP, GIF, TIFF or AVIF expected)', 'image_unsupported');
+  const row: CatalogRow = { index: 0, line: 0, id: '', title: form.title, description: form.description, image: '', imageBytes: form.image, extra: {} };
+  const { record } = await predictor.predict(row);
+  for (const reason of [...record.warnings, record.error ?? '']) {
+    const code = reasonCode(reason);
+    if (code.startsWith('image_') && code !== 'image_missing') {
+      const why = reason.slice(code.length).replace(/^:\s*/, '').replace(/<\d+-byte buffer>/g, 'the uploaded file').replace(/ \(and no text\)$/, '');
+      throw new HttpError(IMAGE_STATUS[code] ?? 422, `image: ${why}`, code);
+    }
+  }
+  if (record.status !== 'ok' || record.category === null || record.score === null) {
+    throw new HttpError(500, `prediction failed: ${record.error ?? 'unknown error'}`, reasonCode(record.error ?? ''));
+  }
+  return {
+    body: {
+      category: record.category,
+      score: record.score,
+      top_categories: record.top_categories.map((t) => ({ category: t.category, prob: t.prob })),
+      tags: record.tags.slice(0, form.topKTags),
+    },
+    warnings: record.warnings,
+  };
+}
