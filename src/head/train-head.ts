@@ -216,11 +216,13 @@ export async function trainModel(rows: CollectedRow[], labels: string[], setting
   const late = modalityGroups(settings.features).length > 1 && settings.fusion === 'late';
   const groups = late ? modalityGroups(settings.features) : [{ name: 'joint', kinds: canonicalKinds(settings.features) }];
   const rowsOf = (idx: number[], g: { name: string; kinds: FeatureKind[] }) => (g.name === 'joint' ? idx : idx.filter((i) => rowHas(rows[i], g.kinds)));
-  const fitGroup = async (idx: number[], g: { name: string; kinds: FeatureKind[] }, C: number, from?: TrainedHead): Promise<TrainedHead> => {
+  const fitGroup = async (idx: number[], g: { name: string; kinds: FeatureKind[] }, C: number, from?: TrainedHead, selecting = false): Promise<TrainedHead> => {
     const have = rowsOf(idx, g);
     if (new Set(have.map((i) => labels[i])).size < 2) throw new UsageError(`the ${g.name} head needs rows of at least two classes that have ${g.name}; found ${have.length} rows`, 'one_class');
     const init = from ? { coef: from.model.coef, intercept: from.model.intercept } : undefined;
-    return trainHead(have.map((i) => rows[i]), have.map((i) => labels[i]), g.kinds, { ...settings, lr: { ...settings.lr, C, init } }, tfidf);
+    // Fits that only choose C and weights stop at scikit-learn's default tolerance and leave the progress bar alone.
+    const lr = selecting ? { ...settings.lr, C, init, tol: Math.max(settings.lr.tol ?? 0, SELECTION_TOL), onIteration: undefined } : { ...settings.lr, C, init };
+    return trainHead(have.map((i) => rows[i]), have.map((i) => labels[i]), g.kinds, { ...settings, lr }, tfidf);
   };
   const fixedC = settings.lr.C ?? 1;
   const grid = settings.cGrid;
@@ -245,7 +247,7 @@ export async function trainModel(rows: CollectedRow[], labels: string[], setting
         let previous: TrainedHead | undefined;
         // Ascending C, each fit started from the last: the path of solutions, far fewer iterations than from zero.
         for (const [c, C] of Cs.entries()) {
-          const head = await fitGroup(split.train, g, C, previous);
+          const head = await fitGroup(split.train, g, C, previous, true);
           previous = head;
           const p = predictRows(head, test.map((i) => rows[i]), classes);
           test.forEach((i, j) => byC[c].set(i, p.subarray(j * K, (j + 1) * K)));
@@ -290,6 +292,9 @@ export async function trainModel(rows: CollectedRow[], labels: string[], setting
   for (const [h, g] of groups.entries()) heads.push({ name: g.name, kinds: g.kinds, C: chosenC[h], head: await fitGroup(all, g, chosenC[h]), weight: late ? weights[h] : 1 });
   return { classes, tfidf, blocks, means, heads, selection };
 }
+
+/** Gradient tolerance of the fits that choose C and the fusion weights (scikit-learn's default tol). */
+const SELECTION_TOL = 1e-4;
 
 /** Mean negative log-likelihood of the true classes (probabilities clipped at 1e-15, as scikit-learn's log_loss). */
 function meanLogLoss(idx: number[], probs: (i: number) => Float64Array, y: ArrayLike<number>): number {

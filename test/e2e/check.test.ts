@@ -104,7 +104,7 @@ test('injected problems: exit 3, each found on its CSV line, in the summary, JSO
   const junit = path.join(tmp, 'bad.xml');
   const r = await runCli([
     'check', catalogFile, '-m', demo.bundle, '--label-column', 'category', '--image-root', imageRoot,
-    '--json', json, '--junit', junit, '--annotations', 'github', '--max-listed', '20', '-q',
+    '--json', json, '--junit', junit, '--annotations', 'github', '--max-listed', '20', '--max-low-confidence-rate', '0.2', '-q',
   ]);
   assert.equal(r.code, 3, r.stderr);
   assert.match(r.stderr, /categorize: check failed: disagreement, duplicate_id, empty_title, image_problem, unknown_category, prediction_error/);
@@ -141,7 +141,7 @@ test('injected problems: exit 3, each found on its CSV line, in the summary, JSO
 
   assert.deepEqual(lines(c.low_confidence.findings), expectLow);
   assert.equal(c.low_confidence.checked, 320, 'rows with a prediction');
-  assert.equal(c.low_confidence.status, expectLow.length / 320 > 0.1 ? 'fail' : 'pass');
+  assert.equal(c.low_confidence.status, expectLow.length / 320 > 0.2 ? 'fail' : 'pass');
 
   assert.equal(c.duplicate_id.status, 'fail');
   assert.equal(c.duplicate_id.count, 1);
@@ -223,12 +223,13 @@ test('injected problems: exit 3, each found on its CSV line, in the summary, JSO
 });
 
 test('the demo catalog passes at thresholds set from what the demo bundle achieves; stdin works', async () => {
-  // Measured on the demo catalog: 16 of 320 labelled rows (5.00%) disagree at ≥ 0.8, 20 (6.25%) score below 0.5,
-  // and 8 rows (2.50%) ship without an image; no duplicates, empty titles, unknown categories or errors.
+  // Measured on the demo catalog: 7 of 320 labelled rows (2.19%) disagree at ≥ 0.8, 52 (16.25%) score below 0.5
+  // (the fused demo bundle is cautious on its tiny random-weight encoders), and 8 rows (2.50%) ship without an
+  // image; no duplicates, empty titles, unknown categories or errors.
   const json = path.join(tmp, 'clean.json');
   const junit = path.join(tmp, 'clean.xml');
   const r = await runCli(
-    ['check', '-', '-m', demo.bundle, '--label-column', 'category', '--image-root', imageRoot, '--max-disagreement-rate', '0.07', '--max-image-problem-rate', '0.03', '--json', json, '--junit', junit, '-q'],
+    ['check', '-', '-m', demo.bundle, '--label-column', 'category', '--image-root', imageRoot, '--max-disagreement-rate', '0.03', '--max-low-confidence-rate', '0.2', '--max-image-problem-rate', '0.03', '--json', json, '--junit', junit, '-q'],
     { stdin: fs.readFileSync(demo.catalog, 'utf8') },
   );
   assert.equal(r.code, 0, r.stdout + r.stderr);
@@ -240,8 +241,8 @@ test('the demo catalog passes at thresholds set from what the demo bundle achiev
   assert.equal(j.input, 'stdin');
   assert.equal(j.passed, true);
   assert.deepEqual(j.failed, []);
-  assert.equal(c.disagreement.count, 16);
-  assert.equal(c.low_confidence.count, 20);
+  assert.equal(c.disagreement.count, 7);
+  assert.equal(c.low_confidence.count, 52);
   assert.equal(c.image_problem.count, 8);
   for (const name of ['duplicate_id', 'empty_title', 'unknown_category', 'prediction_error']) assert.equal(c[name].count, 0, name);
   const root = parseXml(fs.readFileSync(junit, 'utf8'));

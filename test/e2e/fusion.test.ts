@@ -22,10 +22,13 @@ const noImageCell = new Set(catalogRows().filter((c) => c[3] === '').map((c) => 
 
 const SUBSETS = ['text', 'image', 'tfidf', 'text,image', 'text,tfidf', 'image,tfidf', 'text,image,tfidf'];
 
-test('every non-empty feature subset trains, runs every row and evaluates; text + image fuse two heads', async () => {
+test('every non-empty feature subset trains and runs every row; text + image fuse two heads', async () => {
   for (const features of SUBSETS) {
     const out = path.join(tmp, `b-${features}`);
-    const t = await train(out, '--features', features);
+    // The full default procedure (C chosen per head, 5-fold weights) for the richest set; a fixed C and one
+    // held-out share for the rest, which exercise the same layout code at a fraction of the time.
+    const quick = features === 'text,image,tfidf' ? [] : ['--C', '1', '--fusion-folds', '0'];
+    const t = await train(out, '--features', features, ...quick);
     assert.equal(t.code, 0, `${features}: ${t.stderr}`);
     const m = manifest(out);
     const kinds = features.split(',');
@@ -54,10 +57,8 @@ test('every non-empty feature subset trains, runs every row and evaluates; text 
       if (features === 'image' && noImageCell.has(x.id as string)) assert.equal(x.error, 'image_missing: no image');
       else assert.equal(x.status, 'ok', `${features} ${x.id}: ${x.error}`);
     }
-    const e = await runCli(['eval', demo.catalog, '--label-column', 'category', '-m', out, '-q', '--json', path.join(tmp, `e-${features}.json`)]);
-    assert.equal(e.code, 0, e.stderr);
-    const acc = JSON.parse(fs.readFileSync(path.join(tmp, `e-${features}.json`), 'utf8')).metrics.accuracy;
-    assert.ok(acc > 0.5, `${features}: accuracy ${acc}`);
+    const correct = recs.filter((x, i) => x.category === catalogRows()[i][4]).length;
+    assert.ok(correct / 320 > 0.5, `${features}: accuracy ${correct / 320}`);
   }
 });
 
@@ -97,7 +98,7 @@ test('missing modality: a row without text or with a broken image is predicted f
     // Predicted well: on rows without text the late-fusion bundle (image head trained for it) does at least as
     // well as a joint head fed the training mean in place of the text.
     const joint = path.join(tmp, 'joint');
-    assert.equal((await train(joint, '--features', 'text,image,tfidf', '--fusion', 'joint')).code, 0);
+    assert.equal((await train(joint, '--features', 'text,image,tfidf', '--fusion', 'joint', '--C', '1')).code, 0);
     const score = async (bundle: string) => {
       const j = path.join(tmp, `ab-${path.basename(bundle)}.json`);
       const e = await runCli(['eval', file, '--label-column', 'category', '-m', bundle, '-q', '--json', j, '--ablation']);
@@ -120,7 +121,7 @@ test('missing modality: a row without text or with a broken image is predicted f
 
 test('eval --ablation prints and reports text only, image only and fused; --blank-titles blanks a seeded share', async () => {
   const out = path.join(tmp, 'abl');
-  assert.equal((await train(out, '--features', 'image,tfidf')).code, 0);
+  assert.equal((await train(out, '--features', 'image,tfidf', '--fusion-folds', '0')).code, 0);
   const html = path.join(tmp, 'abl.html');
   const json = path.join(tmp, 'abl.json');
   const e = await runCli(['eval', demo.catalog, '--label-column', 'category', '-m', out, '--ablation', '--report', html, '--json', json, '--blank-titles', '0.3', '--seed', '5']);
