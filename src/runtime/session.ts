@@ -19,6 +19,12 @@ export interface SessionOptions {
    * optimize at every load.
    */
   optimizedDir?: string;
+  /**
+   * Let ONNX Runtime's idle intra-op threads spin waiting for work (its default). Off by default here
+   * (CATEGORIZE_ORT_SPINNING=1 turns it on): between batches a spinning thread burns a core that image decoding,
+   * tokenization and the other models' copies need (measured on 2 cores, `npm run bench -- --levers`).
+   */
+  spinning?: boolean;
 }
 
 export interface LoadedSession {
@@ -50,11 +56,14 @@ function cudaProviderFilePresent(): boolean {
 
 /** Creates a session once; the caller reuses it for every batch. */
 export async function createSession(model: string | Uint8Array, opts: SessionOptions): Promise<LoadedSession> {
+  const spin = (opts.spinning ?? process.env.CATEGORIZE_ORT_SPINNING === '1') ? '1' : '0';
   const base: ort.InferenceSession.SessionOptions = {
     graphOptimizationLevel: 'all',
     intraOpNumThreads: opts.threads > 0 ? opts.threads : undefined,
     interOpNumThreads: 1,
     executionMode: 'sequential',
+    // Session config entries (onnxruntime_session_options_config_keys.h): session.intra_op.allow_spinning …
+    extra: { session: { intra_op: { allow_spinning: spin }, inter_op: { allow_spinning: spin } } },
   };
   const where = typeof model === 'string' ? model : 'in-memory model';
   let notice: string | undefined;
