@@ -10,6 +10,7 @@ import { readExistingOutput, type ExistingOutput } from '../io/output-resume.js'
 import { csvHeader } from '../io/prediction-writer.js';
 import { shardRows, skipDone, untilAborted } from '../pipeline/row-stream.js';
 import type { Shard } from '../pipeline/shard.js';
+import type { OpenEncoders } from '../pipeline/encoders.js';
 
 export interface RunOptions extends BundleRunOptions {
   output: string;
@@ -58,6 +59,8 @@ export interface RunSummary {
   startupSeconds: number;
   rowsPerSecond: number;
   providers: Record<string, string>;
+  /** Copies of each model and ONNX Runtime threads per copy. */
+  encoders: OpenEncoders['plan'];
   /** Embedding cache counters (--cache), or null. */
   cache: ReturnType<typeof cacheSummary>;
   /** Peak resident memory of the process so far (worker threads included), MB. */
@@ -143,6 +146,7 @@ export async function runCommand(opts: RunOptions): Promise<RunSummary> {
       startupSeconds,
       rowsPerSecond: stats.rows / elapsedSeconds,
       providers: encoders.providers,
+      encoders: encoders.plan,
       cache: cacheSummary(session.cache),
       peakRssMB: Math.round(process.resourceUsage().maxRSS / 1024),
       meanBatch: { text: mean(batches.text), image: mean(batches.image) },

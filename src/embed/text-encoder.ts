@@ -67,12 +67,24 @@ export class TextEncoder {
     return tokenizeBatch(this.tokenizer, texts, this.spec.maxLength);
   }
 
-  /** Embeds texts as one batch: [texts.length × dim], L2-normalised when the spec says so. */
+  /**
+   * Embeds texts: [texts.length × dim], L2-normalised when the spec says so. The texts are sorted by token count
+   * and run in runs of similar length, so a short text is not padded to a long one's length: on CPU in runs of at
+   * most SUB_BATCH_CPU (measured on MiniLM-L6's shape, 93 tokens on average: sorted runs of 4-8 cost 22 ms of CPU
+   * per text against 42 ms for unsorted batches of 32), on a GPU all in one sorted batch.
+   */
   async embed(texts: string[]): Promise<Float32Array> {
-    const batch = this.tokenize(texts);
-    const out = await runEncoder(this.loaded.session, batch, this.spec.output, this.wantsTokenTypes);
-    const pooled = meanPool(out.data as Float32Array, batch.attentionMask, batch.batch, batch.seq, this.dim);
-    return this.spec.normalize ? l2Normalize(pooled, this.dim) : pooled;
+    const seqs = encodeTexts(this.tokenizer, texts, this.spec.maxLength);
+    const out = new Float32Array(texts.length * this.dim);
+    const cap = this.loaded.provider === 'cpu' ? SUB_BATCH_CPU : texts.length;
+    for (const run of lengthRuns(seqs.map((s) => s.length), cap)) {
+      const batch = packTokens(run.map((i) => seqs[i]!), this.tokenizer.pad_token_id ?? 0);
+      const hidden = await runEncoder(this.loaded.session, batch, this.spec.output, this.wantsTokenTypes);
+      const pooled = meanPool(hidden.data as Float32Array, batch.attentionMask, batch.batch, batch.seq, this.dim);
+      const vectors = this.spec.normalize ? l2Normalize(pooled, this.dim) : pooled;
+      run.forEach((row, k) => out.set(vectors.subarray(k * this.dim, (k + 1) * this.dim), row * this.dim));
+    }
+    return out;
   }
 
   async dispose(): Promise<void> {
@@ -109,18 +121,41 @@ export async function loadTokenizer(dir: string): Promise<Tokenizer> {
  * transformers.js' own truncation chops the end off, [SEP] included, which sentence-transformers never does.
  */
 export function tokenizeBatch(tokenizer: Tokenizer, texts: string[], maxLength: number): TokenBatch {
+  return packTokens(encodeTexts(tokenizer, texts, maxLength), tokenizer.pad_token_id ?? 0);
+}
+
+/** Token ids per text, truncated to maxLength as sentence-transformers does (the final [SEP] kept). */
+export function encodeTexts(tokenizer: Tokenizer, texts: string[], maxLength: number): number[][] {
   const encoded = tokenizer(texts, { padding: false, truncation: false, return_tensor: false }).input_ids;
-  const seqs = encoded.map((ids) => (ids.length > maxLength ? [...ids.slice(0, maxLength - 1), ids[ids.length - 1]] : ids));
+  return encoded.map((ids) => (ids.length > maxLength ? [...ids.slice(0, maxLength - 1), ids[ids.length - 1]!] : ids));
+}
+
+/** Pads token id lists to the longest into one batch, with its attention mask. */
+export function packTokens(seqs: number[][], padId: number): TokenBatch {
   const seq = Math.max(1, ...seqs.map((s) => s.length));
-  const batch = texts.length;
-  const inputIds = new BigInt64Array(batch * seq).fill(BigInt(tokenizer.pad_token_id ?? 0));
+  const batch = seqs.length;
+  const inputIds = new BigInt64Array(batch * seq).fill(BigInt(padId));
   const attentionMask = new BigInt64Array(batch * seq);
   for (let b = 0; b < batch; b++) {
-    const ids = seqs[b];
+    const ids = seqs[b]!;
     for (let s = 0; s < ids.length; s++) {
-      inputIds[b * seq + s] = BigInt(ids[s]);
+      inputIds[b * seq + s] = BigInt(ids[s]!);
       attentionMask[b * seq + s] = 1n;
     }
   }
   return { inputIds, attentionMask, tokenTypeIds: new BigInt64Array(batch * seq), batch, seq };
+}
+
+/** On CPU, texts per model call (see TextEncoder.embed). */
+export const SUB_BATCH_CPU = 8;
+
+/**
+ * Indices of `lengths` sorted by length (stable), cut into runs of at most `cap`: the batches that pad least.
+ */
+export function lengthRuns(lengths: readonly number[], cap: number): number[][] {
+  const order = lengths.map((_, i) => i).sort((a, b) => lengths[a]! - lengths[b]! || a - b);
+  const runs: number[][] = [];
+  const size = Math.max(1, cap);
+  for (let i = 0; i < order.length; i += size) runs.push(order.slice(i, i + size));
+  return runs;
 }

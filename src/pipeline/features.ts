@@ -14,10 +14,14 @@ import { tfidfBlockDim, tfidfBlockRow, type TfidfBlockModel } from '../head/tfid
 
 export interface TextEmbedder {
   readonly dim: number;
+  /** Calls it runs at once (model copies); one more is kept queued so no copy waits between batches. */
+  readonly size?: number;
   embedTexts(texts: string[]): Promise<Float32Array>;
 }
 export interface ImageEmbedder {
   readonly dim: number;
+  /** Calls it runs at once (model copies); one more is kept queued so no copy waits between batches. */
+  readonly size?: number;
   /** `pixels` may be transferred away; callers pass a buffer they no longer need. */
   embedPixels(pixels: Float32Array, count: number): Promise<Float32Array>;
 }
@@ -90,9 +94,9 @@ export class FeatureExtractor {
     this.tfidfBlock = layout.find((b) => b.kind === 'tfidf');
     if (this.textBlock && !text) throw new Error('bundle needs a text encoder');
     if (this.imageBlock && !image) throw new Error('bundle needs an image encoder');
-    const batchOpts = { maxBatch: opts.batchSize, maxWaitMs: opts.maxWaitMs, maxInFlight: 2 };
+    const batchOpts = (size = 1) => ({ maxBatch: opts.batchSize, maxWaitMs: opts.maxWaitMs, maxInFlight: size + 1 });
     if (text) {
-      this.textBatcher = new MicroBatcher(async (texts: string[]) => split(await text.embedTexts(texts), texts.length, text.dim), batchOpts);
+      this.textBatcher = new MicroBatcher(async (texts: string[]) => split(await text.embedTexts(texts), texts.length, text.dim), batchOpts(text.size));
     }
     if (image) {
       this.imageBatcher = new MicroBatcher(async (tensors: Float32Array[]) => {
@@ -100,7 +104,7 @@ export class FeatureExtractor {
         const batch = new Float32Array(per * tensors.length);
         tensors.forEach((t, i) => batch.set(t, i * per));
         return split(await image.embedPixels(batch, tensors.length), tensors.length, image.dim);
-      }, batchOpts);
+      }, batchOpts(image.size));
     }
     this.io = pLimit(opts.concurrency);
     this.textDim = text?.dim;

@@ -71,3 +71,71 @@ export class EncoderWorker {
     await new Promise<void>((resolve) => this.worker.once('exit', () => resolve()));
   }
 }
+
+/**
+ * Several copies of one model, each in its own worker thread, behind EncoderWorker's interface: a call goes to the
+ * copy with the fewest calls outstanding. On CPU, copies running single-threaded on different batches use the cores
+ * better than one copy splitting every operator across threads (no per-operator barriers to wait at, nothing to
+ * gain from spinning), and a busy model can take the cores another model leaves idle.
+ */
+export class EncoderPool {
+  private readonly load: number[];
+  /** Calls each copy has taken (summaries, tests). */
+  readonly calls: number[];
+
+  constructor(private readonly workers: EncoderWorker[]) {
+    if (workers.length === 0) throw new Error('EncoderPool: no workers');
+    this.load = workers.map(() => 0);
+    this.calls = workers.map(() => 0);
+  }
+
+  /** Starts `copies` workers (in parallel); if any fails the others are closed and its error is thrown. */
+  static async start(init: EncoderInit, copies: number): Promise<EncoderPool> {
+    const started = await Promise.allSettled(Array.from({ length: Math.max(1, copies) }, () => EncoderWorker.start(init)));
+    const ok = started.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
+    const failed = started.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+    if (failed) {
+      await Promise.all(ok.map((w) => w.close()));
+      throw failed.reason;
+    }
+    return new EncoderPool(ok);
+  }
+
+  get size(): number {
+    return this.workers.length;
+  }
+  get dim(): number {
+    return this.workers[0]!.dim;
+  }
+  get provider(): string {
+    return this.workers[0]!.provider;
+  }
+  get notice(): string | undefined {
+    return this.workers[0]!.notice;
+  }
+
+  embedTexts(texts: string[]): Promise<Float32Array> {
+    return this.dispatch((w) => w.embedTexts(texts));
+  }
+
+  /** The pixel buffer is transferred: the caller must not touch it afterwards. */
+  embedPixels(pixels: Float32Array, count: number): Promise<Float32Array> {
+    return this.dispatch((w) => w.embedPixels(pixels, count));
+  }
+
+  private async dispatch(call: (w: EncoderWorker) => Promise<Float32Array>): Promise<Float32Array> {
+    let pick = 0;
+    for (let i = 1; i < this.load.length; i++) if (this.load[i]! < this.load[pick]!) pick = i;
+    this.load[pick]!++;
+    this.calls[pick]!++;
+    try {
+      return await call(this.workers[pick]!);
+    } finally {
+      this.load[pick]!--;
+    }
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.workers.map((w) => w.close()));
+  }
+}

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { TextEncoder, loadTokenizer, tokenizeBatch } from '../../src/embed/text-encoder.js';
+import { TextEncoder, loadTokenizer, tokenizeBatch, lengthRuns, SUB_BATCH_CPU } from '../../src/embed/text-encoder.js';
 import { resolveTextModel } from '../../src/models/model-dir.js';
 import { writeTextModelDir } from '../../fixtures/tiny-models.js';
 import { sharedDir, hasShared } from '../helpers/paths.js';
@@ -45,6 +45,25 @@ test('embeddings are unit length, padding-invariant and distinct per text', asyn
   let diff = 0;
   for (let k = 0; k < 16; k++) diff += Math.abs(batch[k] - batch[16 + k]);
   assert.ok(diff > 0.1);
+  await enc.dispose();
+});
+
+test('lengthRuns: sorted by length (ties in input order), cut into runs of at most cap', () => {
+  assert.deepEqual(lengthRuns([5, 2, 9, 2, 7], 2), [[1, 3], [0, 4], [2]]);
+  assert.deepEqual(lengthRuns([3, 1], 8), [[1, 0]]);
+  assert.deepEqual(lengthRuns([], 8), []);
+  assert.deepEqual(lengthRuns([4, 4, 4], 0), [[0], [1], [2]]);
+});
+
+test('a batch larger than one CPU run comes back in input order, each row as embedded alone', async () => {
+  const enc = await TextEncoder.load(resolveTextModel(dir), cpu);
+  // Mixed lengths, more texts than one run, so rows are reordered and split internally.
+  const many = Array.from({ length: 2 * SUB_BATCH_CPU + 3 }, (_, i) => texts[i % 3]!.split(' ').slice(0, 1 + (i % 7)).join(' '));
+  const batch = await enc.embed(many);
+  for (let i = 0; i < many.length; i++) {
+    const alone = await enc.embed([many[i]!]);
+    for (let k = 0; k < 16; k++) assert.ok(Math.abs(batch[i * 16 + k]! - alone[k]!) < 1e-5, `text ${i} dim ${k}`);
+  }
   await enc.dispose();
 });
 
