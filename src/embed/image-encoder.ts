@@ -54,25 +54,14 @@ export class ImageEncoder {
     if (pixels.length !== count * this.pixelsPerImage) {
       throw new Error(`image batch has ${pixels.length} floats, expected ${count}×3×${crop}×${crop}`);
     }
-    // On CPU a larger batch buys no throughput, but ONNX Runtime's arena keeps the activations of the largest one
-    // ever run (a ResNet-50 holds ~25 MB of them per image): one image per run on CPU bounds that.
-    const cap = this.loaded.provider === 'cpu' ? IMAGE_SUB_BATCH_CPU : count;
-    const out = new Float32Array(count * this.dim);
-    for (let start = 0; start < count; start += cap) {
-      const n = Math.min(cap, count - start);
-      const part = pixels.subarray(start * this.pixelsPerImage, (start + n) * this.pixelsPerImage);
-      const input = new ort.Tensor('float32', part, [n, 3, crop, crop]);
-      const result = (await this.loaded.session.run({ [this.inputName]: input }, [this.outputName]))[this.outputName];
-      const spatial = result.dims.length === 4 ? result.dims[2] * result.dims[3] : 1;
-      out.set(spatialMeanPool(result.data as Float32Array, n, this.dim, spatial), start * this.dim);
-    }
-    return out;
+    const input = new ort.Tensor('float32', pixels, [count, 3, crop, crop]);
+    const out = (await this.loaded.session.run({ [this.inputName]: input }, [this.outputName]))[this.outputName];
+    const data = out.data as Float32Array;
+    const spatial = out.dims.length === 4 ? out.dims[2] * out.dims[3] : 1;
+    return spatialMeanPool(data, count, this.dim, spatial);
   }
 
   async dispose(): Promise<void> {
     await this.loaded.session.release();
   }
 }
-
-/** On CPU, images per model call (see ImageEncoder.embed). */
-export const IMAGE_SUB_BATCH_CPU = 1;
