@@ -4,6 +4,7 @@
 //
 //   node dist/bench/index.js                      # 2,000-row synthetic catalog, realistic-size models
 //   node dist/bench/index.js --rows 500 --compare-rows 200 --scaling 1000,10000
+//   node dist/bench/index.js --levers             # also: run with one setting changed at a time (+2 min)
 //
 // Models are MiniLM-L6- and ResNet-50-shaped with seeded random weights (bench/models.ts; the real weights cannot be
 // downloaded here), so speed is real and predictions are meaningless. Writes bench/results/<date>-<host>.json.
@@ -18,11 +19,11 @@ import { parse } from 'csv-parse/sync';
 import { stringify } from 'csv-stringify/sync';
 import { ensureBenchModels } from './models.js';
 import { ensureBenchCatalog, changeRows } from './catalog.js';
-import { loadTokenizer, tokenizeBatch } from '../src/embed/text-encoder.js';
+import { lengthRuns, loadTokenizer, tokenizeBatch } from '../src/embed/text-encoder.js';
+import { buildUnlessStamped } from './stamp.js';
+import { repoRoot, bin, machine } from './common.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const repoRoot = path.resolve(here, '..', '..');
-const bin = path.join(repoRoot, 'bin', 'categorize.js');
 
 const { values: args } = parseArgs({
   options: {
@@ -30,6 +31,7 @@ const { values: args } = parseArgs({
     'compare-rows': { type: 'string', default: '300' },
     scaling: { type: 'string', default: '1000,10000,100000' },
     changed: { type: 'string', default: '0.02' },
+    levers: { type: 'boolean', default: false },
     seed: { type: 'string', default: '1' },
     device: { type: 'string', default: 'cpu' },
     python: { type: 'string' },
@@ -38,7 +40,7 @@ const { values: args } = parseArgs({
   },
 });
 if (args.help) {
-  console.log(fs.readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(0, 9).join('\n'));
+  console.log(fs.readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(0, 10).join('\n'));
   process.exit(0);
 }
 const rows = Number(args.rows);
@@ -49,19 +51,19 @@ fs.mkdirSync(work, { recursive: true });
 const log = (line: string) => console.log(line);
 const env = { ...process.env, CATEGORIZE_CACHE: path.join(work, 'model-cache'), HF_HUB_OFFLINE: '1' };
 
-function cli(argv: string[]): { seconds: number; stderr: string } {
+function cli(argv: string[], extraEnv: Record<string, string> = {}): { seconds: number; stderr: string } {
   const t0 = performance.now();
-  const r = spawnSync(process.execPath, [bin, ...argv], { env, encoding: 'utf8', maxBuffer: 1 << 26 });
+  const r = spawnSync(process.execPath, [bin, ...argv], { env: { ...env, ...extraEnv }, encoding: 'utf8', maxBuffer: 1 << 26 });
   const seconds = (performance.now() - t0) / 1000;
   if (r.status !== 0) throw new Error(`categorize ${argv.join(' ')} failed (${r.status}):\n${r.stderr}`);
   return { seconds, stderr: r.stderr };
 }
 
 /** A run of the real CLI; rows/s from its own summary, model loading excluded (as for every other line). */
-function runCli(input: string, out: string, extra: string[] = []): { rowsPerSecond: number; seconds: number; wallSeconds: number; peakRssMB: number; summary: Record<string, unknown> } {
+function runCli(input: string, out: string, extra: string[] = [], extraEnv: Record<string, string> = {}): { rowsPerSecond: number; seconds: number; wallSeconds: number; peakRssMB: number; summary: Record<string, unknown> } {
   const summaryFile = path.join(work, `${path.basename(out)}.summary.json`);
   fs.rmSync(out, { force: true });
-  const r = cli(['run', input, '--model', bundle, '-o', out, '-q', '--device', device, '--json-summary', summaryFile, ...extra]);
+  const r = cli(['run', input, '--model', bundle, '-o', out, '-q', '--device', device, '--json-summary', summaryFile, ...extra], extraEnv);
   const summary = JSON.parse(fs.readFileSync(summaryFile, 'utf8')) as { rows: number; elapsedSeconds: number; startupSeconds: number; peakRssMB: number };
   // Rows over the time spent on rows: start-up (model loading) is reported apart, as for the naive pipeline.
   const seconds = summary.elapsedSeconds - summary.startupSeconds;
@@ -83,12 +85,15 @@ const catalog = await ensureBenchCatalog({ rows, seed: Number(args.seed), log })
 const compareCsv = firstRows(catalog.csv, compareRows, path.join(catalog.dir, `first-${compareRows}.csv`));
 log(`catalog: ${catalog.rows} rows in ${path.relative(repoRoot, catalog.csv)} (${((performance.now() - t0) / 1000).toFixed(1)} s to prepare)`);
 
+// The original service's head: one scaler + logistic regression over the concatenated text and image embeddings
+// (--fusion joint), so that the naive pipeline and the original stack do exactly the same work per row.
 const bundle = path.join(work, 'bundle');
-if (!fs.existsSync(path.join(bundle, 'manifest.json'))) {
+const trainCsv = firstRows(catalog.csv, 200, path.join(catalog.dir, 'train-200.csv'));
+const trainArgs = ['train', trainCsv, '--label-column', 'category', '--text-model', models.textDir, '--image-model', models.imageDir, '-o', bundle, '-q', '--validation', '0', '--fusion', 'joint', '--C', '1', '--device', device];
+buildUnlessStamped(bundle, { train: fs.readFileSync(trainCsv, 'utf8'), args: trainArgs.slice(2) }, () => {
   log('training a head on 200 rows …');
-  const trainCsv = firstRows(catalog.csv, 200, path.join(catalog.dir, 'train-200.csv'));
-  cli(['train', trainCsv, '--label-column', 'category', '--text-model', models.textDir, '--image-model', models.imageDir, '-o', bundle, '-q', '--validation', '0', '--device', device]);
-}
+  cli(trainArgs);
+});
 
 // ---- 1. model-only bound -----------------------------------------------------------------------------------------
 async function modelBound(): Promise<{ text: Record<number, number>; image: Record<number, number>; textBest: number; imageBest: number; rowsPerSecond: number }> {
@@ -101,10 +106,13 @@ async function modelBound(): Promise<{ text: Record<number, number>; image: Reco
   const texts = records.slice(0, 128).map((r) => `${r.title} ${r.description}`.trim());
   const text: Record<number, number> = {};
   const image: Record<number, number> = {};
-  for (const b of [1, 8, 32]) {
+  // Sorted by token count, as the pipeline's text encoder runs them (TextEncoder.embed): the least padding.
+  const lengths = texts.map((t) => tokenizeBatch(tokenizer, [t], 256).seq);
+  const sorted = lengthRuns(lengths, texts.length)[0]!.map((i) => texts[i]!);
+  for (const b of [1, 4, 8, 32]) {
     // Pre-made tensors: tokenization outside the timed loop; one warm-up call per shape.
     const batches = [];
-    for (let i = 0; i + b <= texts.length; i += b) batches.push(tokenizeBatch(tokenizer, texts.slice(i, i + b), 256));
+    for (let i = 0; i + b <= sorted.length; i += b) batches.push(tokenizeBatch(tokenizer, sorted.slice(i, i + b), 256));
     const feeds = batches.map((t) => ({
       input_ids: new ort.Tensor('int64', t.inputIds, [t.batch, t.seq]),
       attention_mask: new ort.Tensor('int64', t.attentionMask, [t.batch, t.seq]),
@@ -145,6 +153,26 @@ log(`   naive: ${naive.rowsPerSecond.toFixed(1)} rows/s`);
 log(`3. categorize run (default settings) on the same ${compareRows} rows …`);
 const runSame = runCli(compareCsv, path.join(work, 'run-compare.jsonl'));
 log(`   run: ${runSame.rowsPerSecond.toFixed(1)} rows/s, peak RSS ${runSame.peakRssMB} MB`);
+
+// ---- 3b. levers (--levers): `categorize run` on the same rows with one setting changed at a time -------------------
+const levers: { setting: string; rowsPerSecond: number; peakRssMB: number; encoders: unknown }[] = [];
+if (args.levers) {
+  log(`3b. levers: categorize run on the same ${compareRows} rows, one setting changed at a time …`);
+  const variants: [string, string[], Record<string, string>][] = [
+    ['default', [], {}],
+    ['--replicas 1 (one copy per model, cores shared: 1 thread each on 2 cores)', ['--replicas', '1'], {}],
+    ['--replicas 1 --threads <cores> (one copy per model, all cores each)', ['--replicas', '1', '--threads', String(os.availableParallelism())], {}],
+    ['CATEGORIZE_ORT_SPINNING=1 (ONNX Runtime threads spin when idle)', [], { CATEGORIZE_ORT_SPINNING: '1' }],
+    ['--batch-size 1', ['--batch-size', '1'], {}],
+    ['--batch-size 32 (the default on a GPU)', ['--batch-size', '32'], {}],
+    ['--concurrency 2 (image decodes at once)', ['--concurrency', '2'], {}],
+  ];
+  for (const [setting, extra, extraEnv] of variants) {
+    const r = runCli(compareCsv, path.join(work, 'run-lever.jsonl'), extra, extraEnv);
+    levers.push({ setting, rowsPerSecond: r.rowsPerSecond, peakRssMB: r.peakRssMB, encoders: r.summary.encoders });
+    log(`   ${r.rowsPerSecond.toFixed(1).padStart(6)} rows/s  ${String(r.peakRssMB).padStart(5)} MB  ${setting}`);
+  }
+}
 
 // ---- 4. all rows with the embedding cache: cold, then a re-run with a share of rows changed ------------------------
 log(`4. categorize run --cache on all ${rows} rows (cold), then again with ${(Number(args.changed) * 100).toFixed(0)}% of rows changed …`);
@@ -236,19 +264,15 @@ if (scaling.length > 1) {
   console.log(`                       largest/smallest ${(Math.max(...rss) / Math.min(...rss)).toFixed(2)} (target: within 1.15 from 10k to 100k, < 1.5 GB)`);
 }
 
-const cpus = os.cpus();
 const result = {
-  date: new Date().toISOString(),
-  host: os.hostname(),
-  cpu: `${cpus[0]?.model ?? 'cpu'} × ${cpus.length}`,
+  ...machine(),
   device,
-  node: process.version,
-  onnxruntime: ort.env.versions?.common ?? null,
   models: { textParams: models.textParams, imageParams: models.imageParams, textShape: models.textShape, imageShape: models.imageShape },
   catalog: { rows, compareRows, changedRows: changed },
   bound,
   naive,
-  run: { ...runSame, summary: undefined },
+  run: { ...runSame, summary: undefined, encoders: runSame.summary.encoders },
+  levers,
   cache: { cold: { ...cold, summary: cold.summary.cache }, warm: { ...warm, summary: warm.summary.cache } },
   original,
   scaling,

@@ -15,11 +15,8 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import sharp from 'sharp';
 import { mulberry32 } from '../src/head/random.js';
+import { repoRoot, bin, shared, machine } from './common.js';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const repoRoot = path.resolve(here, '..', '..');
-const bin = path.join(repoRoot, 'bin', 'categorize.js');
-const shared = path.resolve(repoRoot, '..', 'shared');
 
 const { values: args } = parseArgs({
   options: {
@@ -114,12 +111,8 @@ console.log(`warm (${changed} rows changed): ${warm.seconds.toFixed(2)} s   cach
 const speedup = cold.seconds / warm.seconds;
 console.log(`re-run speedup: cold ÷ warm = ${speedup.toFixed(2)}×; cache overhead on a cold run: ${(cold.seconds / noCache.seconds).toFixed(2)}× the no-cache time`);
 
-const cpus = os.cpus();
 const result = {
-  date: new Date().toISOString(),
-  host: os.hostname(),
-  cpu: `${cpus[0]?.model ?? 'cpu'} × ${cpus.length}`,
-  node: process.version,
+  ...machine(),
   data: useShared ? 'myntra-fashion train+dev (../shared), MobileNetV2 int8 pooled features + TF-IDF' : 'demo catalog, tiny models',
   rows: rows.length,
   changedRows: changed,

@@ -15,10 +15,8 @@ import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
+import { repoRoot, bin, machine } from './common.js';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const repoRoot = path.resolve(here, '..', '..');
-const bin = path.join(repoRoot, 'bin', 'categorize.js');
 
 const { values: args } = parseArgs({
   options: {
@@ -154,12 +152,8 @@ console.log(header.map((h, i) => h.padStart(widths[i])).join('  '));
 for (const r of rows) console.log(r.map((v, i) => v.padStart(widths[i])).join('  '));
 console.log(`\nserver resident memory after the run: ${peakRssMB} MB; exit on SIGTERM: ${exitCode}`);
 
-const cpus = os.cpus();
 const result = {
-  date: new Date().toISOString(),
-  host: os.hostname(),
-  cpu: `${cpus[0]?.model ?? 'cpu'} × ${cpus.length}`,
-  node: process.version,
+  ...machine(),
   bundle: args.model,
   image: { file: path.basename(args.image!), bytes: imageBytes.length },
   requestBytes: body.length,

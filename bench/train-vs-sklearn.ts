@@ -18,9 +18,8 @@ import { fitStandardScaler } from '../src/head/scaler.js';
 import { standardizeDense, type CsrBlock, type DesignMatrix } from '../src/head/design-matrix.js';
 import { fitLogisticRegressionAsync, type LossKernelChoice } from '../src/head/logistic.js';
 import { SCIPY_DEFAULT_FTOL } from '../src/head/lbfgs.js';
+import { repoRoot, machine } from './common.js';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const repoRoot = path.resolve(here, '..', '..');
 const benchDir = path.join(repoRoot, 'bench');
 
 const { values: args } = parseArgs({
@@ -349,10 +348,7 @@ const perIterOurs = oursSeconds / Math.max(fit.iterations, 1);
 const perEvalOurs = oursSeconds / Math.max(fit.evaluations, 1);
 const result = {
   case: args.label ?? (vocab > 0 ? `tfidf-${n}x${d}+${vocab}` : `dense-${n}x${d}`),
-  date: new Date().toISOString(),
-  host: os.hostname(),
-  cpu: `${os.cpus()[0]?.model ?? 'unknown'} × ${os.availableParallelism()}`,
-  node: process.version,
+  ...machine(),
   problem: { rows: n, denseFeatures: d, sparseFeatures: vocab, sparseNnz: nnzTotal, classes: K, seed, separation: Number(args.separation), data: path.relative(repoRoot, dataDir) },
   settings: { C, maxIter, tol, ftol, maxLineSearch, threads, kernel: fit.kernel, sklearnVersion },
   python: { versions: py.versions, blas: py.blas, openblasCoretype: args['openblas-coretype'] ?? null },
