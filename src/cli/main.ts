@@ -111,7 +111,7 @@ function ngramRange(value: string, flag = '--ngram-range'): [number, number] {
   return [Number(m[1]), Number(m[2])];
 }
 
-const C_GRID = [0.01, 0.1, 1, 10, 100];
+const C_GRID = [0.01, 0.1, 1, 10, 100, 1000];
 
 function cOption(value: string): number | 'auto' {
   if (value === 'auto') return 'auto';

@@ -178,7 +178,9 @@ export class FeatureExtractor {
     if (!this.imageBatcher || !this.imageBlock) return { ok: false, missing: true };
     if (cell === '' && !given) return { ok: false, missing: true };
     const spec = (this.imageBlock as Extract<FeatureBlock, { kind: 'image' }>).preprocess;
-    const decode = (bytes: Buffer): Promise<Float32Array> => preprocessImage(bytes, spec, undefined, undefined, { maxPixels: this.opts.maxPixels });
+    // Errors name the image as the row gave it (path or URL), not the buffer it was read into.
+    const name = given ? 'the uploaded image' : cell;
+    const decode = (bytes: Buffer): Promise<Float32Array> => preprocessImage(bytes, spec, undefined, undefined, { maxPixels: this.opts.maxPixels, name });
     const cache = this.opts.cache;
     const ns = this.imageNamespace;
     if (!cache || !ns) {

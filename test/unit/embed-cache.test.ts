@@ -523,6 +523,12 @@ test('extractor, image files: keyed by bytes (same bytes elsewhere: hit; changed
     const tooBig = new FakeImage();
     const c = await extractAll(new FeatureExtractor(layout, new FakeText(), tooBig, { ...options(dir, cache), fetch: { maxBytes: 10 } }), rows.slice(0, 1));
     assert.ok(c[0].warnings.some((w) => w.startsWith('image_too_large')), c[0].warnings.join());
+    // A refusal names the image as the row gave it (not the buffer it was read into), with or without a cache.
+    fs.writeFileSync(path.join(dir, 'moved', 'new.png'), await png(10, 10, 90));
+    for (const withCache of [cache, undefined]) {
+      const d = await extractAll(new FeatureExtractor(layout, new FakeText(), new FakeImage(), { ...options(dir, withCache), maxPixels: 10 }), [row(0, 'new', 'moved/new.png')]);
+      assert.match(d[0].warnings.join(), /^image_too_large: image too large: moved\/new\.png is 40x36, over the 10-pixel limit$/);
+    }
   } finally {
     await cache.close();
   }
