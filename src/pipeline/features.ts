@@ -179,7 +179,7 @@ export class FeatureExtractor {
     if (cell === '' && !given) return { ok: false, missing: true };
     const spec = (this.imageBlock as Extract<FeatureBlock, { kind: 'image' }>).preprocess;
     // Errors name the image as the row gave it (path or URL), not the buffer it was read into.
-    const name = given ? 'the uploaded image' : cell;
+    const name = given ? 'the uploaded file' : cell;
     const decode = (bytes: Buffer): Promise<Float32Array> => preprocessImage(bytes, spec, undefined, undefined, { maxPixels: this.opts.maxPixels, name });
     const cache = this.opts.cache;
     const ns = this.imageNamespace;

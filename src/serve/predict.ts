@@ -87,7 +87,7 @@ export async function predictUpload(predictor: Predictor, form: PredictForm): Pr
   for (const reason of [...record.warnings, record.error ?? '']) {
     const code = reasonCode(reason);
     if (code.startsWith('image_') && code !== 'image_missing') {
-      const why = reason.slice(code.length).replace(/^:\s*/, '').replace(/<\d+-byte buffer>/g, 'the uploaded file').replace(/ \(and no text\)$/, '');
+      const why = reason.slice(code.length).replace(/^:\s*/, '').replace(/ \(and no text\)$/, '');
       throw new HttpError(IMAGE_STATUS[code] ?? 422, `image: ${why}`, code);
     }
   }

@@ -208,12 +208,12 @@ test('train on registry models records id, revision and hash; run resolves them 
   const out2 = path.join(tmp, 'registry-run-2.jsonl');
   const out3 = path.join(tmp, 'registry-run-3.jsonl');
   // Not cached and downloads not allowed: fails before reading the catalog, naming the pull command.
-  let r = await runCli(['train', demo.train, '--label-column', 'category', '--features', 'text,image,tfidf', '-o', bundle, '-q'], { env: envFor(cache) });
+  let r = await runCli(['train', demo.train, '--label-column', 'category', '--features', 'text,image,tfidf', '--C', '1', '-o', bundle, '-q'], { env: envFor(cache) });
   assert.equal(r.code, 2, r.stderr);
   assert.match(r.stderr, /text model text:tiny-minilm \(fp32\) is not in the model cache .*categorize models pull text:tiny-minilm.*--allow-download/);
   assert.equal(fs.existsSync(bundle), false);
 
-  r = await runCli(['train', demo.train, '--label-column', 'category', '--features', 'text,image,tfidf', '-o', bundle, '-q', '--allow-download'], { env: envFor(cache) });
+  r = await runCli(['train', demo.train, '--label-column', 'category', '--features', 'text,image,tfidf', '--C', '1', '-o', bundle, '-q', '--allow-download'], { env: envFor(cache) });
   ok(r);
   const manifest = JSON.parse(fs.readFileSync(path.join(bundle, 'manifest.json'), 'utf8'));
   const [text, image] = manifest.features;
