@@ -7,7 +7,7 @@ import { modelContext } from './model-context.js';
 import { CliLog, type LogFormat } from './log.js';
 import { UsageError } from '../errors.js';
 import type { EmbedCacheSetting } from '../pipeline/bundle-session.js';
-import { cudaAvailable } from '../runtime/session.js';
+import { runsOnGpu } from '../runtime/session.js';
 
 export type Io = { stdin: NodeJS.ReadableStream; stdout: NodeJS.WritableStream; stderr: NodeJS.WriteStream };
 
@@ -101,7 +101,7 @@ export function cliLog(flags: Pick<PipelineFlags, 'logFormat' | 'quiet'>, io: Io
 export const DEFAULT_BATCH = { cpu: 8, gpu: 32 } as const;
 
 export function defaultBatchSize(device: PipelineFlags['device']): number {
-  return device !== 'cpu' && cudaAvailable() ? DEFAULT_BATCH.gpu : DEFAULT_BATCH.cpu;
+  return runsOnGpu(device) ? DEFAULT_BATCH.gpu : DEFAULT_BATCH.cpu;
 }
 
 export function pipelineOptions(flags: PipelineFlags, io: Io, env: NodeJS.ProcessEnv) {

@@ -5,8 +5,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { sha256File, type EncoderBlock } from '../models/bundle.js';
 import { resolveImageModel, resolveTextModel, type ImageModelSpec, type ImagePreprocess, type TextModelSpec } from '../models/model-dir.js';
-import { EncoderPool } from '../runtime/encoder-client.js';
-import { cudaAvailable, type Device, type SessionOptions } from '../runtime/session.js';
+import { EncoderPool, allOrNone } from '../runtime/encoder-client.js';
+import { runsOnGpu, type Device, type SessionOptions } from '../runtime/session.js';
 import { ConfigError } from '../errors.js';
 
 export interface EncoderOptions {
@@ -59,19 +59,15 @@ export interface OpenEncoders {
 }
 
 export async function openEncoders(requests: EncoderRequest[], opts: EncoderOptions): Promise<OpenEncoders> {
-  const gpu = opts.device === 'cuda' || (opts.device === 'auto' && cudaAvailable());
-  const plan = encoderPlan(requests.map((r) => r.kind), { ...opts, gpu });
-  const started = await Promise.allSettled(requests.map((r) => {
-    const { replicas, threads } = plan[r.kind]!;
-    return startEncoder(r, { device: opts.device, threads, optimizedDir: opts.optimizedModelDir }, replicas);
-  }));
-  const workers = started.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
+  const plan = encoderPlan(requests.map((r) => r.kind), { ...opts, gpu: runsOnGpu(opts.device) });
+  const workers = await allOrNone(
+    requests.map((r) => {
+      const { replicas, threads } = plan[r.kind]!;
+      return startEncoder(r, { device: opts.device, threads, optimizedDir: opts.optimizedModelDir }, replicas);
+    }),
+    (w) => w.worker.close(),
+  );
   const warnings = workers.flatMap((w) => w.warnings);
-  const failed = started.find((s): s is PromiseRejectedResult => s.status === 'rejected');
-  if (failed) {
-    await Promise.all(workers.map((w) => w.worker.close()));
-    throw failed.reason;
-  }
   const byKind: Partial<Record<EncoderBlock['kind'], EncoderPool>> = {};
   const specs: OpenEncoders['specs'] = {};
   const identity: OpenEncoders['identity'] = {};
@@ -102,7 +98,8 @@ export const MAX_CPU_REPLICAS = 4;
 /**
  * How many copies of each model run, each with how many ONNX Runtime intra-op threads. On CPU, copies that run
  * single-threaded on different batches beat one copy splitting each operator across the cores (measured on 2 cores,
- * ResNet-50 + MiniLM-L6 shapes, `npm run bench`: 2 image copies × 1 thread 15.3 rows/s, 1 copy × 2 threads 14.4), so
+ * ResNet-50 + MiniLM-L6 shapes, `npm run bench -- --levers`: 2 image copies × 1 thread 15.8 rows/s, 1 copy × 2
+ * threads 14.9, 1 copy × 1 thread 12.2), so
  * the heaviest model (the image model when there is one) gets up to MAX_CPU_REPLICAS copies, the text model one when
  * it runs beside an image model (it needs a third of the image model's time), and the cores are shared out between
  * all copies. A GPU runs one copy per model, batching being where its gain is. Explicit settings win.

@@ -91,14 +91,7 @@ export class EncoderPool {
 
   /** Starts `copies` workers (in parallel); if any fails the others are closed and its error is thrown. */
   static async start(init: EncoderInit, copies: number): Promise<EncoderPool> {
-    const started = await Promise.allSettled(Array.from({ length: Math.max(1, copies) }, () => EncoderWorker.start(init)));
-    const ok = started.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
-    const failed = started.find((s): s is PromiseRejectedResult => s.status === 'rejected');
-    if (failed) {
-      await Promise.all(ok.map((w) => w.close()));
-      throw failed.reason;
-    }
-    return new EncoderPool(ok);
+    return new EncoderPool(await allOrNone(Array.from({ length: Math.max(1, copies) }, () => EncoderWorker.start(init)), (w) => w.close()));
   }
 
   get size(): number {
@@ -138,4 +131,19 @@ export class EncoderPool {
   async close(): Promise<void> {
     await Promise.all(this.workers.map((w) => w.close()));
   }
+}
+
+/**
+ * Waits for everything being started; if any start fails, closes the ones that did start and throws the first
+ * failure, so that nothing is left running (worker threads keep the process alive).
+ */
+export async function allOrNone<T>(starting: Promise<T>[], close: (t: T) => Promise<void>): Promise<T[]> {
+  const settled = await Promise.allSettled(starting);
+  const ok = settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
+  const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+  if (failed) {
+    await Promise.all(ok.map(close));
+    throw failed.reason;
+  }
+  return ok;
 }

@@ -40,6 +40,11 @@ export function cudaAvailable(): boolean {
   return ort.listSupportedBackends().some((b) => b.name === 'cuda' && b.bundled !== false) || cudaProviderFilePresent();
 }
 
+/** Whether models asked to run on `device` will run on a GPU: `cuda` or `auto`, and the provider installed. */
+export function runsOnGpu(device: Device): boolean {
+  return device !== 'cpu' && cudaAvailable();
+}
+
 function cudaProviderFilePresent(): boolean {
   // The opt-in install (ONNXRUNTIME_NODE_INSTALL=cuda12) drops the provider library beside the binding.
   try {

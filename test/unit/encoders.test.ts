@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { encoderPlan, openEncoders, MAX_CPU_REPLICAS } from '../../src/pipeline/encoders.js';
 import { repoRoot } from '../helpers/paths.js';
+import { allOrNone } from '../../src/runtime/encoder-client.js';
 
 test('encoderPlan on CPU: copies of the image model, one text model, cores shared between the copies', () => {
   assert.deepEqual(encoderPlan(['text', 'image'], { threads: 0, gpu: false }, 2), { text: { replicas: 1, threads: 1 }, image: { replicas: 2, threads: 1 } });
@@ -40,4 +41,11 @@ test('openEncoders: copies of a model split the calls and give the same vectors'
     await one.close();
     await three.close();
   }
+});
+
+test('allOrNone: one failed start closes the others and throws its error; all started: all returned', async () => {
+  const closed: number[] = [];
+  await assert.rejects(allOrNone([Promise.resolve(1), Promise.reject(new Error('no model')), Promise.resolve(3)], async (n) => void closed.push(n)), /no model/);
+  assert.deepEqual(closed, [1, 3]);
+  assert.deepEqual(await allOrNone([Promise.resolve(1), Promise.resolve(2)], async () => assert.fail('nothing to close')), [1, 2]);
 });
