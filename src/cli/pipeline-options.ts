@@ -58,7 +58,7 @@ export function addPipelineOptions(cmd: Command, models: 'override' | 'choose'):
     .option('--ignore-model-mismatch', "use a model whose sha256 differs from the one the bundle was trained with (warns)")
     .addOption(new Option('--device <device>', 'where models run').choices(['auto', 'cpu', 'cuda']).default('auto'))
     .option('--threads <n>', 'ONNX Runtime intra-op threads per model copy (0: share the cores between the copies)', intOption(0, 256), 0)
-    .option('--replicas <n>', 'copies of each model, each in its own worker thread (0: on CPU, up to 4 of the image model and 1 of the text model; on a GPU, 1)', intOption(0, 64), 0)
+    .option('--replicas <n>', 'copies of each model, each in its own worker thread (0: on CPU, one per core, at most 4, of the heaviest model (the image model when there is one) and 1 of the other; on a GPU, 1)', intOption(0, 64), 0)
     .option('--batch-size <n>', `most rows per model call (default: ${DEFAULT_BATCH.cpu} on CPU, ${DEFAULT_BATCH.gpu} on a GPU)`, intOption(1, 4096))
     .option('--max-wait-ms <ms>', 'longest a row waits for a batch to fill', intOption(0, 60000), 5)
     .option('--concurrency <n>', 'image reads, downloads and decodes at once', intOption(1, 1024), 8)
