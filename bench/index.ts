@@ -8,7 +8,6 @@
 //
 // Models are MiniLM-L6- and ResNet-50-shaped with seeded random weights (bench/models.ts; the real weights cannot be
 // downloaded here), so speed is real and predictions are meaningless. Writes bench/results/<date>-<host>.json.
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -20,7 +19,8 @@ import { parse } from 'csv-parse/sync';
 import { stringify } from 'csv-stringify/sync';
 import { ensureBenchModels } from './models.js';
 import { ensureBenchCatalog, changeRows } from './catalog.js';
-import { lengthRuns, loadTokenizer, tokenizeBatch } from '../src/embed/text-encoder.js';
+import { encodeTexts, lengthRuns, loadTokenizer, tokenizeBatch } from '../src/embed/text-encoder.js';
+import { sha256File } from '../src/models/bundle.js';
 import { buildUnlessStamped } from './stamp.js';
 import { repoRoot, bin, machine } from './common.js';
 
@@ -91,7 +91,7 @@ log(`catalog: ${catalog.rows} rows in ${path.relative(repoRoot, catalog.csv)} ($
 const bundle = path.join(work, 'bundle');
 const trainCsv = firstRows(catalog.csv, 200, path.join(catalog.dir, 'train-200.csv'));
 const trainArgs = ['train', trainCsv, '--label-column', 'category', '--text-model', models.textDir, '--image-model', models.imageDir, '-o', bundle, '-q', '--validation', '0', '--fusion', 'joint', '--C', '1', '--device', device];
-buildUnlessStamped(bundle, { train: crypto.createHash('sha256').update(fs.readFileSync(trainCsv)).digest('hex'), args: trainArgs.slice(2) }, () => {
+buildUnlessStamped(bundle, { train: sha256File(trainCsv), args: trainArgs.slice(2) }, () => {
   log('training a head on 200 rows …');
   cli(trainArgs);
 });
@@ -108,9 +108,10 @@ async function modelBound(): Promise<{ text: Record<number, number>; image: Reco
   const text: Record<number, number> = {};
   const image: Record<number, number> = {};
   // Sorted by token count, as the pipeline's text encoder runs them (TextEncoder.embed): the least padding.
-  const lengths = texts.map((t) => tokenizeBatch(tokenizer, [t], 256).seq);
+  const lengths = encodeTexts(tokenizer, texts, 256).map((ids) => ids.length);
   const sorted = lengthRuns(lengths, texts.length)[0]!.map((i) => texts[i]!);
-  for (const b of [1, 4, 8, 32]) {
+  // Batch sizes the compared rows can fill (a small --compare-rows has fewer than 32 texts).
+  for (const b of [1, 4, 8, 32].filter((n) => n <= texts.length)) {
     // Pre-made tensors: tokenization outside the timed loop; one warm-up call per shape.
     const batches = [];
     for (let i = 0; i + b <= sorted.length; i += b) batches.push(tokenizeBatch(tokenizer, sorted.slice(i, i + b), 256));

@@ -13,7 +13,6 @@ import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import crypto from 'node:crypto';
 import { Command } from 'commander';
 import ort from 'onnxruntime-node';
 import pLimit from 'p-limit';
@@ -24,6 +23,7 @@ import { addPipelineOptions, defaultBatchSize } from '../src/cli/pipeline-option
 import { imagenetPreprocess, preprocessImage, type ImagePreprocessSpec } from '../src/embed/image-preprocess.js';
 import { readImageFile } from '../src/io/image-source.js';
 import { createSession, type Device } from '../src/runtime/session.js';
+import { sha256File } from '../src/models/bundle.js';
 import { buildUnlessStamped } from './stamp.js';
 import { repoRoot, bin, shared, machine } from './common.js';
 
@@ -76,7 +76,6 @@ function cliOk(argv: string[]): ReturnType<typeof cli> {
   if (r.status !== 0) throw new Error(`categorize ${argv.join(' ')} failed (${r.status}):\n${r.stderr}`);
   return r;
 }
-const sha256 = (file: string) => crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex');
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length === 0 ? NaN : s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
@@ -136,11 +135,11 @@ log(`catalog: ${rows} rows (${matched.length} train rows whose photo is in origi
 // Imported once: a re-import would rewrite the tapped file (same bytes, new mtime) and with it ONNX Runtime's
 // optimized copy, which is keyed on the file's stat.
 const importFile = path.join(modelHome, 'import.json');
-const sourceSha = sha256(sourceModel);
+const sourceSha = sha256File(sourceModel);
 let modelDir: string | undefined;
 try {
   const prev = JSON.parse(fs.readFileSync(importFile, 'utf8')) as { source: string; dir: string; pooledSha: string };
-  if (prev.source === sourceSha && fs.existsSync(path.join(prev.dir, 'model.pooled.onnx')) && sha256(path.join(prev.dir, 'model.pooled.onnx')) === prev.pooledSha &&
+  if (prev.source === sourceSha && fs.existsSync(path.join(prev.dir, 'model.pooled.onnx')) && sha256File(path.join(prev.dir, 'model.pooled.onnx')) === prev.pooledSha &&
     fs.readFileSync(path.join(env.CATEGORIZE_CACHE!, 'registry.json'), 'utf8').includes('mobilenetv2-int8')) modelDir = prev.dir;
 } catch {
   modelDir = undefined;
@@ -151,7 +150,7 @@ else {
   modelDir = imported.stdout.split('\n').map((l) => l.trim()).find((l) => l.startsWith('/') && fs.existsSync(path.join(l, 'model.onnx')));
   if (!modelDir) throw new Error(`cannot find the imported model's folder in:\n${imported.stdout}`);
   if (!fs.existsSync(path.join(modelDir, 'model.pooled.onnx'))) throw new Error(`models import left no tapped model.pooled.onnx in ${modelDir}`);
-  fs.writeFileSync(importFile, JSON.stringify({ source: sourceSha, dir: modelDir, pooledSha: sha256(path.join(modelDir, 'model.pooled.onnx')) }) + '\n');
+  fs.writeFileSync(importFile, JSON.stringify({ source: sourceSha, dir: modelDir, pooledSha: sha256File(path.join(modelDir, 'model.pooled.onnx')) }) + '\n');
   log(`model: imported ${path.relative(repoRoot, sourceModel)} as mobilenetv2-int8 (pooled features tapped) → ${path.relative(repoRoot, modelDir)}`);
 }
 const pooledModel = path.join(modelDir, 'model.pooled.onnx');
@@ -163,7 +162,7 @@ const bundle = path.join(modelHome, 'bundle');
 const trainArgs = ['train', trainCsv, '--label-column', 'category', '--image-model', 'mobilenetv2-int8', '--features', 'image,tfidf', '-o', bundle, '-q', '--device', device, '--validation', '0', '--fusion-folds', '0'];
 let trainSeconds = null as number | null;
 // A bundle is reused while the training data, the model, the training command and the tool's bundle format are the same.
-const built = buildUnlessStamped(bundle, { train: sha256(trainCsv), model: sha256(pooledModel), args: trainArgs.slice(2) }, () => {
+const built = buildUnlessStamped(bundle, { train: sha256File(trainCsv), model: sha256File(pooledModel), args: trainArgs.slice(2) }, () => {
   log(`training a bundle on ${path.relative(repoRoot, trainCsv)} (${train.length} rows; image,tfidf) …`);
   const r = cliOk(trainArgs);
   trainSeconds = r.seconds;
@@ -176,7 +175,7 @@ const manifest = JSON.parse(fs.readFileSync(path.join(bundle, 'manifest.json'), 
 const imageBlock = manifest.features.find((f) => f.kind === 'image');
 if (!imageBlock) throw new Error(`${bundle} has no image block`);
 const spec: ImagePreprocessSpec = { ...imagenetPreprocess, ...(imageBlock.preprocess ?? {}) };
-if (imageBlock.model?.sha256 && imageBlock.model.sha256 !== sha256(pooledModel)) {
+if (imageBlock.model?.sha256 && imageBlock.model.sha256 !== sha256File(pooledModel)) {
   throw new Error(`the bundle's image model (sha256 ${imageBlock.model.sha256}) is not ${pooledModel}`);
 }
 
