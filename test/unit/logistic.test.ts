@@ -9,11 +9,11 @@ import { UsageError } from '../../src/errors.js';
 import {
   balancedClassWeights,
   fitLogisticRegression,
-  multinomialLossGrad,
   predict,
   predictProba,
   type LogisticFit,
 } from '../../src/head/logistic.js';
+import { multinomialLossGrad } from '../../src/head/loss.js';
 import { compareCodePoints, encodeLabels, fitLabelEncoder } from '../../src/head/labels.js';
 import { SCIPY_DEFAULT_FTOL } from '../../src/head/lbfgs.js';
 

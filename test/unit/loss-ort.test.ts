@@ -6,14 +6,12 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { goldenDir } from '../helpers/paths.js';
 import {
-  createJsLossKernel,
   fitLogisticRegression,
   fitLogisticRegressionAsync,
-  multinomialLossGrad,
   predictProba,
-  type LossKernel,
 } from '../../src/head/logistic.js';
-import { createOrtLossKernel } from '../../src/head/logistic-ort.js';
+import { createJsLossKernel, multinomialLossGrad, type LossKernel } from '../../src/head/loss.js';
+import { createOrtLossKernel } from '../../src/head/loss-ort.js';
 import { csrFromDense, denseDesign, designWidth, makeDesign, toDenseFloat64, type CsrBlock, type DesignMatrix } from '../../src/head/design-matrix.js';
 import { SCIPY_DEFAULT_FTOL } from '../../src/head/lbfgs.js';
 import { mulberry32 } from '../../src/head/random.js';

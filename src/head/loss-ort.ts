@@ -3,7 +3,7 @@
 import ort from 'onnxruntime-node';
 import { GraphBuilder } from '../models/onnx-graph.js';
 import { designWidth, type CsrBlock, type DesignMatrix } from './design-matrix.js';
-import type { LossKernel } from './logistic.js';
+import type { LossKernel } from './loss.js';
 
 export interface OrtKernelOptions {
   /** Intra-op threads (MLAS splits each product across them). Default 1. */
