@@ -10,8 +10,9 @@ import { cacheSummary, openEmbedCache, type EmbedCacheSetting } from '../pipelin
 import type { EmbedCache } from '../pipeline/embed-cache.js';
 import { silentProgress, type ProgressReporter } from '../pipeline/progress.js';
 import { saveBundle, sha256File, type FeatureBlock, type ModelRef } from '../models/bundle.js';
-import { trainModel, predictModel, headOnnx, type FeatureKind, type FusionSelection, type HeadSettings, type TrainedModel } from '../head/train-head.js';
+import { trainModel, predictModel, type FeatureKind, type FusionSelection, type HeadSettings, type TrainedModel } from '../head/train-head.js';
 import { tfidfToJSON, type TfidfConfig } from '../head/tfidf.js';
+import { linearBundleHead } from '../head/linear-head.js';
 import { fitLabelEncoder, encodeLabels } from '../head/labels.js';
 import { stratifiedHoldout, stratifiedKFold } from '../head/split.js';
 import type { LogisticOptions } from '../head/logistic.js';
@@ -258,7 +259,8 @@ export async function trainCommand(opts: TrainOptions): Promise<TrainSummary> {
       },
     },
     heads: model.heads.map((h) => ({
-      onnx: headOnnx(h.head),
+      // Pruned for sparse scoring; its agreement with the fitted model measured on the rows it was fitted on.
+      ...linearBundleHead(h.head, finalIdx.map((i) => rows[i])),
       spec: h.name === 'joint' ? undefined : { name: h.name, kinds: h.kinds, classes: h.head.classes, weight: h.weight },
     })),
     fusionSelection: model.selection ? { ...model.selection } : undefined,

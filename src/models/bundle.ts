@@ -1,4 +1,4 @@
-// Model bundle: the directory `run` loads (manifest.json, classifier.onnx, tfidf.json, imputation.json), checked on load.
+// Model bundle: the directory `run` loads (manifest.json, the heads, tfidf.json, imputation.json), checked on load.
 import fs from 'node:fs';
 import path from 'node:path';
 import crypto from 'node:crypto';
@@ -6,10 +6,19 @@ import { ConfigError } from '../errors.js';
 import type { ImagePreprocess } from './model-dir.js';
 import type { TapInfo } from './tap.js';
 import { tfidfFromJSON, tfidfBlockDim, type TfidfBlockModel, type TfidfModel } from '../head/tfidf.js';
+import { writeLinearHead } from '../head/head-io.js';
+import type { LinearHead } from '../head/scoring.js';
+import type { HeadPruning } from '../head/linear-head.js';
 
 export const BUNDLE_FORMAT = 'categorize-bundle';
-/** 2 added per-modality heads with learned fusion (`fusion`) and the character TF-IDF (`tfidf.charFile`). */
-export const BUNDLE_FORMAT_VERSION = 2;
+/**
+ * 2 added per-modality heads with learned fusion (`fusion`) and the character TF-IDF (`tfidf.charFile`);
+ * 3 added linear heads (`type: 'linear'`, head-io's binary file, scored in JS with the TF-IDF block sparse).
+ */
+export const BUNDLE_FORMAT_VERSION = 3;
+
+/** How a head is stored: 'onnx' (a graph, ours or skl2onnx's; formats 1–2 have only these) or 'linear' (head-io.ts). */
+export type HeadType = 'onnx' | 'linear';
 
 /** Where a feature block's embedding model lives. `path` is relative to the bundle folder (or absolute). */
 export interface ModelRef {
@@ -45,8 +54,13 @@ export interface HeadSpec {
   name: string;
   kinds: FeatureBlock['kind'][];
   file: string;
-  input: string;
-  output: string;
+  /** Absent: 'onnx' (bundles of format 1 and 2). */
+  type?: HeadType;
+  /** An ONNX head's input and output names. */
+  input?: string;
+  output?: string;
+  /** A linear head's pruning: tolerance, entries kept, and its measured agreement with the trained model. */
+  pruning?: HeadPruning;
   /** The classes this head was fitted on, in its output order (a subset of the bundle's when a class lacks the modality). */
   classes: string[];
   /** Its weight in the log-linear fusion (the weights of the heads a row has are renormalised to sum to 1). */
@@ -62,7 +76,7 @@ export interface BundleManifest {
   /** Classifier input layout, in order (e.g. [text | image | tfidf]). */
   features: FeatureBlock[];
   /** The single head over every block (format 1, imported bundles, one modality); absent when `fusion` is set. */
-  classifier?: { file: string; input: string; output: string };
+  classifier?: { file: string; type?: HeadType; input?: string; output?: string; pruning?: HeadPruning };
   /** Per-modality heads and their learned weights; a row is predicted from the heads whose modality it has. */
   fusion?: { method: 'log-linear'; heads: HeadSpec[]; selection?: Record<string, unknown> };
   /** Training means per block (imputation of a missing modality). */
@@ -74,6 +88,7 @@ export interface BundleManifest {
 
 /** A head ready to load: its file and where its input comes from in the full feature vector. */
 export interface BundleHead extends HeadSpec {
+  type: HeadType;
   path: string;
   /** [offset, dim] of each of its blocks in the full layout, in order. */
   slices: [number, number][];
@@ -172,6 +187,10 @@ function bundleHeads(dir: string, m: BundleManifest, fail: (dir: string, what: s
   }
   return specs.map((h) => {
     if (!h.file || !fs.existsSync(path.join(dir, h.file))) fail(dir, `missing ${h.file ?? `the file of head '${h.name}'`}`);
+    const type = h.type ?? 'onnx';
+    if (type !== 'onnx' && type !== 'linear') fail(dir, `head '${h.name}' has unknown type '${String(type)}'`);
+    // A linear head reads its dense blocks, then the TF-IDF block (kept sparse): that order is its file's.
+    if (type === 'linear' && h.kinds?.includes('tfidf') && h.kinds[h.kinds.length - 1] !== 'tfidf') fail(dir, `linear head '${h.name}' must read the tfidf block last`);
     if (!Array.isArray(h.classes) || h.classes.length < 1 || h.classes.some((c) => !m.classes.includes(c))) fail(dir, `head '${h.name}' classes must be bundle classes`);
     if (!(typeof h.weight === 'number' && h.weight >= 0 && Number.isFinite(h.weight))) fail(dir, `head '${h.name}' weight must be a number >= 0`);
     const slices: [number, number][] = (h.kinds ?? []).map((k) => {
@@ -180,7 +199,7 @@ function bundleHeads(dir: string, m: BundleManifest, fail: (dir: string, what: s
       return [b.offset, b.dim];
     });
     if (slices.length === 0) fail(dir, `head '${h.name}' reads no block`);
-    return { ...h, path: path.join(dir, h.file), slices, width: slices.reduce((s, [, d]) => s + d, 0) };
+    return { ...h, type, path: path.join(dir, h.file), slices, width: slices.reduce((s, [, d]) => s + d, 0) };
   });
 }
 
@@ -203,10 +222,16 @@ export function sha256File(file: string): string {
   return h.digest('hex');
 }
 
+/** One head to write: an ONNX graph (tests of older bundles, imports) or a linear head with its pruning facts. */
+export type BundleHeadPart = ({ onnx: Uint8Array } | { linear: LinearHead; pruning?: HeadPruning }) & {
+  /** Fused bundles: the head's name, blocks, classes and weight; absent for the single head over every block. */
+  spec?: Omit<HeadSpec, 'file' | 'type' | 'input' | 'output' | 'pruning'>;
+};
+
 export interface BundleParts {
   manifest: Omit<BundleManifest, 'format' | 'formatVersion' | 'classifier' | 'imputation' | 'tfidf' | 'fusion'> & { tfidf: boolean };
-  /** One head over every block (classifier.onnx), or per-modality heads with their fusion weights. */
-  heads: { onnx: Uint8Array; spec?: Omit<HeadSpec, 'file' | 'input' | 'output'> }[];
+  /** One head over every block (classifier.bin / classifier.onnx), or per-modality heads with their fusion weights. */
+  heads: BundleHeadPart[];
   fusionSelection?: Record<string, unknown>;
   means: Record<string, number[] | Float32Array | Float64Array>;
   tfidfJson: unknown | null;
@@ -219,19 +244,29 @@ export function saveBundle(location: string, parts: BundleParts): void {
   const dir = path.resolve(location);
   fs.mkdirSync(dir, { recursive: true });
   const { tfidf, ...rest } = parts.manifest;
-  const io = { input: 'features', output: 'probabilities' };
   const fused = parts.heads.length > 1 || parts.heads[0]?.spec !== undefined;
+  const linear = parts.heads.some((h) => 'linear' in h);
+  // Each head's manifest entry (file, type and its type's fields), and its file written.
+  const entries = parts.heads.map((h) => {
+    const stem = fused ? `head-${h.spec!.name}` : 'classifier';
+    if ('linear' in h) {
+      writeLinearHead(path.join(dir, `${stem}.bin`), h.linear, h.pruning?.tolerance ?? 0);
+      return { file: `${stem}.bin`, type: 'linear' as const, ...(h.pruning ? { pruning: h.pruning } : {}) };
+    }
+    fs.writeFileSync(path.join(dir, `${stem}.onnx`), h.onnx);
+    // Format 1 and 2 readers know only ONNX heads and no `type`: leave it out unless the bundle needs format 3.
+    return { file: `${stem}.onnx`, ...(linear ? { type: 'onnx' as const } : {}), input: 'features', output: 'probabilities' };
+  });
   const manifest: BundleManifest = {
     format: BUNDLE_FORMAT,
-    formatVersion: fused || parts.charTfidfJson ? BUNDLE_FORMAT_VERSION : 1,
+    formatVersion: linear ? BUNDLE_FORMAT_VERSION : fused || parts.charTfidfJson ? 2 : 1,
     ...rest,
     ...(fused
-      ? { fusion: { method: 'log-linear' as const, heads: parts.heads.map((h) => ({ ...h.spec!, file: `head-${h.spec!.name}.onnx`, ...io })), selection: parts.fusionSelection } }
-      : { classifier: { file: 'classifier.onnx', ...io } }),
+      ? { fusion: { method: 'log-linear' as const, heads: parts.heads.map((h, i) => ({ ...h.spec!, ...entries[i]! })), selection: parts.fusionSelection } }
+      : { classifier: entries[0]! }),
     imputation: { file: 'imputation.json' },
     tfidf: tfidf ? { file: 'tfidf.json', ...(parts.charTfidfJson ? { charFile: 'tfidf-char.json' } : {}) } : null,
   };
-  for (const h of parts.heads) fs.writeFileSync(path.join(dir, fused ? `head-${h.spec!.name}.onnx` : 'classifier.onnx'), h.onnx);
   if (parts.charTfidfJson) fs.writeFileSync(path.join(dir, 'tfidf-char.json'), JSON.stringify(parts.charTfidfJson) + '\n');
   const means = Object.fromEntries(Object.entries(parts.means).map(([k, v]) => [k, Array.from(v, (x) => Math.fround(x))]));
   fs.writeFileSync(path.join(dir, 'imputation.json'), JSON.stringify({ means }) + '\n');

@@ -10,7 +10,8 @@ import { resolveImageRef, loadImageBytes, readImageFile, fetchImageWithValidator
 import type { EmbedCache, EmbedCacheStats } from './embed-cache.js';
 import { preprocessImage } from '../embed/image-preprocess.js';
 import { oneLine, RowError } from '../errors.js';
-import { tfidfBlockDim, tfidfBlockRow, type TfidfBlockModel } from '../head/tfidf.js';
+import { tfidfBlockDim, tfidfBlockRow, type SparseRow, type TfidfBlockModel } from '../head/tfidf.js';
+import type { HeadRow } from '../head/scoring.js';
 
 export interface TextEmbedder {
   readonly dim: number;
@@ -48,8 +49,13 @@ export interface FeatureOptions {
 }
 
 export interface RowFeatures {
-  /** Embeddings per block kind; a missing modality has none. */
+  /**
+   * Embeddings per block kind; a missing modality has none. The extractor puts the TF-IDF block in `tfidf`, sparse;
+   * a caller that builds the dense block itself (tfidfDense) may put it here under 'tfidf'.
+   */
   vectors: Partial<Record<FeatureBlock['kind'], Float32Array>>;
+  /** The TF-IDF block of the row's text, sparse (block-relative columns), when the layout has one and the text is not empty. */
+  tfidf?: SparseRow;
   /** False when the row failed (see error). */
   ok: boolean;
   /** title + " " + description, for tags. */
@@ -151,8 +157,9 @@ export class FeatureExtractor {
     const vectors: RowFeatures['vectors'] = {};
     if (t.ok) vectors.text = t.vector;
     if (i.ok) vectors.image = i.vector;
-    if (this.tfidfBlock && text !== '' && this.tfidf) vectors.tfidf = tfidfDense(this.tfidf, text);
-    return { vectors, ok: true, text, warnings, error: null };
+    // Kept sparse: ~100 non-zeros of a 100k-wide block. Only an ONNX head densifies it (assembleFeatures).
+    const tfidf = this.tfidfBlock && text !== '' && this.tfidf ? tfidfBlockRow(this.tfidf, text) : undefined;
+    return { vectors, ...(tfidf ? { tfidf } : {}), ok: true, text, warnings, error: null };
   }
 
   private async embedText(text: string): Promise<Outcome> {
@@ -279,10 +286,18 @@ function urlKey(url: string, validator: string): string {
   return `url:${url}\n${validator}`;
 }
 
-/** The classifier input: blocks laid out as the bundle says, a missing modality replaced by its training mean. */
+/**
+ * The dense classifier input an ONNX head takes: blocks laid out as the bundle says, a missing modality replaced
+ * by its training mean, the TF-IDF block scattered from its sparse row.
+ */
 export function assembleFeatures(f: RowFeatures, layout: FeatureLayout): Float32Array {
   const x = new Float32Array(layout.width);
   for (const block of layout.blocks) {
+    if (block.kind === 'tfidf' && f.tfidf) {
+      const { indices, values } = f.tfidf;
+      for (let k = 0; k < indices.length; k++) x[block.offset + indices[k]!] = values[k]!;
+      continue;
+    }
     // No text means an empty document, whose TF-IDF vector is zero; encoder blocks get their training mean.
     const v = f.vectors[block.kind] ?? layout.means.get(block.kind);
     if (v) x.set(v, block.offset);
@@ -290,7 +305,32 @@ export function assembleFeatures(f: RowFeatures, layout: FeatureLayout): Float32
   return x;
 }
 
-/** The tfidf block of a text, dense (the classifier input is dense). */
+/**
+ * What a linear head reads of a row: the vectors of its dense blocks in layout order (a missing modality: its
+ * training mean) and the TF-IDF row, sparse (null without text: an all-zero block).
+ */
+export function linearHeadRow(f: RowFeatures, kinds: readonly FeatureBlock['kind'][], means: ReadonlyMap<FeatureBlock['kind'], Float32Array>): HeadRow {
+  const dense: Float32Array[] = [];
+  let sparse: SparseRow | null = null;
+  for (const kind of kinds) {
+    if (kind === 'tfidf') {
+      sparse = f.tfidf ?? (f.vectors.tfidf ? sparseOf(f.vectors.tfidf) : null);
+      continue;
+    }
+    const v = f.vectors[kind] ?? means.get(kind);
+    if (!v) throw new Error(`no ${kind} vector and no training mean to impute it with`);
+    dense.push(v);
+  }
+  return { dense, sparse };
+}
+
+function sparseOf(v: Float32Array): SparseRow {
+  const at: number[] = [];
+  for (let j = 0; j < v.length; j++) if (v[j] !== 0) at.push(j);
+  return { indices: Int32Array.from(at), values: Float64Array.from(at, (j) => v[j]!) };
+}
+
+/** The tfidf block of a text, dense (what an ONNX head's input holds). */
 export function tfidfDense(model: TfidfBlockModel, text: string): Float32Array {
   const v = new Float32Array(tfidfBlockDim(model));
   const row = tfidfBlockRow(model, text);

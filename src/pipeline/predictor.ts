@@ -1,12 +1,14 @@
-// One row in, one prediction out: features (encoders, imputation, TF-IDF block) → head → top classes and tags.
+// One row in, one prediction out: features (encoders, imputation, TF-IDF block) → heads → top classes and tags.
+// Linear heads score the row at once in JS (the TF-IDF block stays sparse); ONNX heads take the dense layout
+// through a micro-batcher.
 // `run` writes what it returns; `eval` scores it against labels. Same code, so eval measures what run ships.
 import type { CatalogRow } from '../io/catalog-reader.js';
 import type { PredictionRecord } from '../io/prediction-writer.js';
 import type { BundleHead, ModelBundle } from '../models/bundle.js';
 import { fuseHeads, headInput } from '../head/fusion.js';
-import { Classifier, topClasses } from '../head/classifier.js';
+import { LinearClassifier, type Classifier, topClasses } from '../head/classifier.js';
 import { topTags } from '../head/tfidf.js';
-import { FeatureExtractor, assembleFeatures, bundleLayout, type FeatureOptions, type FeatureLayout } from './features.js';
+import { FeatureExtractor, assembleFeatures, bundleLayout, linearHeadRow, type FeatureOptions, type FeatureLayout, type RowFeatures } from './features.js';
 import { MicroBatcher } from './micro-batcher.js';
 import type { OpenEncoders } from './encoders.js';
 import { oneLine } from '../errors.js';
@@ -24,9 +26,16 @@ export interface Prediction {
   heads: Record<string, Float32Array | null>;
 }
 
+/** A loaded head as the predictor runs it: `score` gets the row and, for a head that needs it, its dense layout. */
+interface HeadRunner {
+  head: BundleHead;
+  score(f: RowFeatures, denseLayout: () => Float32Array): Float32Array | Promise<Float32Array>;
+  flush?(): void;
+}
+
 export class Predictor {
   private readonly extractor: FeatureExtractor;
-  private readonly heads: { head: BundleHead; batcher: MicroBatcher<Float32Array, Float32Array> }[];
+  private readonly heads: HeadRunner[];
   private readonly layout: FeatureLayout;
   private readonly classes: string[];
 
@@ -39,8 +48,11 @@ export class Predictor {
     this.layout = bundleLayout(bundle);
     this.classes = bundle.manifest.classes;
     this.extractor = new FeatureExtractor(bundle.manifest.features, encoders.text, encoders.image, opts, bundle.tfidfBlock);
-    this.heads = bundle.heads.map((head, h) => {
+    this.heads = bundle.heads.map((head, h): HeadRunner => {
       const classifier = classifiers[h];
+      if (classifier instanceof LinearClassifier) {
+        return { head, score: (f) => classifier.score(linearHeadRow(f, head.kinds, this.layout.means)) };
+      }
       const batcher = new MicroBatcher<Float32Array, Float32Array>(
         async (rows) => {
           const width = head.width;
@@ -52,7 +64,7 @@ export class Predictor {
         },
         { maxBatch: opts.batchSize, maxWaitMs: opts.maxWaitMs, maxInFlight: 1 },
       );
-      return { head, batcher };
+      return { head, score: (_f, denseLayout) => batcher.submit(headInput(denseLayout(), head.slices, head.width)), flush: () => batcher.flush() };
     });
   }
 
@@ -63,7 +75,7 @@ export class Predictor {
   /** Sends partial batches now (end of input). */
   flush(): void {
     this.extractor.flush();
-    for (const h of this.heads) h.batcher.flush();
+    for (const h of this.heads) h.flush?.();
   }
 
   async predict(row: CatalogRow, kept?: Record<string, string>): Promise<Prediction> {
@@ -76,12 +88,14 @@ export class Predictor {
     });
     if (!f.ok) return failed(f.error ?? 'unknown error');
     try {
-      const x = assembleFeatures(f, this.layout);
+      // The dense layout, built once and only when an ONNX head asks for it.
+      let dense: Float32Array | undefined;
+      const x = () => (dense ??= assembleFeatures(f, this.layout));
       // A head runs when the row has any of its blocks (the rest of its input imputed); a joint head always does.
       const outputs = await Promise.all(
-        this.heads.map(async ({ head, batcher }) => {
-          const present = head.name === 'joint' || head.kinds.some((k) => f.vectors[k] !== undefined);
-          return { classes: head.classes, weight: head.weight, probs: present ? await batcher.submit(headInput(x, head.slices, head.width)) : null };
+        this.heads.map(async ({ head, score }) => {
+          const present = head.name === 'joint' || head.kinds.some((k) => f.vectors[k] !== undefined || (k === 'tfidf' && f.tfidf !== undefined));
+          return { classes: head.classes, weight: head.weight, probs: present ? await score(f, x) : null };
         }),
       );
       const probs = fuseHeads(outputs, this.classes);

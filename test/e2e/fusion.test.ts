@@ -35,7 +35,7 @@ test('every non-empty feature subset trains and runs every row; text + image fus
     assert.deepEqual(m.features.map((f: { kind: string }) => f.kind), ['text', 'image', 'tfidf'].filter((k) => kinds.includes(k)));
     const hasText = kinds.includes('text') || kinds.includes('tfidf');
     if (hasText && kinds.includes('image')) {
-      assert.equal(m.formatVersion, 2);
+      assert.equal(m.formatVersion, 3);
       assert.equal(m.classifier, undefined);
       assert.deepEqual(m.fusion.heads.map((h: { name: string }) => h.name), ['text', 'image']);
       assert.deepEqual(m.fusion.heads[0].kinds, kinds.filter((k) => k !== 'image'));
@@ -45,7 +45,8 @@ test('every non-empty feature subset trains and runs every row; text + image fus
       for (const h of m.fusion.heads) assert.ok(fs.existsSync(path.join(out, h.file)), h.file);
     } else {
       assert.equal(m.fusion, undefined);
-      assert.equal(m.classifier.file, 'classifier.onnx');
+      assert.equal(m.classifier.file, 'classifier.bin');
+      assert.equal(m.classifier.type, 'linear');
     }
     // The image-free bundles never read an image; the text-free ones still read text for tags only if tfidf.
     const r = await runCli(['run', demo.catalog, '-m', out, '-o', path.join(tmp, `p-${features}.jsonl`), '-q']);

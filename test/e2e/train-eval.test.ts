@@ -23,7 +23,7 @@ test('train writes a complete bundle that run and eval load; same seed and SOURC
   const b = await runCli(trainArgs(path.join(tmp, 'b'), '--features', 'text,image,tfidf', '--fusion-folds', '0', '--seed', '3', '-q'), { env });
   assert.equal(b.code, 0, b.stderr);
   assert.equal(b.stderr, '');
-  for (const f of ['manifest.json', 'head-text.onnx', 'head-image.onnx', 'tfidf.json', 'imputation.json']) {
+  for (const f of ['manifest.json', 'head-text.bin', 'head-image.bin', 'tfidf.json', 'imputation.json']) {
     assert.ok(fs.readFileSync(path.join(tmp, 'a', f)).equals(fs.readFileSync(path.join(tmp, 'b', f))), `${f} identical`);
   }
   const m = JSON.parse(fs.readFileSync(path.join(tmp, 'a', 'manifest.json'), 'utf8'));
