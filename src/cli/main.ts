@@ -1,5 +1,6 @@
 // The CLI edge: parse argv into typed options, call a command, print its summary, map errors to exit codes.
 import fs from 'node:fs';
+import os from 'node:os';
 import { Command, CommanderError, Option } from 'commander';
 import { runCommand, type RunSummary } from '../commands/run.js';
 import { AUTO_FOLDS_MAX_ROWS, trainCommand, type TrainSummary } from '../commands/train.js';
@@ -7,7 +8,7 @@ import { evalCommand } from '../commands/eval.js';
 import { mergeCommand } from '../commands/merge.js';
 import { formatFor } from '../io/prediction-writer.js';
 import { CategorizeError, ExitCode, UsageError, oneLine } from '../errors.js';
-import { makeIterationProgress, makeProgress } from './progress.js';
+import { makeFitProgress, makeProgress } from './progress.js';
 import { floatOption, intOption, listOption } from './options.js';
 import { addPipelineOptions, cliLog, pipelineOptions, type Io, type PipelineFlags } from './pipeline-options.js';
 import { CliLog } from './log.js';
@@ -15,7 +16,7 @@ import { parseShard, type Shard } from '../pipeline/shard.js';
 import { addModelsCommand } from './models-cli.js';
 import { addCheckCommand } from './check-cli.js';
 import { addServeCommand } from './serve-cli.js';
-import type { FeatureKind } from '../head/train-head.js';
+import type { FeatureKind } from '../head/target.js';
 import type { DfBound } from '../head/tfidf.js';
 
 const pkg = JSON.parse(fs.readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -43,6 +44,7 @@ interface TrainFlags extends PipelineFlags {
   cv: number;
   refit: boolean;
   seed: number;
+  jobs: number;
   jsonSummary?: string;
 }
 
@@ -222,12 +224,12 @@ function buildProgram(io: Io, env: NodeJS.ProcessEnv, setCode: (c: number) => vo
       .option('--cv <k>', 'stratified k-fold cross-validation (0: none)', intOption(0, 100), 0)
       .option('--no-refit', 'keep the model fitted without the validation rows instead of refitting on all rows')
       .option('--seed <n>', 'seed for the validation split and folds', intOption(0, 2 ** 31 - 1), 0)
+      .option('--jobs <n>', `head fits at once, each on its own core (default: one per core, here ${os.availableParallelism()}; 1: one after another)`, intOption(1, 256), os.availableParallelism())
       .option('--json-summary <file>', 'write the training summary as JSON'),
     'choose',
   ).action(async (input: string, f: TrainFlags) => {
     const epoch = env.SOURCE_DATE_EPOCH;
     if (epoch !== undefined && !/^\d+$/.test(epoch)) throw new UsageError(`SOURCE_DATE_EPOCH must be whole seconds, got '${epoch}'`);
-    const iterations = makeIterationProgress(io.stderr, { quiet: f.quiet, label: 'optimising', total: f.maxIter });
     const summary = await trainCommand({
       ...pipelineOptions(f, io, env),
       input,
@@ -256,9 +258,9 @@ function buildProgram(io: Io, env: NodeJS.ProcessEnv, setCode: (c: number) => vo
       createdAt: epoch !== undefined ? new Date(Number(epoch) * 1000).toISOString() : new Date().toISOString(),
       toolVersion: pkg.version,
       progress: makeProgress(io.stderr, { quiet: f.quiet, label: 'embedding' }),
-      onIteration: (iter, loss) => iterations.update(iter, loss),
+      jobs: f.jobs,
+      fitProgress: makeFitProgress(io.stderr, { quiet: f.quiet, label: 'fitting heads', json: f.logFormat === 'json' }),
     });
-    iterations.stop();
     if (!f.quiet) io.stderr.write(formatTrainSummary(summary) + '\n');
     if (f.jsonSummary) fs.writeFileSync(f.jsonSummary, JSON.stringify(summary, null, 2) + '\n');
   });

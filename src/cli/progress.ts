@@ -1,6 +1,6 @@
 // Progress display: a cli-progress bar on a TTY, a log line every few seconds otherwise (cron), nothing with --quiet.
 import cliProgress from 'cli-progress';
-import type { ProgressReporter, ProgressStats } from '../pipeline/progress.js';
+import type { FitProgressReporter, FitProgressStats, ProgressReporter, ProgressStats } from '../pipeline/progress.js';
 
 const LOG_EVERY_MS = 5000;
 
@@ -108,45 +108,69 @@ class JsonProgress extends ThrottledProgress {
   }
 }
 
-/** Optimiser progress: iterations out of the limit and the objective, as a bar on a TTY or periodic log lines. */
-export interface IterationProgress {
-  update(iter: number, loss: number): void;
-  stop(): void;
+function duration(secs: number): string {
+  const s = Math.max(0, Math.round(secs));
+  return s >= 3600 ? `${Math.floor(s / 3600)}h ${Math.floor((s % 3600) / 60)}m` : s >= 60 ? `${Math.floor(s / 60)}m ${s % 60}s` : `${s}s`;
 }
 
-export function makeIterationProgress(
+/** The fit a progress line is about: "validation: text C 100, iteration 37". */
+function fitLabel(s: FitProgressStats): string {
+  return `${s.procedure}: ${s.head} C ${s.C}${s.iteration !== null ? `, iteration ${s.iteration}` : ''}`;
+}
+
+/**
+ * Head fitting progress (train): fits done of those planned, the fit under way and an ETA, as a bar on a TTY,
+ * a log line every few seconds otherwise (cron), a JSON `progress` event with --log-format json.
+ */
+export function makeFitProgress(
   stream: NodeJS.WritableStream & { isTTY?: boolean },
-  opts: { quiet: boolean; label: string; total: number; logEveryMs?: number },
-): IterationProgress {
+  opts: { quiet: boolean; label: string; logEveryMs?: number; json?: boolean },
+): FitProgressReporter {
   if (opts.quiet) return { update() {}, stop() {} };
-  if (stream.isTTY) {
+  if (stream.isTTY && !opts.json) {
     let bar: cliProgress.SingleBar | undefined;
     return {
-      update(iter, loss) {
+      update(s) {
         if (!bar) {
           bar = new cliProgress.SingleBar(
-            { stream: stream as NodeJS.WriteStream, format: `${opts.label} {bar} {value}/{total} iterations | loss {loss}`, hideCursor: true, clearOnComplete: true },
+            { stream: stream as NodeJS.WriteStream, format: `${opts.label} {bar} {value}/{total} fits | {fit} | ETA {remaining}`, hideCursor: true, clearOnComplete: true },
             cliProgress.Presets.shades_classic,
           );
-          bar.start(opts.total, 0, { loss: '' });
+          bar.start(s.total, 0, { fit: '', remaining: '?' });
         }
-        bar.update(iter, { loss: loss.toPrecision(8) });
+        bar.setTotal(s.total);
+        bar.update(s.done, { fit: fitLabel(s), remaining: s.etaSeconds === null ? '?' : duration(s.etaSeconds) });
       },
       stop() {
         bar?.stop();
+        bar = undefined;
       },
     };
   }
-  let last = performance.now();
   const every = opts.logEveryMs ?? LOG_EVERY_MS;
+  let last = -Infinity;
+  let latest: FitProgressStats | undefined;
+  const write = (s: FitProgressStats) => {
+    if (opts.json) {
+      stream.write(
+        JSON.stringify({ ts: new Date().toISOString(), level: 'info', event: 'progress', stage: opts.label, fits: s.done, total: s.total, procedure: s.procedure, head: s.head, C: s.C, iteration: s.iteration, elapsedSeconds: Math.round(s.elapsedSeconds), etaSeconds: s.etaSeconds === null ? null : Math.round(s.etaSeconds) }) + '\n',
+      );
+    } else {
+      stream.write(`${opts.label}: ${s.done}/${s.total} fits, ${fitLabel(s)}, ${duration(s.elapsedSeconds)} elapsed, ETA ${s.etaSeconds === null ? '?' : duration(s.etaSeconds)}\n`);
+    }
+  };
   return {
-    update(iter, loss) {
+    update(s) {
+      latest = s;
       const now = performance.now();
       if (now - last < every) return;
       last = now;
-      stream.write(`${opts.label}: iteration ${iter}, loss ${loss.toPrecision(8)}\n`);
+      write(s);
     },
-    stop() {},
+    stop() {
+      if (latest && latest.done === latest.total) write(latest);
+      latest = undefined;
+    },
   };
 }
 

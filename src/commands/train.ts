@@ -1,6 +1,7 @@
 // `categorize train`: embed a labelled catalog (the same pipeline as run), fit and validate the head, write a bundle.
 import fs from 'node:fs';
 import path from 'node:path';
+import pLimit from 'p-limit';
 import { openCatalog, labelledRows, type ColumnOptions } from '../io/catalog-reader.js';
 import { openEncoders, type EncoderOptions } from '../pipeline/encoders.js';
 import { resolveModel, type ModelContext, type ResolvedModel } from '../models/resolve.js';
@@ -8,11 +9,13 @@ import { FeatureExtractor, type FeatureOptions } from '../pipeline/features.js';
 import { collectFeatures, type CollectedRow } from '../pipeline/collect.js';
 import { cacheSummary, openEmbedCache, type EmbedCacheSetting } from '../pipeline/bundle-session.js';
 import type { EmbedCache } from '../pipeline/embed-cache.js';
-import { silentProgress, type ProgressReporter } from '../pipeline/progress.js';
+import { silentFitProgressReporter, silentProgress, type FitProgressReporter, type ProgressReporter } from '../pipeline/progress.js';
 import { saveBundle, sha256File, type FeatureBlock, type ModelRef } from '../models/bundle.js';
-import { trainModel, predictModel, type FeatureKind, type FusionSelection, type HeadSettings, type TrainedModel } from '../head/train-head.js';
+import { trainModel, type FeatureKind, type FusionSelection, type HeadSettings, type TrainedModel } from '../head/target.js';
+import { FitPool } from '../head/fit-pool.js';
+import type { FitProgress } from '../head/selection.js';
 import { tfidfToJSON, type TfidfConfig } from '../head/tfidf.js';
-import { linearBundleHead } from '../head/linear-head.js';
+import { linearBundleHead, shippedPredictions } from '../head/linear-head.js';
 import { fitLabelEncoder, encodeLabels } from '../head/labels.js';
 import { stratifiedHoldout, stratifiedKFold } from '../head/split.js';
 import type { LogisticOptions } from '../head/logistic.js';
@@ -58,7 +61,12 @@ export interface TrainOptions extends EncoderOptions, Omit<FeatureOptions, 'imag
   toolVersion: string;
   window: number;
   progress?: ProgressReporter;
-  onIteration?: (iter: number, loss: number) => void;
+  /** Head fitting: fits done of those planned, the fit under way, an ETA. */
+  fitProgress?: FitProgressReporter;
+  /** Head fits at once (worker threads); 1: one after another on this thread. */
+  jobs: number;
+  /** How the TF-IDF block is solved (see HeadSettings.solver); default auto. */
+  solver?: HeadSettings['solver'];
   log?: (line: string) => void;
   stdin?: NodeJS.ReadableStream;
 }
@@ -94,11 +102,41 @@ function pick(m: EvalMetrics): SplitMetrics {
   return { accuracy: m.accuracy, macroF1: m.macroF1, weightedF1: m.weightedF1, top3Accuracy: m.top3Accuracy, n: m.n };
 }
 
-/** Fits on `train`, scores `test`: the split's figures. */
+/** Sums the fits every training run plans and counts those done, for one progress display with an ETA. */
+function fitTracker(view: FitProgressReporter): FitProgress & { stop(): void } {
+  const t0 = performance.now();
+  let total = 0;
+  let done = 0;
+  return {
+    plan(fits) {
+      total += fits;
+    },
+    report(e) {
+      if (e.event.type === 'fit') done++;
+      const elapsedSeconds = (performance.now() - t0) / 1000;
+      view.update({
+        done,
+        total,
+        procedure: e.procedure,
+        head: e.head,
+        C: e.C,
+        iteration: e.event.type === 'iteration' ? e.event.iteration : null,
+        elapsedSeconds,
+        etaSeconds: done > 0 ? (elapsedSeconds * (total - done)) / done : null,
+      });
+    },
+    stop: () => view.stop(),
+  };
+}
+
+/**
+ * Fits on `train`, scores `test` with the heads as a bundle would ship them (pruned, scored as run scores them):
+ * the split's figures.
+ */
 async function scoreSplit(rows: CollectedRow[], labels: string[], classes: string[], train: number[], test: number[], settings: HeadSettings): Promise<SplitMetrics> {
   const model = await trainModel(train.map((i) => rows[i]), train.map((i) => labels[i]), settings);
   const testRows = test.map((i) => rows[i]);
-  const probs = predictModel(model, testRows, classes).fused;
+  const probs = shippedPredictions(model, testRows, classes).fused;
   const K = classes.length;
   const ranked = testRows.map((_, i) =>
     Array.from({ length: K }, (_, k) => k)
@@ -181,40 +219,48 @@ export async function trainCommand(opts: TrainOptions): Promise<TrainSummary> {
     dims: { text: encoders.text?.dim, image: encoders.image?.dim },
     tfidf: opts.tfidf,
     charTfidf: opts.charNgramRange ? { ...opts.tfidf, analyzer: 'char_wb', ngramRange: opts.charNgramRange, stopWords: null, maxFeatures: opts.charMaxFeatures } : null,
-    lr: { ...opts.lr, threads: opts.threads > 0 ? opts.threads : undefined },
+    lr: opts.lr,
     fusion: opts.fusion,
     fusionShare: opts.fusionShare,
     seed: opts.seed,
     cGrid: opts.cGrid,
     selectionFolds: opts.selectionFolds === 'auto' ? (rows.length <= AUTO_FOLDS_MAX_ROWS ? 5 : 0) : opts.selectionFolds,
+    solver: opts.solver,
   };
   const y = encodeLabels(classes, labels);
-  let validation: SplitMetrics | null = null;
-  let holdout: { train: number[]; test: number[] } | null = null;
-  if (opts.validation > 0) {
-    holdout = stratifiedHoldout(y, opts.validation, opts.seed);
-    if (holdout.test.length === 0) throw new UsageError(`--validation ${opts.validation} holds out no rows of ${rows.length}; use a larger share or --cv`, 'validation');
-    validation = await scoreSplit(rows, labels, classes, holdout.train, holdout.test, settings);
-    log(`validation (${holdout.test.length} rows): accuracy ${validation.accuracy.toFixed(4)}, macro-F1 ${validation.macroF1.toFixed(4)}, weighted-F1 ${validation.weightedF1.toFixed(4)}, top-3 ${validation.top3Accuracy.toFixed(4)}`);
-  }
-  let cv: TrainSummary['cv'] = null;
-  if (opts.cv > 1) {
-    const folds: SplitMetrics[] = [];
-    for (const [f, split] of stratifiedKFold(y, opts.cv, opts.seed).entries()) {
-      folds.push(await scoreSplit(rows, labels, classes, split.train, split.test, settings));
-      log(`cv fold ${f + 1}/${opts.cv}: accuracy ${folds[f].accuracy.toFixed(4)}, macro-F1 ${folds[f].macroF1.toFixed(4)}`);
-    }
-    const avg = (k: keyof SplitMetrics) => folds.reduce((s, m) => s + m[k], 0) / folds.length;
-    cv = { folds, mean: { accuracy: avg('accuracy'), macroF1: avg('macroF1'), weightedF1: avg('weightedF1'), top3Accuracy: avg('top3Accuracy'), n: rows.length } };
-    log(`cv mean: accuracy ${cv.mean.accuracy.toFixed(4)}, macro-F1 ${cv.mean.macroF1.toFixed(4)}`);
-  }
+  const holdout = opts.validation > 0 ? stratifiedHoldout(y, opts.validation, opts.seed) : null;
+  if (holdout && holdout.test.length === 0) throw new UsageError(`--validation ${opts.validation} holds out no rows of ${rows.length}; use a larger share or --cv`, 'validation');
+  const cvSplits = opts.cv > 1 ? stratifiedKFold(y, opts.cv, opts.seed) : [];
   const finalIdx = opts.refit || !holdout ? rows.map((_, i) => i) : holdout.train;
   const rowCounts = { read: collected.length + counts.emptyLabel, used: finalIdx.length, emptyLabel: counts.emptyLabel, failed: collected.length - rows.length, failedReasons };
-  const model: TrainedModel = await trainModel(
-    finalIdx.map((i) => rows[i]),
-    finalIdx.map((i) => labels[i]),
-    { ...settings, lr: { ...settings.lr, onIteration: opts.onIteration } },
-  );
+  // Validation, cross-validation and the final fit are independent training runs: they share one pool of
+  // workers, so their fits fill every core, and at most `jobs` of them hold their data in memory at once.
+  const pool = new FitPool(opts.jobs > 1 ? opts.jobs : 0);
+  const tracker = fitTracker(opts.fitProgress ?? silentFitProgressReporter);
+  const runs = pLimit(Math.max(2, opts.jobs));
+  const procedure = (name: string): HeadSettings => ({ ...settings, pool, progress: tracker, procedure: name });
+  let validation: SplitMetrics | null = null;
+  let cv: TrainSummary['cv'] = null;
+  let model: TrainedModel;
+  try {
+    const validating = holdout ? runs(() => scoreSplit(rows, labels, classes, holdout.train, holdout.test, procedure('validation'))) : null;
+    const folds = cvSplits.map((split, f) => runs(() => scoreSplit(rows, labels, classes, split.train, split.test, procedure(`cv ${f + 1}/${opts.cv}`))));
+    const final = runs(() => trainModel(finalIdx.map((i) => rows[i]), finalIdx.map((i) => labels[i]), procedure('final')));
+    [validation, model] = await Promise.all([validating ?? Promise.resolve(null), final]);
+    const foldMetrics = await Promise.all(folds);
+    if (foldMetrics.length > 0) {
+      const avg = (k: keyof SplitMetrics) => foldMetrics.reduce((s, m) => s + m[k], 0) / foldMetrics.length;
+      cv = { folds: foldMetrics, mean: { accuracy: avg('accuracy'), macroF1: avg('macroF1'), weightedF1: avg('weightedF1'), top3Accuracy: avg('top3Accuracy'), n: rows.length } };
+    }
+  } finally {
+    tracker.stop();
+    await pool.close();
+  }
+  if (validation) log(`validation (${holdout!.test.length} rows): accuracy ${validation.accuracy.toFixed(4)}, macro-F1 ${validation.macroF1.toFixed(4)}, weighted-F1 ${validation.weightedF1.toFixed(4)}, top-3 ${validation.top3Accuracy.toFixed(4)}`);
+  if (cv) {
+    cv.folds.forEach((m, f) => log(`cv fold ${f + 1}/${opts.cv}: accuracy ${m.accuracy.toFixed(4)}, macro-F1 ${m.macroF1.toFixed(4)}`));
+    log(`cv mean: accuracy ${cv.mean.accuracy.toFixed(4)}, macro-F1 ${cv.mean.macroF1.toFixed(4)}`);
+  }
   if (model.selection) {
     const sel = model.selection;
     if (sel.fused) {

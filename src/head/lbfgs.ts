@@ -29,6 +29,11 @@ export interface LbfgsOptions {
   maxLineSearch?: number;
   /** Called after each accepted step with the iteration count (1-based), f and max |g|. */
   onIteration?: (iter: number, f: number, gradMaxAbs: number) => void;
+  /**
+   * The max |g| the gtol test reads, given g and its own max |g| (default: that). A problem solved in other
+   * coordinates than the caller's (rowspace.ts) passes the gradient's size in the caller's coordinates here.
+   */
+  gradMaxAbs?: (g: Float64Array, own: number) => number;
 }
 
 export interface LbfgsResult {
@@ -282,9 +287,10 @@ function* lbfgsSteps(x0: Float64Array, opts: LbfgsOptions): Generator<EvalReques
   let head = 0; // slot the next pair goes into
   let gamma = 1; // H0 = gamma·I, gamma = s'y / y'y of the newest pair
 
+  const gradSize = opts.gradMaxAbs ? (v: Float64Array) => opts.gradMaxAbs!(v, maxAbs(v)) : maxAbs;
   let f: number = yield { x, grad: g };
   let evals = 1;
-  let gmax = maxAbs(g);
+  let gmax = gradSize(g);
   let iter = 0;
   const done = (converged: boolean, message: string): LbfgsResult => ({
     x, f, grad: g, gradMaxAbs: gmax, iterations: iter, evaluations: evals, converged, message,
@@ -377,7 +383,7 @@ function* lbfgsSteps(x0: Float64Array, opts: LbfgsOptions): Generator<EvalReques
     [g, gNew] = [gNew, g];
     f = fNew;
     iter++;
-    gmax = maxAbs(g);
+    gmax = gradSize(g);
     opts.onIteration?.(iter, f, gmax);
 
     const sy = dot(S, Y, n, o, o);

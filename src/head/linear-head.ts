@@ -2,7 +2,7 @@
 // and pruned to a tolerance), and measures how far a head's probabilities move from the model it was built from.
 import type { RowFeatures } from '../pipeline/features.js';
 import { tfidfBlockRow } from './tfidf.js';
-import type { TrainedHead, TrainedModel } from './train-head.js';
+import type { TrainedHead, TrainedModel } from './target.js';
 import { fuseHeads } from './fusion.js';
 import { classIndexArray, linearLogits, scoreRow, softmaxInto, type HeadRow, type LinearHead } from './scoring.js';
 

@@ -26,6 +26,8 @@ export interface LogisticOptions {
   maxLineSearch?: number;
   /** Progress hook: iteration (1-based) and objective after it. */
   onIteration?: (iter: number, loss: number) => void;
+  /** What the gtol test reads as max |gradient| (see LbfgsOptions.gradMaxAbs); default the gradient's own. */
+  gradMaxAbs?: (g: Float64Array, own: number) => number;
 }
 
 /** Which loss/gradient kernel fitLogisticRegressionAsync uses. */
@@ -45,6 +47,8 @@ export interface AsyncLogisticOptions extends LogisticOptions {
   threads?: number;
   /** Rows per ONNX Runtime call. Default: about 32 MB of float32 dense rows, at least 256. */
   chunkRows?: number;
+  /** The onnxruntime kernel's arithmetic (see OrtKernelOptions.precision). Default float32. */
+  precision?: 'float32' | 'float64';
 }
 
 export interface LogisticModel {
@@ -139,6 +143,7 @@ function prepareFit(what: string, n: number, d: number, y: Int32Array, nClasses:
       ftol: opts.ftol ?? 64 * Number.EPSILON,
       maxLineSearch: opts.maxLineSearch ?? 50,
       onIteration: opts.onIteration ? (iter, f) => opts.onIteration!(iter, f) : undefined,
+      gradMaxAbs: opts.gradMaxAbs,
     },
   };
 }
@@ -203,6 +208,7 @@ export async function fitLogisticRegressionAsync(
     kernel = await createOrtLossKernel(X, y, f.K, f.weight, f.l2, {
       threads: opts.threads ?? os.availableParallelism(),
       chunkRows: opts.chunkRows,
+      precision: opts.precision,
     });
     // A float32 objective carries ~1e-9 relative rounding noise: below that, decreases are invisible and
     // each line search would spend its whole budget before giving up. scipy's own default sits at that floor.

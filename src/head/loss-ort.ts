@@ -10,7 +10,14 @@ export interface OrtKernelOptions {
   threads?: number;
   /** Rows per session call. Default: about 32 MB of float32 dense rows, within [256, 65536]. */
   chunkRows?: number;
+  /**
+   * 'float32' (default): MLAS sgemm, objective good to ~1e-7 relative. 'float64': dgemm at about half the speed,
+   * for problems whose objective must resolve decreases below float32's rounding (long dense rows).
+   */
+  precision?: 'float32' | 'float64';
 }
+
+type Floats = Float32Array | Float64Array;
 
 /**
  * One chunk of rows → per-row cross-entropy, the intercept gradient and, with a dense block, the dense
@@ -18,17 +25,18 @@ export interface OrtKernelOptions {
  * can form the sparse gradient. LogSoftmax gives both -log p_y (no cancellation: a sum of non-negative
  * terms) and P = exp(LS); the one-hot comes from the labels, so no n×K matrix is stored.
  */
-export function buildLossGradGraph(dd: number, K: number, hasSparse: boolean): Uint8Array {
+export function buildLossGradGraph(dd: number, K: number, hasSparse: boolean, precision: 'float32' | 'float64' = 'float32'): Uint8Array {
   const g = new GraphBuilder('multinomial_loss_grad');
+  const t = precision === 'float64' ? 'double' : 'float';
   g.input('labels', 'int64', ['m']);
-  g.input('w', 'float', ['m', 1]);
-  g.input('b', 'float', [K]);
+  g.input('w', t, ['m', 1]);
+  g.input('b', t, [K]);
   const hasDense = dd > 0;
   if (hasDense) {
-    g.input('X', 'float', ['m', dd]);
-    g.input('W', 'float', [K, dd]);
+    g.input('X', t, ['m', dd]);
+    g.input('W', t, [K, dd]);
   }
-  if (hasSparse) g.input('zs', 'float', ['m', K]);
+  if (hasSparse) g.input('zs', t, ['m', K]);
   if (!hasDense && !hasSparse) throw new RangeError('buildLossGradGraph: no features');
 
   let Z: string;
@@ -41,20 +49,22 @@ export function buildLossGradGraph(dd: number, K: number, hasSparse: boolean): U
   const LS = g.op('LogSoftmax', [Z], { axis: 1 });
   const depth = g.constant(BigInt64Array.of(BigInt(K)), [1], 'depth');
   const onOff = g.constant(Float32Array.of(0, 1), [2], 'onehot_values');
-  const Y = g.op('OneHot', ['labels', depth, onOff], { axis: -1 });
+  // ONNX Runtime has OneHot only for float values: the double graph casts it (to = DOUBLE).
+  const hot = g.op('OneHot', ['labels', depth, onOff], { axis: -1 });
+  const Y = precision === 'float64' ? g.op('Cast', [hot], { to: 11 }) : hot;
   const axis1 = g.constant(BigInt64Array.of(1n), [1], 'axis1');
   const axis0 = g.constant(BigInt64Array.of(0n), [1], 'axis0');
   const logPy = g.op('ReduceSum', [g.op('Mul', [Y, LS]), axis1], { keepdims: 0 });
   g.node('Neg', [logPy], ['nll']);
   const R = g.node('Mul', [g.op('Sub', [g.op('Exp', [LS]), Y]), 'w'], [hasSparse ? 'R' : 'r'])[0]!;
   g.node('ReduceSum', [R, axis0], ['gb'], { keepdims: 0 });
-  g.output('nll', 'float', ['m']);
-  g.output('gb', 'float', [K]);
+  g.output('nll', t, ['m']);
+  g.output('gb', t, [K]);
   if (hasDense) {
     g.node('Gemm', [R, 'X'], ['G'], { transA: 1 });
-    g.output('G', 'float', [K, dd]);
+    g.output('G', t, [K, dd]);
   }
-  if (hasSparse) g.output('R', 'float', ['m', K]);
+  if (hasSparse) g.output('R', t, ['m', K]);
   return g.toBytes({ opset: 17 });
 }
 
@@ -62,7 +72,7 @@ export function buildLossGradGraph(dd: number, K: number, hasSparse: boolean): U
 // closure: V8 optimises them as such several times better (measured 5x on the CSR loops).
 
 /** params = [W (K×(dd+dim)) | b] → the dense W as float32 K×dd, the sparse columns as float64 dim×K, b. */
-function unpackParams(params: Float64Array, K: number, dd: number, dim: number, W32: Float32Array, WsT: Float64Array, b32: Float32Array): void {
+function unpackParams(params: Float64Array, K: number, dd: number, dim: number, W32: Floats, WsT: Float64Array, b32: Floats): void {
   const d = dd + dim;
   for (let k = 0; k < K; k++) {
     const o = k * d;
@@ -96,11 +106,11 @@ function packGradient(
   return sq;
 }
 
-function addInto(acc: Float64Array, part: Float32Array): void {
+function addInto(acc: Float64Array, part: Floats): void {
   for (let t = 0; t < acc.length; t++) acc[t] += part[t]!;
 }
 
-function weightedSum(nll: Float32Array, weight: Float64Array, r0: number, m: number): number {
+function weightedSum(nll: Floats, weight: Float64Array, r0: number, m: number): number {
   let s = 0;
   for (let i = 0; i < m; i++) s += weight[r0 + i]! * nll[i]!;
   return s;
@@ -184,7 +194,7 @@ function sparseLogits(p0: number, p1: number, row: Int32Array, col: Int32Array, 
  * GsT[col] += v·R[row] per entry (GsT dim×K float64, R the chunk's m×K residuals). Up to four entries of one
  * column at a time, so each GsT number is loaded and stored once per group.
  */
-function sparseGradient(p0: number, p1: number, row: Int32Array, col: Int32Array, val: Float64Array, R: Float32Array, K: number, GsT: Float64Array): void {
+function sparseGradient(p0: number, p1: number, row: Int32Array, col: Int32Array, val: Float64Array, R: Floats, K: number, GsT: Float64Array): void {
   let t = p0;
   while (t < p1) {
     const c = col[t]!;
@@ -216,7 +226,7 @@ function sparseGradient(p0: number, p1: number, row: Int32Array, col: Int32Array
   }
 }
 
-function toFloat32(src: Float64Array, dst: Float32Array, len: number): void {
+function toFloat32(src: Float64Array, dst: Floats, len: number): void {
   for (let t = 0; t < len; t++) dst[t] = src[t]!;
 }
 
@@ -251,12 +261,15 @@ export async function createOrtLossKernel(
   if (!(Number.isInteger(chunk) && chunk >= 1)) throw new RangeError(`createOrtLossKernel: chunkRows must be a positive integer, got ${chunk}`);
   if (!(Number.isInteger(threads) && threads >= 1)) throw new RangeError(`createOrtLossKernel: threads must be a positive integer, got ${threads}`);
 
-  const dense = dd === 0 ? null : X.dense instanceof Float32Array ? X.dense : Float32Array.from(X.dense!);
+  const precision = opts.precision ?? 'float32';
+  const F = precision === 'float64' ? Float64Array : Float32Array;
+  const tensorType = precision === 'float64' ? 'float64' : 'float32';
+  const dense = dd === 0 ? null : X.dense instanceof F ? X.dense : F.from(X.dense!);
   const labels = new BigInt64Array(n);
   for (let i = 0; i < n; i++) labels[i] = BigInt(y[i]!);
-  const w32 = Float32Array.from(weight);
+  const w32 = F.from(weight);
 
-  const session = await ort.InferenceSession.create(buildLossGradGraph(dd, K, sp !== null), {
+  const session = await ort.InferenceSession.create(buildLossGradGraph(dd, K, sp !== null, precision), {
     intraOpNumThreads: threads,
     interOpNumThreads: 1,
     executionMode: 'sequential',
@@ -266,17 +279,17 @@ export async function createOrtLossKernel(
     extra: { session: { intra_op: { allow_spinning: '0' } } },
   });
 
-  const W32 = new Float32Array(K * dd);
-  const b32 = new Float32Array(K);
-  const G32 = new Float32Array(K * dd); // each chunk's dense gradient, written in place by ORT
+  const W32 = new F(K * dd);
+  const b32 = new F(K);
+  const G32 = new F(K * dd); // each chunk's dense gradient, written in place by ORT
   const G64 = new Float64Array(K * dd);
   const gb64 = new Float64Array(K);
   const rows = Math.min(chunk, n);
   // Sparse scratch: W's sparse columns transposed to dim×K so each stored value touches K contiguous numbers.
   const WsT = new Float64Array(dim * K);
   const GsT = new Float64Array(dim * K);
-  const zs32 = sp ? new Float32Array(rows * K) : null;
-  const R32 = sp ? new Float32Array(rows * K) : null;
+  const zs32 = sp ? new F(rows * K) : null;
+  const R32 = sp ? new F(rows * K) : null;
   const zs64 = sp ? new Float64Array(rows * K) : null;
   const csc = sp ? chunkedCsc(sp, n, chunk) : null;
   let disposed = false;
@@ -300,31 +313,31 @@ export async function createOrtLossKernel(
     gb64.fill(0);
     GsT.fill(0);
     let loss = 0;
-    const Wt = dense ? new ort.Tensor('float32', W32, [K, dd]) : null;
-    const bt = new ort.Tensor('float32', b32, [K]);
+    const Wt = dense ? new ort.Tensor(tensorType, W32, [K, dd]) : null;
+    const bt = new ort.Tensor(tensorType, b32, [K]);
     for (let r0 = 0; r0 < n; r0 += chunk) {
       const m = Math.min(chunk, n - r0);
       const feeds: Record<string, ort.Tensor> = {
         labels: new ort.Tensor('int64', labels.subarray(r0, r0 + m), [m]),
-        w: new ort.Tensor('float32', w32.subarray(r0, r0 + m), [m, 1]),
+        w: new ort.Tensor(tensorType, w32.subarray(r0, r0 + m), [m, 1]),
         b: bt,
       };
       const fetches: Record<string, ort.Tensor | null> = { nll: null, gb: null };
       if (dense) {
-        feeds.X = new ort.Tensor('float32', dense.subarray(r0 * dd, (r0 + m) * dd), [m, dd]);
+        feeds.X = new ort.Tensor(tensorType, dense.subarray(r0 * dd, (r0 + m) * dd), [m, dd]);
         feeds.W = Wt!;
-        fetches.G = new ort.Tensor('float32', G32, [K, dd]);
+        fetches.G = new ort.Tensor(tensorType, G32, [K, dd]);
       }
       if (sp) {
         const c = r0 / chunk;
         sparseLogits(csc!.start[c]!, csc!.start[c + 1]!, csc!.row, csc!.col, csc!.val, WsT, K, zs64!, m);
         toFloat32(zs64!, zs32!, m * K);
-        feeds.zs = new ort.Tensor('float32', zs32!.subarray(0, m * K), [m, K]);
-        fetches.R = new ort.Tensor('float32', R32!.subarray(0, m * K), [m, K]);
+        feeds.zs = new ort.Tensor(tensorType, zs32!.subarray(0, m * K), [m, K]);
+        fetches.R = new ort.Tensor(tensorType, R32!.subarray(0, m * K), [m, K]);
       }
       const out = await session.run(feeds, fetches);
-      loss += weightedSum(out.nll!.data as Float32Array, weight, r0, m);
-      addInto(gb64, out.gb!.data as Float32Array);
+      loss += weightedSum(out.nll!.data as Floats, weight, r0, m);
+      addInto(gb64, out.gb!.data as Floats);
       if (dense) addInto(G64, G32);
       if (sp) {
         const c = r0 / chunk;

@@ -3,9 +3,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { chooseFusionWeight, fuseHeads, headInput } from '../../src/head/fusion.js';
-import { predictModel, trainModel, type HeadSettings } from '../../src/head/train-head.js';
-import type { CollectedRow } from '../../src/pipeline/collect.js';
-import { mulberry32 } from '../../src/head/random.js';
+import { trainModel, type HeadSettings } from '../../src/head/target.js';
+import { shippedPredictions } from '../../src/head/linear-head.js';
+import { twoModalityRows as synthetic } from '../helpers/two-modality-rows.js';
 
 const close = (a: ArrayLike<number>, b: ArrayLike<number>, tol = 1e-6) => {
   assert.equal(a.length, b.length);
@@ -58,31 +58,6 @@ test('chooseFusionWeight: grid includes each head alone, so it is never worse on
   assert.ok(best.macroF1 >= onlyA.macroF1 && best.macroF1 >= candidates.find((c) => c.w === 0)!.macroF1);
 });
 
-/**
- * Four classes: text tells {0,1} from {2,3} and image tells {0,2} from {1,3}; only both together name the class.
- * 30% of rows have no text, so the image head alone must carry them.
- */
-function synthetic(n: number, seed: number): { rows: CollectedRow[]; labels: string[] } {
-  const rnd = mulberry32(seed);
-  const words = [
-    ['cotton', 'shirt', 'casual'],
-    ['leather', 'shoe', 'sole'],
-  ];
-  const rows: CollectedRow[] = [];
-  const labels: string[] = [];
-  for (let i = 0; i < n; i++) {
-    const k = i % 4;
-    const t = k < 2 ? 0 : 1;
-    const im = k % 2;
-    const noText = rnd() < 0.3;
-    const text = noText ? '' : `${words[t][Math.floor(rnd() * 3)]} ${words[t][Math.floor(rnd() * 3)]} item ${Math.floor(rnd() * 50)}`;
-    const image = Float32Array.from({ length: 8 }, (_, d) => (d === im ? 2 : 0) + (rnd() - 0.5));
-    rows.push({ row: { index: i, id: `r${i}`, title: text, description: '', image: '', extra: {}, line: i + 2 }, vectors: { image }, ok: true, text, warnings: [], error: null });
-    labels.push(`class-${k}`);
-  }
-  return { rows, labels };
-}
-
 const settings = (fusion: 'late' | 'joint'): HeadSettings => ({
   features: ['image', 'tfidf'],
   dims: { image: 8 },
@@ -105,7 +80,7 @@ test('trainModel late: per-modality heads, weights from held-out rows, rows with
   assert.ok(Math.abs(model.heads[0].weight + model.heads[1].weight - 1) < 1e-9);
   assert.equal(model.selection.cTrials.length, 6, 'three Cs per head');
   assert.ok(model.selection.fused.macroF1 >= Math.max(...model.selection.heads.map((h) => h.macroF1)));
-  const p = predictModel(model, test.rows, model.classes);
+  const p = shippedPredictions(model, test.rows, model.classes);
   const K = model.classes.length;
   const argmax = (i: number) => {
     let a = 0;

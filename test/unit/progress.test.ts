@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { PassThrough } from 'node:stream';
-import { makeIterationProgress, makeProgress } from '../../src/cli/progress.js';
+import { makeFitProgress, makeProgress } from '../../src/cli/progress.js';
 
 function capture(isTTY: boolean): { stream: PassThrough & { isTTY?: boolean; columns?: number }; text: () => string } {
   const stream = Object.assign(new PassThrough(), { isTTY, columns: 120 });
@@ -48,22 +48,32 @@ test('--quiet: nothing at all', () => {
   }
 });
 
-test('optimiser progress: a bar on a TTY, periodic lines in cron logs, nothing when quiet', async () => {
+test('head fitting progress: a bar with fits, the fit under way and an ETA on a TTY, periodic lines in cron logs, JSON events, nothing when quiet', async () => {
+  const fit = (done: number, iteration: number | null) => ({ done, total: 62, procedure: 'validation', head: 'text', C: 100, iteration, elapsedSeconds: 30, etaSeconds: done > 0 ? 95 : null });
   const tty = capture(true);
-  const bar = makeIterationProgress(tty.stream, { quiet: false, label: 'optimising', total: 100 });
-  bar.update(7, 123.456789);
+  const bar = makeFitProgress(tty.stream, { quiet: false, label: 'fitting heads' });
+  bar.update(fit(7, 37));
   bar.stop();
-  assert.match(tty.text(), /optimising .* 7\/100 iterations \| loss 123\.45679/);
+  assert.match(tty.text(), /fitting heads .* 7\/62 fits \| validation: text C 100, iteration 37 \| ETA 1m 35s/);
   const log = capture(false);
-  const lines = makeIterationProgress(log.stream, { quiet: false, label: 'optimising', total: 100, logEveryMs: 10 });
-  lines.update(1, 5);
+  const lines = makeFitProgress(log.stream, { quiet: false, label: 'fitting heads', logEveryMs: 10 });
+  lines.update(fit(0, 3));
+  lines.update(fit(1, null));
   await new Promise((r) => setTimeout(r, 20));
-  lines.update(2, 4.5);
+  lines.update(fit(2, null));
   lines.stop();
-  assert.equal(log.text(), 'optimising: iteration 2, loss 4.5000000\n');
+  assert.deepEqual(log.text().trim().split('\n'), [
+    'fitting heads: 0/62 fits, validation: text C 100, iteration 3, 30s elapsed, ETA ?',
+    'fitting heads: 2/62 fits, validation: text C 100, 30s elapsed, ETA 1m 35s',
+  ]);
+  const json = capture(false);
+  const events = makeFitProgress(json.stream, { quiet: false, label: 'fitting heads', json: true });
+  events.update(fit(5, null));
+  events.stop();
+  assert.deepEqual({ ...JSON.parse(json.text()), ts: 0 }, { ts: 0, level: 'info', event: 'progress', stage: 'fitting heads', fits: 5, total: 62, procedure: 'validation', head: 'text', C: 100, iteration: null, elapsedSeconds: 30, etaSeconds: 95 });
   const quiet = capture(true);
-  const q = makeIterationProgress(quiet.stream, { quiet: true, label: 'optimising', total: 10 });
-  q.update(1, 1);
+  const q = makeFitProgress(quiet.stream, { quiet: true, label: 'fitting heads' });
+  q.update(fit(1, 1));
   q.stop();
   assert.equal(quiet.text(), '');
 });

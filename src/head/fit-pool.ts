@@ -1,0 +1,123 @@
+// Runs the fits of a selection grid (fitPath over one head's design) and row-space bases on worker threads, one
+// per core: the paths of different folds, heads and procedures are independent. Size 0 runs them on the calling
+// thread; both give the same numbers (every fit uses one ONNX Runtime thread either way).
+import { Worker } from 'node:worker_threads';
+import { CategorizeError } from '../errors.js';
+import type { CsrBlock } from './design-matrix.js';
+import { fitPath, sharedArray, type HeadDesign, type PathEvent, type PathResult, type PathTask } from './modality-head.js';
+import { rowSpaceBasis, type RowSpaceBasis } from './rowspace.js';
+import { ortTrailingUpdate } from './gemm-ort.js';
+
+export type FitJob = { kind: 'path'; design: HeadDesign; task: PathTask } | { kind: 'basis'; sparse: CsrBlock; rows: Int32Array };
+
+export type FitReply =
+  | { id: number; type: 'event'; event: PathEvent }
+  | { id: number; type: 'done'; result: PathResult | RowSpaceBasis }
+  | { id: number; type: 'error'; message: string; code: string | null; exitCode: number };
+
+/** Below this many rows the Cholesky's trailing updates stay in JS (no ONNX Runtime session to set up). */
+const ORT_CHOLESKY_MIN_ROWS = 1000;
+
+/** Runs one job where it is called (a worker, or the main thread for a pool of size 0). */
+export async function runFitJob(job: FitJob, onEvent?: (e: PathEvent) => void): Promise<PathResult | RowSpaceBasis> {
+  if (job.kind === 'path') return fitPath(job.design, job.task, onEvent);
+  const alloc = (len: number) => sharedArray(Float32Array, len);
+  if (job.rows.length < ORT_CHOLESKY_MIN_ROWS) return rowSpaceBasis(job.sparse, job.rows, { alloc });
+  const gemm = await ortTrailingUpdate();
+  try {
+    return await rowSpaceBasis(job.sparse, job.rows, { alloc, update: gemm.update });
+  } finally {
+    await gemm.dispose();
+  }
+}
+
+interface Pending {
+  id: number;
+  job: FitJob;
+  onEvent?: (e: PathEvent) => void;
+  resolve: (r: PathResult | RowSpaceBasis) => void;
+  reject: (e: Error) => void;
+}
+
+export class FitPool {
+  private readonly idle: Worker[] = [];
+  private readonly workers: Worker[] = [];
+  private readonly queue: Pending[] = [];
+  private readonly running = new Map<Worker, Pending>();
+  private nextId = 1;
+  private closed = false;
+
+  /** `size` workers at most (started when first needed); 0: every job on the calling thread. */
+  constructor(readonly size: number) {
+    if (!(Number.isInteger(size) && size >= 0)) throw new RangeError(`FitPool: size must be a non-negative integer, got ${size}`);
+  }
+
+  /** The row-space basis of some rows of `sparse` (rowspace.ts). */
+  basis(sparse: CsrBlock, rows: Int32Array): Promise<RowSpaceBasis> {
+    return this.submit({ kind: 'basis', sparse, rows }) as Promise<RowSpaceBasis>;
+  }
+
+  path(design: HeadDesign, task: PathTask, onEvent?: (e: PathEvent) => void): Promise<PathResult> {
+    return this.submit({ kind: 'path', design, task }, onEvent) as Promise<PathResult>;
+  }
+
+  private submit(job: FitJob, onEvent?: (e: PathEvent) => void): Promise<PathResult | RowSpaceBasis> {
+    if (this.closed) return Promise.reject(new Error('FitPool: used after close()'));
+    if (this.size === 0) return runFitJob(job, onEvent);
+    return new Promise((resolve, reject) => {
+      this.queue.push({ id: this.nextId++, job, onEvent, resolve, reject });
+      this.dispatch();
+    });
+  }
+
+  private dispatch(): void {
+    while (this.queue.length > 0) {
+      let worker = this.idle.pop();
+      if (!worker && this.workers.length < this.size) worker = this.spawn();
+      if (!worker) return;
+      const p = this.queue.shift()!;
+      this.running.set(worker, p);
+      worker.postMessage({ id: p.id, job: p.job });
+    }
+  }
+
+  private spawn(): Worker {
+    const worker = new Worker(new URL('./fit-worker.js', import.meta.url));
+    this.workers.push(worker);
+    worker.on('message', (msg: FitReply) => {
+      const p = this.running.get(worker);
+      if (!p || p.id !== msg.id) return;
+      if (msg.type === 'event') {
+        p.onEvent?.(msg.event);
+        return;
+      }
+      this.running.delete(worker);
+      this.idle.push(worker);
+      if (msg.type === 'done') p.resolve(msg.result);
+      else p.reject(msg.code ? new CategorizeError(msg.code, msg.message, msg.exitCode) : new Error(msg.message));
+      this.dispatch();
+    });
+    const fail = (err: Error) => {
+      const p = this.running.get(worker);
+      this.running.delete(worker);
+      this.workers.splice(this.workers.indexOf(worker), 1);
+      const at = this.idle.indexOf(worker);
+      if (at >= 0) this.idle.splice(at, 1);
+      p?.reject(err);
+      if (!this.closed) this.dispatch();
+    };
+    worker.on('error', fail);
+    worker.on('exit', (code) => {
+      if (!this.closed) fail(new Error(`head fit worker exited (code ${code})`));
+    });
+    return worker;
+  }
+
+  /** Stops the workers; jobs still queued are rejected. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const p of this.queue.splice(0)) p.reject(new Error('FitPool closed'));
+    await Promise.all(this.workers.map((w) => w.terminate()));
+  }
+}

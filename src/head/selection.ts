@@ -1,0 +1,148 @@
+// Selection: each head's C from the grid, by log-loss on held-out predictions (k folds, or one held-out share),
+// then the late-fusion weight on the rows both heads predicted. Every (head, fold) path of C values is an
+// independent job for the FitPool, so the grid runs on every core; the choices do not depend on the order.
+import { UsageError } from '../errors.js';
+import { chooseFusionWeight, type WeightCandidate } from './fusion.js';
+import type { FitPool } from './fit-pool.js';
+import { meanSolution, solverWidth, type FitOptions, type HeadDesign, type PathEvent, type Solution } from './modality-head.js';
+
+/** A head being selected: its name and design, and which of the procedure's rows its design rows are. */
+export interface HeadCandidate {
+  name: string;
+  design: HeadDesign;
+  /** Procedure row index of each design row (ascending). */
+  rows: Int32Array;
+}
+
+/** Where a fit stands, for progress displays: a finished fit, or an iteration of one under way. */
+export interface FitProgressEvent {
+  procedure: string;
+  head: string;
+  C: number;
+  final: boolean;
+  event: PathEvent;
+}
+
+export interface FitProgress {
+  /** `fits` more fits will run (announced by each procedure before its first fit). */
+  plan(fits: number): void;
+  report(e: FitProgressEvent): void;
+}
+
+export const silentFitProgress: FitProgress = { plan() {}, report() {} };
+
+export interface CTrial {
+  head: string;
+  C: number;
+  logLoss: number;
+  rows: number;
+}
+
+/** Solutions kept per path for warm-starting the final fit, at most (numbers over the grid): about 512 MB. */
+const MAX_KEPT_SOLUTION_NUMBERS = 2 ** 26;
+
+export interface CSelection {
+  /** Per head, the chosen C. */
+  chosen: number[];
+  /**
+   * Per head, the mean of the splits' solutions at the chosen C, where the final fit can start (scikit-learn's
+   * LogisticRegressionCV refits from the same mean); null when keeping them would cost too much memory.
+   */
+  start: (Solution | null)[];
+  /** Per head, held-out probabilities at its chosen C, by procedure row. */
+  heldOut: Map<number, Float64Array>[];
+  trials: CTrial[];
+}
+
+/** Design row of each procedure row (−1 where the head's modality is missing). */
+function positions(rows: Int32Array, n: number): Int32Array {
+  const at = new Int32Array(n).fill(-1);
+  rows.forEach((r, i) => (at[r] = i));
+  return at;
+}
+
+/** The design rows among `procRows` (procedure indices). */
+export function designRows(at: Int32Array, procRows: readonly number[]): Int32Array {
+  return Int32Array.from(procRows.filter((r) => at[r]! >= 0), (r) => at[r]!);
+}
+
+/** Throws the usage error a user can act on when a fit would see fewer than two classes. */
+export function checkTwoClasses(head: string, design: HeadDesign, train: Int32Array): void {
+  const seen = new Set<number>();
+  for (const i of train) if (seen.add(design.y[i]!).size >= 2) return;
+  throw new UsageError(`the ${head} head needs rows of at least two classes that have ${head}; found ${train.length} rows`, 'one_class');
+}
+
+/**
+ * Each head's C: the grid's value with the least mean log-loss over the held-out rows of every split
+ * (probabilities clipped at 1e-15, as scikit-learn's log_loss). Every (head, split) path is one pool job.
+ */
+export async function selectC(
+  pool: FitPool,
+  heads: HeadCandidate[],
+  splits: { train: number[]; test: number[] }[],
+  Cs: number[],
+  lr: FitOptions,
+  y: Int32Array,
+  progress: { procedure: string; report: FitProgress['report'] },
+): Promise<CSelection> {
+  const grid = [...Cs].sort((a, b) => a - b);
+  const perHead = await Promise.all(
+    heads.map(async (h) => {
+      const at = positions(h.rows, y.length);
+      const byC = grid.map(() => new Map<number, Float64Array>());
+      const keep = h.design.nClasses * solverWidth(h.design) * grid.length <= MAX_KEPT_SOLUTION_NUMBERS;
+      const paths = splits.map((split) => {
+        const train = designRows(at, split.train);
+        checkTwoClasses(h.name, h.design, train);
+        const test = designRows(at, split.test);
+        const onEvent = (event: PathEvent) => progress.report({ procedure: progress.procedure, head: h.name, C: event.type === 'fit' ? event.stats.C : event.C, final: false, event });
+        return pool.path(h.design, { train, test, Cs: grid, lr, keep: false, solutions: keep }, onEvent).then((res) => ({ test, res }));
+      });
+      // Results are gathered in split order, whatever order the jobs finished in.
+      const done = await Promise.all(paths);
+      for (const { test, res } of done) {
+        const K = h.design.nClasses;
+        res.probs.forEach((p, c) => test.forEach((row, j) => byC[c]!.set(h.rows[row]!, p.subarray(j * K, (j + 1) * K))));
+      }
+      const trials = grid.map((C, c) => {
+        const idx = [...byC[c]!.keys()];
+        return { head: h.name, C, logLoss: meanLogLoss(idx, (i) => byC[c]!.get(i)!, y), rows: idx.length };
+      });
+      const losses = trials.map((t) => t.logLoss);
+      const best = losses.indexOf(Math.min(...losses));
+      const all = Int32Array.from(new Set(Array.from(h.design.y)).values()).sort();
+      const start = keep ? meanSolution(done.map((d) => d.res.solutions![best]!), all, solverWidth(h.design)) : null;
+      return { C: grid[best]!, heldOut: byC[best]!, trials, start };
+    }),
+  );
+  return { chosen: perHead.map((h) => h.C), start: perHead.map((h) => h.start), heldOut: perHead.map((h) => h.heldOut), trials: perHead.flatMap((h) => h.trials) };
+}
+
+/** Mean negative log-likelihood of the true classes (probabilities clipped at 1e-15, as scikit-learn's log_loss). */
+export function meanLogLoss(idx: number[], probs: (i: number) => Float64Array, y: ArrayLike<number>): number {
+  let s = 0;
+  for (const i of idx) s -= Math.log(Math.max(probs(i)[y[i]!]!, 1e-15));
+  return idx.length ? s / idx.length : 0;
+}
+
+/**
+ * The weight of the first of two heads on the held-out rows both predicted (the second gets 1 − w), or null
+ * when no held-out row has both.
+ */
+export function selectFusionWeight(
+  heldOut: Map<number, Float64Array>[],
+  y: Int32Array,
+  classes: string[],
+): { rows: number; weights: [number, number]; best: WeightCandidate; candidates: WeightCandidate[] } | null {
+  const both = [...heldOut[0]!.keys()].filter((i) => heldOut[1]!.has(i)).sort((a, b) => a - b);
+  if (both.length === 0) return null;
+  const K = classes.length;
+  const stack = (h: number) => {
+    const out = new Float64Array(both.length * K);
+    both.forEach((i, r) => out.set(heldOut[h]!.get(i)!, r * K));
+    return { classes, probs: out };
+  };
+  const { best, candidates } = chooseFusionWeight(stack(0), stack(1), both.map((i) => y[i]!), classes);
+  return { rows: both.length, weights: [best.w, Math.round((1 - best.w) * 1e9) / 1e9], best, candidates };
+}

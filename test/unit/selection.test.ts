@@ -1,0 +1,76 @@
+// Selection over the C grid and the fusion weight: the same choices and weights whether the fits run one after
+// another or side by side in workers, in row space or over the TF-IDF columns; progress for every planned fit.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { plannedFits, trainModel, type HeadSettings, type TrainedModel } from '../../src/head/target.js';
+import { FitPool } from '../../src/head/fit-pool.js';
+import type { FitProgressEvent } from '../../src/head/selection.js';
+import { twoModalityRows } from '../helpers/two-modality-rows.js';
+
+const settings = (extra: Partial<HeadSettings> = {}): HeadSettings => ({
+  features: ['image', 'tfidf'],
+  dims: { image: 8 },
+  tfidf: {},
+  charTfidf: { analyzer: 'char_wb', ngramRange: [2, 4], stopWords: null },
+  lr: { C: 1, maxIter: 500, tol: 1e-6 },
+  fusion: 'late',
+  fusionShare: 0.25,
+  seed: 3,
+  cGrid: [0.1, 1, 10, 100],
+  selectionFolds: 4,
+  ...extra,
+});
+
+function choices(m: TrainedModel) {
+  return { C: m.heads.map((h) => [h.name, h.C]), weights: m.heads.map((h) => h.weight), trials: m.selection!.cTrials, fused: m.selection!.fused };
+}
+
+test('parallel selection (two workers) gives the same choices, held-out figures and weights as sequential', async () => {
+  const { rows, labels } = twoModalityRows(240, 11);
+  const sequential = await trainModel(rows, labels, settings());
+  const pool = new FitPool(2);
+  try {
+    const parallel = await trainModel(rows, labels, settings({ pool }));
+    assert.deepEqual(choices(parallel), choices(sequential));
+    parallel.heads.forEach((h, k) => {
+      assert.deepEqual(Array.from(h.head.model.coef), Array.from(sequential.heads[k]!.head.model.coef), `${h.name} head weights`);
+      assert.deepEqual(Array.from(h.head.model.intercept), Array.from(sequential.heads[k]!.head.model.intercept));
+    });
+  } finally {
+    await pool.close();
+  }
+});
+
+test('row space and the TF-IDF columns choose the same C and weights and land on the same heads', async () => {
+  const { rows, labels } = twoModalityRows(240, 12);
+  const columns = await trainModel(rows, labels, settings({ solver: 'columns' }));
+  const rowSpace = await trainModel(rows, labels, settings({ solver: 'rowspace' }));
+  assert.deepEqual(rowSpace.heads.map((h) => h.rowSpace), [true, false]);
+  assert.deepEqual(rowSpace.heads.map((h) => [h.name, h.C, h.weight]), columns.heads.map((h) => [h.name, h.C, h.weight]));
+  // Selection fits stop at tol 1e-4: the two forms stop a few iterations apart, their held-out losses agree to ~1e-5.
+  rowSpace.selection!.cTrials.forEach((t, i) => assert.ok(Math.abs(t.logLoss - columns.selection!.cTrials[i]!.logLoss) < 1e-4 * t.logLoss, `${t.head} C ${t.C}`));
+  const a = rowSpace.heads[0]!.head.model.coef;
+  const b = columns.heads[0]!.head.model.coef;
+  let max = 0;
+  for (let t = 0; t < a.length; t++) max = Math.max(max, Math.abs(a[t]! - b[t]!));
+  assert.ok(max < 1e-4, `text head weights differ by ${max}`);
+});
+
+test('progress: the plan counts every fit, each is reported as it finishes, iterations in between', async () => {
+  const { rows, labels } = twoModalityRows(160, 13);
+  let planned = 0;
+  const events: FitProgressEvent[] = [];
+  const pool = new FitPool(2);
+  try {
+    await trainModel(rows, labels, settings({ pool, procedure: 'final', progress: { plan: (n) => (planned += n), report: (e) => events.push(e) } }));
+  } finally {
+    await pool.close();
+  }
+  const fits = events.filter((e) => e.event.type === 'fit');
+  assert.equal(planned, plannedFits(settings()));
+  assert.equal(planned, 2 * (4 * 4 + 1), 'two heads: 4 folds × 4 Cs, then the final fit');
+  assert.equal(fits.length, planned);
+  assert.equal(fits.filter((e) => e.final).length, 2);
+  assert.ok(events.some((e) => e.event.type === 'iteration'), 'iterations of fits under way');
+  assert.ok(events.every((e) => e.procedure === 'final' && (e.head === 'text' || e.head === 'image')));
+});
