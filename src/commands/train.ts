@@ -1,6 +1,7 @@
 // `categorize train`: embed a labelled catalog (the same pipeline as run), fit and validate the head, write a bundle.
 import fs from 'node:fs';
 import path from 'node:path';
+import os from 'node:os';
 import pLimit from 'p-limit';
 import { openCatalog, labelledRows, type ColumnOptions } from '../io/catalog-reader.js';
 import { openEncoders, type EncoderOptions } from '../pipeline/encoders.js';
@@ -238,7 +239,8 @@ export async function trainCommand(opts: TrainOptions): Promise<TrainSummary> {
   const pool = new FitPool(opts.jobs > 1 ? opts.jobs : 0);
   const tracker = fitTracker(opts.fitProgress ?? silentFitProgressReporter);
   const runs = pLimit(Math.max(2, opts.jobs));
-  const procedure = (name: string): HeadSettings => ({ ...settings, pool, progress: tracker, procedure: name });
+  // Fits of different runs share the machine: each run's memory check counts the pool's jobs against 80% of it.
+  const procedure = (name: string): HeadSettings => ({ ...settings, pool, progress: tracker, procedure: name, jobs: Math.max(1, opts.jobs), memoryBytes: 0.8 * os.totalmem() });
   let validation: SplitMetrics | null = null;
   let cv: TrainSummary['cv'] = null;
   let model: TrainedModel;

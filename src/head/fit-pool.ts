@@ -4,7 +4,7 @@
 import { Worker } from 'node:worker_threads';
 import { CategorizeError } from '../errors.js';
 import type { CsrBlock } from './design-matrix.js';
-import { fitPath, sharedArray, type HeadDesign, type PathEvent, type PathResult, type PathTask } from './modality-head.js';
+import { fitPath, sharedArray, solverWidth, type HeadDesign, type PathEvent, type PathResult, type PathTask } from './modality-head.js';
 import { rowSpaceBasis, type RowSpaceBasis } from './rowspace.js';
 import { ortTrailingUpdate } from './gemm-ort.js';
 
@@ -31,9 +31,16 @@ export async function runFitJob(job: FitJob, onEvent?: (e: PathEvent) => void): 
   }
 }
 
+/** Multiply-adds of one evaluation of a path's fits times the fits, as a priority (not a prediction). */
+function pathWork(design: HeadDesign, task: PathTask): number {
+  return task.train.length * solverWidth(design) * design.nClasses * task.Cs.length;
+}
+
 interface Pending {
   id: number;
   job: FitJob;
+  /** Larger first: a rough count of the job's multiply-adds. */
+  work: number;
   onEvent?: (e: PathEvent) => void;
   resolve: (r: PathResult | RowSpaceBasis) => void;
   reject: (e: Error) => void;
@@ -54,18 +61,24 @@ export class FitPool {
 
   /** The row-space basis of some rows of `sparse` (rowspace.ts). */
   basis(sparse: CsrBlock, rows: Int32Array): Promise<RowSpaceBasis> {
-    return this.submit({ kind: 'basis', sparse, rows }) as Promise<RowSpaceBasis>;
+    return this.submit({ kind: 'basis', sparse, rows }, undefined, Infinity) as Promise<RowSpaceBasis>;
   }
 
   path(design: HeadDesign, task: PathTask, onEvent?: (e: PathEvent) => void): Promise<PathResult> {
-    return this.submit({ kind: 'path', design, task }, onEvent) as Promise<PathResult>;
+    return this.submit({ kind: 'path', design, task }, onEvent, pathWork(design, task)) as Promise<PathResult>;
   }
 
-  private submit(job: FitJob, onEvent?: (e: PathEvent) => void): Promise<PathResult | RowSpaceBasis> {
+  /**
+   * Queued jobs start largest first (bases first of all: fits wait for them), so the longest paths are not left
+   * for the end while a core idles. The order changes when a result arrives, never what it is.
+   */
+  private submit(job: FitJob, onEvent: ((e: PathEvent) => void) | undefined, work: number): Promise<PathResult | RowSpaceBasis> {
     if (this.closed) return Promise.reject(new Error('FitPool: used after close()'));
     if (this.size === 0) return runFitJob(job, onEvent);
     return new Promise((resolve, reject) => {
-      this.queue.push({ id: this.nextId++, job, onEvent, resolve, reject });
+      const p: Pending = { id: this.nextId++, job, work, onEvent, resolve, reject };
+      const at = this.queue.findIndex((q) => q.work < work);
+      this.queue.splice(at < 0 ? this.queue.length : at, 0, p);
       this.dispatch();
     });
   }

@@ -41,16 +41,16 @@ export interface CTrial {
 /** Solutions kept per path for warm-starting the final fit, at most (numbers over the grid): about 512 MB. */
 const MAX_KEPT_SOLUTION_NUMBERS = 2 ** 26;
 
+/** One head's choice of C. */
 export interface CSelection {
-  /** Per head, the chosen C. */
-  chosen: number[];
+  C: number;
   /**
-   * Per head, the mean of the splits' solutions at the chosen C, where the final fit can start (scikit-learn's
+   * The mean of the splits' solutions at the chosen C, where the final fit can start (scikit-learn's
    * LogisticRegressionCV refits from the same mean); null when keeping them would cost too much memory.
    */
-  start: (Solution | null)[];
-  /** Per head, held-out probabilities at its chosen C, by procedure row. */
-  heldOut: Map<number, Float64Array>[];
+  start: Solution | null;
+  /** Held-out probabilities at the chosen C, by procedure row. */
+  heldOut: Map<number, Float64Array>;
   trials: CTrial[];
 }
 
@@ -74,12 +74,12 @@ export function checkTwoClasses(head: string, design: HeadDesign, train: Int32Ar
 }
 
 /**
- * Each head's C: the grid's value with the least mean log-loss over the held-out rows of every split
- * (probabilities clipped at 1e-15, as scikit-learn's log_loss). Every (head, split) path is one pool job.
+ * A head's C: the grid's value with the least mean log-loss over the held-out rows of every split (probabilities
+ * clipped at 1e-15, as scikit-learn's log_loss). Each split's path over the grid is one pool job.
  */
-export async function selectC(
+export async function selectHeadC(
   pool: FitPool,
-  heads: HeadCandidate[],
+  h: HeadCandidate,
   splits: { train: number[]; test: number[] }[],
   Cs: number[],
   lr: FitOptions,
@@ -87,36 +87,29 @@ export async function selectC(
   progress: { procedure: string; report: FitProgress['report'] },
 ): Promise<CSelection> {
   const grid = [...Cs].sort((a, b) => a - b);
-  const perHead = await Promise.all(
-    heads.map(async (h) => {
-      const at = positions(h.rows, y.length);
-      const byC = grid.map(() => new Map<number, Float64Array>());
-      const keep = h.design.nClasses * solverWidth(h.design) * grid.length <= MAX_KEPT_SOLUTION_NUMBERS;
-      const paths = splits.map((split) => {
-        const train = designRows(at, split.train);
-        checkTwoClasses(h.name, h.design, train);
-        const test = designRows(at, split.test);
-        const onEvent = (event: PathEvent) => progress.report({ procedure: progress.procedure, head: h.name, C: event.type === 'fit' ? event.stats.C : event.C, final: false, event });
-        return pool.path(h.design, { train, test, Cs: grid, lr, keep: false, solutions: keep }, onEvent).then((res) => ({ test, res }));
-      });
-      // Results are gathered in split order, whatever order the jobs finished in.
-      const done = await Promise.all(paths);
-      for (const { test, res } of done) {
-        const K = h.design.nClasses;
-        res.probs.forEach((p, c) => test.forEach((row, j) => byC[c]!.set(h.rows[row]!, p.subarray(j * K, (j + 1) * K))));
-      }
-      const trials = grid.map((C, c) => {
-        const idx = [...byC[c]!.keys()];
-        return { head: h.name, C, logLoss: meanLogLoss(idx, (i) => byC[c]!.get(i)!, y), rows: idx.length };
-      });
-      const losses = trials.map((t) => t.logLoss);
-      const best = losses.indexOf(Math.min(...losses));
-      const all = Int32Array.from(new Set(Array.from(h.design.y)).values()).sort();
-      const start = keep ? meanSolution(done.map((d) => d.res.solutions![best]!), all, solverWidth(h.design)) : null;
-      return { C: grid[best]!, heldOut: byC[best]!, trials, start };
-    }),
-  );
-  return { chosen: perHead.map((h) => h.C), start: perHead.map((h) => h.start), heldOut: perHead.map((h) => h.heldOut), trials: perHead.flatMap((h) => h.trials) };
+  const at = positions(h.rows, y.length);
+  const byC = grid.map(() => new Map<number, Float64Array>());
+  const keep = h.design.nClasses * solverWidth(h.design) * grid.length <= MAX_KEPT_SOLUTION_NUMBERS;
+  const paths = splits.map((split) => {
+    const train = designRows(at, split.train);
+    checkTwoClasses(h.name, h.design, train);
+    const test = designRows(at, split.test);
+    const onEvent = (event: PathEvent) => progress.report({ procedure: progress.procedure, head: h.name, C: event.type === 'fit' ? event.stats.C : event.C, final: false, event });
+    return pool.path(h.design, { train, test, Cs: grid, lr, keep: false, solutions: keep }, onEvent).then((res) => ({ test, res }));
+  });
+  // Results are gathered in split order, whatever order the jobs finished in.
+  const done = await Promise.all(paths);
+  const K = h.design.nClasses;
+  for (const { test, res } of done) res.probs.forEach((p, c) => test.forEach((row, j) => byC[c]!.set(h.rows[row]!, p.subarray(j * K, (j + 1) * K))));
+  const trials = grid.map((C, c) => {
+    const idx = [...byC[c]!.keys()];
+    return { head: h.name, C, logLoss: meanLogLoss(idx, (i) => byC[c]!.get(i)!, y), rows: idx.length };
+  });
+  const losses = trials.map((t) => t.logLoss);
+  const best = losses.indexOf(Math.min(...losses));
+  const classes = Int32Array.from(new Set(Array.from(h.design.y)).values()).sort();
+  const start = keep ? meanSolution(done.map((d) => d.res.solutions![best]!), classes, solverWidth(h.design)) : null;
+  return { C: grid[best]!, start, heldOut: byC[best]!, trials };
 }
 
 /** Mean negative log-likelihood of the true classes (probabilities clipped at 1e-15, as scikit-learn's log_loss). */

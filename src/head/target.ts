@@ -13,9 +13,9 @@ import { fitLabelEncoder, encodeLabels } from './labels.js';
 import type { StandardScalerParams } from './scaler.js';
 import type { CsrBlock } from './design-matrix.js';
 import type { AsyncLogisticOptions, LogisticFit } from './logistic.js';
-import { sharedArray, type DenseBlock, type FitOptions, type HeadDesign, type HeadParams, type Solution } from './modality-head.js';
+import { sharedArray, solverWidth, type DenseBlock, type FitOptions, type HeadDesign, type HeadParams } from './modality-head.js';
 import { FitPool } from './fit-pool.js';
-import { checkTwoClasses, selectC, selectFusionWeight, silentFitProgress, type CTrial, type FitProgress } from './selection.js';
+import { checkTwoClasses, selectFusionWeight, selectHeadC, silentFitProgress, type CTrial, type FitProgress } from './selection.js';
 import { rowSpaceIsCheaper } from './rowspace.js';
 import { SCIPY_DEFAULT_FTOL } from './lbfgs.js';
 import { UsageError } from '../errors.js';
@@ -46,8 +46,12 @@ export interface HeadSettings {
   /** Fits planned and done, for progress displays; `procedure` names this training run among several. */
   progress?: FitProgress;
   procedure?: string;
-  /** 'auto' (default): the TF-IDF block is solved in row space when that is cheaper (solver-plan.ts). */
+  /** 'auto' (default): the TF-IDF block is solved in row space when that is cheaper (rowspace.ts). */
   solver?: 'auto' | 'rowspace' | 'columns';
+  /** Memory the fits may use, in bytes (default: unbounded); a head whose fits need more fails before fitting. */
+  memoryBytes?: number;
+  /** Fits that may run at once (the pool's size), for the memory check. */
+  jobs?: number;
 }
 
 export interface TrainedHead {
@@ -181,6 +185,32 @@ function useRowSpace(design: HeadDesign, solver: 'auto' | 'rowspace' | 'columns'
   return rowSpaceIsCheaper(design.distinct.length, dd, design.sparse!.dim, design.sparse!.indptr[design.n]!, design.nClasses);
 }
 
+/**
+ * Bytes one fit of a design holds at its peak, roughly: L-BFGS keeps about 25 copies of the parameters (x, g, d,
+ * trial points, 2 × 10 correction pairs), the loss kernel a few more, in float64.
+ */
+function fitBytes(design: HeadDesign): number {
+  return 30 * 8 * design.nClasses * (solverWidth(design) + 1);
+}
+
+/**
+ * Refuses, before any fit, a head whose fits cannot fit in memory (a 5,000-class head over a 700,000-term
+ * vocabulary is 3.5 billion weights): a one-line error with what to change, instead of an allocation failure
+ * an hour in.
+ */
+function checkFitMemory(name: string, design: HeadDesign, settings: Pick<HeadSettings, 'memoryBytes' | 'jobs'>): void {
+  const budget = settings.memoryBytes;
+  if (budget === undefined) return;
+  const need = fitBytes(design);
+  const jobs = Math.max(1, settings.jobs ?? 1);
+  if (need * jobs <= budget) return;
+  const gb = (b: number) => `${(b / 2 ** 30).toFixed(b < 10 * 2 ** 30 ? 1 : 0)} GB`;
+  const weights = design.nClasses * solverWidth(design);
+  const what = `the ${name} head would fit ${design.nClasses.toLocaleString('en')} classes × ${solverWidth(design).toLocaleString('en')} columns (${weights.toLocaleString('en')} weights; about ${gb(need)} per fit)`;
+  if (need <= budget) throw new UsageError(`${what}: ${jobs} at once need more than the ${gb(budget)} available; use --jobs ${Math.max(1, Math.floor(budget / need))}`, 'head_too_large');
+  throw new UsageError(`${what}, more than the ${gb(budget)} available: shrink the TF-IDF vocabulary (--max-features, --min-df, --char-max-features, --char-ngram-range none) or the classes`, 'head_too_large');
+}
+
 /** A head's rows and their raw blocks, in shared memory for the pool's workers. */
 function headDesign(rows: CollectedRow[], idx: Int32Array, y: Int32Array, nClasses: number, kinds: FeatureKind[], dims: HeadSettings['dims'], tfidf: TfidfBlockModel): HeadDesign {
   const denseBlocks: DenseBlock[] = kinds.filter((k): k is 'text' | 'image' => k !== 'tfidf').map((kind) => ({ kind, dim: dims[kind]! }));
@@ -288,55 +318,50 @@ export async function trainModel(rows: CollectedRow[], labels: string[], setting
     const late = modalityGroups(settings.features).length > 1 && settings.fusion === 'late';
     const groups = late ? modalityGroups(settings.features) : [{ name: 'joint', kinds: canonicalKinds(settings.features) }];
     const y = encodeLabels(classes, labels);
+    const fixedC = settings.lr.C ?? 1;
+    const grid = settings.cGrid;
+    const selectionLr: FitOptions = { ...settings.lr, threads: 1, tol: Math.max(settings.lr.tol ?? 0, SELECTION_TOL), ftol: Math.max(settings.lr.ftol ?? 0, SELECTION_FTOL) };
+    const selecting = late || (grid !== null && grid.length > 1);
+    // Held-out predictions for choosing: a stratified share, or (small catalogs) k folds so every row counts once.
+    const splits = !selecting ? [] : settings.selectionFolds > 1 ? stratifiedKFold(y, settings.selectionFolds, settings.seed) : [stratifiedHoldout(y, settings.fusionShare, settings.seed)];
+    // Each head goes from its design to its final fit on its own (the fusion weight is only needed at the end), so
+    // one head's row-space basis or long path never holds up the other head's fits.
     const heads = await Promise.all(
       groups.map(async (g) => {
         const idx = Int32Array.from(rows.keys()).filter((i) => g.name === 'joint' || rowHas(rows[i]!, g.kinds));
         const design = headDesign(rows, idx, y, classes.length, g.kinds, settings.dims, tfidf);
         if (design.sparse && useRowSpace(design, settings.solver ?? 'auto')) design.basis = await pool.basis(design.sparse, design.distinct);
-        return { name: g.name, kinds: g.kinds, design, rows: idx };
+        checkFitMemory(g.name, design, settings);
+        const chosen = selecting ? await selectHeadC(pool, { name: g.name, design, rows: idx }, splits, grid ?? [fixedC], selectionLr, y, { procedure, report: (e) => progress.report(e) }) : null;
+        const all = Int32Array.from({ length: design.n }, (_, i) => i);
+        checkTwoClasses(g.name, design, all);
+        const C = chosen?.C ?? fixedC;
+        // From the mean of the selection fits at this C, as scikit-learn's refit: the same optimum, fewer iterations.
+        const res = await pool.path(design, { train: all, test: new Int32Array(0), Cs: [C], lr: { ...settings.lr, threads: 1 }, keep: true, init: chosen?.start ?? undefined }, (event) =>
+          progress.report({ procedure, head: g.name, C, final: true, event }),
+        );
+        return { g, C, chosen, head: trainedHead(res.head!, classes, g.kinds, settings.dims, tfidf, design), rowSpace: design.basis !== null };
       }),
     );
-    const fixedC = settings.lr.C ?? 1;
-    const grid = settings.cGrid;
-    const selectionLr: FitOptions = { ...settings.lr, threads: 1, tol: Math.max(settings.lr.tol ?? 0, SELECTION_TOL), ftol: Math.max(settings.lr.ftol ?? 0, SELECTION_FTOL) };
-    const chosenC = groups.map(() => fixedC);
-    let starts: (Solution | null)[] = groups.map(() => null);
     let selection: FusionSelection | null = null;
     let weights = groups.map(() => 1 / groups.length);
-    if (late || (grid !== null && grid.length > 1)) {
-      // Held-out predictions for choosing: a stratified share, or (small catalogs) k folds so every row counts once.
-      const splits = settings.selectionFolds > 1 ? stratifiedKFold(y, settings.selectionFolds, settings.seed) : [stratifiedHoldout(y, settings.fusionShare, settings.seed)];
-      const chosen = await selectC(pool, heads, splits, grid ?? [fixedC], selectionLr, y, { procedure, report: (e) => progress.report(e) });
-      chosen.chosen.forEach((C, h) => (chosenC[h] = C));
-      starts = chosen.start;
-      const base = { rows: splits.reduce((s, f) => s + f.test.length, 0), share: settings.fusionShare, folds: splits.length > 1 ? splits.length : 0, seed: settings.seed, cTrials: chosen.trials };
-      const fusion = late ? selectFusionWeight(chosen.heldOut, y, classes) : null;
+    if (selecting) {
+      const base = { rows: splits.reduce((s, f) => s + f.test.length, 0), share: settings.fusionShare, folds: splits.length > 1 ? splits.length : 0, seed: settings.seed, cTrials: heads.flatMap((h) => h.chosen!.trials) };
+      const fusion = late ? selectFusionWeight(heads.map((h) => h.chosen!.heldOut), y, classes) : null;
       if (fusion) {
         weights = fusion.weights;
         const alone = (h: number) => fusion.candidates.find((c) => c.w === (h === 0 ? 1 : 0))!.macroF1;
         selection = {
           ...base,
           rows: fusion.rows,
-          heads: groups.map((g, h) => ({ name: g.name, weight: weights[h]!, C: chosenC[h]!, macroF1: alone(h) })),
+          heads: heads.map((h, k) => ({ name: h.g.name, weight: weights[k]!, C: h.C, macroF1: alone(k) })),
           fused: { macroF1: fusion.best.macroF1, logLoss: fusion.best.logLoss },
           candidates: fusion.candidates,
         };
       }
-      selection ??= { ...base, heads: groups.map((g, h) => ({ name: g.name, weight: weights[h]!, C: chosenC[h]!, macroF1: NaN })), fused: null, candidates: [] };
+      selection ??= { ...base, heads: heads.map((h, k) => ({ name: h.g.name, weight: weights[k]!, C: h.C, macroF1: NaN })), fused: null, candidates: [] };
     }
-    const fitted = await Promise.all(
-      heads.map(async (h, k) => {
-        const all = Int32Array.from({ length: h.design.n }, (_, i) => i);
-        checkTwoClasses(h.name, h.design, all);
-        const C = chosenC[k]!;
-        // From the mean of the selection fits at this C, as scikit-learn's refit: the same optimum, fewer iterations.
-        const res = await pool.path(h.design, { train: all, test: new Int32Array(0), Cs: [C], lr: { ...settings.lr, threads: 1 }, keep: true, init: starts[k] ?? undefined }, (event) =>
-          progress.report({ procedure, head: h.name, C, final: true, event }),
-        );
-        const head = trainedHead(res.head!, classes, h.kinds, settings.dims, tfidf, h.design);
-        return { name: h.name, kinds: h.kinds, C, head, weight: late ? weights[k]! : 1, rowSpace: h.design.basis !== null } satisfies FittedHead;
-      }),
-    );
+    const fitted = heads.map((h, k): FittedHead => ({ name: h.g.name, kinds: h.g.kinds, C: h.C, head: h.head, weight: late ? weights[k]! : 1, rowSpace: h.rowSpace }));
     return { classes, tfidf, blocks, means, heads: fitted, selection };
   } finally {
     await ownPool?.close();

@@ -74,3 +74,17 @@ test('progress: the plan counts every fit, each is reported as it finishes, iter
   assert.ok(events.some((e) => e.event.type === 'iteration'), 'iterations of fits under way');
   assert.ok(events.every((e) => e.procedure === 'final' && (e.head === 'text' || e.head === 'image')));
 });
+
+test('a head whose fits cannot fit in memory fails before fitting, with what to change', async () => {
+  const { rows, labels } = twoModalityRows(120, 14);
+  await assert.rejects(
+    trainModel(rows, labels, settings({ memoryBytes: 1e5, solver: 'columns' })),
+    (err: Error & { code?: string }) => err.code === 'head_too_large' && /the text head would fit 4 classes × [\d,]+ columns .* more than the 0\.0 GB available: shrink the TF-IDF vocabulary \(--max-features/.test(err.message),
+  );
+  // Enough for one fit at a time, not for two: the message says how many jobs fit.
+  const one = 30 * 8 * 4 * (8 + 1);
+  await assert.rejects(
+    trainModel(rows, labels, settings({ features: ['image'], memoryBytes: 1.5 * one, jobs: 2 })),
+    (err: Error & { code?: string }) => err.code === 'head_too_large' && /2 at once need more than .*; use --jobs 1$/.test(err.message),
+  );
+});
