@@ -1,12 +1,12 @@
 // A LinearHead as one binary file in the bundle (head-<name>.bin, classifier.bin), written byte-for-byte
 // deterministically and checked in full when read.
 //
-// Layout (version 1), little-endian; every section starts at a multiple of 8 bytes (zero padding), so the
+// Layout (version 2; version 1 is the same with float32 values only), little-endian; every section starts at a multiple of 8 bytes (zero padding), so the
 // arrays are read in place as typed-array views:
 //
 //   offset  size  field
 //   0       8     magic "CTGZHEAD"
-//   8       4     u32 format version (1)
+//   8       4     u32 format version (2)
 //   12      4     u32 header size (64)
 //   16      4     u32 K, classes
 //   20      4     u32 dd, dense width (0: no dense part)
@@ -16,7 +16,9 @@
 //   36      4     u32 bytes of the class-name JSON
 //   40      8     f64 pruning tolerance the sparse part was built with
 //   48      8     f64 file size in bytes (a truncated or padded file is refused)
-//   56      8     zero
+//   56      4     u32 bytes per stored value: 4 (float32) or 2 (int16 multiples of 2 × the pruning tolerance);
+//                 0 in version 1 files, read as 4
+//   60      4     zero
 //   then the sections:
 //   classes       UTF-8 JSON array of the K class names, in output order
 //   intercept     f64 × K
@@ -24,14 +26,16 @@
 //   weights       f32 × dd·K, feature-major (feature j's K weights together)
 //   colptr        u32 × (dim + 1), column j's entries are [colptr[j], colptr[j+1])
 //   classIndex    u16 or u32 × nnz, ascending within a column
-//   values        f32 × nnz (the column's weights minus its shift)
+//   values        f32 or i16 × nnz (the column's weights minus its shift; i16 q stands for q × 2 × tolerance)
 import fs from 'node:fs';
 import os from 'node:os';
 import { ConfigError } from '../errors.js';
 import type { LinearHead } from './scoring.js';
 
 export const HEAD_FILE_MAGIC = 'CTGZHEAD';
-export const HEAD_FILE_VERSION = 1;
+export const HEAD_FILE_VERSION = 2;
+/** Versions this categorize reads. */
+const READABLE_VERSIONS = [1, 2];
 const HEADER_BYTES = 64;
 const ALIGN = 8;
 
@@ -50,7 +54,7 @@ interface Sections {
 }
 
 /** Where each section starts, from the header's counts. */
-function sectionOffsets(K: number, dd: number, dim: number, nnz: number, indexBytes: number, classesBytes: number): Sections {
+function sectionOffsets(K: number, dd: number, dim: number, nnz: number, indexBytes: number, classesBytes: number, valueBytes: number): Sections {
   let at = HEADER_BYTES;
   const next = (bytes: number): number => {
     const start = at;
@@ -64,7 +68,7 @@ function sectionOffsets(K: number, dd: number, dim: number, nnz: number, indexBy
   const weights = next(4 * dd * K);
   const colptr = next(dim > 0 ? 4 * (dim + 1) : 0);
   const classIndex = next(indexBytes * nnz);
-  const values = next(4 * nnz);
+  const values = next(valueBytes * nnz);
   return { classes, intercept, mean, scale, weights, colptr, classIndex, values, end: at };
 }
 
@@ -78,17 +82,20 @@ export function encodeLinearHead(head: LinearHead, tolerance = 0): Uint8Array {
   if (head.classes.length !== K) throw new RangeError(`linear head: ${head.classes.length} class names for ${K} intercepts`);
   if (head.sparse && head.sparse.classIndex.length !== nnz) throw new RangeError('linear head: class indices and values differ in length');
   const classesJson = Buffer.from(JSON.stringify(head.classes), 'utf8');
-  const at = sectionOffsets(K, dd, dim, nnz, indexBytes, classesJson.length);
+  const multiples = head.sparse ? quantisedValues(head.sparse.values, tolerance) : null;
+  const valueBytes = multiples ? 2 : 4;
+  const at = sectionOffsets(K, dd, dim, nnz, indexBytes, classesJson.length, valueBytes);
   const buf = Buffer.alloc(at.end);
   buf.write(HEAD_FILE_MAGIC, 0, 'latin1');
   const u32 = [HEAD_FILE_VERSION, HEADER_BYTES, K, dd, dim, nnz, indexBytes, classesJson.length];
   u32.forEach((v, i) => buf.writeUInt32LE(v, 8 + 4 * i));
   buf.writeDoubleLE(tolerance, 40);
   buf.writeDoubleLE(at.end, 48);
+  buf.writeUInt32LE(valueBytes, 56);
   classesJson.copy(buf, at.classes);
   const littleEndian = os.endianness() === 'LE';
-  const put = (offset: number, values: ArrayLike<number>, type: 'f64' | 'f32' | 'u32' | 'u16'): void => {
-    const Type = { f64: Float64Array, f32: Float32Array, u32: Uint32Array, u16: Uint16Array }[type];
+  const put = (offset: number, values: ArrayLike<number>, type: 'f64' | 'f32' | 'u32' | 'u16' | 'i16'): void => {
+    const Type = { f64: Float64Array, f32: Float32Array, u32: Uint32Array, u16: Uint16Array, i16: Int16Array }[type];
     const typed = values instanceof Type ? values : Type.from(values);
     if (littleEndian) {
       Buffer.from(typed.buffer, typed.byteOffset, typed.byteLength).copy(buf, offset);
@@ -99,6 +106,7 @@ export function encodeLinearHead(head: LinearHead, tolerance = 0): Uint8Array {
       if (type === 'f64') buf.writeDoubleLE(typed[i]!, offset + 8 * i);
       else if (type === 'f32') buf.writeFloatLE(typed[i]!, offset + 4 * i);
       else if (type === 'u32') buf.writeUInt32LE(typed[i]!, offset + 4 * i);
+      else if (type === 'i16') buf.writeInt16LE(typed[i]!, offset + 2 * i);
       else buf.writeUInt16LE(typed[i]!, offset + 2 * i);
     }
   };
@@ -111,9 +119,26 @@ export function encodeLinearHead(head: LinearHead, tolerance = 0): Uint8Array {
   if (head.sparse) {
     put(at.colptr, head.sparse.colptr, 'u32');
     put(at.classIndex, head.sparse.classIndex, indexBytes === 2 ? 'u16' : 'u32');
-    put(at.values, head.sparse.values, 'f32');
+    if (multiples) put(at.values, multiples, 'i16');
+    else put(at.values, head.sparse.values, 'f32');
   }
   return buf;
+}
+
+/**
+ * The values as int16 multiples of 2·tolerance when each is exactly one (buildLinearHead's rounding) within int16's
+ * range, else null (stored as float32).
+ */
+function quantisedValues(values: Float32Array, tolerance: number): Int16Array | null {
+  if (!(tolerance > 0)) return null;
+  const step = 2 * tolerance;
+  const q = new Int16Array(values.length);
+  for (let i = 0; i < values.length; i++) {
+    const m = Math.round(values[i]! / step);
+    if (Math.abs(m) > 0x7fff || Math.fround(m * step) !== values[i]) return null;
+    q[i] = m;
+  }
+  return q;
 }
 
 /** Writes the head to `file` (see the layout above). */
@@ -141,7 +166,9 @@ export function decodeLinearHead(bytes: Uint8Array, name: string): LinearHeadFil
   const buf = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
   if (buf.length < HEADER_BYTES || buf.toString('latin1', 0, 8) !== HEAD_FILE_MAGIC) fail(`not a categorize head file (no ${HEAD_FILE_MAGIC} header)`);
   const [version, headerBytes, K, dd, dim, nnz, indexBytes, classesBytes] = Array.from({ length: 8 }, (_, i) => buf.readUInt32LE(8 + 4 * i)) as [number, number, number, number, number, number, number, number];
-  if (version !== HEAD_FILE_VERSION) fail(`format version ${version} is not supported (this categorize reads ${HEAD_FILE_VERSION}); upgrade categorize`);
+  if (!READABLE_VERSIONS.includes(version)) fail(`format version ${version} is not supported (this categorize reads ${READABLE_VERSIONS.join(' and ')}); upgrade categorize`);
+  const valueBytes = version === 1 ? 4 : buf.readUInt32LE(56);
+  if (valueBytes !== 4 && valueBytes !== 2) fail(`${valueBytes} bytes per stored value (2 or 4)`);
   if (headerBytes !== HEADER_BYTES) fail(`header size ${headerBytes}, expected ${HEADER_BYTES}`);
   const tolerance = buf.readDoubleLE(40);
   const declared = buf.readDoubleLE(48);
@@ -150,7 +177,8 @@ export function decodeLinearHead(bytes: Uint8Array, name: string): LinearHeadFil
   if (dim === 0 && (nnz !== 0 || indexBytes !== 0)) fail(`${nnz} sparse entries without a sparse part`);
   if (dim > 0 && indexBytes !== (K <= 0xffff ? 2 : 4)) fail(`class indices of ${indexBytes} bytes for ${K} classes`);
   if (!(tolerance >= 0 && Number.isFinite(tolerance))) fail(`pruning tolerance ${tolerance}`);
-  const at = sectionOffsets(K, dd, dim, nnz, indexBytes, classesBytes);
+  if (valueBytes === 2 && !(tolerance > 0)) fail('16-bit values without a pruning tolerance');
+  const at = sectionOffsets(K, dd, dim, nnz, indexBytes, classesBytes, valueBytes);
   if (declared !== at.end || buf.length !== at.end) fail(`${buf.length} bytes, but its header describes ${at.end} (${K} classes, dense ${dd}, sparse ${dim} with ${nnz} entries): truncated or corrupt`);
 
   let classes: unknown;
@@ -171,6 +199,8 @@ export function decodeLinearHead(bytes: Uint8Array, name: string): LinearHeadFil
     littleEndian ? new Uint32Array(data.buffer, data.byteOffset + offset, n) : Uint32Array.from({ length: n }, (_, i) => buf.readUInt32LE(offset + 4 * i));
   const u16 = (offset: number, n: number): Uint16Array =>
     littleEndian ? new Uint16Array(data.buffer, data.byteOffset + offset, n) : Uint16Array.from({ length: n }, (_, i) => buf.readUInt16LE(offset + 2 * i));
+  const i16 = (offset: number, n: number): Int16Array =>
+    littleEndian ? new Int16Array(data.buffer, data.byteOffset + offset, n) : Int16Array.from({ length: n }, (_, i) => buf.readInt16LE(offset + 2 * i));
   const finite = (what: string, v: Float64Array | Float32Array): void => {
     for (let i = 0; i < v.length; i++) if (!Number.isFinite(v[i]!)) fail(`${what}[${i}] is ${v[i]}`);
   };
@@ -192,7 +222,7 @@ export function decodeLinearHead(bytes: Uint8Array, name: string): LinearHeadFil
   if (dim > 0) {
     const colptr = u32(at.colptr, dim + 1);
     const classIndex = indexBytes === 2 ? u16(at.classIndex, nnz) : u32(at.classIndex, nnz);
-    const values = f32(at.values, nnz);
+    const values = valueBytes === 4 ? f32(at.values, nnz) : dequantise(i16(at.values, nnz), 2 * tolerance);
     if (colptr[0] !== 0) fail(`colptr[0] is ${colptr[0]}, expected 0`);
     if (colptr[dim] !== nnz) fail(`colptr[${dim}] is ${colptr[dim]}, expected the ${nnz} stored entries`);
     for (let j = 0; j < dim; j++) if (colptr[j + 1]! < colptr[j]!) fail(`colptr decreases at column ${j}`);
@@ -209,6 +239,13 @@ export function decodeLinearHead(bytes: Uint8Array, name: string): LinearHeadFil
     sparse = { width: dim, colptr, classIndex, values };
   }
   return { head: { classes: classes as string[], intercept, dense, sparse }, tolerance };
+}
+
+/** q × step for each stored multiple, as buildLinearHead computed the value (a plain loop: millions of entries). */
+function dequantise(q: Int16Array, step: number): Float32Array {
+  const out = new Float32Array(q.length);
+  for (let i = 0; i < q.length; i++) out[i] = q[i]! * step;
+  return out;
 }
 
 /** Reads and checks a head file; a missing or broken one is a ConfigError naming it. */

@@ -41,6 +41,11 @@ export interface SparsePruning {
   /** Entries stored, of K × dim. */
   keptEntries: number;
   totalEntries: number;
+  /**
+   * Bits per stored value: 16 when every kept value is a multiple of 2·tolerance within int16's range (the head
+   * file stores the multiples), else 32 (float32).
+   */
+  valueBits: 16 | 32;
 }
 
 /** How two heads' probabilities compare over some rows. */
@@ -113,8 +118,11 @@ export function columnShift(sorted: Float64Array, tolerance: number): number {
 
 /**
  * The scoring layout of a trained head. Each TF-IDF column's weights are shifted by columnShift and only those
- * further than `tolerance` from it are kept (as float32), so scoring a row costs its non-zeros' kept entries;
- * tolerance 0 keeps every entry that differs from the shift, which leaves probabilities exact up to float32.
+ * further than `tolerance` from it are kept, so scoring a row costs its non-zeros' kept entries. A kept value is
+ * rounded to the nearest multiple of 2·tolerance: like a pruned one it moves by at most `tolerance`, so the bound
+ * on a row's logits (tolerance × ‖x‖₁) is pruning's alone, and the file stores the multiples in 16 bits (when all
+ * fit; otherwise the values stay float32). Tolerance 0 keeps every entry that differs from the shift, in float32,
+ * which leaves probabilities exact up to float32.
  */
 export function buildLinearHead(params: LinearModelParams, opts: { tolerance?: number } = {}): { head: LinearHead; pruning: SparsePruning | null } {
   const tolerance = opts.tolerance ?? DEFAULT_PRUNE_TOLERANCE;
@@ -143,13 +151,20 @@ export function buildLinearHead(params: LinearModelParams, opts: { tolerance?: n
     }
   };
   let nnz = 0;
+  let largest = 0;
   eachBlock((j, column) => {
     sorted.set(column);
     sorted.sort();
     const c = (shift[j] = columnShift(sorted, tolerance));
-    for (let k = 0; k < K; k++) if (kept(column[k]!, c)) nnz++;
+    for (let k = 0; k < K; k++) {
+      if (!kept(column[k]!, c)) continue;
+      nnz++;
+      largest = Math.max(largest, Math.abs(column[k]! - c));
+    }
     colptr[j + 1] = nnz;
   });
+  const step = 2 * tolerance;
+  const quantised = tolerance > 0 && Math.round(largest / step) <= QUANTISED_MAX;
   if (nnz > 0xffffffff) throw new RangeError(`linear head: ${nnz} sparse entries exceed the format's 2^32 - 1; raise the tolerance`);
   const classIndex = classIndexArray(K, nnz);
   const values = new Float32Array(nnz);
@@ -160,14 +175,17 @@ export function buildLinearHead(params: LinearModelParams, opts: { tolerance?: n
       const w = column[k]!;
       if (!kept(w, c)) continue;
       classIndex[p] = k;
-      values[p++] = w - c;
+      values[p++] = quantised ? Math.round((w - c) / step) * step : w - c;
     }
   });
   return {
     head: { classes: [...params.classes], intercept: Float64Array.from(params.intercept), dense, sparse: { width: dim, colptr, classIndex, values } },
-    pruning: { tolerance, keptEntries: nnz, totalEntries: K * dim },
+    pruning: { tolerance, keptEntries: nnz, totalEntries: K * dim, valueBits: quantised ? 16 : 32 },
   };
 }
+
+/** Largest multiple of 2·tolerance a 16-bit stored value holds. */
+export const QUANTISED_MAX = 0x7fff;
 
 /**
  * The dense parameters a LinearHead stands for (pruned entries as zeros, columns shifted): the inverse of

@@ -52,6 +52,34 @@ test('write → read gives the same head, tolerance included; equal heads give e
   }
 });
 
+test('a pruned head stores its values as 16-bit multiples of 2·tolerance, read back exactly; tolerance 0 and values off that grid stay float32; version-1 files still read', () => {
+  const shape = { K: 30, dd: 0, dim: 400 };
+  const params = randomParams(7, shape);
+  const { head, pruning } = buildLinearHead(params, { tolerance: 0.002 });
+  assert.equal(pruning!.valueBits, 16);
+  const nnz = head.sparse!.values.length;
+  const small = encodeLinearHead(head, 0.002);
+  const back = decodeLinearHead(small, 'quantised');
+  assertSameHead(head, back.head);
+  // The same head with float32 values: the only difference is 2 bytes per stored value (give or take alignment).
+  const offGrid: LinearHead = { ...head, sparse: { ...head.sparse!, values: head.sparse!.values.map((v) => v + 1e-4) } };
+  const large = encodeLinearHead(offGrid, 0.002);
+  assert.ok(Math.abs(large.length - small.length - 2 * nnz) <= 8, `${large.length} - ${small.length} vs 2 × ${nnz}`);
+  assertSameHead(offGrid, decodeLinearHead(large, 'float32').head);
+  const exact = buildLinearHead(params, { tolerance: 0 });
+  assert.equal(exact.pruning!.valueBits, 32);
+  assertSameHead(exact.head, decodeLinearHead(encodeLinearHead(exact.head, 0), 'exact').head);
+  // A version-1 file (before 16-bit values): version 1, zero where the value width now is; float32 values.
+  const v1 = Buffer.from(large);
+  v1.writeUInt32LE(1, 8);
+  v1.writeUInt32LE(0, 56);
+  assertSameHead(offGrid, decodeLinearHead(v1, 'version 1').head);
+  // A value width other than 2 or 4 is refused.
+  const bad = Buffer.from(small);
+  bad.writeUInt32LE(3, 56);
+  assert.throws(() => decodeLinearHead(bad, 'bad.bin'), (e: Error) => e instanceof ConfigError && /bad\.bin: 3 bytes per stored value/.test(e.message));
+});
+
 test('more than 65,535 classes: 32-bit class indices, read back as such', () => {
   const K = 70000;
   const params: LinearModelParams = {
@@ -95,7 +123,7 @@ test('a damaged head file is a one-line ConfigError naming the file and what is 
     ['truncated', damaged((b) => b.subarray(0, b.length - 8)), /bytes, but its header describes .*truncated or corrupt/],
     ['padded', damaged((b) => Buffer.concat([b, Buffer.alloc(8)])), /truncated or corrupt/],
     ['not a head', Buffer.from('{"format": "categorize-bundle"}'), /not a categorize head file/],
-    ['newer version', damaged((b) => void b.writeUInt32LE(2, 8)), /format version 2 is not supported/],
+    ['newer version', damaged((b) => void b.writeUInt32LE(3, 8)), /format version 3 is not supported/],
     ['NaN weight', damaged((b, at) => void b.writeFloatLE(NaN, at.values)), /sparse values\[0\] is NaN/],
     ['infinite weight', damaged((b, at) => void b.writeFloatLE(Infinity, at.values + 4)), /sparse values\[1\] is Infinity/],
     ['class index ≥ K', damaged((b, at) => void b.writeUInt16LE(5, at.classIndex)), /class index 5 \(entry 0\) is not below 5/],

@@ -121,12 +121,16 @@ test('pruning: kept entries are exactly those further than the tolerance from th
     intercept: new Float64Array(K),
   };
   const { head, pruning } = buildLinearHead(params, { tolerance: 1e-3 });
-  assert.deepEqual(pruning, { tolerance: 1e-3, keptEntries: 1, totalEntries: 10 });
+  assert.deepEqual(pruning, { tolerance: 1e-3, keptEntries: 1, totalEntries: 10, valueBits: 16 });
   assert.deepEqual(Array.from(head.sparse!.colptr), [0, 1, 1]);
   assert.deepEqual(Array.from(head.sparse!.classIndex), [3]);
   assert.ok(head.sparse!.classIndex instanceof Uint16Array);
-  // Shift = centre of [0.4997, 0.5004] = 0.50005; class d keeps 2.0 − 0.50005.
-  assert.ok(Math.abs(head.sparse!.values[0]! - (2 - 0.50005)) < 1e-6);
+  // Shift = centre of [0.4997, 0.5004] = 0.50005; class d keeps 2.0 − 0.50005 = 1.49995, rounded to the nearest
+  // multiple of 2·tolerance: 1.5 (750 × 0.002), within the tolerance like a pruned entry.
+  assert.equal(head.sparse!.values[0], Math.fround(750 * 0.002));
+  // At tolerance 0 it stays as it is (float32).
+  const unrounded = buildLinearHead(params, { tolerance: 0 }).head.sparse!;
+  assert.equal(unrounded.values[Array.from(unrounded.classIndex).indexOf(3)], Math.fround(2 - 0.5));
   assert.equal(sparseEntries(head), 1);
   // Tolerance 0 shifts the first column by 0.5 (its repeated value) and keeps the other three; the tied column
   // goes entirely. Shifting never changes probabilities, so this head matches the model exactly.
@@ -136,7 +140,7 @@ test('pruning: kept entries are exactly those further than the tolerance from th
   assert.ok(maxAbsDiff(scoreRow(exact.head, row), paramsScorer(params)(row)) < 1e-7);
 });
 
-test("a pruned head's logits move by at most tolerance × ‖x‖₁ (between classes: twice that)", () => {
+test("a pruned head's logits (kept values rounded to multiples of 2·tolerance) move by at most tolerance × ‖x‖₁ (between classes: twice that)", () => {
   const shape = SHAPES[1]!;
   const params = randomParams(31, shape);
   const tolerance = 0.004;
