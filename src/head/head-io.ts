@@ -30,7 +30,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import { ConfigError } from '../errors.js';
-import type { LinearHead } from './scoring.js';
+import { QUANTISED_MAX, type LinearHead } from './scoring.js';
 
 export const HEAD_FILE_MAGIC = 'CTGZHEAD';
 export const HEAD_FILE_VERSION = 2;
@@ -135,7 +135,7 @@ function quantisedValues(values: Float32Array, tolerance: number): Int16Array | 
   const q = new Int16Array(values.length);
   for (let i = 0; i < values.length; i++) {
     const m = Math.round(values[i]! / step);
-    if (Math.abs(m) > 0x7fff || Math.fround(m * step) !== values[i]) return null;
+    if (Math.abs(m) > QUANTISED_MAX || Math.fround(m * step) !== values[i]) return null;
     q[i] = m;
   }
   return q;

@@ -4,7 +4,7 @@ import type { RowFeatures } from '../pipeline/features.js';
 import { tfidfBlockRow } from './tfidf.js';
 import type { TrainedHead, TrainedModel } from './target.js';
 import { fuseHeads } from './fusion.js';
-import { classIndexArray, linearLogits, scoreRow, softmaxInto, type HeadRow, type LinearHead } from './scoring.js';
+import { classIndexArray, linearLogits, scoreRow, softmaxInto, QUANTISED_MAX, type HeadRow, type LinearHead } from './scoring.js';
 
 /** What training hands over for one head: standardisation and multinomial logistic regression over [dense | TF-IDF]. */
 export interface LinearModelParams {
@@ -183,9 +183,6 @@ export function buildLinearHead(params: LinearModelParams, opts: { tolerance?: n
     pruning: { tolerance, keptEntries: nnz, totalEntries: K * dim, valueBits: quantised ? 16 : 32 },
   };
 }
-
-/** Largest multiple of 2·tolerance a 16-bit stored value holds. */
-export const QUANTISED_MAX = 0x7fff;
 
 /**
  * The dense parameters a LinearHead stands for (pruned entries as zeros, columns shifted): the inverse of

@@ -19,6 +19,12 @@ export interface DenseWeights {
 }
 
 /**
+ * Largest |multiple| of 2·tolerance a pruned head's value is stored as in a head file (int16); a head with a
+ * larger value keeps float32 values.
+ */
+export const QUANTISED_MAX = 0x7fff;
+
+/**
  * The weights over the TF-IDF block, compressed by column (CSC): column j's entries are
  * classIndex/values[colptr[j], colptr[j+1]), classes ascending. A column's weights are stored shifted by a
  * per-column constant (softmax cannot see it) and entries that the shift makes (nearly) zero are left out.

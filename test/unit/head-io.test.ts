@@ -69,6 +69,15 @@ test('a pruned head stores its values as 16-bit multiples of 2·tolerance, read 
   const exact = buildLinearHead(params, { tolerance: 0 });
   assert.equal(exact.pruning!.valueBits, 32);
   assertSameHead(exact.head, decodeLinearHead(encodeLinearHead(exact.head, 0), 'exact').head);
+  // A weight further from its shift than int16 multiples reach (100 at tolerance 1e-3: 50,000 steps) keeps the
+  // whole head in float32, unrounded.
+  const wide = { ...params, coef: Float64Array.from(params.coef, (w, i) => (i === 3 ? 100 : w)) };
+  const unrounded = buildLinearHead(wide, { tolerance: 1e-3 });
+  assert.equal(unrounded.pruning!.valueBits, 32);
+  assert.ok(unrounded.head.sparse!.values.some((v) => Math.abs(v / 0.002 - Math.round(v / 0.002)) > 1e-3));
+  const wideBytes = encodeLinearHead(unrounded.head, 1e-3);
+  assert.equal(Buffer.from(wideBytes).readUInt32LE(56), 4);
+  assertSameHead(unrounded.head, decodeLinearHead(wideBytes, 'wide').head);
   // A version-1 file (before 16-bit values): version 1, zero where the value width now is; float32 values.
   const v1 = Buffer.from(large);
   v1.writeUInt32LE(1, 8);
