@@ -194,17 +194,14 @@ export function csrRows(S: CsrBlock, rows: Int32Array): CsrBlock {
 }
 
 /**
- * The matrix the solver sees for `rows`: the dense blocks (imputed with `means`, standardised with `scaler`,
- * fitted here when null), then the TF-IDF block as CSR or, in row space, the rows' basis coordinates.
+ * The matrix the solver sees for `rows`: the dense blocks (imputed with `means`, standardised with the training
+ * rows' `scaler`; null without dense blocks), then the TF-IDF block as CSR or, in row space, the rows' basis
+ * coordinates.
  */
-function solverDesign(design: HeadDesign, rows: Int32Array, means: Float64Array[], scaler: StandardScalerParams | null): { X: DesignMatrix; scaler: StandardScalerParams } {
+function solverDesign(design: HeadDesign, rows: Int32Array, means: Float64Array[], scaler: StandardScalerParams | null): DesignMatrix {
   const dd = denseWidth(design);
-  let dense = dd > 0 ? gatherDense(design, rows, means, dd) : null;
-  let fitted: StandardScalerParams = scaler ?? { mean: new Float64Array(0), scale: new Float64Array(0) };
-  if (dense) {
-    fitted = scaler ?? fitStandardScaler(dense, rows.length, dd);
-    standardizeDense(dense, rows.length, dd, fitted, dense);
-  }
+  const dense = dd > 0 ? gatherDense(design, rows, means, dd) : null;
+  if (dense) standardizeDense(dense, rows.length, dd, scaler!, dense);
   const basis = design.basis;
   if (basis) {
     const width = dd + basis.r;
@@ -214,10 +211,10 @@ function solverDesign(design: HeadDesign, rows: Int32Array, means: Float64Array[
       const c = design.content[i]!;
       out.set(basis.L.subarray(c * basis.r, (c + 1) * basis.r), a * width + dd);
     });
-    return { X: makeDesign(rows.length, out, width, null), scaler: fitted };
+    return makeDesign(rows.length, out, width, null);
   }
   const sparse = design.sparse ? csrRows(design.sparse, rows) : null;
-  return { X: makeDesign(rows.length, dense, dd, sparse), scaler: fitted };
+  return makeDesign(rows.length, dense, dd, sparse);
 }
 
 /**
@@ -299,8 +296,8 @@ export async function fitPath(design: HeadDesign, task: PathTask, onEvent?: (e: 
   const { rows, y, weight } = distinctPairs(design, task.train, yAll, K, task.lr.classWeight === 'balanced');
   // The scaler sees every training row (duplicates included), as StandardScaler would.
   const scaler = dd > 0 ? fitStandardScaler(gatherDense(design, task.train, means, dd), task.train.length, dd) : null;
-  const { X } = solverDesign(design, rows, means, scaler);
-  const Xtest = task.test.length > 0 ? solverDesign(design, task.test, means, scaler).X : null;
+  const X = solverDesign(design, rows, means, scaler);
+  const Xtest = task.test.length > 0 ? solverDesign(design, task.test, means, scaler) : null;
   const fittedScaler = scaler ?? { mean: new Float64Array(0), scale: new Float64Array(0) };
   // In row space the gtol test reads the gradient over the original columns (mapped back), so a fit stops no
   // earlier than it would over the TF-IDF columns; the cheap test over the basis comes first.
@@ -312,7 +309,7 @@ export async function fitPath(design: HeadDesign, task: PathTask, onEvent?: (e: 
   const fits: FitStats[] = [];
   let previous: LogisticFit | undefined;
   const solutions: Solution[] = [];
-  const first = task.init ? initFor(task.init, classIndex, X.dd + (X.sparse?.dim ?? 0)) : undefined;
+  const first = task.init ? initFor(task.init, classIndex, solverWidth(design)) : undefined;
   for (const C of task.Cs) {
     const options = {
       ...task.lr,
