@@ -3,6 +3,7 @@
 import os from 'node:os';
 import { UsageError } from '../errors.js';
 import { minimize, minimizeAsync, SCIPY_DEFAULT_FTOL, type LbfgsOptions, type LbfgsResult } from './lbfgs.js';
+import { softmaxInto } from './scoring.js';
 import { checkDesignMatrix, designNnz, designWidth, type DesignMatrix } from './design-matrix.js';
 import { AUTO_ORT_MIN_WORK, createJsLossKernel, multinomialLossGrad, type LossKernel, type LossProblem } from './loss.js';
 
@@ -285,17 +286,8 @@ export function decisionFunctionDesign(X: DesignMatrix, model: LogisticModel): F
 /** Row-wise softmax of n×K scores, in place (max-shifted). */
 export function softmaxRowsInPlace(P: Float64Array, n: number, K: number): Float64Array {
   for (let i = 0; i < n; i++) {
-    const o = i * K;
-    let m = -Infinity;
-    for (let k = 0; k < K; k++) if (P[o + k]! > m) m = P[o + k]!;
-    let sum = 0;
-    for (let k = 0; k < K; k++) {
-      const e = Math.exp(P[o + k]! - m);
-      P[o + k] = e;
-      sum += e;
-    }
-    const inv = 1 / sum;
-    for (let k = 0; k < K; k++) P[o + k] *= inv;
+    const row = P.subarray(i * K, (i + 1) * K);
+    softmaxInto(row, row);
   }
   return P;
 }
