@@ -298,23 +298,20 @@ export function linearModelParams(head: TrainedHead): LinearModelParams {
   };
 }
 
-/**
- * The rows a trained head would score, as it reads them: its dense blocks' vectors (a missing one: the training
- * mean) and the TF-IDF row of the text. Rows with none of its blocks are left out, as run leaves the head out.
- */
-export function trainedHeadRows(head: TrainedHead, rows: readonly RowFeatures[]): HeadRow[] {
-  return rows.flatMap((r) => trainedHeadRow(head, r) ?? []);
+/** Whether a trained head reads the row: it has one of the head's dense blocks, or text for its TF-IDF block. */
+function headReads(head: TrainedHead, r: RowFeatures): boolean {
+  return r.ok && head.layout.blocks.some((b) => (b.kind === 'tfidf' ? r.text !== '' : r.vectors[b.kind] !== undefined));
 }
 
-/** One row as a trained head reads it, or null when the row has none of its blocks (run leaves the head out). */
+/**
+ * One row as a trained head reads it (its dense blocks' vectors, a missing one the training mean, and the TF-IDF
+ * row of the text), or null when the row has none of its blocks (run leaves the head out).
+ */
 export function trainedHeadRow(head: TrainedHead, r: RowFeatures): HeadRow | null {
+  if (!headReads(head, r)) return null;
   const blocks = head.layout.blocks;
-  const denseKinds = blocks.filter((b) => b.kind !== 'tfidf').map((b) => b.kind);
+  const dense = blocks.filter((b) => b.kind !== 'tfidf').map((b) => r.vectors[b.kind] ?? head.layout.means.get(b.kind)!);
   const hasTfidf = blocks.some((b) => b.kind === 'tfidf');
-  if (!r.ok) return null;
-  const present = denseKinds.some((k) => r.vectors[k] !== undefined) || (hasTfidf && r.text !== '');
-  if (!present) return null;
-  const dense = denseKinds.map((k) => r.vectors[k] ?? head.layout.means.get(k)!);
   return { dense, sparse: hasTfidf && r.text !== '' ? tfidfBlockRow(head.tfidf, r.text) : null };
 }
 
@@ -329,10 +326,11 @@ export function linearBundleHead(head: TrainedHead, rows: readonly RowFeatures[]
   const params = linearModelParams(head);
   const built = buildLinearHead(params, { tolerance });
   if (!built.pruning) return { linear: built.head };
-  const all = trainedHeadRows(head, rows);
+  // Rows are picked before they are read, so a large catalog's TF-IDF rows are not all computed again.
+  const all = rows.filter((r) => headReads(head, r));
   const step = Math.max(1, all.length / AGREEMENT_MAX_ROWS);
   const picked: HeadRow[] = [];
-  for (let i = 0; Math.floor(i) < all.length && picked.length < AGREEMENT_MAX_ROWS; i += step) picked.push(all[Math.floor(i)]!);
+  for (let i = 0; Math.floor(i) < all.length && picked.length < AGREEMENT_MAX_ROWS; i += step) picked.push(trainedHeadRow(head, all[Math.floor(i)]!)!);
   const agreement = picked.length > 0 ? measureAgreement(paramsScorer(params), linearScorer(built.head), picked, params.classes.length) : undefined;
   return { linear: built.head, pruning: { ...built.pruning, ...(agreement ? { agreement } : {}) } };
 }
