@@ -1,6 +1,6 @@
 // Builds a LinearHead from trained parameters (dense weights feature-major; the TF-IDF block's columns shifted
 // and pruned to a tolerance), and measures how far a head's probabilities move from the model it was built from.
-import type { RowFeatures } from '../pipeline/features.js';
+import { linearHeadRow, type RowFeatures } from '../pipeline/features.js';
 import { tfidfBlockRow } from './tfidf.js';
 import type { TrainedHead, TrainedModel } from './target.js';
 import { fuseHeads } from './fusion.js';
@@ -309,10 +309,9 @@ function headReads(head: TrainedHead, r: RowFeatures): boolean {
  */
 export function trainedHeadRow(head: TrainedHead, r: RowFeatures): HeadRow | null {
   if (!headReads(head, r)) return null;
-  const blocks = head.layout.blocks;
-  const dense = blocks.filter((b) => b.kind !== 'tfidf').map((b) => r.vectors[b.kind] ?? head.layout.means.get(b.kind)!);
-  const hasTfidf = blocks.some((b) => b.kind === 'tfidf');
-  return { dense, sparse: hasTfidf && r.text !== '' ? tfidfBlockRow(head.tfidf, r.text) : null };
+  const kinds = head.layout.blocks.map((b) => b.kind);
+  const tfidf = kinds.includes('tfidf') && r.text !== '' ? tfidfBlockRow(head.tfidf, r.text) : undefined;
+  return linearHeadRow({ ...r, tfidf }, kinds, head.layout.means);
 }
 
 /** Rows the agreement is measured on, at most (evenly spaced): scoring them with every weight costs dd·K + nnz·K each. */
