@@ -15,6 +15,7 @@ import { saveBundle, sha256File, type FeatureBlock, type ModelRef } from '../mod
 import { trainModel, type FeatureKind, type FusionSelection, type HeadSettings, type TrainedModel } from '../head/target.js';
 import { FitPool } from '../head/fit-pool.js';
 import type { FitProgress } from '../head/selection.js';
+import { FitEta } from './fit-eta.js';
 import { tfidfToJSON, type TfidfConfig } from '../head/tfidf.js';
 import { linearBundleHead, shippedPredictions } from '../head/linear-head.js';
 import { fitLabelEncoder, encodeLabels } from '../head/labels.js';
@@ -103,27 +104,26 @@ function pick(m: EvalMetrics): SplitMetrics {
   return { accuracy: m.accuracy, macroF1: m.macroF1, weightedF1: m.weightedF1, top3Accuracy: m.top3Accuracy, n: m.n };
 }
 
-/** Sums the fits every training run plans and counts those done, for one progress display with an ETA. */
+/** Gathers the fits every procedure of a training run plans, for one progress display with an ETA (fit-eta.ts). */
 function fitTracker(view: FitProgressReporter): FitProgress & { stop(): void } {
   const t0 = performance.now();
-  let total = 0;
-  let done = 0;
+  const eta = new FitEta();
   return {
     plan(fits) {
-      total += fits;
+      eta.plan(fits);
     },
     report(e) {
-      if (e.event.type === 'fit') done++;
+      if (e.event.type === 'fit') eta.finished({ head: e.head, C: e.C, final: e.final, seconds: e.event.stats.seconds });
       const elapsedSeconds = (performance.now() - t0) / 1000;
       view.update({
-        done,
-        total,
+        done: eta.done,
+        total: eta.total,
         procedure: e.procedure,
         head: e.head,
         C: e.C,
         iteration: e.event.type === 'iteration' ? e.event.iteration : null,
         elapsedSeconds,
-        etaSeconds: done > 0 ? (elapsedSeconds * (total - done)) / done : null,
+        etaSeconds: eta.secondsLeft(elapsedSeconds),
       });
     },
     stop: () => view.stop(),

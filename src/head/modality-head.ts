@@ -80,6 +80,8 @@ export interface FitStats {
   converged: boolean;
   loss: number;
   message: string;
+  /** Wall seconds the fit took (its worker's clock), for progress estimates. */
+  seconds: number;
 }
 
 /** A fitted head in the original coordinates: what a bundle stores and what predicts held-out rows. */
@@ -319,6 +321,7 @@ export async function fitPath(design: HeadDesign, task: PathTask, onEvent?: (e: 
       precision: design.basis ? 'float64' : task.lr.precision,
       onIteration: onEvent ? (iteration: number) => onEvent({ type: 'iteration', C, iteration }) : undefined,
     };
+    const startedAt = performance.now();
     let start = previous ? { coef: previous.coef, intercept: previous.intercept } : first;
     let roughIterations = 0;
     let roughEvaluations = 0;
@@ -336,7 +339,7 @@ export async function fitPath(design: HeadDesign, task: PathTask, onEvent?: (e: 
     fit.iterations += roughIterations;
     previous = fit;
     if (task.solutions) solutions.push({ classIndex, coef: fit.coef, intercept: fit.intercept });
-    const stats: FitStats = { C, iterations: fit.iterations, evaluations: fit.evaluations, converged: fit.converged, loss: fit.loss, message: fit.message };
+    const stats: FitStats = { C, iterations: fit.iterations, evaluations: fit.evaluations, converged: fit.converged, loss: fit.loss, message: fit.message, seconds: (performance.now() - startedAt) / 1000 };
     fits.push(stats);
     if (Xtest) probs.push(expand(softmaxRowsInPlace(decisionFunctionDesign(Xtest, fit), Xtest.n, K), classIndex, design.nClasses));
     else probs.push(new Float64Array(0));

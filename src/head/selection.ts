@@ -23,9 +23,16 @@ export interface FitProgressEvent {
   event: PathEvent;
 }
 
+/** A fit a procedure will run: a head's fit at one C of the grid, or its final fit (C chosen later). */
+export interface PlannedFit {
+  head: string;
+  C: number | null;
+  final: boolean;
+}
+
 export interface FitProgress {
-  /** `fits` more fits will run (announced by each procedure before its first fit). */
-  plan(fits: number): void;
+  /** These fits will run too (announced by each procedure before its first fit). */
+  plan(fits: PlannedFit[]): void;
   report(e: FitProgressEvent): void;
 }
 

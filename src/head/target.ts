@@ -15,7 +15,7 @@ import type { CsrBlock } from './design-matrix.js';
 import type { AsyncLogisticOptions, LogisticFit } from './logistic.js';
 import { sharedArray, solverWidth, type DenseBlock, type FitOptions, type HeadDesign, type HeadParams } from './modality-head.js';
 import { FitPool } from './fit-pool.js';
-import { checkTwoClasses, selectFusionWeight, selectHeadC, silentFitProgress, type CTrial, type FitProgress } from './selection.js';
+import { checkTwoClasses, selectFusionWeight, selectHeadC, silentFitProgress, type CTrial, type FitProgress, type PlannedFit } from './selection.js';
 import { rowSpaceIsCheaper } from './rowspace.js';
 import { SCIPY_DEFAULT_FTOL } from './lbfgs.js';
 import { UsageError } from '../errors.js';
@@ -169,13 +169,17 @@ const SELECTION_TOL = 1e-4;
 const SELECTION_FTOL = SCIPY_DEFAULT_FTOL;
 
 /** Fits a procedure runs: each head's path over the grid on every split, then each head once on all rows. */
-export function plannedFits(settings: Pick<HeadSettings, 'features' | 'fusion' | 'cGrid' | 'selectionFolds'>): number {
-  const heads = settings.fusion === 'late' ? Math.max(1, modalityGroups(settings.features).length) : 1;
-  const late = heads > 1;
-  const grid = settings.cGrid?.length ?? 1;
-  const selecting = late || grid > 1;
+export function plannedFits(settings: Pick<HeadSettings, 'features' | 'fusion' | 'cGrid' | 'selectionFolds'>): PlannedFit[] {
+  const groups = modalityGroups(settings.features);
+  const late = settings.fusion === 'late' && groups.length > 1;
+  const heads = late ? groups.map((g) => g.name) : ['joint'];
+  const grid = settings.cGrid ?? [];
+  const selecting = late || grid.length > 1;
   const splits = settings.selectionFolds > 1 ? settings.selectionFolds : 1;
-  return heads * ((selecting ? splits * grid : 0) + 1);
+  return heads.flatMap((head) => [
+    ...(selecting ? Array.from({ length: splits }, () => (grid.length ? grid : [null]).map((C) => ({ head, C, final: false }))).flat() : []),
+    { head, C: null, final: true },
+  ]);
 }
 
 /** Whether a head's TF-IDF block is solved in row space: as asked, or ('auto') where that is cheaper. */

@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { plannedFits, trainModel, type HeadSettings, type TrainedModel } from '../../src/head/target.js';
 import { FitPool } from '../../src/head/fit-pool.js';
-import type { FitProgressEvent } from '../../src/head/selection.js';
+import type { FitProgressEvent, PlannedFit } from '../../src/head/selection.js';
 import { twoModalityRows } from '../helpers/two-modality-rows.js';
 
 const settings = (extra: Partial<HeadSettings> = {}): HeadSettings => ({
@@ -58,19 +58,23 @@ test('row space and the TF-IDF columns choose the same C and weights and land on
 
 test('progress: the plan counts every fit, each is reported as it finishes, iterations in between', async () => {
   const { rows, labels } = twoModalityRows(160, 13);
-  let planned = 0;
+  const planned: PlannedFit[] = [];
   const events: FitProgressEvent[] = [];
   const pool = new FitPool(2);
   try {
-    await trainModel(rows, labels, settings({ pool, procedure: 'final', progress: { plan: (n) => (planned += n), report: (e) => events.push(e) } }));
+    await trainModel(rows, labels, settings({ pool, procedure: 'final', progress: { plan: (fits) => planned.push(...fits), report: (e) => events.push(e) } }));
   } finally {
     await pool.close();
   }
   const fits = events.filter((e) => e.event.type === 'fit');
-  assert.equal(planned, plannedFits(settings()));
-  assert.equal(planned, 2 * (4 * 4 + 1), 'two heads: 4 folds × 4 Cs, then the final fit');
-  assert.equal(fits.length, planned);
+  assert.deepEqual(planned, plannedFits(settings()));
+  assert.equal(planned.length, 2 * (4 * 4 + 1), 'two heads: 4 folds × 4 Cs, then the final fit');
+  assert.equal(fits.length, planned.length);
   assert.equal(fits.filter((e) => e.final).length, 2);
+  // Every fit that ran was planned, head by head and C by C (final fits: C chosen later).
+  const key = (head: string, C: number | null, final: boolean) => `${head} ${final ? 'final' : C}`;
+  assert.deepEqual(fits.map((e) => key(e.head, e.C, e.final)).sort(), planned.map((p) => key(p.head, p.C, p.final)).sort());
+  assert.ok(fits.every((e) => e.event.type === 'fit' && e.event.stats.seconds >= 0), 'each fit says how long it took');
   assert.ok(events.some((e) => e.event.type === 'iteration'), 'iterations of fits under way');
   assert.ok(events.every((e) => e.procedure === 'final' && (e.head === 'text' || e.head === 'image')));
 });
