@@ -48,8 +48,11 @@ export interface AsyncLogisticOptions extends LogisticOptions {
   threads?: number;
   /** Rows per ONNX Runtime call. Default: about 32 MB of float32 dense rows, at least 256. */
   chunkRows?: number;
-  /** The onnxruntime kernel's arithmetic (see OrtKernelOptions.precision). Default float32. */
-  precision?: 'float32' | 'float64';
+  /**
+   * The onnxruntime kernel's arithmetic (see OrtKernelOptions.precision). Default float32. 'mixed' (dense designs
+   * only): float64 logits kept as a float64 base plus float32 differences, loss-mixed.ts.
+   */
+  precision?: 'float32' | 'float64' | 'mixed';
 }
 
 export interface LogisticModel {
@@ -203,13 +206,17 @@ export async function fitLogisticRegressionAsync(
   if (choice !== 'auto' && choice !== 'js' && choice !== 'onnxruntime') throw new RangeError(`${what}: unknown kernel '${String(choice)}'`);
   const useOrt = choice === 'onnxruntime' || (choice === 'auto' && (n * X.dd + designNnz(X)) * f.K >= AUTO_ORT_MIN_WORK);
   let kernel: LossKernel;
-  if (useOrt) {
+  if (useOrt && opts.precision === 'mixed' && !X.sparse) {
+    const { createMixedLossKernel } = await import('./loss-mixed.js');
+    kernel = await createMixedLossKernel(X, y, f.K, f.weight, f.l2, { threads: opts.threads ?? os.availableParallelism() });
+    if (opts.ftol === undefined) f.lbfgs.ftol = SCIPY_DEFAULT_FTOL;
+  } else if (useOrt) {
     // Loaded on demand: the sync fit and small problems never load the native binding.
     const { createOrtLossKernel } = await import('./loss-ort.js');
     kernel = await createOrtLossKernel(X, y, f.K, f.weight, f.l2, {
       threads: opts.threads ?? os.availableParallelism(),
       chunkRows: opts.chunkRows,
-      precision: opts.precision,
+      precision: opts.precision === 'mixed' ? 'float64' : opts.precision,
     });
     // A float32 objective carries ~1e-9 relative rounding noise: below that, decreases are invisible and
     // each line search would spend its whole budget before giving up. scipy's own default sits at that floor.

@@ -318,25 +318,14 @@ export async function fitPath(design: HeadDesign, task: PathTask, onEvent?: (e: 
       ...(weight ? { sampleWeight: weight.perPair, classWeight: null } : {}),
       C,
       gradMaxAbs,
-      precision: design.basis ? 'float64' : task.lr.precision,
+      // Basis coordinates are long dense rows: float32 products leave the objective too noisy for the line search
+      // near the optimum, float64 ones cost twice as much; 'mixed' keeps float64 logits from float32 products.
+      precision: design.basis ? ('mixed' as const) : task.lr.precision,
       onIteration: onEvent ? (iteration: number) => onEvent({ type: 'iteration', C, iteration }) : undefined,
     };
     const startedAt = performance.now();
-    let start = previous ? { coef: previous.coef, intercept: previous.intercept } : first;
-    let roughIterations = 0;
-    let roughEvaluations = 0;
-    if (design.basis) {
-      // Basis coordinates are long dense rows: float32 products leave the objective too noisy for the line search
-      // near the optimum, and float64 costs twice float32. So the fit goes most of the way in float32, stopping
-      // while a step's decrease is still far above float32's noise, and ends in float64 by the fit's own rules.
-      const rough = await fitLogisticRegressionAsync(X, y, K, { ...options, init: start, precision: 'float32', tol: Math.max(tol, ROUGH_TOL), ftol: Math.max(options.ftol ?? 0, ROUGH_FTOL) });
-      start = { coef: rough.coef, intercept: rough.intercept };
-      roughIterations = rough.iterations;
-      roughEvaluations = rough.evaluations;
-    }
+    const start = previous ? { coef: previous.coef, intercept: previous.intercept } : first;
     const fit = await fitLogisticRegressionAsync(X, y, K, { ...options, init: start });
-    fit.evaluations += roughEvaluations;
-    fit.iterations += roughIterations;
     previous = fit;
     if (task.solutions) solutions.push({ classIndex, coef: fit.coef, intercept: fit.intercept });
     const stats: FitStats = { C, iterations: fit.iterations, evaluations: fit.evaluations, converged: fit.converged, loss: fit.loss, message: fit.message, seconds: (performance.now() - startedAt) / 1000 };
@@ -351,10 +340,6 @@ export async function fitPath(design: HeadDesign, task: PathTask, onEvent?: (e: 
   }
   return { probs, fits, head, solutions: task.solutions ? solutions : null };
 }
-
-/** Gradient and relative-decrease tolerances of the float32 stage of a row-space fit. */
-const ROUGH_TOL = 1e-4;
-const ROUGH_FTOL = 1e-6;
 
 /** Max |g| over the dense columns of a K × width gradient. */
 function denseGradMax(g: Float64Array, K: number, width: number, dd: number): number {

@@ -1,0 +1,124 @@
+// The loss/gradient kernel for long dense rows (a TF-IDF block in row space: thousands of basis coordinates a
+// row), where float32 products leave the objective too noisy for the line search near the optimum and float64
+// products cost twice as much. Logits are kept as Z(x) = Z(x_b) + X·(x − x_b): the base Z(x_b) in float64 (dgemm,
+// refreshed every few evaluations), the difference in float32 (sgemm). Its rounding is float32's relative error
+// of the difference, which shrinks with the steps, so near the optimum the objective is as good as float64's.
+// Softmax, cross-entropy and the sums are float64 JS; the gradient Xᵀ·R is an sgemm (its rounding is far below
+// the gtol the fits stop at).
+import ort from 'onnxruntime-node';
+import { GraphBuilder } from '../models/onnx-graph.js';
+import { designWidth, type DesignMatrix } from './design-matrix.js';
+import type { LossKernel } from './loss.js';
+
+/** Evaluations between float64 refreshes of the base logits (a refresh costs about two float32 products). */
+export const MIXED_REFRESH_EVALUATIONS = 8;
+
+type Session = ort.InferenceSession;
+
+async function gemmSession(type: 'float' | 'double', transA: boolean, transB: boolean, threads: number): Promise<Session> {
+  const g = new GraphBuilder('gemm');
+  g.input('A', type, ['a0', 'a1']);
+  g.input('B', type, ['b0', 'b1']);
+  g.node('Gemm', ['A', 'B'], ['Y'], { transA: transA ? 1 : 0, transB: transB ? 1 : 0 });
+  g.output('Y', type, ['y0', 'y1']);
+  return ort.InferenceSession.create(g.toBytes({ opset: 17 }), {
+    intraOpNumThreads: threads,
+    interOpNumThreads: 1,
+    executionMode: 'sequential',
+    extra: { session: { intra_op: { allow_spinning: '0' } } },
+  });
+}
+
+/** The mixed-precision kernel over a dense-only design (rows × width, float32 as stored). */
+export async function createMixedLossKernel(X: DesignMatrix, y: Int32Array, K: number, weight: Float64Array, l2: number, opts: { threads?: number } = {}): Promise<LossKernel> {
+  if (X.sparse || X.dd !== designWidth(X)) throw new RangeError('createMixedLossKernel: dense designs only');
+  const { n, dd } = X;
+  const threads = opts.threads ?? 1;
+  const X32 = X.dense instanceof Float32Array ? X.dense : Float32Array.from(X.dense!);
+  let X64: Float64Array | null = null; // widened at the first refresh
+  const [forward32, backward32, forward64] = await Promise.all([gemmSession('float', false, true, threads), gemmSession('float', true, false, threads), gemmSession('double', false, true, threads)]);
+  const base = new Float64Array(K * dd);
+  const Zbase = new Float64Array(n * K);
+  const D32 = new Float32Array(K * dd);
+  const R32 = new Float32Array(n * K);
+  let evaluations = 0;
+  let disposed = false;
+  let busy = false;
+
+  async function refresh(params: Float64Array): Promise<void> {
+    X64 ??= Float64Array.from(X32);
+    base.set(params.subarray(0, K * dd));
+    await forward64.run({ A: new ort.Tensor('float64', X64, [n, dd]), B: new ort.Tensor('float64', base, [K, dd]) }, { Y: new ort.Tensor('float64', Zbase, [n, K]) });
+  }
+
+  async function evaluateOnce(params: Float64Array, grad: Float64Array): Promise<number> {
+    if (evaluations++ % MIXED_REFRESH_EVALUATIONS === 0) await refresh(params);
+    for (let t = 0; t < K * dd; t++) D32[t] = params[t]! - base[t]!;
+    const Zd = (await forward32.run({ A: new ort.Tensor('float32', X32, [n, dd]), B: new ort.Tensor('float32', D32, [K, dd]) })).Y!.data as Float32Array;
+    const { loss, gb } = softmaxResiduals(Zbase, Zd, params, K * dd, y, weight, n, K, R32);
+    const G = (await backward32.run({ A: new ort.Tensor('float32', R32, [n, K]), B: new ort.Tensor('float32', X32, [n, dd]) })).Y!.data as Float32Array;
+    let sq = 0;
+    for (let t = 0; t < K * dd; t++) {
+      const w = params[t]!;
+      sq += w * w;
+      grad[t] = G[t]! + l2 * w;
+    }
+    grad.set(gb, K * dd);
+    return loss + 0.5 * l2 * sq;
+  }
+
+  return {
+    name: 'onnxruntime',
+    async evaluate(params, grad) {
+      if (disposed) throw new Error('loss kernel used after dispose()');
+      if (busy) throw new Error('loss kernel: evaluate() called again before the previous call finished');
+      busy = true;
+      try {
+        return await evaluateOnce(params, grad);
+      } finally {
+        busy = false;
+      }
+    },
+    async dispose() {
+      if (disposed) return;
+      disposed = true;
+      await Promise.all([forward32.release(), backward32.release(), forward64.release()]);
+    },
+  };
+}
+
+/**
+ * Per row, logits z = Zbase + Zd + b (float64), the weighted cross-entropy, and R = w·(p − onehot) into R32; returns
+ * the loss and the intercepts' gradient (Σ R over rows).
+ */
+function softmaxResiduals(Zbase: Float64Array, Zd: Float32Array, params: Float64Array, bOff: number, y: Int32Array, weight: Float64Array, n: number, K: number, R32: Float32Array): { loss: number; gb: Float64Array } {
+  const gb = new Float64Array(K);
+  const z = new Float64Array(K);
+  let loss = 0;
+  for (let i = 0; i < n; i++) {
+    const o = i * K;
+    let zmax = -Infinity;
+    for (let k = 0; k < K; k++) {
+      const v = Zbase[o + k]! + Zd[o + k]! + params[bOff + k]!;
+      z[k] = v;
+      if (v > zmax) zmax = v;
+    }
+    const yi = y[i]!;
+    const zy = z[yi]!;
+    let sum = 0;
+    for (let k = 0; k < K; k++) {
+      const e = Math.exp(z[k]! - zmax);
+      sum += e;
+      z[k] = e;
+    }
+    const wi = weight[i]!;
+    loss += wi * (zmax + Math.log(sum) - zy);
+    const inv = 1 / sum;
+    for (let k = 0; k < K; k++) {
+      const r = wi * (z[k]! * inv - (k === yi ? 1 : 0));
+      R32[o + k] = r;
+      gb[k] += r;
+    }
+  }
+  return { loss, gb };
+}
