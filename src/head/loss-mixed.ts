@@ -8,7 +8,7 @@
 import ort from 'onnxruntime-node';
 import { GraphBuilder } from '../models/onnx-graph.js';
 import { designWidth, type DesignMatrix } from './design-matrix.js';
-import type { LossKernel } from './loss.js';
+import { guardedKernel, type LossKernel } from './loss.js';
 
 /** Evaluations between float64 refreshes of the base logits (a refresh costs about two float32 products). */
 export const MIXED_REFRESH_EVALUATIONS = 8;
@@ -42,8 +42,6 @@ export async function createMixedLossKernel(X: DesignMatrix, y: Int32Array, K: n
   const D32 = new Float32Array(K * dd);
   const R32 = new Float32Array(n * K);
   let evaluations = 0;
-  let disposed = false;
-  let busy = false;
 
   async function refresh(params: Float64Array): Promise<void> {
     X64 ??= Float64Array.from(X32);
@@ -67,24 +65,7 @@ export async function createMixedLossKernel(X: DesignMatrix, y: Int32Array, K: n
     return loss + 0.5 * l2 * sq;
   }
 
-  return {
-    name: 'onnxruntime',
-    async evaluate(params, grad) {
-      if (disposed) throw new Error('loss kernel used after dispose()');
-      if (busy) throw new Error('loss kernel: evaluate() called again before the previous call finished');
-      busy = true;
-      try {
-        return await evaluateOnce(params, grad);
-      } finally {
-        busy = false;
-      }
-    },
-    async dispose() {
-      if (disposed) return;
-      disposed = true;
-      await Promise.all([forward32.release(), backward32.release(), forward64.release()]);
-    },
-  };
+  return guardedKernel(evaluateOnce, async () => void (await Promise.all([forward32.release(), backward32.release(), forward64.release()])));
 }
 
 /**

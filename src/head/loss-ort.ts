@@ -3,7 +3,7 @@
 import ort from 'onnxruntime-node';
 import { GraphBuilder } from '../models/onnx-graph.js';
 import { designWidth, type CsrBlock, type DesignMatrix } from './design-matrix.js';
-import type { LossKernel } from './loss.js';
+import { guardedKernel, type LossKernel } from './loss.js';
 
 export interface OrtKernelOptions {
   /** Intra-op threads (MLAS splits each product across them). Default 1. */
@@ -292,20 +292,6 @@ export async function createOrtLossKernel(
   const R32 = sp ? new F(rows * K) : null;
   const zs64 = sp ? new Float64Array(rows * K) : null;
   const csc = sp ? chunkedCsc(sp, n, chunk) : null;
-  let disposed = false;
-  let busy = false;
-
-  async function evaluate(params: Float64Array, grad: Float64Array): Promise<number> {
-    if (disposed) throw new Error('loss kernel used after dispose()');
-    // The scratch buffers above are shared by every call: an overlapping call would corrupt both.
-    if (busy) throw new Error('loss kernel: evaluate() called again before the previous call finished');
-    busy = true;
-    try {
-      return await evaluateChunks(params, grad);
-    } finally {
-      busy = false;
-    }
-  }
 
   async function evaluateChunks(params: Float64Array, grad: Float64Array): Promise<number> {
     unpackParams(params, K, dd, dim, W32, WsT, b32);
@@ -348,13 +334,5 @@ export async function createOrtLossKernel(
     return loss + 0.5 * l2 * sq;
   }
 
-  return {
-    name: 'onnxruntime',
-    evaluate,
-    async dispose() {
-      if (disposed) return;
-      disposed = true;
-      await session.release();
-    },
-  };
+  return guardedKernel(evaluateChunks, () => session.release());
 }

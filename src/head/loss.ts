@@ -144,6 +144,33 @@ export interface LossKernel {
 }
 
 /**
+ * A native kernel around its one evaluation: scratch buffers shared by every call make an overlapping call corrupt
+ * both, and released sessions cannot run, so both are refused with an error instead.
+ */
+export function guardedKernel(evaluate: (params: Float64Array, grad: Float64Array) => Promise<number>, release: () => Promise<void>): LossKernel {
+  let disposed = false;
+  let busy = false;
+  return {
+    name: 'onnxruntime',
+    async evaluate(params, grad) {
+      if (disposed) throw new Error('loss kernel used after dispose()');
+      if (busy) throw new Error('loss kernel: evaluate() called again before the previous call finished');
+      busy = true;
+      try {
+        return await evaluate(params, grad);
+      } finally {
+        busy = false;
+      }
+    },
+    async dispose() {
+      if (disposed) return;
+      disposed = true;
+      await release();
+    },
+  };
+}
+
+/**
  * Multiply-adds per pass, (n·dd + nnz)·K, from which 'auto' picks ONNX Runtime: about 1/20 s of JS float64
  * loops, where session set-up and float32 rounding stop mattering next to the time saved.
  */
