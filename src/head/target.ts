@@ -168,16 +168,23 @@ export interface TrainedModel {
 const SELECTION_TOL = 1e-4;
 const SELECTION_FTOL = SCIPY_DEFAULT_FTOL;
 
+/**
+ * What a procedure fits: a head per modality with late fusion of text and image, else one joint head; and the C
+ * grid it selects over (none when there is one head and one C).
+ */
+function procedurePlan(settings: Pick<HeadSettings, 'features' | 'fusion' | 'cGrid' | 'lr'>): { late: boolean; groups: { name: string; kinds: FeatureKind[] }[]; grid: number[] | null } {
+  const late = modalityGroups(settings.features).length > 1 && settings.fusion === 'late';
+  const groups = late ? modalityGroups(settings.features) : [{ name: 'joint', kinds: canonicalKinds(settings.features) }];
+  const selecting = late || (settings.cGrid !== null && settings.cGrid.length > 1);
+  return { late, groups, grid: selecting ? (settings.cGrid ?? [settings.lr.C ?? 1]) : null };
+}
+
 /** Fits a procedure runs: each head's path over the grid on every split, then each head once on all rows. */
-export function plannedFits(settings: Pick<HeadSettings, 'features' | 'fusion' | 'cGrid' | 'selectionFolds'>): PlannedFit[] {
-  const groups = modalityGroups(settings.features);
-  const late = settings.fusion === 'late' && groups.length > 1;
-  const heads = late ? groups.map((g) => g.name) : ['joint'];
-  const grid = settings.cGrid ?? [];
-  const selecting = late || grid.length > 1;
+export function plannedFits(settings: Pick<HeadSettings, 'features' | 'fusion' | 'cGrid' | 'lr' | 'selectionFolds'>): PlannedFit[] {
+  const { groups, grid } = procedurePlan(settings);
   const splits = settings.selectionFolds > 1 ? settings.selectionFolds : 1;
-  return heads.flatMap((head) => [
-    ...(selecting ? Array.from({ length: splits }, () => (grid.length ? grid : [null]).map((C) => ({ head, C, final: false }))).flat() : []),
+  return groups.flatMap(({ name: head }) => [
+    ...(grid ? Array.from({ length: splits }, () => grid.map((C) => ({ head, C, final: false }))).flat() : []),
     { head, C: null, final: true },
   ]);
 }
@@ -319,13 +326,11 @@ export async function trainModel(rows: CollectedRow[], labels: string[], setting
     const tfidf = fitTfidfBlock(rows, settings);
     const blocks = layoutBlocks(settings.features, settings.dims, tfidf);
     const means = blockMeans(rows, blocks.filter((b) => b.kind !== 'tfidf'));
-    const late = modalityGroups(settings.features).length > 1 && settings.fusion === 'late';
-    const groups = late ? modalityGroups(settings.features) : [{ name: 'joint', kinds: canonicalKinds(settings.features) }];
+    const { late, groups, grid } = procedurePlan(settings);
     const y = encodeLabels(classes, labels);
     const fixedC = settings.lr.C ?? 1;
-    const grid = settings.cGrid;
     const selectionLr: FitOptions = { ...settings.lr, threads: 1, tol: Math.max(settings.lr.tol ?? 0, SELECTION_TOL), ftol: Math.max(settings.lr.ftol ?? 0, SELECTION_FTOL) };
-    const selecting = late || (grid !== null && grid.length > 1);
+    const selecting = grid !== null;
     // Held-out predictions for choosing: a stratified share, or (small catalogs) k folds so every row counts once.
     const splits = !selecting ? [] : settings.selectionFolds > 1 ? stratifiedKFold(y, settings.selectionFolds, settings.seed) : [stratifiedHoldout(y, settings.fusionShare, settings.seed)];
     // Each head goes from its design to its final fit on its own (the fusion weight is only needed at the end), so
@@ -336,7 +341,7 @@ export async function trainModel(rows: CollectedRow[], labels: string[], setting
         const design = headDesign(rows, idx, y, classes.length, g.kinds, settings.dims, tfidf);
         if (design.sparse && useRowSpace(design, settings.solver ?? 'auto')) design.basis = await pool.basis(design.sparse, design.distinct);
         checkFitMemory(g.name, design, settings);
-        const chosen = selecting ? await selectHeadC(pool, { name: g.name, design, rows: idx }, splits, grid ?? [fixedC], selectionLr, y, { procedure, report: (e) => progress.report(e) }) : null;
+        const chosen = selecting ? await selectHeadC(pool, { name: g.name, design, rows: idx }, splits, grid!, selectionLr, y, { procedure, report: (e) => progress.report(e) }) : null;
         const all = Int32Array.from({ length: design.n }, (_, i) => i);
         checkTwoClasses(g.name, design, all);
         const C = chosen?.C ?? fixedC;
