@@ -1,5 +1,6 @@
-// The blocked Cholesky's trailing update, A − P·Pᵀ, in ONNX Runtime's float64 GEMM: at a taxonomy's 12k rows
-// the update is 99% of the factorization's arithmetic, which JS loops would take minutes over.
+// Matrix products in ONNX Runtime (MLAS) where JS loops would take minutes: the blocked Cholesky's trailing update
+// A − P·Pᵀ in float64 (at a taxonomy's 12k rows, 99% of the factorization's arithmetic), and plain products for the
+// mixed-precision loss kernel.
 import ort from 'onnxruntime-node';
 import { attr, GraphBuilder } from '../models/onnx-graph.js';
 import type { TrailingUpdate } from './rowspace.js';
@@ -11,12 +12,7 @@ export async function ortTrailingUpdate(threads = 1): Promise<{ update: Trailing
   g.input('P', 'double', ['m', 'b']);
   g.node('Gemm', ['P', 'P', 'A'], ['out'], { alpha: attr.float(-1), beta: attr.float(1), transB: 1 });
   g.output('out', 'double', ['m', 'm']);
-  const session = await ort.InferenceSession.create(g.toBytes({ opset: 17 }), {
-    intraOpNumThreads: threads,
-    interOpNumThreads: 1,
-    executionMode: 'sequential',
-    extra: { session: { intra_op: { allow_spinning: '0' } } },
-  });
+  const session = await ort.InferenceSession.create(g.toBytes({ opset: 17 }), gemmSessionOptions(threads));
   return {
     update: async (A, P, m, b, out) => {
       await session.run({ A: new ort.Tensor('float64', A, [m, m]), P: new ort.Tensor('float64', P, [m, b]) }, { out: new ort.Tensor('float64', out, [m, m]) });
@@ -24,4 +20,19 @@ export async function ortTrailingUpdate(threads = 1): Promise<{ update: Trailing
     },
     dispose: () => session.release(),
   };
+}
+
+/** One graph's session on `threads` intra-op threads that sleep between runs (the JS thread needs the core then). */
+function gemmSessionOptions(threads: number): ort.InferenceSession.SessionOptions {
+  return { intraOpNumThreads: threads, interOpNumThreads: 1, executionMode: 'sequential', extra: { session: { intra_op: { allow_spinning: '0' } } } };
+}
+
+/** A session computing Y = op(A)·op(B) (A, B, Y of `type`; op transposes where asked), for any shapes. */
+export async function gemmSession(type: 'float' | 'double', transA: boolean, transB: boolean, threads: number): Promise<ort.InferenceSession> {
+  const g = new GraphBuilder('gemm');
+  g.input('A', type, ['a0', 'a1']);
+  g.input('B', type, ['b0', 'b1']);
+  g.node('Gemm', ['A', 'B'], ['Y'], { transA: transA ? 1 : 0, transB: transB ? 1 : 0 });
+  g.output('Y', type, ['y0', 'y1']);
+  return ort.InferenceSession.create(g.toBytes({ opset: 17 }), gemmSessionOptions(threads));
 }

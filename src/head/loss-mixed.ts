@@ -6,28 +6,12 @@
 // Softmax, cross-entropy and the sums are float64 JS; the gradient Xᵀ·R is an sgemm (its rounding is far below
 // the gtol the fits stop at).
 import ort from 'onnxruntime-node';
-import { GraphBuilder } from '../models/onnx-graph.js';
+import { gemmSession } from './gemm-ort.js';
 import { designWidth, type DesignMatrix } from './design-matrix.js';
-import { guardedKernel, type LossKernel } from './loss.js';
+import { guardedKernel, softmaxResidualInPlace, type LossKernel } from './loss.js';
 
 /** Evaluations between float64 refreshes of the base logits (a refresh costs about two float32 products). */
 export const MIXED_REFRESH_EVALUATIONS = 8;
-
-type Session = ort.InferenceSession;
-
-async function gemmSession(type: 'float' | 'double', transA: boolean, transB: boolean, threads: number): Promise<Session> {
-  const g = new GraphBuilder('gemm');
-  g.input('A', type, ['a0', 'a1']);
-  g.input('B', type, ['b0', 'b1']);
-  g.node('Gemm', ['A', 'B'], ['Y'], { transA: transA ? 1 : 0, transB: transB ? 1 : 0 });
-  g.output('Y', type, ['y0', 'y1']);
-  return ort.InferenceSession.create(g.toBytes({ opset: 17 }), {
-    intraOpNumThreads: threads,
-    interOpNumThreads: 1,
-    executionMode: 'sequential',
-    extra: { session: { intra_op: { allow_spinning: '0' } } },
-  });
-}
 
 /** The mixed-precision kernel over a dense-only design (rows × width, float32 as stored). */
 export async function createMixedLossKernel(X: DesignMatrix, y: Int32Array, K: number, weight: Float64Array, l2: number, opts: { threads?: number } = {}): Promise<LossKernel> {
@@ -78,27 +62,11 @@ function softmaxResiduals(Zbase: Float64Array, Zd: Float32Array, params: Float64
   let loss = 0;
   for (let i = 0; i < n; i++) {
     const o = i * K;
-    let zmax = -Infinity;
+    for (let k = 0; k < K; k++) z[k] = Zbase[o + k]! + Zd[o + k]! + params[bOff + k]!;
+    loss += softmaxResidualInPlace(z, K, y[i]!, weight[i]!);
     for (let k = 0; k < K; k++) {
-      const v = Zbase[o + k]! + Zd[o + k]! + params[bOff + k]!;
-      z[k] = v;
-      if (v > zmax) zmax = v;
-    }
-    const yi = y[i]!;
-    const zy = z[yi]!;
-    let sum = 0;
-    for (let k = 0; k < K; k++) {
-      const e = Math.exp(z[k]! - zmax);
-      sum += e;
-      z[k] = e;
-    }
-    const wi = weight[i]!;
-    loss += wi * (zmax + Math.log(sum) - zy);
-    const inv = 1 / sum;
-    for (let k = 0; k < K; k++) {
-      const r = wi * (z[k]! * inv - (k === yi ? 1 : 0));
-      R32[o + k] = r;
-      gb[k] += r;
+      R32[o + k] = z[k]!;
+      gb[k] += z[k]!;
     }
   }
   return { loss, gb };

@@ -76,25 +76,10 @@ export function multinomialLossGrad(params: Float64Array, grad: Float64Array, p:
       }
     }
 
-    let zmax = -Infinity;
-    for (k = 0; k < K; k++) if (z[k]! > zmax) zmax = z[k]!;
-    const yi = y[i]!;
-    const zy = z[yi]!;
-    let sum = 0;
-    for (k = 0; k < K; k++) {
-      const e = Math.exp(z[k]! - zmax);
-      z[k] = e;
-      sum += e;
-    }
     const wi = weight[i]!;
-    loss += wi * (zmax + Math.log(sum) - zy);
+    loss += softmaxResidualInPlace(z, K, y[i]!, wi);
     if (wi === 0) continue;
-    const inv = 1 / sum;
-    for (k = 0; k < K; k++) {
-      const r = wi * (z[k]! * inv - (k === yi ? 1 : 0));
-      z[k] = r;
-      grad[bOff + k] += r;
-    }
+    for (k = 0; k < K; k++) grad[bOff + k] += z[k]!;
 
     for (k = 0; k < K4; k += 4) {
       const g0 = k * d;
@@ -133,6 +118,25 @@ export function multinomialLossGrad(params: Float64Array, grad: Float64Array, p:
     grad[j] += l2 * w;
   }
   return loss + 0.5 * l2 * sq;
+}
+
+/**
+ * One row's logits z (K values) → its weighted cross-entropy w·(log Σ exp z − z_y), returned, with z overwritten by
+ * the residuals w·(p − onehot(y)). Log-sum-exp from the largest logit, so nothing overflows.
+ */
+export function softmaxResidualInPlace(z: Float64Array, K: number, yi: number, wi: number): number {
+  let zmax = -Infinity;
+  for (let k = 0; k < K; k++) if (z[k]! > zmax) zmax = z[k]!;
+  const zy = z[yi]!;
+  let sum = 0;
+  for (let k = 0; k < K; k++) {
+    const e = Math.exp(z[k]! - zmax);
+    z[k] = e;
+    sum += e;
+  }
+  const inv = 1 / sum;
+  for (let k = 0; k < K; k++) z[k] = wi * (z[k]! * inv - (k === yi ? 1 : 0));
+  return wi * (zmax + Math.log(sum) - zy);
 }
 
 /** Loss/gradient over a fixed problem; `evaluate` writes ∇ into grad and resolves to the objective. */
