@@ -463,6 +463,14 @@ async function syntheticCase(result: CaseResult): Promise<void> {
     const run = await timedRun(dir, 'run-heldout', 'ours: categorize run on the held-out rows', bin, held, bundle);
     result.run = { ...proc(run.process), rows: run.summary?.rows ?? null, rowsPerSecond: run.summary?.rowsPerSecond ?? null, startupSeconds: run.summary?.startupSeconds ?? null };
     if (run.summary?.rowsPerSecond !== undefined) verdict(result, { measure: 'run rows/s on held-out rows', value: run.summary.rowsPerSecond.toFixed(0), target: '≥ 200', met: run.summary.rowsPerSecond >= 200 });
+    // What the head is worth: the bundle's figures on rows drawn independently from the same classes.
+    const evalJson = path.join(dir, 'eval-heldout.json');
+    const judged = await timed(dir, 'eval-heldout', 'ours: categorize eval on the held-out rows', [process.execPath, bin, 'eval', held, '--label-column', 'category', '--model', bundle, '--json', evalJson]);
+    const metrics = judged.finished ? readJson<{ metrics?: { accuracy: number; macroF1: number; top3Accuracy: number } }>(evalJson)?.metrics : undefined;
+    if (metrics) {
+      result.heldOut = { accuracy: metrics.accuracy, macroF1: metrics.macroF1, top3Accuracy: metrics.top3Accuracy };
+      verdict(result, { measure: 'held-out accuracy / macro-F1', value: `${metrics.accuracy.toFixed(4)} / ${metrics.macroF1.toFixed(4)}`, target: 'reported', met: null });
+    }
   }
   result.status = 'measured';
   save(result);

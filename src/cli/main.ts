@@ -45,6 +45,7 @@ interface TrainFlags extends PipelineFlags {
   refit: boolean;
   seed: number;
   jobs: number;
+  head: 'auto' | 'full' | 'support';
   jsonSummary?: string;
 }
 
@@ -91,7 +92,9 @@ function formatTrainSummary(s: TrainSummary): string {
     `  rows: ${s.rows.read} read, ${s.rows.used} used for the final fit, ${s.rows.emptyLabel} without a label, ${s.rows.failed} failed to embed` +
       (s.rows.failed ? ` (${Object.entries(s.rows.failedReasons).map(([k, v]) => `${k} ${v}`).join(', ')})` : ''),
     `  features: ${s.features.map((b) => `${b.kind} ${b.dim}`).join(' + ')}; ${s.classes} classes`,
-    `  fit: L-BFGS ${s.fit.converged ? 'converged' : 'did NOT converge'} in ${s.fit.iterations} iterations, loss ${s.fit.loss.toFixed(4)}${s.fit.refit ? ' (refit on all rows)' : ''}`,
+    s.fit.heads.every((h) => h.kind === 'support')
+      ? `  fit: support head, ${s.fit.iterations} epochs, training log-loss ${s.fit.loss.toFixed(4)}${s.fit.refit ? ' (refit on all rows)' : ''}`
+      : `  fit: L-BFGS ${s.fit.converged ? 'converged' : 'did NOT converge'} in ${s.fit.iterations} iterations, loss ${s.fit.loss.toFixed(4)}${s.fit.refit ? ' (refit on all rows)' : ''}`,
   ];
   if (s.validation) lines.push(`  validation: accuracy ${f(s.validation.accuracy)} · macro-F1 ${f(s.validation.macroF1)} · weighted-F1 ${f(s.validation.weightedF1)} · top-3 ${f(s.validation.top3Accuracy)} (${s.validation.n} rows)`);
   if (s.cv) lines.push(`  ${s.cv.folds.length}-fold cv: accuracy ${f(s.cv.mean.accuracy)} · macro-F1 ${f(s.cv.mean.macroF1)} · weighted-F1 ${f(s.cv.mean.weightedF1)} · top-3 ${f(s.cv.mean.top3Accuracy)}`);
@@ -218,6 +221,11 @@ function buildProgram(io: Io, env: NodeJS.ProcessEnv, setCode: (c: number) => vo
       .option('--char-ngram-range <min,max|none>', 'character n-grams inside words (char_wb) added to the TF-IDF block; none: words only', '2,5')
       .option('--char-max-features <n>', 'keep the n most frequent character n-grams', intOption(1), 100_000)
       .addOption(new Option('--fusion <mode>', 'text + image: late = a head per modality, weights learned on held-out rows (a row missing one is predicted from the other); joint = one head over all features').choices(['late', 'joint']).default('late'))
+      .addOption(
+        new Option('--head <kind>', 'full: logistic regression over every class × feature (L-BFGS, C chosen); support: weights only where a TF-IDF term is over-represented in a class, epochs chosen on held-out log-loss (--features tfidf; for thousands of classes); auto: full unless its weights would not fit in memory')
+          .choices(['auto', 'full', 'support'])
+          .default('auto'),
+      )
       .option('--fusion-share <share>', 'stratified share of rows held out to learn the fusion weights and C (without --fusion-folds)', floatOption(0.05, 0.5), 0.2)
       .option('--fusion-folds <k|auto>', `learn the fusion weights and C on k-fold held-out predictions instead (auto: 5 folds up to ${AUTO_FOLDS_MAX_ROWS} rows, else --fusion-share; 0: never)`, foldsOption, 'auto')
       .option('--validation <share>', 'stratified share held out to report accuracy, macro-F1, weighted-F1, top-3 (0: none)', floatOption(0, 0.9), 0.1)
@@ -259,6 +267,7 @@ function buildProgram(io: Io, env: NodeJS.ProcessEnv, setCode: (c: number) => vo
       toolVersion: pkg.version,
       progress: makeProgress(io.stderr, { quiet: f.quiet, label: 'embedding' }),
       jobs: f.jobs,
+      head: f.head,
       fitProgress: makeFitProgress(io.stderr, { quiet: f.quiet, label: 'fitting heads', json: f.logFormat === 'json' }),
     });
     if (!f.quiet) io.stderr.write(formatTrainSummary(summary) + '\n');

@@ -115,6 +115,8 @@ function duration(secs: number): string {
 
 /** The fit a progress line is about: "validation: text C 100, iteration 37". */
 function fitLabel(s: FitProgressStats): string {
+  // A support head has no C; its iterations are epochs.
+  if (Number.isNaN(s.C)) return `${s.procedure}: ${s.head} support head${s.iteration !== null ? `, epoch ${s.iteration}` : ''}`;
   return `${s.procedure}: ${s.head} C ${s.C}${s.iteration !== null ? `, iteration ${s.iteration}` : ''}`;
 }
 

@@ -36,8 +36,9 @@ export class FitEta {
   }
 
   finished(fit: FinishedFit): void {
-    // The planned fit it was: the same head, final or not, at its C (a planned C of null is any C).
-    let at = this.planned.findIndex((p) => p.head === fit.head && p.final === fit.final && p.C === fit.C);
+    // The planned fit it was: the same head, final or not, at its C (a planned C of null is any C; a support
+    // head's C is NaN, which Object.is matches).
+    let at = this.planned.findIndex((p) => p.head === fit.head && p.final === fit.final && p.C !== null && Object.is(p.C, fit.C));
     if (at < 0) at = this.planned.findIndex((p) => p.head === fit.head && p.final === fit.final && p.C === null);
     if (at >= 0) this.planned.splice(at, 1);
     this.fitsDone++;

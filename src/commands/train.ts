@@ -12,7 +12,7 @@ import { cacheSummary, openEmbedCache, type EmbedCacheSetting } from '../pipelin
 import type { EmbedCache } from '../pipeline/embed-cache.js';
 import { silentFitProgressReporter, silentProgress, type FitProgressReporter, type ProgressReporter } from '../pipeline/progress.js';
 import { saveBundle, sha256File, type FeatureBlock, type ModelRef } from '../models/bundle.js';
-import { trainModel, type FeatureKind, type FusionSelection, type HeadSettings, type TrainedModel } from '../head/target.js';
+import { trainModel, type FeatureKind, type FittedHead, type FusionSelection, type HeadSettings, type TrainedModel } from '../head/target.js';
 import { FitPool } from '../head/fit-pool.js';
 import type { FitProgress } from '../head/selection.js';
 import { FitEta } from './fit-eta.js';
@@ -69,6 +69,8 @@ export interface TrainOptions extends EncoderOptions, Omit<FeatureOptions, 'imag
   jobs: number;
   /** How the TF-IDF block is solved (see HeadSettings.solver); default auto. */
   solver?: HeadSettings['solver'];
+  /** Full or support heads (see HeadSettings.headKind); default auto. */
+  head?: HeadSettings['headKind'];
   log?: (line: string) => void;
   stdin?: NodeJS.ReadableStream;
 }
@@ -92,7 +94,7 @@ export interface TrainSummary {
   validation: SplitMetrics | null;
   cv: { folds: SplitMetrics[]; mean: SplitMetrics } | null;
   /** Over all heads (each head's own under `heads`). */
-  fit: { converged: boolean; iterations: number; loss: number; refit: boolean; heads: { name: string; weight: number; C: number; converged: boolean; iterations: number; loss: number }[] };
+  fit: { converged: boolean; iterations: number; loss: number; refit: boolean; heads: { name: string; kind: 'full' | 'support'; support: FittedHead['support']; weight: number; C: number; converged: boolean; iterations: number; loss: number }[] };
   /** How the fusion weights were chosen (text and image features), else null. */
   fusion: FusionSelection | null;
   /** Embedding cache counters (--cache), or null. */
@@ -227,6 +229,7 @@ export async function trainCommand(opts: TrainOptions): Promise<TrainSummary> {
     cGrid: opts.cGrid,
     selectionFolds: opts.selectionFolds === 'auto' ? (rows.length <= AUTO_FOLDS_MAX_ROWS ? 5 : 0) : opts.selectionFolds,
     solver: opts.solver,
+    headKind: opts.head,
   };
   const y = encodeLabels(classes, labels);
   const holdout = opts.validation > 0 ? stratifiedHoldout(y, opts.validation, opts.seed) : null;
@@ -263,7 +266,12 @@ export async function trainCommand(opts: TrainOptions): Promise<TrainSummary> {
     cv.folds.forEach((m, f) => log(`cv fold ${f + 1}/${opts.cv}: accuracy ${m.accuracy.toFixed(4)}, macro-F1 ${m.macroF1.toFixed(4)}`));
     log(`cv mean: accuracy ${cv.mean.accuracy.toFixed(4)}, macro-F1 ${cv.mean.macroF1.toFixed(4)}`);
   }
-  if (model.selection) {
+  for (const h of model.heads.filter((h) => h.support)) {
+    const s = h.support!;
+    const curves = s.heldOut.map((c) => `${c.logLoss.map((l) => l.toFixed(3)).join(' ')} on ${c.rows} rows`).join('; ');
+    log(`${h.name} head: support head (${h.head.support!.values.length.toLocaleString('en')} term–class weights), ${s.epochs} epochs chosen by held-out log-loss per epoch (${curves})`);
+  }
+  if (model.selection && model.heads.every((h) => !h.support)) {
     const sel = model.selection;
     if (sel.fused) {
       log(`fusion weights chosen on ${sel.rows} held-out rows: ${sel.heads.map((h) => `${h.name} ${h.weight.toFixed(2)} (C ${h.C}; alone: macro-F1 ${h.macroF1.toFixed(4)})`).join(', ')}; fused macro-F1 ${sel.fused.macroF1.toFixed(4)}`);
@@ -279,6 +287,9 @@ export async function trainCommand(opts: TrainOptions): Promise<TrainSummary> {
   });
   const fits = model.heads.map((h) => ({
     name: h.name,
+    kind: h.support ? ('support' as const) : ('full' as const),
+    /** A support head's epochs and the held-out log-loss per epoch they were chosen by. */
+    support: h.support,
     weight: h.weight,
     C: h.C,
     converged: h.head.model.converged,

@@ -7,20 +7,27 @@ import type { CsrBlock } from './design-matrix.js';
 import { fitPath, sharedArray, solverWidth, type HeadDesign, type PathEvent, type PathResult, type PathTask } from './modality-head.js';
 import { rowSpaceBasis, type RowSpaceBasis } from './rowspace.js';
 import { ortTrailingUpdate } from './gemm-ort.js';
+import { fitSupportHead, type SupportFit, type SupportTask } from './support-head.js';
 
-export type FitJob = { kind: 'path'; design: HeadDesign; task: PathTask } | { kind: 'basis'; sparse: CsrBlock; rows: Int32Array };
+export type FitJob =
+  | { kind: 'path'; design: HeadDesign; task: PathTask }
+  | { kind: 'basis'; sparse: CsrBlock; rows: Int32Array }
+  | { kind: 'support'; sparse: CsrBlock; y: Int32Array; nClasses: number; task: SupportTask };
+
+export type FitResult = PathResult | RowSpaceBasis | SupportFit;
 
 export type FitReply =
   | { id: number; type: 'event'; event: PathEvent }
-  | { id: number; type: 'done'; result: PathResult | RowSpaceBasis }
+  | { id: number; type: 'done'; result: FitResult }
   | { id: number; type: 'error'; message: string; code: string | null; exitCode: number };
 
 /** Below this many rows the Cholesky's trailing updates stay in JS (no ONNX Runtime session to set up). */
 const ORT_CHOLESKY_MIN_ROWS = 1000;
 
 /** Runs one job where it is called (a worker, or the main thread for a pool of size 0). */
-export async function runFitJob(job: FitJob, onEvent?: (e: PathEvent) => void): Promise<PathResult | RowSpaceBasis> {
+export async function runFitJob(job: FitJob, onEvent?: (e: PathEvent) => void): Promise<FitResult> {
   if (job.kind === 'path') return fitPath(job.design, job.task, onEvent);
+  if (job.kind === 'support') return supportJob(job, onEvent);
   const alloc = (len: number) => sharedArray(Float32Array, len);
   if (job.rows.length < ORT_CHOLESKY_MIN_ROWS) return rowSpaceBasis(job.sparse, job.rows, { alloc });
   const gemm = await ortTrailingUpdate();
@@ -29,6 +36,15 @@ export async function runFitJob(job: FitJob, onEvent?: (e: PathEvent) => void): 
   } finally {
     await gemm.dispose();
   }
+}
+
+/** A support head's fit, its epochs reported as iterations and its end as a finished fit (C: NaN, it has none). */
+function supportJob(job: Extract<FitJob, { kind: 'support' }>, onEvent?: (e: PathEvent) => void): SupportFit {
+  const fit = fitSupportHead(job.sparse, job.y, job.nClasses, job.task, (e) => onEvent?.({ type: 'iteration', C: NaN, iteration: e.epoch }));
+  const last = fit.curve[fit.curve.length - 1]!;
+  const message = job.task.test.length > 0 ? `held-out log-loss least after ${fit.epochs} of ${fit.curve.length} epochs` : `${fit.epochs} epochs`;
+  onEvent?.({ type: 'fit', stats: { C: NaN, iterations: fit.curve.length, evaluations: fit.curve.length, converged: true, loss: last.trainLoss, message, seconds: fit.seconds } });
+  return fit;
 }
 
 /** Multiply-adds of one evaluation of a path's fits times the fits, as a priority (not a prediction). */
@@ -42,7 +58,7 @@ interface Pending {
   /** Larger first: a rough count of the job's multiply-adds. */
   work: number;
   onEvent?: (e: PathEvent) => void;
-  resolve: (r: PathResult | RowSpaceBasis) => void;
+  resolve: (r: FitResult) => void;
   reject: (e: Error) => void;
 }
 
@@ -68,11 +84,17 @@ export class FitPool {
     return this.submit({ kind: 'path', design, task }, onEvent, pathWork(design, task)) as Promise<PathResult>;
   }
 
+  /** A support head's fit on some rows of a design's TF-IDF block (support-head.ts). */
+  support(design: HeadDesign, task: SupportTask, onEvent?: (e: PathEvent) => void): Promise<SupportFit> {
+    const work = (design.sparse!.indptr[design.n]! * task.epochs * task.train.length) / Math.max(1, design.n);
+    return this.submit({ kind: 'support', sparse: design.sparse!, y: design.y, nClasses: design.nClasses, task }, onEvent, work) as Promise<SupportFit>;
+  }
+
   /**
    * Queued jobs start largest first (bases first of all: fits wait for them), so the longest paths are not left
    * for the end while a core idles. The order changes when a result arrives, never what it is.
    */
-  private submit(job: FitJob, onEvent: ((e: PathEvent) => void) | undefined, work: number): Promise<PathResult | RowSpaceBasis> {
+  private submit(job: FitJob, onEvent: ((e: PathEvent) => void) | undefined, work: number): Promise<FitResult> {
     if (this.closed) return Promise.reject(new Error('FitPool: used after close()'));
     if (this.size === 0) return runFitJob(job, onEvent);
     return new Promise((resolve, reject) => {

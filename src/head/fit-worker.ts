@@ -21,7 +21,7 @@ port.on('message', async ({ id, job }: { id: number; job: FitJob }) => {
   try {
     const result = await runFitJob(job, onEvent);
     // Fresh arrays go back by transfer; SharedArrayBuffer-backed ones (a basis's L) are shared, not copied.
-    const transfer = 'probs' in result ? transferables(result) : [];
+    const transfer = 'probs' in result ? transferables(result) : 'curve' in result ? [result.values.buffer as ArrayBuffer, result.intercept.buffer as ArrayBuffer, result.colptr.buffer as ArrayBuffer, result.classIndex.buffer as ArrayBuffer] : [];
     port.postMessage({ id, type: 'done', result } satisfies FitReply, transfer);
   } catch (err) {
     const known = err instanceof CategorizeError;

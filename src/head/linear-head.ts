@@ -4,6 +4,7 @@ import { linearHeadRow, type RowFeatures } from '../pipeline/features.js';
 import { tfidfBlockRow } from './tfidf.js';
 import type { TrainedHead, TrainedModel } from './target.js';
 import { fuseHeads } from './fusion.js';
+import { supportLinearHead } from './support-head.js';
 import { classIndexArray, linearLogits, scoreRow, softmaxInto, QUANTISED_MAX, type HeadRow, type LinearHead } from './scoring.js';
 
 /** What training hands over for one head: standardisation and multinomial logistic regression over [dense | TF-IDF]. */
@@ -38,7 +39,7 @@ export const DEFAULT_PRUNE_TOLERANCE = 1e-3;
 export interface SparsePruning {
   /** Entries within this distance of their column's shift were dropped (0: only exact equals). */
   tolerance: number;
-  /** Entries stored, of K × dim. */
+  /** Entries stored, of K × dim (a support head: of its support's entries). */
   keptEntries: number;
   totalEntries: number;
   /**
@@ -322,15 +323,26 @@ export const AGREEMENT_MAX_ROWS = 2000;
  * measured on `rows` (those that have the head's modality; up to AGREEMENT_MAX_ROWS of them) when given.
  */
 export function linearBundleHead(head: TrainedHead, rows: readonly RowFeatures[] = [], tolerance = DEFAULT_PRUNE_TOLERANCE): { linear: LinearHead; pruning?: HeadPruning } {
-  const params = linearModelParams(head);
-  const built = buildLinearHead(params, { tolerance });
+  let built: { head: LinearHead; pruning: SparsePruning | null };
+  let reference: HeadScorer;
+  if (head.support) {
+    // A support head: its weights are already by column; pruning measures from zero (supportLinearHead).
+    const exact = supportLinearHead(head.support, head.classes, 0).head;
+    const pruned = supportLinearHead(head.support, head.classes, tolerance);
+    built = { head: pruned.head, pruning: { tolerance, keptEntries: pruned.keptEntries, totalEntries: head.support.values.length, valueBits: pruned.valueBits } };
+    reference = linearScorer(exact);
+  } else {
+    const params = linearModelParams(head);
+    built = buildLinearHead(params, { tolerance });
+    reference = paramsScorer(params);
+  }
   if (!built.pruning) return { linear: built.head };
   // Rows are picked before they are read, so a large catalog's TF-IDF rows are not all computed again.
   const all = rows.filter((r) => headReads(head, r));
   const step = Math.max(1, all.length / AGREEMENT_MAX_ROWS);
   const picked: HeadRow[] = [];
   for (let i = 0; Math.floor(i) < all.length && picked.length < AGREEMENT_MAX_ROWS; i += step) picked.push(trainedHeadRow(head, all[Math.floor(i)]!)!);
-  const agreement = picked.length > 0 ? measureAgreement(paramsScorer(params), linearScorer(built.head), picked, params.classes.length) : undefined;
+  const agreement = picked.length > 0 ? measureAgreement(reference, linearScorer(built.head), picked, head.classes.length) : undefined;
   return { linear: built.head, pruning: { ...built.pruning, ...(agreement ? { agreement } : {}) } };
 }
 

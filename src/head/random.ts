@@ -13,7 +13,7 @@ export function mulberry32(seed: number): () => number {
 }
 
 /** Fisher-Yates shuffle in place. */
-export function shuffleInPlace<T>(xs: T[], rand: () => number): T[] {
+export function shuffleInPlace<T, A extends { [i: number]: T; length: number } = T[]>(xs: A, rand: () => number): A {
   for (let i = xs.length - 1; i > 0; i--) {
     const j = Math.floor(rand() * (i + 1));
     [xs[i], xs[j]] = [xs[j], xs[i]];

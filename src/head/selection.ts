@@ -62,7 +62,7 @@ export interface CSelection {
 }
 
 /** Design row of each procedure row (−1 where the head's modality is missing). */
-function positions(rows: Int32Array, n: number): Int32Array {
+export function positions(rows: Int32Array, n: number): Int32Array {
   const at = new Int32Array(n).fill(-1);
   rows.forEach((r, i) => (at[r] = i));
   return at;

@@ -13,9 +13,10 @@ import { fitLabelEncoder, encodeLabels } from './labels.js';
 import type { StandardScalerParams } from './scaler.js';
 import type { CsrBlock } from './design-matrix.js';
 import type { AsyncLogisticOptions, LogisticFit } from './logistic.js';
-import { sharedArray, solverWidth, type DenseBlock, type FitOptions, type HeadDesign, type HeadParams } from './modality-head.js';
+import { sharedArray, solverWidth, type DenseBlock, type FitOptions, type HeadDesign, type HeadParams, type PathEvent } from './modality-head.js';
 import { FitPool } from './fit-pool.js';
-import { checkTwoClasses, selectFusionWeight, selectHeadC, silentFitProgress, type CTrial, type FitProgress, type PlannedFit } from './selection.js';
+import { checkTwoClasses, designRows, positions, selectFusionWeight, selectHeadC, silentFitProgress, type CTrial, type FitProgress, type PlannedFit } from './selection.js';
+import { chosenEpochs, SUPPORT_MAX_EPOCHS, type SupportFit } from './support-head.js';
 import { rowSpaceIsCheaper } from './rowspace.js';
 import { SCIPY_DEFAULT_FTOL } from './lbfgs.js';
 import { UsageError } from '../errors.js';
@@ -48,6 +49,12 @@ export interface HeadSettings {
   procedure?: string;
   /** 'auto' (default): the TF-IDF block is solved in row space when that is cheaper (rowspace.ts). */
   solver?: 'auto' | 'rowspace' | 'columns';
+  /**
+   * 'full' (L-BFGS over every class × column), 'support' (support-head.ts: weights only where a term and a class
+   * go together, epochs chosen on held-out log-loss; a TF-IDF-only head), or 'auto' (default): full, unless a
+   * TF-IDF-only head's full weights would not fit in `memoryBytes`.
+   */
+  headKind?: 'auto' | 'full' | 'support';
   /** Memory the fits may use, in bytes (default: unbounded); a head whose fits need more fails before fitting. */
   memoryBytes?: number;
   /** Fits that may run at once (the pool's size), for the memory check. */
@@ -64,7 +71,10 @@ export interface TrainedHead {
   tfidf: TfidfBlockModel;
   /** Over the head's whole input: the dense part's statistics, then mean 0 and scale 1 for the TF-IDF block. */
   scaler: StandardScalerParams;
+  /** The fit (a support head's coef is empty: its weights are in `support`). */
   model: LogisticFit;
+  /** A support head's weights over the TF-IDF block (support-head.ts), or absent. */
+  support?: Pick<SupportFit, 'colptr' | 'classIndex' | 'values' | 'intercept'>;
 }
 
 function layoutBlocks(kinds: readonly FeatureKind[], dims: HeadSettings['dims'], tfidf: TfidfBlockModel): FeatureBlock[] {
@@ -130,6 +140,8 @@ export interface FittedHead {
   weight: number;
   /** The TF-IDF block was solved in row space (rowspace.ts). */
   rowSpace: boolean;
+  /** A support head (C is NaN): its epochs, and the held-out log-loss per epoch of each split they were chosen on. */
+  support: { epochs: number; heldOut: { rows: number; logLoss: number[] }[] } | null;
 }
 
 export interface FusionSelection {
@@ -180,11 +192,16 @@ function procedurePlan(settings: Pick<HeadSettings, 'features' | 'fusion' | 'cGr
 }
 
 /** Fits a procedure runs: each head's path over the grid on every split, then each head once on all rows. */
-export function plannedFits(settings: Pick<HeadSettings, 'features' | 'fusion' | 'cGrid' | 'lr' | 'selectionFolds'>): PlannedFit[] {
+export function plannedFits(
+  settings: Pick<HeadSettings, 'features' | 'fusion' | 'cGrid' | 'lr' | 'selectionFolds' | 'headKind'>,
+  support: boolean[] = procedurePlan(settings).groups.map(() => settings.headKind === 'support'),
+): PlannedFit[] {
   const { groups, grid } = procedurePlan(settings);
   const splits = settings.selectionFolds > 1 ? settings.selectionFolds : 1;
-  return groups.flatMap(({ name: head }) => [
-    ...(grid ? Array.from({ length: splits }, () => grid.map((C) => ({ head, C, final: false }))).flat() : []),
+  return groups.flatMap(({ name: head }, g) => [
+    // A support head runs one fit per split (its epochs, C NaN), even with a fixed C: a held-out share then.
+    ...(support[g] ? Array.from({ length: grid ? splits : 1 }, () => ({ head, C: NaN, final: false })) : []),
+    ...(grid && !support[g] ? Array.from({ length: splits }, () => grid.map((C) => ({ head, C, final: false }))).flat() : []),
     { head, C: null, final: true },
   ]);
 }
@@ -200,8 +217,8 @@ function useRowSpace(design: HeadDesign, solver: 'auto' | 'rowspace' | 'columns'
  * Bytes one fit of a design holds at its peak, roughly: L-BFGS keeps about 25 copies of the parameters (x, g, d,
  * trial points, 2 × 10 correction pairs), the loss kernel a few more, in float64.
  */
-function fitBytes(design: HeadDesign): number {
-  return 30 * 8 * design.nClasses * (solverWidth(design) + 1);
+function fitBytes(design: HeadDesign, width = solverWidth(design)): number {
+  return 30 * 8 * design.nClasses * (width + 1);
 }
 
 /**
@@ -220,6 +237,79 @@ function checkFitMemory(name: string, design: HeadDesign, settings: Pick<HeadSet
   const what = `the ${name} head would fit ${design.nClasses.toLocaleString('en')} classes × ${solverWidth(design).toLocaleString('en')} columns (${weights.toLocaleString('en')} weights; about ${gb(need)} per fit)`;
   if (need <= budget) throw new UsageError(`${what}: ${jobs} at once need more than the ${gb(budget)} available; use --jobs ${Math.max(1, Math.floor(budget / need))}`, 'head_too_large');
   throw new UsageError(`${what}, more than the ${gb(budget)} available: shrink the TF-IDF vocabulary (--max-features, --min-df, --char-max-features, --char-ngram-range none) or the classes`, 'head_too_large');
+}
+
+/**
+ * Whether a head is a support head: as asked (--head support: a TF-IDF-only head, one per procedure), or ('auto')
+ * a TF-IDF-only head whose full weights would not fit in memory, which a full head would refuse to fit.
+ */
+function useSupportHead(name: string, design: HeadDesign, settings: Pick<HeadSettings, 'headKind' | 'memoryBytes' | 'jobs' | 'solver'>, late: boolean): boolean {
+  const kind = settings.headKind ?? 'auto';
+  if (kind === 'full') return false;
+  const tfidfOnly = design.sparse !== null && design.denseBlocks.length === 0 && !late;
+  if (kind === 'support') {
+    if (!tfidfOnly) throw new UsageError(`--head support fits one TF-IDF-only head: use --features tfidf (the ${name} head reads ${late ? 'one of two fused modalities' : design.denseBlocks.map((b) => b.kind).join(' and ') + ' embeddings'})`, 'features');
+    return true;
+  }
+  const budget = settings.memoryBytes;
+  if (!tfidfOnly || budget === undefined) return false;
+  // The width a full head would be solved in: its distinct rows at most in row space (the basis's rank), else every column.
+  const width = useRowSpace(design, settings.solver ?? 'auto') ? Math.min(design.distinct.length, design.sparse!.dim) : design.sparse!.dim;
+  return fitBytes(design, width) * Math.max(1, settings.jobs ?? 1) > budget;
+}
+
+/**
+ * A support head: fitted on each split's training rows until its held-out log-loss stops falling (splits run as
+ * parallel pool jobs), then on every row for the mean of their best epoch counts.
+ */
+async function fitSupport(
+  pool: FitPool,
+  h: { name: string; design: HeadDesign; rows: Int32Array },
+  splits: { train: number[]; test: number[] }[],
+  y: Int32Array,
+  seed: number,
+  progress: { procedure: string; report: FitProgress['report'] },
+): Promise<{ fit: SupportFit; summary: NonNullable<FittedHead['support']> }> {
+  const at = positions(h.rows, y.length);
+  const report = (final: boolean) => (event: PathEvent) => progress.report({ procedure: progress.procedure, head: h.name, C: NaN, final, event });
+  const held = await Promise.all(
+    splits.map((split) => {
+      const train = designRows(at, split.train);
+      checkTwoClasses(h.name, h.design, train);
+      return pool.support(h.design, { train, test: designRows(at, split.test), epochs: SUPPORT_MAX_EPOCHS, seed }, report(false));
+    }),
+  );
+  const epochs = chosenEpochs(held);
+  const all = Int32Array.from({ length: h.design.n }, (_, i) => i);
+  const fit = await pool.support(h.design, { train: all, test: new Int32Array(0), epochs, seed }, report(true));
+  return { fit, summary: { epochs, heldOut: held.map((f, s) => ({ rows: splits[s]!.test.length, logLoss: f.curve.map((e) => e.heldOutLoss) })) } };
+}
+
+/** A support fit as a TrainedHead over a TF-IDF-only layout (identity scaler, no dense weights). */
+function supportTrainedHead(fit: SupportFit, classes: string[], blocks: FeatureBlock[], tfidf: TfidfBlockModel): TrainedHead {
+  const width = blocks.reduce((s, b) => s + b.dim, 0);
+  const last = fit.curve[fit.curve.length - 1]!;
+  return {
+    classes,
+    blocks,
+    layout: { blocks, width, means: new Map() },
+    means: {},
+    tfidf,
+    scaler: { mean: new Float64Array(width), scale: new Float64Array(width).fill(1) },
+    model: {
+      nClasses: classes.length,
+      nFeatures: width,
+      coef: new Float64Array(0),
+      intercept: fit.intercept,
+      converged: true,
+      iterations: fit.epochs,
+      evaluations: fit.epochs,
+      loss: last.trainLoss,
+      gradMaxAbs: NaN,
+      message: `support head: ${fit.classIndex.length.toLocaleString('en')} term–class weights, ${fit.epochs} epochs`,
+    },
+    support: fit,
+  };
 }
 
 /** A head's rows and their raw blocks, in shared memory for the pool's workers. */
@@ -322,12 +412,18 @@ export async function trainModel(rows: CollectedRow[], labels: string[], setting
   const progress = settings.progress ?? silentFitProgress;
   const procedure = settings.procedure ?? 'train';
   try {
-    progress.plan(plannedFits(settings));
     const tfidf = fitTfidfBlock(rows, settings);
     const blocks = layoutBlocks(settings.features, settings.dims, tfidf);
     const means = blockMeans(rows, blocks.filter((b) => b.kind !== 'tfidf'));
     const { late, groups, grid } = procedurePlan(settings);
     const y = encodeLabels(classes, labels);
+    // Designs first: whether a head is a support head (and so which fits it runs) depends on its size.
+    const designs = groups.map((g) => {
+      const idx = Int32Array.from(rows.keys()).filter((i) => g.name === 'joint' || rowHas(rows[i]!, g.kinds));
+      const design = headDesign(rows, idx, y, classes.length, g.kinds, settings.dims, tfidf);
+      return { idx, design, support: useSupportHead(g.name, design, settings, late) };
+    });
+    progress.plan(plannedFits(settings, designs.map((d) => d.support)));
     const fixedC = settings.lr.C ?? 1;
     const selectionLr: FitOptions = { ...settings.lr, threads: 1, tol: Math.max(settings.lr.tol ?? 0, SELECTION_TOL), ftol: Math.max(settings.lr.ftol ?? 0, SELECTION_FTOL) };
     const selecting = grid !== null;
@@ -336,9 +432,15 @@ export async function trainModel(rows: CollectedRow[], labels: string[], setting
     // Each head goes from its design to its final fit on its own (the fusion weight is only needed at the end), so
     // one head's row-space basis or long path never holds up the other head's fits.
     const heads = await Promise.all(
-      groups.map(async (g) => {
-        const idx = Int32Array.from(rows.keys()).filter((i) => g.name === 'joint' || rowHas(rows[i]!, g.kinds));
-        const design = headDesign(rows, idx, y, classes.length, g.kinds, settings.dims, tfidf);
+      groups.map(async (g, gi) => {
+        const { idx, design, support } = designs[gi]!;
+        if (support) {
+          // Epochs are chosen on held-out rows even with a fixed C (which a support head does not use).
+          const held = splits.length > 0 ? splits : [stratifiedHoldout(y, settings.fusionShare, settings.seed)];
+          const fitted = await fitSupport(pool, { name: g.name, design, rows: idx }, held, y, settings.seed, { procedure, report: (e) => progress.report(e) });
+          const blocks = layoutBlocks(g.kinds, settings.dims, tfidf);
+          return { g, C: NaN, chosen: null, head: supportTrainedHead(fitted.fit, classes, blocks, tfidf), rowSpace: false, support: fitted.summary };
+        }
         if (design.sparse && useRowSpace(design, settings.solver ?? 'auto')) design.basis = await pool.basis(design.sparse, design.distinct);
         checkFitMemory(g.name, design, settings);
         const chosen = selecting ? await selectHeadC(pool, { name: g.name, design, rows: idx }, splits, grid!, selectionLr, y, { procedure, report: (e) => progress.report(e) }) : null;
@@ -349,13 +451,13 @@ export async function trainModel(rows: CollectedRow[], labels: string[], setting
         const res = await pool.path(design, { train: all, test: new Int32Array(0), Cs: [C], lr: { ...settings.lr, threads: 1 }, keep: true, init: chosen?.start ?? undefined }, (event) =>
           progress.report({ procedure, head: g.name, C, final: true, event }),
         );
-        return { g, C, chosen, head: trainedHead(res.head!, classes, g.kinds, settings.dims, tfidf, design), rowSpace: design.basis !== null };
+        return { g, C, chosen, head: trainedHead(res.head!, classes, g.kinds, settings.dims, tfidf, design), rowSpace: design.basis !== null, support: null };
       }),
     );
     let selection: FusionSelection | null = null;
     let weights = groups.map(() => 1 / groups.length);
     if (selecting) {
-      const base = { rows: splits.reduce((s, f) => s + f.test.length, 0), share: settings.fusionShare, folds: splits.length > 1 ? splits.length : 0, seed: settings.seed, cTrials: heads.flatMap((h) => h.chosen!.trials) };
+      const base = { rows: splits.reduce((s, f) => s + f.test.length, 0), share: settings.fusionShare, folds: splits.length > 1 ? splits.length : 0, seed: settings.seed, cTrials: heads.flatMap((h) => h.chosen?.trials ?? []) };
       const fusion = late ? selectFusionWeight(heads.map((h) => h.chosen!.heldOut), y, classes) : null;
       if (fusion) {
         weights = fusion.weights;
@@ -370,7 +472,7 @@ export async function trainModel(rows: CollectedRow[], labels: string[], setting
       }
       selection ??= { ...base, heads: heads.map((h, k) => ({ name: h.g.name, weight: weights[k]!, C: h.C, macroF1: NaN })), fused: null, candidates: [] };
     }
-    const fitted = heads.map((h, k): FittedHead => ({ name: h.g.name, kinds: h.g.kinds, C: h.C, head: h.head, weight: late ? weights[k]! : 1, rowSpace: h.rowSpace }));
+    const fitted = heads.map((h, k): FittedHead => ({ name: h.g.name, kinds: h.g.kinds, C: h.C, head: h.head, weight: late ? weights[k]! : 1, rowSpace: h.rowSpace, support: h.support }));
     return { classes, tfidf, blocks, means, heads: fitted, selection };
   } finally {
     await ownPool?.close();

@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { runCli, ensureDemo, demo, readJsonl } from '../helpers/cli.js';
+import { syntheticCatalog } from '../../bench/synthetic-catalog.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'categorize-train-'));
 const enc = { text: path.join(demo.bundle, 'encoders', 'text'), image: path.join(demo.bundle, 'encoders', 'image') };
@@ -55,6 +56,32 @@ test('any feature set: text only, tfidf only, image + tfidf', async () => {
     const metrics = JSON.parse(fs.readFileSync(path.join(tmp, `f-${features}.json`), 'utf8')).metrics;
     assert.ok(metrics.accuracy > 0.5, `${features}: ${metrics.accuracy}`);
   }
+});
+
+test('--head support: a seeded Zipf catalog trains a support head that eval loads; the same bytes whatever --jobs', async () => {
+  const csv = (rows: ReturnType<typeof syntheticCatalog>) => ['id,title,description,category', ...rows.map((r) => [r.id, r.title, r.description, r.category].join(','))].join('\n') + '\n';
+  const train = path.join(tmp, 'zipf-train.csv');
+  const held = path.join(tmp, 'zipf-held.csv');
+  fs.writeFileSync(train, csv(syntheticCatalog({ classes: 40, rows: 1200, seed: 2 })));
+  fs.writeFileSync(held, csv(syntheticCatalog({ classes: 40, rows: 1200, seed: 2, sample: 1, sampleRows: 400 })));
+  const env = { SOURCE_DATE_EPOCH: '1700000000' };
+  const a = await runCli(['train', train, '--label-column', 'category', '--features', 'tfidf', '--head', 'support', '-o', path.join(tmp, 'zipf-a'), '--json-summary', path.join(tmp, 'zipf-a.json')], { env });
+  assert.equal(a.code, 0, a.stderr);
+  assert.match(a.stderr, /joint head: support head \([\d,]+ term–class weights\), \d+ epochs chosen by held-out log-loss per epoch \((?:[\d. ]+ on 240 rows(?:; )?){5}\)/, 'five folds on 1,200 rows');
+  assert.match(a.stderr, /fit: support head, \d+ epochs, training log-loss/);
+  const summary = JSON.parse(fs.readFileSync(path.join(tmp, 'zipf-a.json'), 'utf8'));
+  assert.equal(summary.fit.heads[0].kind, 'support');
+  assert.equal(summary.fit.heads[0].C, null, 'a support head has no C');
+  const b = await runCli(['train', train, '--label-column', 'category', '--features', 'tfidf', '--head', 'support', '--jobs', '1', '-q', '-o', path.join(tmp, 'zipf-b')], { env });
+  assert.equal(b.code, 0, b.stderr);
+  for (const f of ['manifest.json', 'classifier.bin']) assert.ok(fs.readFileSync(path.join(tmp, 'zipf-a', f)).equals(fs.readFileSync(path.join(tmp, 'zipf-b', f))), `${f} identical`);
+  const e = await runCli(['eval', held, '--label-column', 'category', '-m', path.join(tmp, 'zipf-a'), '-q', '--json', path.join(tmp, 'zipf-eval.json')]);
+  assert.equal(e.code, 0, e.stderr);
+  const metrics = JSON.parse(fs.readFileSync(path.join(tmp, 'zipf-eval.json'), 'utf8')).metrics;
+  assert.ok(metrics.accuracy > 0.8, `held-out accuracy ${metrics.accuracy}`);
+  const wrong = await runCli(trainArgs(path.join(tmp, 'x'), '--head', 'support'));
+  assert.equal(wrong.code, 2);
+  assert.match(wrong.stderr, /--head support fits one TF-IDF-only head: use --features tfidf/);
 });
 
 test('rows with an empty label or no usable input are skipped and counted; --cv and --no-refit', async () => {

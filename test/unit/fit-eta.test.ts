@@ -52,3 +52,17 @@ test('a fit never seen is estimated from its head, then from any fit; the plan d
   assert.equal(eta.done, eta.total);
   assert.equal(eta.secondsLeft(100), 0);
 });
+
+test('a support head’s fits (C NaN) drain the plan they were planned in, and their durations are learned', () => {
+  const eta = new FitEta();
+  eta.plan([{ head: 'joint', C: NaN, final: false }, { head: 'joint', C: null, final: true }]);
+  eta.plan([{ head: 'joint', C: NaN, final: false }, { head: 'joint', C: null, final: true }]);
+  eta.finished({ head: 'joint', C: NaN, final: false, seconds: 30 });
+  assert.equal(eta.total, 4, 'the held-out fit was the planned one, not an extra');
+  // Left: one held-out fit (30 s, learned) and two final fits (from the non-final mean: 30 s each).
+  assert.equal(eta.secondsLeft(30), 90);
+  eta.finished({ head: 'joint', C: NaN, final: false, seconds: 30 });
+  eta.finished({ head: 'joint', C: NaN, final: true, seconds: 40 });
+  eta.finished({ head: 'joint', C: NaN, final: true, seconds: 40 });
+  assert.equal(eta.done, eta.total);
+});
