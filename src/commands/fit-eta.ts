@@ -36,11 +36,7 @@ export class FitEta {
   }
 
   finished(fit: FinishedFit): void {
-    // The planned fit it was: the same head, final or not, at its C (a planned C of null is any C; a support
-    // head's C is NaN, which Object.is matches).
-    let at = this.planned.findIndex((p) => p.head === fit.head && p.final === fit.final && p.C !== null && Object.is(p.C, fit.C));
-    if (at < 0) at = this.planned.findIndex((p) => p.head === fit.head && p.final === fit.final && p.C === null);
-    if (at >= 0) this.planned.splice(at, 1);
+    this.unplan(fit);
     this.fitsDone++;
     this.workDone += fit.seconds;
     for (const k of [key(fit.head, fit.C, fit.final), key(fit.head, null, fit.final), key('', null, fit.final)]) {
@@ -49,6 +45,19 @@ export class FitEta {
       m.count++;
       this.learned.set(k, m);
     }
+  }
+
+  /** A planned fit that will not run (a selection path stopped before its C): neither done nor left. */
+  skipped(fit: Omit<FinishedFit, 'seconds'>): void {
+    this.unplan(fit);
+  }
+
+  private unplan(fit: Omit<FinishedFit, 'seconds'>): void {
+    // The planned fit it was: the same head, final or not, at its C (a planned C of null is any C; a support
+    // head's C is NaN, which Object.is matches).
+    let at = this.planned.findIndex((p) => p.head === fit.head && p.final === fit.final && p.C !== null && Object.is(p.C, fit.C));
+    if (at < 0) at = this.planned.findIndex((p) => p.head === fit.head && p.final === fit.final && p.C === null);
+    if (at >= 0) this.planned.splice(at, 1);
   }
 
   /** A planned fit's expected seconds: the same fit's mean, else its head's (final or not), else any fit's. */

@@ -116,6 +116,7 @@ function fitTracker(view: FitProgressReporter): FitProgress & { stop(): void } {
     },
     report(e) {
       if (e.event.type === 'fit') eta.finished({ head: e.head, C: e.C, final: e.final, seconds: e.event.stats.seconds });
+      if (e.event.type === 'skipped') return void eta.skipped({ head: e.head, C: e.C, final: e.final });
       const elapsedSeconds = (performance.now() - t0) / 1000;
       view.update({
         done: eta.done,

@@ -62,6 +62,12 @@ export interface PathTask {
   solutions?: boolean;
   /** Start the first fit here instead of at zero. */
   init?: Solution;
+  /**
+   * Stop the path once the held-out log-loss has risen at this many consecutive C values past the least so far:
+   * on the U-shaped curve of held-out loss against C the larger C values cannot win, and they are the slowest fits.
+   * Only for a path whose test rows are all the held-out rows the choice is made on (one held-out share).
+   */
+  stopAfterRises?: number;
 }
 
 /** A fit's weights in the solver's coordinates (the design's dense columns, then its basis or TF-IDF columns). */
@@ -139,7 +145,7 @@ function initFor(init: Solution, classIndex: Int32Array, width: number): { coef:
 }
 
 /** Per-fit events: an iteration of the current fit, or a fit finished. */
-export type PathEvent = { type: 'iteration'; C: number; iteration: number } | { type: 'fit'; stats: FitStats };
+export type PathEvent = { type: 'iteration'; C: number; iteration: number } | { type: 'fit'; stats: FitStats } | { type: 'skipped'; C: number };
 
 function denseWidth(design: HeadDesign): number {
   return design.denseBlocks.reduce((s, b) => s + b.dim, 0);
@@ -312,7 +318,13 @@ export async function fitPath(design: HeadDesign, task: PathTask, onEvent?: (e: 
   let previous: LogisticFit | undefined;
   const solutions: Solution[] = [];
   const first = task.init ? initFor(task.init, classIndex, solverWidth(design)) : undefined;
-  for (const C of task.Cs) {
+  let least = Infinity;
+  let rises = 0;
+  for (const [c, C] of task.Cs.entries()) {
+    if (task.stopAfterRises !== undefined && rises >= task.stopAfterRises) {
+      for (const skipped of task.Cs.slice(c)) onEvent?.({ type: 'skipped', C: skipped });
+      break;
+    }
     const options = {
       ...task.lr,
       ...(weight ? { sampleWeight: weight.perPair, classWeight: null } : {}),
@@ -330,8 +342,13 @@ export async function fitPath(design: HeadDesign, task: PathTask, onEvent?: (e: 
     if (task.solutions) solutions.push({ classIndex, coef: fit.coef, intercept: fit.intercept });
     const stats: FitStats = { C, iterations: fit.iterations, evaluations: fit.evaluations, converged: fit.converged, loss: fit.loss, message: fit.message, seconds: (performance.now() - startedAt) / 1000 };
     fits.push(stats);
-    if (Xtest) probs.push(expand(softmaxRowsInPlace(decisionFunctionDesign(Xtest, fit), Xtest.n, K), classIndex, design.nClasses));
-    else probs.push(new Float64Array(0));
+    if (Xtest) {
+      const p = expand(softmaxRowsInPlace(decisionFunctionDesign(Xtest, fit), Xtest.n, K), classIndex, design.nClasses);
+      probs.push(p);
+      const loss = heldOutLogLoss(p, design.y, task.test, design.nClasses);
+      if (loss < least) [least, rises] = [loss, 0];
+      else rises++;
+    } else probs.push(new Float64Array(0));
     onEvent?.({ type: 'fit', stats });
   }
   let head: HeadParams | null = null;
@@ -339,6 +356,13 @@ export async function fitPath(design: HeadDesign, task: PathTask, onEvent?: (e: 
     head = { classIndex, means, scaler: fittedScaler, coef: originalCoef(design, previous.coef, K), intercept: previous.intercept, fit: fits[fits.length - 1]! };
   }
   return { probs, fits, head, solutions: task.solutions ? solutions : null };
+}
+
+/** Mean log-loss of test rows' probabilities (n × nClasses), clipped at 1e-15 as selection's meanLogLoss. */
+function heldOutLogLoss(p: Float64Array, y: Int32Array, test: Int32Array, nClasses: number): number {
+  let s = 0;
+  test.forEach((row, i) => (s -= Math.log(Math.max(p[i * nClasses + y[row]!]!, 1e-15))));
+  return s / test.length;
 }
 
 /** Max |g| over the dense columns of a K × width gradient. */

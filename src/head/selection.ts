@@ -41,9 +41,17 @@ export const silentFitProgress: FitProgress = { plan() {}, report() {} };
 export interface CTrial {
   head: string;
   C: number;
+  /** Held-out log-loss; NaN for a C not fitted because it could not win (PATH_STOP_RISES). */
   logLoss: number;
   rows: number;
 }
+
+/**
+ * With one held-out share, a head's path stops after its held-out log-loss rose at this many consecutive C values
+ * past the least so far (PathTask.stopAfterRises). With k folds no single path sees the mean it is chosen by, so
+ * every path runs the whole grid.
+ */
+export const PATH_STOP_RISES = 2;
 
 /** Solutions kept per path for warm-starting the final fit, at most (numbers over the grid): about 512 MB. */
 const MAX_KEPT_SOLUTION_NUMBERS = 2 ** 26;
@@ -92,6 +100,7 @@ export async function selectHeadC(
   lr: FitOptions,
   y: Int32Array,
   progress: { procedure: string; report: FitProgress['report'] },
+  stopPaths = true,
 ): Promise<CSelection> {
   const grid = [...Cs].sort((a, b) => a - b);
   const at = positions(h.rows, y.length);
@@ -102,17 +111,20 @@ export async function selectHeadC(
     checkTwoClasses(h.name, h.design, train);
     const test = designRows(at, split.test);
     const onEvent = (event: PathEvent) => progress.report({ procedure: progress.procedure, head: h.name, C: event.type === 'fit' ? event.stats.C : event.C, final: false, event });
-    return pool.path(h.design, { train, test, Cs: grid, lr, keep: false, solutions: keep }, onEvent).then((res) => ({ test, res }));
+    const stopAfterRises = stopPaths && splits.length === 1 ? PATH_STOP_RISES : undefined;
+    return pool.path(h.design, { train, test, Cs: grid, lr, keep: false, solutions: keep, stopAfterRises }, onEvent).then((res) => ({ test, res }));
   });
   // Results are gathered in split order, whatever order the jobs finished in.
   const done = await Promise.all(paths);
   const K = h.design.nClasses;
   for (const { test, res } of done) res.probs.forEach((p, c) => test.forEach((row, j) => byC[c]!.set(h.rows[row]!, p.subarray(j * K, (j + 1) * K))));
+  // A C the path stopped before has no held-out predictions: it could not win.
+  const fitted = grid.map((_, c) => done.every((d) => d.res.probs.length > c));
   const trials = grid.map((C, c) => {
     const idx = [...byC[c]!.keys()];
-    return { head: h.name, C, logLoss: meanLogLoss(idx, (i) => byC[c]!.get(i)!, y), rows: idx.length };
+    return { head: h.name, C, logLoss: fitted[c] ? meanLogLoss(idx, (i) => byC[c]!.get(i)!, y) : NaN, rows: fitted[c] ? idx.length : 0 };
   });
-  const losses = trials.map((t) => t.logLoss);
+  const losses = trials.map((t, c) => (fitted[c] ? t.logLoss : Infinity));
   const best = losses.indexOf(Math.min(...losses));
   const classes = Int32Array.from(new Set(Array.from(h.design.y)).values()).sort();
   const start = keep ? meanSolution(done.map((d) => d.res.solutions![best]!), classes, solverWidth(h.design)) : null;

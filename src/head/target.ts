@@ -55,6 +55,8 @@ export interface HeadSettings {
    * TF-IDF-only head's full weights would not fit in `memoryBytes`.
    */
   headKind?: 'auto' | 'full' | 'support';
+  /** With one held-out share, stop each head's C path once its C values cannot win (default true; selection.ts). */
+  stopPaths?: boolean;
   /** Memory the fits may use, in bytes (default: unbounded); a head whose fits need more fails before fitting. */
   memoryBytes?: number;
   /** Fits that may run at once (the pool's size), for the memory check. */
@@ -443,7 +445,7 @@ export async function trainModel(rows: CollectedRow[], labels: string[], setting
         }
         if (design.sparse && useRowSpace(design, settings.solver ?? 'auto')) design.basis = await pool.basis(design.sparse, design.distinct);
         checkFitMemory(g.name, design, settings);
-        const chosen = selecting ? await selectHeadC(pool, { name: g.name, design, rows: idx }, splits, grid!, selectionLr, y, { procedure, report: (e) => progress.report(e) }) : null;
+        const chosen = selecting ? await selectHeadC(pool, { name: g.name, design, rows: idx }, splits, grid!, selectionLr, y, { procedure, report: (e) => progress.report(e) }, settings.stopPaths ?? true) : null;
         const all = Int32Array.from({ length: design.n }, (_, i) => i);
         checkTwoClasses(g.name, design, all);
         const C = chosen?.C ?? fixedC;

@@ -66,3 +66,14 @@ test('a support head’s fits (C NaN) drain the plan they were planned in, and t
   eta.finished({ head: 'joint', C: NaN, final: true, seconds: 40 });
   assert.equal(eta.done, eta.total);
 });
+
+test('a planned fit a stopped path skips leaves the plan without counting as done', () => {
+  const eta = new FitEta();
+  eta.plan(procedure('text'));
+  eta.finished({ head: 'text', C: 0.1, final: false, seconds: 2 });
+  eta.skipped({ head: 'text', C: 10, final: false });
+  eta.skipped({ head: 'text', C: 1000, final: false });
+  assert.equal(eta.done, 1);
+  assert.equal(eta.total, 2, 'the fit done and the final fit');
+  assert.equal(eta.secondsLeft(2), 2);
+});

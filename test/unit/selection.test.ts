@@ -92,3 +92,25 @@ test('a head whose fits cannot fit in memory fails before fitting, with what to 
     (err: Error & { code?: string }) => err.code === 'head_too_large' && /2 at once need more than .*; use --jobs 1$/.test(err.message),
   );
 });
+
+test('one held-out share: each path stops once its C cannot win, with the same choices and weights as the whole grid', async () => {
+  const { rows, labels } = twoModalityRows(300, 16);
+  const grid = { selectionFolds: 0, cGrid: [0.0001, 0.001, 0.01, 0.1, 1, 10, 100, 1000] };
+  const events: FitProgressEvent[] = [];
+  const stopped = await trainModel(rows, labels, settings({ ...grid, progress: { plan() {}, report: (e) => events.push(e) } }));
+  const whole = await trainModel(rows, labels, settings({ ...grid, stopPaths: false }));
+  assert.deepEqual(stopped.heads.map((h) => [h.name, h.C, h.weight]), whole.heads.map((h) => [h.name, h.C, h.weight]));
+  stopped.heads.forEach((h, k) => assert.deepEqual(Array.from(h.head.model.coef), Array.from(whole.heads[k]!.head.model.coef), `${h.name} head weights`));
+  const skipped = events.filter((e) => e.event.type === 'skipped');
+  assert.ok(skipped.length > 0, 'some C values were not fitted');
+  // Every C fitted has the whole grid's held-out loss; the skipped ones are NaN and lie past two rises.
+  for (const t of stopped.selection!.cTrials) {
+    const full = whole.selection!.cTrials.find((w) => w.head === t.head && w.C === t.C)!;
+    if (skipped.some((e) => e.head === t.head && e.C === t.C)) {
+      assert.ok(Number.isNaN(t.logLoss) && t.rows === 0);
+      const before = whole.selection!.cTrials.filter((w) => w.head === t.head && w.C < t.C).map((w) => w.logLoss);
+      const least = before.indexOf(Math.min(...before));
+      assert.ok(before.length - 1 - least >= 2, `${t.head} C ${t.C}: stopped after two rises`);
+    } else assert.equal(t.logLoss, full.logLoss);
+  }
+});
