@@ -6,7 +6,7 @@
 // by early stopping: the number of epochs is chosen on held-out log-loss, as L-BFGS heads choose C.
 import type { CsrBlock } from './design-matrix.js';
 import { mulberry32, shuffleInPlace } from './random.js';
-import { classIndexArray, QUANTISED_MAX, type ClassIndexArray, type LinearHead } from './scoring.js';
+import { classIndexArray, softmaxInto, QUANTISED_MAX, type ClassIndexArray, type LinearHead } from './scoring.js';
 
 /**
  * A (term, class) pair is in the support when the term is this many times more frequent in the class's rows than
@@ -130,17 +130,6 @@ const MIN_IMPROVEMENT = 1e-4;
 const PATIENCE = 1;
 const EPS = 1e-10;
 
-/** Softmax of z in place (max-shifted, float64). */
-function softmaxInPlace(z: Float64Array): void {
-  const K = z.length;
-  let max = -Infinity;
-  for (let k = 0; k < K; k++) if (z[k]! > max) max = z[k]!;
-  let sum = 0;
-  for (let k = 0; k < K; k++) sum += z[k] = Math.exp(z[k]! - max);
-  const inv = 1 / sum;
-  for (let k = 0; k < K; k++) z[k]! *= inv;
-}
-
 /**
  * Fits the support head on a design's TF-IDF block (X: all design rows; y: their class indices below K). Each
  * epoch visits the training rows in a seeded shuffled order; a row's step moves its terms' supported weights and
@@ -165,7 +154,7 @@ export function fitSupportHead(X: CsrBlock, y: ArrayLike<number>, K: number, tas
       const v = values[p]!;
       for (let q = colptr[j]!, e = colptr[j + 1]!; q < e; q++) z[classIndex[q]!]! += v * W[q]!;
     }
-    softmaxInPlace(z);
+    softmaxInto(z, z);
     return z;
   };
   const heldOutLoss = (): number => {
