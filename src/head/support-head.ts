@@ -119,7 +119,7 @@ export interface SupportFit {
   intercept: Float64Array;
   /** Epochs of the returned weights: the held-out log-loss's best, or task.epochs. */
   epochs: number;
-  /** Every epoch run (with test rows, one or two past the best). */
+  /** Every epoch run (with test rows, one past the best unless task.epochs came first). */
   curve: SupportEpoch[];
   seconds: number;
 }
