@@ -2,6 +2,7 @@
 // Training picks the weights on held-out rows; run, eval and serve combine with this one function.
 import { computeMetrics } from '../report/metrics.js';
 import { topClasses } from './classifier.js';
+import { rowLogLoss } from './scoring.js';
 
 /** Probabilities below this count as this (a class one head never saw must not veto the others outright). */
 const FLOOR = 1e-9;
@@ -105,7 +106,7 @@ export function chooseFusionWeight(
       const top = topClasses(p, classes as string[], 3).map((t) => t.category);
       yPred.push(top[0]!);
       ranked.push(top);
-      logLoss -= Math.log(Math.max(p[y[i]!]!, 1e-15));
+      logLoss += rowLogLoss(p[y[i]!]!);
     }
     const m = computeMetrics({ yTrue: y.map((k) => classes[k]!), yPred, ranked, modelClasses: classes });
     return { w, macroF1: m.macroF1, logLoss: logLoss / Math.max(n, 1) };

@@ -6,6 +6,7 @@ import { fitStandardScaler, type StandardScalerParams } from './scaler.js';
 import { makeDesign, standardizeDense, type CsrBlock, type DesignMatrix } from './design-matrix.js';
 import { decisionFunctionDesign, fitLogisticRegressionAsync, softmaxRowsInPlace, type AsyncLogisticOptions, type LogisticFit } from './logistic.js';
 import { weightsFromBasis, type RowSpaceBasis } from './rowspace.js';
+import { rowLogLoss } from './scoring.js';
 
 /** A dense block of a head: an embedding, in layout order. */
 export interface DenseBlock {
@@ -358,10 +359,10 @@ export async function fitPath(design: HeadDesign, task: PathTask, onEvent?: (e: 
   return { probs, fits, head, solutions: task.solutions ? solutions : null };
 }
 
-/** Mean log-loss of test rows' probabilities (n × nClasses), clipped at 1e-15 as selection's meanLogLoss. */
+/** Mean log-loss of test rows' probabilities (n × nClasses), as selection's meanLogLoss. */
 function heldOutLogLoss(p: Float64Array, y: Int32Array, test: Int32Array, nClasses: number): number {
   let s = 0;
-  test.forEach((row, i) => (s -= Math.log(Math.max(p[i * nClasses + y[row]!]!, 1e-15))));
+  test.forEach((row, i) => (s += rowLogLoss(p[i * nClasses + y[row]!]!)));
   return s / test.length;
 }
 

@@ -118,6 +118,11 @@ export function linearLogits(head: LinearHead, row: HeadRow, out: Float64Array):
   return out;
 }
 
+/** A row's log-loss: −log of its true class's probability, clipped at 1e-15 as scikit-learn's log_loss. */
+export function rowLogLoss(p: number): number {
+  return -Math.log(Math.max(p, 1e-15));
+}
+
 /** Max-shifted softmax of `logits` into `out` (float64 sums; `logits` is overwritten with the exponentials). */
 export function softmaxInto(logits: Float64Array, out: Float32Array | Float64Array): Float32Array | Float64Array {
   const K = logits.length;

@@ -5,6 +5,7 @@ import { UsageError } from '../errors.js';
 import { chooseFusionWeight, type WeightCandidate } from './fusion.js';
 import type { FitPool } from './fit-pool.js';
 import { meanSolution, solverWidth, type FitOptions, type HeadDesign, type PathEvent, type Solution } from './modality-head.js';
+import { rowLogLoss } from './scoring.js';
 
 /** A head being selected: its name and design, and which of the procedure's rows its design rows are. */
 export interface HeadCandidate {
@@ -134,7 +135,7 @@ export async function selectHeadC(
 /** Mean negative log-likelihood of the true classes (probabilities clipped at 1e-15, as scikit-learn's log_loss). */
 export function meanLogLoss(idx: number[], probs: (i: number) => Float64Array, y: ArrayLike<number>): number {
   let s = 0;
-  for (const i of idx) s -= Math.log(Math.max(probs(i)[y[i]!]!, 1e-15));
+  for (const i of idx) s += rowLogLoss(probs(i)[y[i]!]!);
   return idx.length ? s / idx.length : 0;
 }
 

@@ -6,7 +6,7 @@
 // by early stopping: the number of epochs is chosen on held-out log-loss, as L-BFGS heads choose C.
 import type { CsrBlock } from './design-matrix.js';
 import { mulberry32, shuffleInPlace } from './random.js';
-import { classIndexArray, softmaxInto, QUANTISED_MAX, type ClassIndexArray, type LinearHead } from './scoring.js';
+import { classIndexArray, rowLogLoss, softmaxInto, QUANTISED_MAX, type ClassIndexArray, type LinearHead } from './scoring.js';
 
 /**
  * A (term, class) pair is in the support when the term is this many times more frequent in the class's rows than
@@ -159,7 +159,7 @@ export function fitSupportHead(X: CsrBlock, y: ArrayLike<number>, K: number, tas
   };
   const heldOutLoss = (): number => {
     let s = 0;
-    for (const i of task.test) s -= Math.log(Math.max(probsOf(i)[y[i]!]!, 1e-15));
+    for (const i of task.test) s += rowLogLoss(probsOf(i)[y[i]!]!);
     return s / task.test.length;
   };
   const early = task.test.length > 0;
@@ -174,7 +174,7 @@ export function fitSupportHead(X: CsrBlock, y: ArrayLike<number>, K: number, tas
     for (const i of order) {
       const p = probsOf(i);
       const yi = y[i]!;
-      trainLoss -= Math.log(Math.max(p[yi]!, 1e-15));
+      trainLoss += rowLogLoss(p[yi]!);
       p[yi]! -= 1; // p is now the gradient of the row's cross-entropy with respect to its logits
       for (let k = 0; k < K; k++) {
         const g = p[k]!;
