@@ -324,17 +324,18 @@ export const AGREEMENT_MAX_ROWS = 2000;
  */
 export function linearBundleHead(head: TrainedHead, rows: readonly RowFeatures[] = [], tolerance = DEFAULT_PRUNE_TOLERANCE): { linear: LinearHead; pruning?: HeadPruning } {
   let built: { head: LinearHead; pruning: SparsePruning | null };
-  let reference: HeadScorer;
+  // What the pruned head is measured against, built only when there are rows to measure on.
+  let reference: () => HeadScorer;
   if (head.support) {
     // A support head: its weights are already by column; pruning measures from zero (supportLinearHead).
-    const exact = supportLinearHead(head.support, head.classes, 0).head;
-    const pruned = supportLinearHead(head.support, head.classes, tolerance);
-    built = { head: pruned.head, pruning: { tolerance, keptEntries: pruned.keptEntries, totalEntries: head.support.values.length, valueBits: pruned.valueBits } };
-    reference = linearScorer(exact);
+    const support = head.support;
+    const pruned = supportLinearHead(support, head.classes, tolerance);
+    built = { head: pruned.head, pruning: { tolerance, keptEntries: pruned.keptEntries, totalEntries: support.values.length, valueBits: pruned.valueBits } };
+    reference = () => linearScorer(supportLinearHead(support, head.classes, 0).head);
   } else {
     const params = linearModelParams(head);
     built = buildLinearHead(params, { tolerance });
-    reference = paramsScorer(params);
+    reference = () => paramsScorer(params);
   }
   if (!built.pruning) return { linear: built.head };
   // Rows are picked before they are read, so a large catalog's TF-IDF rows are not all computed again.
@@ -342,7 +343,7 @@ export function linearBundleHead(head: TrainedHead, rows: readonly RowFeatures[]
   const step = Math.max(1, all.length / AGREEMENT_MAX_ROWS);
   const picked: HeadRow[] = [];
   for (let i = 0; Math.floor(i) < all.length && picked.length < AGREEMENT_MAX_ROWS; i += step) picked.push(trainedHeadRow(head, all[Math.floor(i)]!)!);
-  const agreement = picked.length > 0 ? measureAgreement(reference, linearScorer(built.head), picked, head.classes.length) : undefined;
+  const agreement = picked.length > 0 ? measureAgreement(reference(), linearScorer(built.head), picked, head.classes.length) : undefined;
   return { linear: built.head, pruning: { ...built.pruning, ...(agreement ? { agreement } : {}) } };
 }
 

@@ -226,7 +226,7 @@ export function supportLinearHead(
 ): { head: LinearHead; keptEntries: number; valueBits: 16 | 32 } {
   const dim = fit.colptr.length - 1;
   const K = classes.length;
-  const kept = (v: number) => Math.abs(v) > tolerance && v !== 0;
+  const kept = (v: number) => Math.abs(v) > tolerance;
   const colptr = new Uint32Array(dim + 1);
   let nnz = 0;
   let largest = 0;
