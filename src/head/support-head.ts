@@ -6,6 +6,7 @@
 // by early stopping: the number of epochs is chosen on held-out log-loss, as L-BFGS heads choose C.
 import type { CsrBlock } from './design-matrix.js';
 import { mulberry32, shuffleInPlace } from './random.js';
+import { softmaxResidualInPlace } from './loss.js';
 import { classIndexArray, rowLogLoss, softmaxInto, QUANTISED_MAX, type ClassIndexArray, type LinearHead } from './scoring.js';
 
 /**
@@ -147,16 +148,16 @@ export function fitSupportHead(X: CsrBlock, y: ArrayLike<number>, K: number, tas
   const Gb = new Float64Array(K);
   const z = new Float64Array(K);
   const { indptr, indices, values } = X;
-  const probsOf = (i: number): Float64Array => {
+  const logitsOf = (i: number): Float64Array => {
     z.set(b);
     for (let p = indptr[i]!; p < indptr[i + 1]!; p++) {
       const j = indices[p]!;
       const v = values[p]!;
       for (let q = colptr[j]!, e = colptr[j + 1]!; q < e; q++) z[classIndex[q]!]! += v * W[q]!;
     }
-    softmaxInto(z, z);
     return z;
   };
+  const probsOf = (i: number): Float64Array => softmaxInto(logitsOf(i), z) as Float64Array;
   const heldOutLoss = (): number => {
     let s = 0;
     for (const i of task.test) s += rowLogLoss(probsOf(i)[y[i]!]!);
@@ -172,10 +173,9 @@ export function fitSupportHead(X: CsrBlock, y: ArrayLike<number>, K: number, tas
     shuffleInPlace(order, rand);
     let trainLoss = 0;
     for (const i of order) {
-      const p = probsOf(i);
-      const yi = y[i]!;
-      trainLoss += rowLogLoss(p[yi]!);
-      p[yi]! -= 1; // p is now the gradient of the row's cross-entropy with respect to its logits
+      // The row's cross-entropy, and p its gradient with respect to the logits (softmax − one-hot), as the full heads' loss computes them.
+      const p = logitsOf(i);
+      trainLoss += softmaxResidualInPlace(p, K, y[i]!, 1);
       for (let k = 0; k < K; k++) {
         const g = p[k]!;
         if (g < 1e-9 && g > -1e-9) continue;
