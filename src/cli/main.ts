@@ -9,7 +9,7 @@ import { mergeCommand } from '../commands/merge.js';
 import { formatFor } from '../io/prediction-writer.js';
 import { CategorizeError, ExitCode, UsageError, oneLine } from '../errors.js';
 import { makeFitProgress, makeProgress } from './progress.js';
-import { floatOption, intOption, listOption } from './options.js';
+import { MIN_PATH_SCORE_HELP, floatOption, intOption, listOption } from './options.js';
 import { addPipelineOptions, cliLog, pipelineOptions, type Io, type PipelineFlags } from './pipeline-options.js';
 import { CliLog } from './log.js';
 import { parseShard, type Shard } from '../pipeline/shard.js';
@@ -23,6 +23,8 @@ const pkg = JSON.parse(fs.readFileSync(new URL('../../../package.json', import.m
 
 interface TrainFlags extends PipelineFlags {
   labelColumn: string;
+  pathSeparator: string;
+  minPathScore: number;
   output: string;
   features: FeatureKind[];
   C: number | 'auto';
@@ -156,13 +158,14 @@ function buildProgram(io: Io, env: NodeJS.ProcessEnv, setCode: (c: number) => vo
       .option('--keep-columns <a,b>', 'input columns to copy into each output record', listOption, [])
       .option('--top-n <n>', 'categories listed per row in top_categories', intOption(1, 1000), 3)
       .option('--top-k-tags <k>', 'tags per row', intOption(0, 1000), 5)
+      .option('--min-path-score <p>', MIN_PATH_SCORE_HELP, floatOption(0, 1))
       .option('--max-error-rate <r>', 'exit 3 when the share of error rows exceeds r (after writing everything)', floatOption(0, 1), 1)
       .option('--resume', 'continue an output a killed or interrupted run left: keep its complete records, do the rest')
       .option('--force', 'overwrite an existing output (otherwise an existing output is an error)')
       .option('--shard <i/n>', 'process only the rows whose id hashes into shard i of n (0-based), e.g. 2/8', parseShard)
       .option('--json-summary <file>', 'write the run summary as JSON'),
     'override',
-  ).action(async (input: string, flags: PipelineFlags & { output: string; format?: string; model: string; keepColumns: string[]; topN: number; topKTags: number; maxErrorRate: number; resume?: boolean; force?: boolean; shard?: Shard; jsonSummary?: string }) => {
+  ).action(async (input: string, flags: PipelineFlags & { output: string; format?: string; model: string; keepColumns: string[]; topN: number; topKTags: number; minPathScore?: number; maxErrorRate: number; resume?: boolean; force?: boolean; shard?: Shard; jsonSummary?: string }) => {
     const log = cliLog(flags, io);
     log.event('start', { command: 'run', version: pkg.version, input, output: flags.output, model: flags.model, shard: flags.shard ? `${flags.shard.index}/${flags.shard.count}` : null, resume: Boolean(flags.resume) });
     const stop = onStopSignals(log);
@@ -177,6 +180,7 @@ function buildProgram(io: Io, env: NodeJS.ProcessEnv, setCode: (c: number) => vo
         keepColumns: flags.keepColumns,
         topN: flags.topN,
         topKTags: flags.topKTags,
+        minPathScore: flags.minPathScore,
         maxErrorRate: flags.maxErrorRate,
         resume: Boolean(flags.resume),
         force: Boolean(flags.force),
@@ -205,7 +209,9 @@ function buildProgram(io: Io, env: NodeJS.ProcessEnv, setCode: (c: number) => vo
       .command('train')
       .description('Fit a classifier head on a labelled catalog (same embedding pipeline as run), validate it, write a model bundle.')
       .argument('<input>', "labelled catalog CSV or TSV, or '-' for stdin")
-      .requiredOption('--label-column <name>', 'column holding each row’s category')
+      .requiredOption('--label-column <name>', 'column holding each row’s category, or its category path (levels split on --path-separator)')
+      .option('--path-separator <sep>', 'a label column whose labels hold this is a column of category paths (e.g. "Home > Kitchen > Cups"; also /, >>, |); spaces around levels are trimmed', '>')
+      .option('--min-path-score <p>', 'path bundles: the default answer threshold of run, eval, check and serve (a node is answered when its probability reaches p)', floatOption(0, 1), 0.5)
       .requiredOption('-o, --output <dir>', 'bundle folder to write')
       .option('--features <list>', 'classifier input: any of text, image, tfidf', featureList, ['text', 'image'] as FeatureKind[])
       .option('--C <c|auto>', `inverse L2 regularisation strength (scikit-learn’s C); auto: chosen per head from ${C_GRID.join(', ')} by log-loss on the held-out --fusion-share`, cOption, 'auto')
@@ -242,6 +248,8 @@ function buildProgram(io: Io, env: NodeJS.ProcessEnv, setCode: (c: number) => vo
       ...pipelineOptions(f, io, env),
       input,
       labelColumn: f.labelColumn,
+      pathSeparator: f.pathSeparator,
+      minPathScore: f.minPathScore,
       output: f.output,
       features: f.features,
       tfidf: {

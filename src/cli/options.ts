@@ -27,3 +27,7 @@ export function listOption(value: string): string[] {
     .map((s) => s.trim())
     .filter((s) => s !== '');
 }
+
+/** --min-path-score as run, eval, check and serve take it: path bundles only, overriding the bundle's threshold. */
+export const MIN_PATH_SCORE_HELP =
+  "path bundles: answer the deepest node whose probability (summed over the classes below it) reaches p, instead of the bundle's threshold (0.5 unless train set another); lower answers deeper, higher answers surer";

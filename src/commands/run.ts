@@ -81,14 +81,14 @@ export async function runCommand(opts: RunOptions): Promise<RunSummary> {
     extra: opts.keepColumns,
     topN: opts.topN,
     topKTags: opts.topKTags,
-    beforeCatalog: async () => {
-      existing = await checkOutput(opts);
+    beforeCatalog: async (bundle) => {
+      existing = await checkOutput(opts, bundle.manifest.paths !== undefined);
     },
   });
-  const { catalog, encoders, predictor } = session;
+  const { catalog, encoders, predictor, bundle } = session;
   let writer: PredictionWriter | undefined;
   try {
-    writer = await PredictionWriter.open(opts.output, { format: opts.format, keep: opts.keepColumns, stdout: opts.stdout, resumeAt: existing?.completeBytes });
+    writer = await PredictionWriter.open(opts.output, { format: opts.format, keep: opts.keepColumns, paths: bundle.manifest.paths !== undefined, stdout: opts.stdout, resumeAt: existing?.completeBytes });
     if (existing && existing.ids.length + existing.tornBytes > 0) {
       log(`resuming ${opts.output}: ${existing.ids.length} complete records kept${existing.tornBytes ? `, a torn last record (${existing.tornBytes} bytes) cut off` : ''}`);
     }
@@ -162,14 +162,14 @@ export async function runCommand(opts: RunOptions): Promise<RunSummary> {
  * An existing output is never appended to silently: --resume continues it (returns what it holds), --force
  * overwrites it, anything else is a usage error, raised before models load.
  */
-async function checkOutput(opts: RunOptions): Promise<ExistingOutput | undefined> {
+async function checkOutput(opts: RunOptions, paths: boolean): Promise<ExistingOutput | undefined> {
   if (opts.resume && opts.force) throw new UsageError('--resume and --force contradict each other: pick one', 'usage');
   if (opts.output === '-') {
     if (opts.resume) throw new UsageError('--resume needs an output file (-o FILE), not stdout', 'usage');
     return undefined;
   }
   const exists = fs.existsSync(opts.output) && fs.statSync(opts.output).size > 0;
-  if (opts.resume) return exists ? readExistingOutput(opts.output, opts.format, csvHeader(opts.keepColumns)) : undefined;
+  if (opts.resume) return exists ? readExistingOutput(opts.output, opts.format, csvHeader(opts.keepColumns, paths)) : undefined;
   if (exists && !opts.force) {
     throw new UsageError(`output ${opts.output} already exists: pass --resume to continue it or --force to overwrite it`, 'output_exists');
   }

@@ -23,12 +23,17 @@ import { stratifiedHoldout, stratifiedKFold } from '../head/split.js';
 import type { LogisticOptions } from '../head/logistic.js';
 import { computeMetrics, type EvalMetrics } from '../report/metrics.js';
 import { UsageError, reasonCode } from '../errors.js';
+import { DEFAULT_MIN_PATH_SCORE, DEFAULT_PATH_SEPARATOR, Taxonomy, canonicalPath, holdsPaths } from '../head/taxonomy.js';
 
 export interface TrainOptions extends EncoderOptions, Omit<FeatureOptions, 'imageRoot' | 'cache' | 'identity'> {
   /** Embedding cache (--cache): train, eval and run share it, so tuning the head does not re-embed. */
   embedCache?: EmbedCacheSetting;
   input: string;
   labelColumn: string;
+  /** Labels holding this separator are category paths (stored with levels joined by " > "); default '>'. */
+  pathSeparator?: string;
+  /** A path bundle's default --min-path-score for run, eval, check and serve; default 0.5. */
+  minPathScore?: number;
   output: string;
   columns: Omit<ColumnOptions, 'require' | 'extra'>;
   delimiter?: string;
@@ -90,6 +95,8 @@ export interface TrainSummary {
   output: string;
   rows: { read: number; used: number; emptyLabel: number; failed: number; failedReasons: Record<string, number> };
   classes: number;
+  /** The classes are category paths: the separator their labels were split on, the tree's size, the bundle's --min-path-score. */
+  paths: { separator: string; nodes: number; maxDepth: number; minPathScore: number } | null;
   features: { kind: string; dim: number }[];
   validation: SplitMetrics | null;
   cv: { folds: SplitMetrics[]; mean: SplitMetrics } | null;
@@ -211,12 +218,22 @@ export async function trainCommand(opts: TrainOptions): Promise<TrainSummary> {
     const code = reasonCode(r.error ?? '');
     failedReasons[code] = (failedReasons[code] ?? 0) + 1;
   }
-  const rows = collected.filter((r) => r.ok);
-  const labels = rows.map((r) => r.row.extra[opts.labelColumn].trim());
-  if (rows.length === 0) throw new UsageError(`no usable training rows in ${opts.input} (${counts.emptyLabel} without a label, ${collected.length} failed)`, 'no_rows');
+  // A column whose labels hold the separator is a column of category paths: each label in its stored form.
+  const separator = opts.pathSeparator ?? DEFAULT_PATH_SEPARATOR;
+  const okRows = collected.filter((r) => r.ok);
+  const paths = holdsPaths(okRows.map((r) => r.row.extra[opts.labelColumn]), separator);
+  const labelOf = (r: CollectedRow) => (paths ? canonicalPath(r.row.extra[opts.labelColumn], separator) : r.row.extra[opts.labelColumn].trim());
+  // A label of separators only ("> >") names no node: counted with the rows without a label.
+  const rows = okRows.filter((r) => labelOf(r) !== '');
+  const labels = rows.map(labelOf);
+  const noLabel = counts.emptyLabel + okRows.length - rows.length;
+  const failed = collected.length - okRows.length;
+  if (rows.length === 0) throw new UsageError(`no usable training rows in ${opts.input} (${noLabel} without a label, ${failed} failed)`, 'no_rows');
   const classes = fitLabelEncoder(labels);
   if (classes.length < 2) throw new UsageError(`training needs at least two classes in column '${opts.labelColumn}', found ${classes.length}`, 'one_class');
-  log(`embedded ${collected.length} labelled rows (${rows.length} usable, ${collected.length - rows.length} failed, ${counts.emptyLabel} without a label); ${classes.length} classes`);
+  const tree = paths ? new Taxonomy(classes) : null;
+  const shape = tree ? ` (category paths split on '${separator}': ${tree.size} nodes, up to ${tree.maxDepth} levels)` : '';
+  log(`embedded ${collected.length} labelled rows (${rows.length} usable, ${failed} failed, ${noLabel} without a label); ${classes.length} classes${shape}`);
 
   const settings: HeadSettings = {
     features: opts.features,
@@ -237,7 +254,7 @@ export async function trainCommand(opts: TrainOptions): Promise<TrainSummary> {
   if (holdout && holdout.test.length === 0) throw new UsageError(`--validation ${opts.validation} holds out no rows of ${rows.length}; use a larger share or --cv`, 'validation');
   const cvSplits = opts.cv > 1 ? stratifiedKFold(y, opts.cv, opts.seed) : [];
   const finalIdx = opts.refit || !holdout ? rows.map((_, i) => i) : holdout.train;
-  const rowCounts = { read: collected.length + counts.emptyLabel, used: finalIdx.length, emptyLabel: counts.emptyLabel, failed: collected.length - rows.length, failedReasons };
+  const rowCounts = { read: collected.length + counts.emptyLabel, used: finalIdx.length, emptyLabel: noLabel, failed, failedReasons };
   // Validation, cross-validation and the final fit are independent training runs: they share one pool of
   // workers, so their fits fill every core, and at most `jobs` of them hold their data in memory at once.
   const pool = new FitPool(opts.jobs > 1 ? opts.jobs : 0);
@@ -302,6 +319,7 @@ export async function trainCommand(opts: TrainOptions): Promise<TrainSummary> {
       toolVersion: opts.toolVersion,
       createdAt: opts.createdAt,
       classes: model.classes,
+      ...(paths ? { paths: { separator, minPathScore: opts.minPathScore ?? DEFAULT_MIN_PATH_SCORE } } : {}),
       features: blocks,
       tfidf: true,
       training: {
@@ -335,6 +353,7 @@ export async function trainCommand(opts: TrainOptions): Promise<TrainSummary> {
     output: bundleDir,
     rows: rowCounts,
     classes: model.classes.length,
+    paths: tree ? { separator, nodes: tree.size, maxDepth: tree.maxDepth, minPathScore: opts.minPathScore ?? DEFAULT_MIN_PATH_SCORE } : null,
     features: blocks.map((b) => ({ kind: b.kind, dim: b.dim })),
     validation,
     cv,

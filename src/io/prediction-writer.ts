@@ -18,9 +18,25 @@ export interface PredictionRecord {
   warnings: string[];
   /** Passed-through input columns (--keep-columns). */
   kept?: Record<string, string>;
+  /** A path bundle's answer (absent for flat bundles and error rows): `category` and `score` are then its answered node. */
+  path?: RecordPath;
+}
+
+/** How deep a path answer went and how sure each level was, beside the most probable full path. */
+export interface RecordPath {
+  /** Levels answered (0: no top-level node was sure enough). */
+  depth: number;
+  /** False when the answer stopped above full depth for lack of confidence (the `path_backoff` warning). */
+  complete: boolean;
+  /** The probability at each level of the answered path, top first. */
+  scores: number[];
+  full_path: string;
+  full_path_score: number;
 }
 
 export const RECORD_FIELDS = ['id', 'category', 'score', 'top_categories', 'tags', 'status', 'error', 'warnings'] as const;
+/** The fields a path bundle's records add after RECORD_FIELDS. */
+export const PATH_FIELDS = ['path_depth', 'path_complete', 'path_scores', 'full_path', 'full_path_score'] as const;
 
 /** Output format from --format or the file extension; stdout defaults to JSONL. */
 export function formatFor(target: string, explicit?: string): OutputFormat {
@@ -36,8 +52,19 @@ export function formatFor(target: string, explicit?: string): OutputFormat {
 }
 
 /** The CSV output's header line, as fields. */
-export function csvHeader(keep: string[]): string[] {
-  return [...RECORD_FIELDS, ...keep];
+export function csvHeader(keep: string[], paths = false): string[] {
+  return [...RECORD_FIELDS, ...(paths ? PATH_FIELDS : []), ...keep];
+}
+
+/** A record's path fields as JSON values (nulls for a row without a path answer). */
+export function pathFields(p: RecordPath | undefined): Record<(typeof PATH_FIELDS)[number], unknown> {
+  return {
+    path_depth: p ? p.depth : null,
+    path_complete: p ? p.complete : null,
+    path_scores: p ? p.scores.map(round) : null,
+    full_path: p ? p.full_path : null,
+    full_path_score: p ? round(p.full_path_score) : null,
+  };
 }
 
 /** Rounds probabilities for output: 6 significant decimals are plenty and keep files small. */
@@ -58,6 +85,8 @@ export class PredictionWriter {
     private readonly out: NodeJS.WritableStream,
     private readonly format: OutputFormat,
     private readonly keep: string[],
+    /** A path bundle's records: PATH_FIELDS follow the flat ones. */
+    private readonly paths: boolean,
     private readonly ownsStream: boolean,
     private readonly target: string,
   ) {
@@ -82,7 +111,7 @@ export class PredictionWriter {
    * `resumeAt`: continue an existing file after its first `resumeAt` bytes (its complete records; see
    * output-resume.ts), cutting off whatever follows; the CSV header is written only when starting from 0.
    */
-  static async open(target: string, opts: { format: OutputFormat; keep: string[]; stdout?: NodeJS.WritableStream; resumeAt?: number }): Promise<PredictionWriter> {
+  static async open(target: string, opts: { format: OutputFormat; keep: string[]; paths?: boolean; stdout?: NodeJS.WritableStream; resumeAt?: number }): Promise<PredictionWriter> {
     let out: NodeJS.WritableStream;
     let owns = false;
     if (target === '-') {
@@ -100,8 +129,8 @@ export class PredictionWriter {
       out = stream;
       owns = true;
     }
-    const writer = new PredictionWriter(out, opts.format, opts.keep, owns, target);
-    if (opts.format === 'csv' && !(opts.resumeAt ?? 0)) await writer.write(stringify([csvHeader(opts.keep)]));
+    const writer = new PredictionWriter(out, opts.format, opts.keep, opts.paths ?? false, owns, target);
+    if (opts.format === 'csv' && !(opts.resumeAt ?? 0)) await writer.write(stringify([csvHeader(opts.keep, opts.paths)]));
     return writer;
   }
 
@@ -118,6 +147,7 @@ export class PredictionWriter {
         status: r.status,
         error: r.error,
         warnings: r.warnings,
+        ...(this.paths ? pathFields(r.path) : {}),
       };
       for (const k of this.keep) base[k] = r.kept?.[k] ?? '';
       return JSON.stringify(base) + '\n';
@@ -132,6 +162,7 @@ export class PredictionWriter {
         r.status,
         r.error ?? '',
         JSON.stringify(r.warnings),
+        ...(this.paths ? Object.values(pathFields(r.path)).map((v) => (v === null ? '' : typeof v === 'string' ? v : JSON.stringify(v))) : []),
         ...this.keep.map((k) => r.kept?.[k] ?? ''),
       ],
     ]);

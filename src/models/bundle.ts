@@ -13,9 +13,10 @@ import type { HeadPruning } from '../head/linear-head.js';
 export const BUNDLE_FORMAT = 'categorize-bundle';
 /**
  * 2 added per-modality heads with learned fusion (`fusion`) and the character TF-IDF (`tfidf.charFile`);
- * 3 added linear heads (`type: 'linear'`, head-io's binary file, scored in JS with the TF-IDF block sparse).
+ * 3 added linear heads (`type: 'linear'`, head-io's binary file, scored in JS with the TF-IDF block sparse);
+ * 4 added category paths (`paths`): written only by bundles that have them, so flat bundles stay readable by older tools.
  */
-export const BUNDLE_FORMAT_VERSION = 3;
+export const BUNDLE_FORMAT_VERSION = 4;
 
 /** How a head is stored: 'onnx' (a graph, ours or skl2onnx's; formats 1–2 have only these) or 'linear' (head-io.ts). */
 export type HeadType = 'onnx' | 'linear';
@@ -73,6 +74,11 @@ export interface BundleManifest {
   toolVersion: string;
   createdAt: string;
   classes: string[];
+  /**
+   * The classes are category paths (levels joined by " > "): `run` answers the deepest node whose probability
+   * reaches `minPathScore`. `separator` is the one the training labels were split on (eval and check split theirs on it).
+   */
+  paths?: { separator: string; minPathScore: number };
   /** Classifier input layout, in order (e.g. [text | image | tfidf]). */
   features: FeatureBlock[];
   /** The single head over every block (format 1, imported bundles, one modality); absent when `fusion` is set. */
@@ -138,6 +144,11 @@ export function loadBundle(location: string): ModelBundle {
     fail(dir, 'manifest.json classes must list at least two class names');
   }
   if (new Set(m.classes).size !== m.classes.length) fail(dir, 'manifest.json classes has duplicates');
+  if (m.paths !== undefined) {
+    const { separator, minPathScore } = m.paths as Partial<NonNullable<BundleManifest['paths']>>;
+    if (typeof separator !== 'string' || separator === '') fail(dir, 'manifest.json paths.separator must be a non-empty string');
+    if (typeof minPathScore !== 'number' || !(minPathScore >= 0 && minPathScore <= 1)) fail(dir, 'manifest.json paths.minPathScore must be a number in [0, 1]');
+  }
   if (!Array.isArray(m.features) || m.features.length === 0) fail(dir, 'manifest.json features is empty');
   let width = 0;
   const kinds = new Set<string>();
@@ -259,7 +270,7 @@ export function saveBundle(location: string, parts: BundleParts): void {
   });
   const manifest: BundleManifest = {
     format: BUNDLE_FORMAT,
-    formatVersion: linear ? BUNDLE_FORMAT_VERSION : fused || parts.charTfidfJson ? 2 : 1,
+    formatVersion: rest.paths ? 4 : linear ? 3 : fused || parts.charTfidfJson ? 2 : 1,
     ...rest,
     ...(fused
       ? { fusion: { method: 'log-linear' as const, heads: parts.heads.map((h, i) => ({ ...h.spec!, ...entries[i]! })), selection: parts.fusionSelection } }

@@ -39,6 +39,8 @@ export interface BundleRunOptions extends EncoderOptions, Omit<FeatureOptions, '
   imageModel?: string;
   /** Rows in flight at once (bounds memory). */
   window: number;
+  /** A path bundle's answer threshold (--min-path-score); default: the bundle's. */
+  minPathScore?: number;
   /** Embedding cache (--cache); embeddings found there are not computed again. */
   embedCache?: EmbedCacheSetting;
   log?: (line: string) => void;

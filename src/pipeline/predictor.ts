@@ -12,10 +12,27 @@ import { FeatureExtractor, assembleFeatures, bundleLayout, linearHeadRow, type F
 import { MicroBatcher } from './micro-batcher.js';
 import type { OpenEncoders } from './encoders.js';
 import { oneLine } from '../errors.js';
+import { Taxonomy, type PathAnswer } from '../head/taxonomy.js';
 
 export interface PredictorOptions extends FeatureOptions {
   topN: number;
   topKTags: number;
+  /** A path bundle's answer threshold (--min-path-score); default: the bundle's. */
+  minPathScore?: number;
+}
+
+/** Warning codes of a path answer: stopped above full depth, or not sure of any top-level node. */
+export const PATH_BACKOFF = 'path_backoff';
+export const PATH_UNANSWERED = 'path_unanswered';
+
+/** What a path bundle's record says: the answered node as `category`/`score`, and its path fields. */
+export function pathRecord(answer: PathAnswer): Pick<PredictionRecord, 'category' | 'score' | 'path'> & { warning: string | null } {
+  return {
+    category: answer.node,
+    score: answer.node === null ? null : answer.score,
+    path: { depth: answer.depth, complete: answer.complete, scores: answer.levels.map((l) => l.prob), full_path: answer.full.path, full_path_score: answer.full.prob },
+    warning: answer.node === null ? PATH_UNANSWERED : answer.complete ? null : PATH_BACKOFF,
+  };
 }
 
 export interface Prediction {
@@ -38,6 +55,8 @@ export class Predictor {
   private readonly heads: HeadRunner[];
   private readonly layout: FeatureLayout;
   private readonly classes: string[];
+  /** A path bundle's tree and threshold; null for flat classes. */
+  private readonly taxonomy: { tree: Taxonomy; minScore: number } | null;
 
   constructor(
     private readonly bundle: ModelBundle,
@@ -47,6 +66,8 @@ export class Predictor {
   ) {
     this.layout = bundleLayout(bundle);
     this.classes = bundle.manifest.classes;
+    const paths = bundle.manifest.paths;
+    this.taxonomy = paths ? { tree: new Taxonomy(this.classes), minScore: opts.minPathScore ?? paths.minPathScore } : null;
     this.extractor = new FeatureExtractor(bundle.manifest.features, encoders.text, encoders.image, opts, bundle.tfidfBlock);
     this.heads = bundle.heads.map((head, h): HeadRunner => {
       const classifier = classifiers[h];
@@ -102,8 +123,15 @@ export class Predictor {
       if (!probs) return failed('no_input: no modality this bundle reads');
       const top = topClasses(probs, this.classes, this.opts.topN);
       const heads = Object.fromEntries(this.heads.map(({ head }, h) => [head.name, outputs[h].probs ? fuseHeads([outputs[h]], this.classes) : null]));
+      let answer: Pick<PredictionRecord, 'category' | 'score' | 'path'> = { category: top[0].category, score: top[0].prob };
+      let warnings = f.warnings;
+      if (this.taxonomy) {
+        const { warning, ...fields } = pathRecord(this.taxonomy.tree.answer(probs, this.taxonomy.minScore));
+        answer = fields;
+        if (warning) warnings = [...warnings, warning];
+      }
       return {
-        record: { id: row.id, category: top[0].category, score: top[0].prob, top_categories: top, tags, status: 'ok', error: null, warnings: f.warnings, kept },
+        record: { id: row.id, ...answer, top_categories: top, tags, status: 'ok', error: null, warnings, kept },
         probs,
         heads,
       };
