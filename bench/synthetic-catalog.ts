@@ -1,5 +1,6 @@
-// A seeded synthetic text catalog shaped like the real ones (id,title,description,category): many classes with
-// Zipf sizes, titles built from class, family, department, brand and shared words, so related classes overlap.
+// A seeded synthetic text catalog shaped like the real ones (id,title,description,category,category_path): many
+// classes with Zipf sizes, titles built from class, family, department, brand and shared words, so related classes
+// overlap; category_path files each class under its department and family (a 3-level taxonomy).
 //
 //   node dist/bench/synthetic-catalog.js -o catalog.csv                       # 5,000 classes, 100,000 rows, seed 1
 //   node dist/bench/synthetic-catalog.js --classes 100 --rows 3000 --sample 1 --sample-rows 500 -o heldout.csv
@@ -29,9 +30,11 @@ export interface SyntheticRow {
   title: string;
   description: string;
   category: string;
+  /** The class's place in a 3-level tree: department > family > class (siblings in a family share words). */
+  category_path: string;
 }
 
-export const SYNTHETIC_COLUMNS = ['id', 'title', 'description', 'category'] as const;
+export const SYNTHETIC_COLUMNS = ['id', 'title', 'description', 'category', 'category_path'] as const;
 
 /** Class sizes: 2 rows each plus a share of the rest ∝ 1/rank^ZIPF_S (at 5,000 classes and 100,000 rows: 9,898 down to 4). */
 const ZIPF_S = 1;
@@ -209,7 +212,11 @@ export function syntheticCatalog({ classes, rows, seed, sample = 0, sampleRows =
     labels = Array.from({ length: sampleRows }, () => drawIndex(rand, cum));
   }
   const width = String(labels.length).length;
-  return labels.map((k, i) => ({ id: `syn${sample}-${String(i + 1).padStart(width, '0')}`, ...makeRow(s, k, rand), category: s.classes[k]!.name }));
+  const pathOf = (k: number): string => {
+    const family = s.families[s.classes[k]!.family]!;
+    return [s.departments[family.department]![0]!, family.words[0]!, s.classes[k]!.name].join(' > ');
+  };
+  return labels.map((k, i) => ({ id: `syn${sample}-${String(i + 1).padStart(width, '0')}`, ...makeRow(s, k, rand), category: s.classes[k]!.name, category_path: pathOf(k) }));
 }
 
 /** The rows as CSV text, header first (the real catalogs' column names). */
