@@ -8,7 +8,10 @@ import { orderedMap } from '../pipeline/ordered-map.js';
 import { openBundleSession, type BundleRunOptions } from '../pipeline/bundle-session.js';
 import { silentProgress, type ProgressReporter } from '../pipeline/progress.js';
 import { computeMetrics, mostConfusedPairs, type EvalMetrics } from '../report/metrics.js';
-import { formatAblationTable, formatMetricsTable } from '../report/table.js';
+import { formatAblationTable, formatMetricsTable, formatPathTable } from '../report/table.js';
+import { PathMetricsAccumulator, type PathMetrics } from '../report/path-metrics.js';
+import { Taxonomy, canonicalPath } from '../head/taxonomy.js';
+import { UsageError } from '../errors.js';
 import { renderEvalReport } from '../report/html-report.js';
 
 export interface EvalOptions extends BundleRunOptions {
@@ -17,6 +20,10 @@ export interface EvalOptions extends BundleRunOptions {
   report?: string;
   minAccuracy?: number;
   minMacroF1?: number;
+  /** Path bundles: exit 3 when hierarchical F1 (at the answer threshold) is below this. */
+  minHf?: number;
+  /** Path bundles: exit 3 when accuracy at a level is below its minimum (level 1 = top). */
+  minLevelAccuracy?: { level: number; min: number }[];
   /** Also score each modality head alone (text-only, image-only) on the same embeddings. */
   ablation: boolean;
   /** Blank this share of titles (rows picked by a hash of id and seed): how the bundle copes with missing titles. */
@@ -28,7 +35,10 @@ export interface EvalOptions extends BundleRunOptions {
 }
 
 export interface EvalResult {
+  /** For a path bundle, over the most probable full path of each row (exact-path accuracy is `accuracy`). */
   metrics: EvalMetrics;
+  /** A path bundle's figures by level, hierarchical, and as --min-path-score moves; null for flat bundles. */
+  paths: PathMetrics | null;
   /** Rows skipped for an empty label. */
   emptyLabel: number;
   table: string;
@@ -62,6 +72,15 @@ export async function evalCommand(opts: EvalOptions): Promise<EvalResult> {
   const log = opts.log ?? (() => {});
   const progress = opts.progress ?? silentProgress;
   const { bundle, catalog, predictor, cache, close } = await openBundleSession(opts, { extra: [opts.labelColumn], topN: 3, topKTags: 0 });
+  const pathSpec = bundle.manifest.paths;
+  if (!pathSpec && (opts.minHf !== undefined || opts.minLevelAccuracy?.length)) {
+    await close();
+    throw new UsageError('--min-hf and --min-level-accuracy judge category paths: this bundle was trained on flat labels', 'usage');
+  }
+  // A path bundle's labels are read as its training labels were (split on its separator, levels trimmed); its
+  // flat figures are over each row's most probable full path, the path figures over its answers.
+  const pathScorer = pathSpec ? new PathMetricsAccumulator(new Taxonomy(bundle.manifest.classes), opts.minPathScore ?? pathSpec.minPathScore) : null;
+  const labelOf = (row: CatalogRow): string => (pathSpec ? canonicalPath(row.extra[opts.labelColumn], pathSpec.separator) : row.extra[opts.labelColumn].trim());
   const yTrue: string[] = [];
   const yPred: (string | null)[] = [];
   const ranked: string[][] = [];
@@ -77,8 +96,10 @@ export async function evalCommand(opts: EvalOptions): Promise<EvalResult> {
       blankTitles(labelledRows(catalog.rows, opts.labelColumn, () => emptyLabel++), opts, () => blankedTitles++),
       async (row) => ({ row, p: await predictor.predict(row) }),
       ({ row, p }) => {
-        yTrue.push(row.extra[opts.labelColumn].trim());
-        yPred.push(p.record.category);
+        const label = labelOf(row);
+        yTrue.push(label);
+        yPred.push(pathScorer ? (p.record.path?.full_path ?? null) : p.record.category);
+        pathScorer?.add(label, p.probs);
         ranked.push(p.record.top_categories.map((t) => t.category));
         rowInfo.push({ id: row.id, title: row.title, score: p.record.score });
         if (opts.ablation) headProbs.push(p.heads);
@@ -95,6 +116,7 @@ export async function evalCommand(opts: EvalOptions): Promise<EvalResult> {
     await close();
   }
   const metrics = computeMetrics({ yTrue, yPred, ranked, modelClasses: bundle.manifest.classes });
+  const paths = pathScorer?.result() ?? null;
   if (emptyLabel > 0) log(`${emptyLabel} rows without a label were skipped`);
   if (metrics.unseenLabels.length > 0) {
     log(`labels the bundle does not know (counted as errors): ${metrics.unseenLabels.map((u) => `${u.label} (${u.count})`).join(', ')}`);
@@ -122,8 +144,8 @@ export async function evalCommand(opts: EvalOptions): Promise<EvalResult> {
   }));
   const meta = { model: path.resolve(opts.model), input: opts.input === '-' ? 'stdin' : path.resolve(opts.input), createdAt: new Date().toISOString(), toolVersion: opts.toolVersion };
   const fusion = bundle.manifest.fusion ? { heads: bundle.heads.map((h) => ({ name: h.name, weight: h.weight })), selection: bundle.manifest.fusion.selection ?? null } : null;
-  if (opts.json) fs.writeFileSync(opts.json, JSON.stringify({ ...meta, emptyLabel, blankedTitles, metrics, ablation, fusion, mostConfused: pairs }, null, 2) + '\n');
-  if (opts.report) fs.writeFileSync(opts.report, renderEvalReport({ metrics, confusedExamples: pairs, meta, ablation, fusion }));
+  if (opts.json) fs.writeFileSync(opts.json, JSON.stringify({ ...meta, emptyLabel, blankedTitles, metrics, paths, ablation, fusion, mostConfused: pairs }, null, 2) + '\n');
+  if (opts.report) fs.writeFileSync(opts.report, renderEvalReport({ metrics, paths, confusedExamples: pairs, meta, ablation, fusion }));
   const gateFailures: string[] = [];
   if (opts.minAccuracy !== undefined && metrics.accuracy < opts.minAccuracy) {
     gateFailures.push(`accuracy ${metrics.accuracy.toFixed(4)} is below --min-accuracy ${opts.minAccuracy}`);
@@ -131,8 +153,19 @@ export async function evalCommand(opts: EvalOptions): Promise<EvalResult> {
   if (opts.minMacroF1 !== undefined && metrics.macroF1 < opts.minMacroF1) {
     gateFailures.push(`macro-F1 ${metrics.macroF1.toFixed(4)} is below --min-macro-f1 ${opts.minMacroF1}`);
   }
-  const table = formatMetricsTable(metrics, { color: opts.color }) + (ablation && ablation.length > 1 ? '\n\n' + formatAblationTable(ablation) : '');
-  return { metrics, emptyLabel, ablation, blankedTitles, table, gateFailures };
+  if (paths && opts.minHf !== undefined && paths.at.f1 < opts.minHf) {
+    gateFailures.push(`hierarchical F1 ${paths.at.f1.toFixed(4)} (--min-path-score ${paths.minPathScore}) is below --min-hf ${opts.minHf}`);
+  }
+  for (const { level, min } of opts.minLevelAccuracy ?? []) {
+    const at = paths?.levels.find((l) => l.level === level);
+    if (!at) gateFailures.push(`--min-level-accuracy ${level}:${min}: no labelled row has a path ${level} levels deep`);
+    else if (at.accuracy < min) gateFailures.push(`level ${level} accuracy ${at.accuracy.toFixed(4)} is below --min-level-accuracy ${level}:${min}`);
+  }
+  const table =
+    formatMetricsTable(metrics, { color: opts.color, pathLabels: paths !== null }) +
+    (paths ? '\n\n' + formatPathTable(paths) : '') +
+    (ablation && ablation.length > 1 ? '\n\n' + formatAblationTable(ablation) : '');
+  return { metrics, paths, emptyLabel, ablation, blankedTitles, table, gateFailures };
 }
 
 /** Rows with the title blanked for the picked share (--blank-titles), counted through `onBlank`. */

@@ -129,7 +129,11 @@ export class Taxonomy {
    * node's own class, then to the child whose name sorts first, so the answer does not depend on class order.
    */
   answer(probs: ArrayLike<number>, minScore: number): PathAnswer {
-    const scores = this.nodeScores(probs);
+    return this.answerFrom(probs, this.nodeScores(probs), minScore);
+  }
+
+  /** `answer` with the node scores already computed (one row answered at many thresholds). */
+  answerFrom(probs: ArrayLike<number>, scores: Float64Array, minScore: number): PathAnswer {
     const levels: PathAnswer['levels'] = [];
     let at = -1;
     let complete = false;

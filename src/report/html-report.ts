@@ -2,6 +2,7 @@
 // offline and from a mail attachment. Every label, title and id is user data and goes through escapeHtml.
 import { compareCodePoints } from '../head/labels.js';
 import type { EvalMetrics } from './metrics.js';
+import type { PathMetrics } from './path-metrics.js';
 
 export interface ConfusedExample {
   id: string;
@@ -26,6 +27,8 @@ export interface ReportMeta {
 
 export interface EvalReportInput {
   metrics: EvalMetrics;
+  /** A path bundle's figures (levels, hierarchical, the curve over --min-path-score); null or absent: no section. */
+  paths?: PathMetrics | null;
   confusedExamples: ConfusedPairExamples[];
   meta: ReportMeta;
   /** eval --ablation: each head alone, then fused (null or one entry: no section). */
@@ -77,6 +80,7 @@ table { border-collapse: collapse; }
 .classes td, .classes th, .examples td, .examples th { padding: 4px 10px; border-bottom: 1px solid var(--line); text-align: left; }
 .classes th, .examples th { font-size: 12px; color: var(--muted); font-weight: 600; background: var(--bg); }
 .classes-wrap.long { max-height: 60vh; overflow: auto; width: fit-content; max-width: 100%; border: 1px solid var(--line); border-radius: 6px; }
+.classes tr.mine td { font-weight: 650; background: #fff1ee; }
 .classes-wrap.long thead th { position: sticky; top: 0; z-index: 1; }
 .num { text-align: right !important; font-variant-numeric: tabular-nums; white-space: nowrap; }
 .lab { overflow-wrap: anywhere; }
@@ -250,6 +254,77 @@ function ablationSection(variants: NonNullable<EvalReportInput['ablation']>, fus
   return `${weights}${summary}<h3>Per-class F1</h3>${perClass}<p class="note">Each head is scored alone on the rows that have its modality; fused on every row.</p>`;
 }
 
+/**
+ * The hierarchical precision–recall curve as --min-path-score moves, as an inline SVG (no script): recall across,
+ * precision up, axes zoomed to the points, the bundle's threshold marked; each point names its threshold.
+ */
+export function pathCurveSvg(m: PathMetrics): string {
+  const W = 560;
+  const H = 360;
+  const pad = { l: 56, r: 20, t: 16, b: 44 };
+  const pts = m.curve;
+  const span = (xs: number[]) => {
+    const lo = Math.max(0, Math.min(...xs) - 0.02);
+    const hi = Math.min(1, Math.max(...xs) + 0.02);
+    return hi - lo < 0.05 ? [Math.max(0, hi - 0.05), hi] : [lo, hi];
+  };
+  const [x0, x1] = span(pts.map((p) => p.recall));
+  const [y0, y1] = span(pts.map((p) => p.precision));
+  const X = (v: number) => pad.l + ((v - x0) / (x1 - x0)) * (W - pad.l - pad.r);
+  const Y = (v: number) => H - pad.b - ((v - y0) / (y1 - y0)) * (H - pad.t - pad.b);
+  const ticks = (lo: number, hi: number) => Array.from({ length: 6 }, (_, i) => lo + ((hi - lo) * i) / 5);
+  const grid =
+    ticks(x0, x1).map((v) => `<line x1="${X(v).toFixed(1)}" x2="${X(v).toFixed(1)}" y1="${pad.t}" y2="${H - pad.b}" class="g"/><text x="${X(v).toFixed(1)}" y="${H - pad.b + 16}" text-anchor="middle">${v.toFixed(3)}</text>`).join('') +
+    ticks(y0, y1).map((v) => `<line x1="${pad.l}" x2="${W - pad.r}" y1="${Y(v).toFixed(1)}" y2="${Y(v).toFixed(1)}" class="g"/><text x="${pad.l - 6}" y="${(Y(v) + 4).toFixed(1)}" text-anchor="end">${v.toFixed(3)}</text>`).join('');
+  const line = pts.map((p) => `${X(p.recall).toFixed(1)},${Y(p.precision).toFixed(1)}`).join(' ');
+  const dots = pts
+    .map((p) => {
+      const mine = p.minPathScore === m.minPathScore;
+      const tip = `min-path-score ${p.minPathScore}: hP ${fix(p.precision)}, hR ${fix(p.recall)}, hF ${fix(p.f1)}; answered ${pct(p.answered)}, full depth ${pct(p.complete)}`;
+      return `<circle cx="${X(p.recall).toFixed(1)}" cy="${Y(p.precision).toFixed(1)}" r="${mine ? 6 : 3}" class="${mine ? 'mine' : 'pt'}"><title>${escapeHtml(tip)}</title></circle>`;
+    })
+    .join('');
+  const me = m.at;
+  const label = `<text x="${(X(me.recall) - 8).toFixed(1)}" y="${(Y(me.precision) - 10).toFixed(1)}" text-anchor="end" class="lbl">min-path-score ${m.minPathScore}</text>`;
+  return (
+    `<svg class="curve" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img" aria-label="hierarchical precision against recall as min-path-score moves">` +
+    `<style>.curve text{font:11px system-ui,sans-serif;fill:#5d6677}.curve .g{stroke:#eef0f4}.curve .pt{fill:#2f6fd0}.curve .mine{fill:#d0452f}.curve .lbl{fill:#d0452f;font-weight:600}</style>` +
+    grid +
+    `<polyline points="${line}" fill="none" stroke="#2f6fd0" stroke-width="1.5"/>${dots}${label}` +
+    `<text x="${((pad.l + W - pad.r) / 2).toFixed(0)}" y="${H - 8}" text-anchor="middle">hierarchical recall</text>` +
+    `<text transform="translate(14 ${((pad.t + H - pad.b) / 2).toFixed(0)}) rotate(-90)" text-anchor="middle">hierarchical precision</text></svg>`
+  );
+}
+
+/** Category paths: the headline hierarchical figures, each level, and the curve as the threshold moves. */
+function pathSection(m: PathMetrics): string {
+  const cards =
+    '<div class="cards">' +
+    card('exact path', pct(m.exactPath), 'most probable full path') +
+    card('hierarchical F1', fix(m.at.f1), `hP ${fix(m.at.precision)} · hR ${fix(m.at.recall)}`) +
+    card('answered', pct(m.at.answered), `${pct(m.at.complete)} to full depth`) +
+    '</div>';
+  const levels =
+    '<table class="classes"><thead><tr><th>Level</th><th class="num">Rows</th><th class="num">Accuracy</th><th class="num">Macro F1</th></tr></thead><tbody>' +
+    m.levels.map((l) => `<tr><td>${l.level}</td><td class="num">${l.rows}</td><td class="num">${pct(l.accuracy)}</td><td class="num">${fix(l.macroF1)}</td></tr>`).join('') +
+    '</tbody></table>';
+  const rows = m.curve
+    .map(
+      (c) =>
+        `<tr${c.minPathScore === m.minPathScore ? ' class="mine"' : ''}><td class="num">${c.minPathScore}</td><td class="num">${fix(c.precision)}</td><td class="num">${fix(c.recall)}</td>` +
+        `<td class="num">${fix(c.f1)}</td><td class="num">${pct(c.answered)}</td><td class="num">${pct(c.complete)}</td></tr>`,
+    )
+    .join('');
+  const table =
+    '<table class="classes"><thead><tr><th class="num">min-path-score</th><th class="num">hP</th><th class="num">hR</th><th class="num">hF</th><th class="num">Answered</th><th class="num">Full depth</th></tr></thead>' +
+    `<tbody>${rows}</tbody></table>`;
+  return (
+    `${cards}<p>Answers stop at the deepest node whose probability (summed over the classes below it) reaches --min-path-score, here ${m.minPathScore}. ` +
+    'Hierarchical precision and recall compare each answer and each true path with their ancestors, summed over rows (Kiritchenko et al.); a row with no answer costs recall only.</p>' +
+    `<h3>By level (on the path the answers descend along)</h3>${levels}<h3>Precision against recall as --min-path-score moves</h3>${pathCurveSvg(m)}${table}`
+  );
+}
+
 /** Renders the whole report. The score column of the examples is the probability of the wrong prediction. */
 export function renderEvalReport(input: EvalReportInput): string {
   const { metrics: m, meta } = input;
@@ -271,6 +346,7 @@ export function renderEvalReport(input: EvalReportInput): string {
 </header>
 <main>
 ${headline(m)}
+${input.paths ? `<h2>Category paths</h2>\n${pathSection(input.paths)}` : ''}
 ${input.ablation && input.ablation.length > 1 ? `<h2>Ablation: each modality alone and fused</h2>\n${ablationSection(input.ablation, input.fusion)}` : ''}
 <h2>Per class</h2>
 ${classTable(m)}

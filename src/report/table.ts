@@ -2,6 +2,7 @@
 // Fixed-width columns measured in terminal cells, so accented, CJK and emoji labels still line up.
 import { compareCodePoints } from '../head/labels.js';
 import { mostConfusedPairs, type EvalMetrics } from './metrics.js';
+import type { PathMetrics } from './path-metrics.js';
 
 export interface TableOptions {
   /** ANSI colours and bold; off for pipes and files. */
@@ -12,6 +13,8 @@ export interface TableOptions {
   topPairs?: number;
   /** Widest label column, in terminal cells; default 32. */
   maxLabelWidth?: number;
+  /** The labels are category paths: the figures are over each row's most probable full path. */
+  pathLabels?: boolean;
 }
 
 const ESC = '\u001b[';
@@ -82,9 +85,10 @@ export function formatMetricsTable(metrics: EvalMetrics, options: TableOptions):
   const lines: string[] = [];
 
   const scored = metrics.n - metrics.failed;
-  lines.push(paint(`Evaluation: ${metrics.n} row${metrics.n === 1 ? '' : 's'}, ${metrics.confusion.labels.length} labels`, 'bold'));
+  const what = options.pathLabels ? ' (category paths: figures over the most probable full path)' : '';
+  lines.push(paint(`Evaluation: ${metrics.n} row${metrics.n === 1 ? '' : 's'}, ${metrics.confusion.labels.length} labels${what}`, 'bold'));
   const head = (name: string, value: string, extra = '') => lines.push(`  ${padEnd(name, 16)}${value}${extra}`);
-  head('accuracy', paint(padStart(pct(metrics.accuracy), 8), 'bold'), `  (${metrics.correct} of ${metrics.n})`);
+  head(options.pathLabels ? 'exact path' : 'accuracy', paint(padStart(pct(metrics.accuracy), 8), 'bold'), `  (${metrics.correct} of ${metrics.n})`);
   head('macro F1', paint(padStart(fix(metrics.macroF1), 8), 'bold'));
   head('weighted F1', padStart(fix(metrics.weightedF1), 8));
   head(`top-${metrics.topK} accuracy`, padStart(pct(metrics.top3Accuracy), 8));
@@ -135,6 +139,39 @@ export function formatMetricsTable(metrics: EvalMetrics, options: TableOptions):
   return lines.join('\n') + '\n';
 }
 
+/** A path bundle's figures: each level, the hierarchical ones at the answer threshold, and how they move with it. */
+export function formatPathTable(m: PathMetrics): string {
+  const lines = [`Category paths: ${m.rows} rows; levels judged on the path the answers descend along`];
+  const levelHead = ['level', 'rows', 'accuracy', 'macro F1'];
+  const levelRows = m.levels.map((l) => [String(l.level), String(l.rows), pct(l.accuracy), fix(l.macroF1)]);
+  lines.push(...grid(levelHead, levelRows));
+  lines.push('');
+  lines.push(
+    `  at --min-path-score ${m.minPathScore}: hierarchical precision ${fix(m.at.precision)}, recall ${fix(m.at.recall)}, F1 ${fix(m.at.f1)}; ` +
+      `answered ${pct(m.at.answered)} of rows at some level, ${pct(m.at.complete)} to full depth`,
+  );
+  lines.push('');
+  lines.push('  as --min-path-score moves (hierarchical precision against recall):');
+  const curveHead = ['min-path-score', 'hP', 'hR', 'hF', 'answered', 'full depth'];
+  const curveRows = m.curve.map((c) => [
+    `${c.minPathScore}${c.minPathScore === m.minPathScore ? ' ◀' : ''}`,
+    fix(c.precision),
+    fix(c.recall),
+    fix(c.f1),
+    pct(c.answered),
+    pct(c.complete),
+  ]);
+  lines.push(...grid(curveHead, curveRows));
+  return lines.join('\n');
+}
+
+/** A fixed-width grid: first column left-aligned, the others right-aligned. */
+function grid(head: string[], rows: string[][]): string[] {
+  const widths = head.map((h, c) => Math.max(displayWidth(h), ...rows.map((r) => displayWidth(r[c]))));
+  const line = (r: string[]) => '  ' + r.map((x, c) => (c === 0 ? padEnd(x, widths[c]) : padStart(x, widths[c]))).join('  ');
+  return [line(head), '  ' + widths.map((w) => '─'.repeat(w)).join('  '), ...rows.map(line)];
+}
+
 /** eval --ablation: one line per variant (each head alone, then fused), the same figures side by side. */
 export function formatAblationTable(variants: readonly { name: string; predicted: number; metrics: EvalMetrics }[]): string {
   const head = ['variant', 'rows', 'accuracy', 'macro F1', 'weighted F1', 'top-3'];
@@ -146,12 +183,5 @@ export function formatAblationTable(variants: readonly { name: string; predicted
     v.metrics.weightedF1.toFixed(4),
     pct(v.metrics.top3Accuracy),
   ]);
-  const widths = head.map((h, c) => Math.max(displayWidth(h), ...rows.map((r) => displayWidth(r[c]))));
-  const line = (r: string[]) => '  ' + r.map((x, c) => (c === 0 ? padEnd(x, widths[c]) : padStart(x, widths[c]))).join('  ');
-  return [
-    'Ablation (same embeddings; each head alone on the rows that have its modality, fused on all rows)',
-    line(head),
-    '  ' + widths.map((w) => '─'.repeat(w)).join('  '),
-    ...rows.map(line),
-  ].join('\n');
+  return ['Ablation (same embeddings; each head alone on the rows that have its modality, fused on all rows)', ...grid(head, rows)].join('\n');
 }
