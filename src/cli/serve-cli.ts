@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import type { Command } from 'commander';
 import { serveCommand } from '../commands/serve.js';
 import { ExitCode } from '../errors.js';
-import { floatOption, intOption } from './options.js';
+import { MIN_PATH_SCORE_HELP, floatOption, intOption } from './options.js';
 import { addPipelineOptions, cliLog, pipelineOptions, type Io, type PipelineFlags } from './pipeline-options.js';
 import type { CliLog } from './log.js';
 
@@ -20,6 +20,7 @@ interface ServeFlags extends PipelineFlags {
   shutdownTimeoutMs: number;
   allowImageUrls?: boolean;
   topN: number;
+  minPathScore?: number;
 }
 
 /** First signal: graceful shutdown (the command returns, exit 0). A second one: exit at once, 130/143. */
@@ -46,7 +47,7 @@ export function addServeCommand(program: Command, io: Io, env: NodeJS.ProcessEnv
     program
       .command('serve')
       .description(
-        "HTTP service over a bundle (run's pipeline; concurrent requests share micro-batches): POST /predict (multipart image + title, description, top_k_tags), POST /predict/batch (JSON lines or CSV in, JSON lines out), GET /healthz, /readyz, /metrics.",
+        "HTTP service over a bundle (run's pipeline; concurrent requests share micro-batches): POST /predict (multipart image + title, description, top_k_tags; a path bundle adds the path fields and takes min_path_score), POST /predict/batch (JSON lines or CSV in, run's records out), GET /healthz, /readyz, /metrics.",
       )
       .requiredOption('-m, --model <dir>', 'model bundle folder')
       .option('--host <address>', 'address to listen on (0.0.0.0: every interface)', '127.0.0.1')
@@ -56,7 +57,8 @@ export function addServeCommand(program: Command, io: Io, env: NodeJS.ProcessEnv
       .option('--max-queue <n>', 'prediction requests in flight at once; more get 503 with Retry-After', intOption(1, 1_000_000), 64)
       .option('--shutdown-timeout-ms <ms>', 'on SIGTERM/SIGINT, how long requests in flight may take before their connections are cut', intOption(0, 3_600_000), 30_000)
       .option('--allow-image-urls', '/predict/batch: fetch http(s) image URLs that rows name (default: refused, as the server would fetch what clients ask)')
-      .option('--top-n <n>', 'categories listed in top_categories', intOption(1, 1000), 3),
+      .option('--top-n <n>', 'categories listed in top_categories', intOption(1, 1000), 3)
+      .option('--min-path-score <p>', `${MIN_PATH_SCORE_HELP}; a request may send its own min_path_score`, floatOption(0, 1)),
     'override',
   );
   // The shared flags say what they mean for a catalog run; two mean something else here.
@@ -75,6 +77,7 @@ export function addServeCommand(program: Command, io: Io, env: NodeJS.ProcessEnv
         host: flags.host,
         port: flags.port,
         topN: flags.topN,
+        minPathScore: flags.minPathScore,
         maxUploadBytes: Math.round(flags.maxUploadMb * 1024 * 1024),
         requestTimeoutMs: flags.requestTimeoutMs,
         maxQueue: flags.maxQueue,

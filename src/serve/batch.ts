@@ -1,7 +1,7 @@
 // POST /predict/batch: many rows in one request, streamed both ways. The body is JSON lines or a CSV/TSV catalog
 // (run's reader and columns); the answer is one JSON line (or CSV record) per input row, in input order, in run's
-// record shape, a bad row reported in its own record. Rows in flight are bounded by --window, so neither a big
-// upload nor a slow reader makes memory grow.
+// record shape (a path bundle's with run's path fields), a bad row reported in its own record. Rows in flight are
+// bounded by --window, so neither a big upload nor a slow reader makes memory grow.
 import { PassThrough } from 'node:stream';
 import type { Readable } from 'node:stream';
 import { openCatalog, type CatalogRow, type ColumnOptions } from '../io/catalog-reader.js';
@@ -12,6 +12,7 @@ import type { Predictor } from '../pipeline/predictor.js';
 import { CategorizeError, oneLine, reasonCode } from '../errors.js';
 import { HttpError } from './http-error.js';
 import { screenImageRef, type ImagePolicy } from './image-policy.js';
+import { answerAt, type ServePaths } from './paths.js';
 
 export const JSONL_TYPES = ['application/x-ndjson', 'application/ndjson', 'application/jsonl', 'application/x-jsonlines', 'application/json-lines'];
 export const CSV_TYPES = ['text/csv', 'text/tab-separated-values'];
@@ -143,6 +144,10 @@ export interface BatchRunOptions {
   policy: ImagePolicy;
   format: OutputFormat;
   topKTags: number;
+  /** A path bundle (its records get run's path fields); null or absent: a flat bundle. */
+  paths?: ServePaths | null;
+  /** A path bundle: the request's own min_path_score, when it differs from the server's. */
+  minPathScore?: number;
   window: number;
   /** Aborted when the client goes away: no new row starts. */
   signal: AbortSignal;
@@ -158,12 +163,15 @@ export interface BatchRunOptions {
  */
 export async function runBatch(rows: AsyncIterable<CatalogRow>, opts: BatchRunOptions): Promise<BatchRun> {
   const output = new PassThrough({ highWaterMark: opts.outputBuffer });
-  const writer = await PredictionWriter.open('-', { format: opts.format, keep: [], stdout: output });
+  const paths = opts.paths ?? null;
+  const writer = await PredictionWriter.open('-', { format: opts.format, keep: [], paths: paths !== null, stdout: output });
+  const reanswerAt = paths && opts.minPathScore !== undefined && opts.minPathScore !== paths.minScore ? opts.minPathScore : undefined;
   const done = orderedMap(
     untilAborted(rows, opts.signal),
     async (row) => {
       // Screened here, inside the window, so a slow realpath does not hold up the reading of later rows.
-      const { record } = await opts.predictor.predict(await screenImageRef(row, opts.policy));
+      const { record: predicted, probs } = await opts.predictor.predict(await screenImageRef(row, opts.policy));
+      const record = paths && reanswerAt !== undefined && probs ? answerAt(predicted, probs, paths.tree, reanswerAt) : predicted;
       return { ...record, tags: record.tags.slice(0, opts.topKTags) };
     },
     async (record) => {

@@ -159,9 +159,17 @@ export class ServeMetrics {
   readonly queueLimit = new Gauge('categorize_queue_limit', 'Most prediction requests admitted at once (--max-queue); more get 503.');
   readonly ready = new Gauge('categorize_ready', '1 once the bundle and its models are loaded, 0 while loading or shutting down.');
   readonly cacheLookups = new Counter('categorize_embed_cache_lookups_total', 'Embedding cache (--cache) lookups, by result (hit, miss); absent without a cache.');
+  readonly bundleInfo = new Gauge(
+    'categorize_bundle_info',
+    'The loaded bundle, as labels: kind (flat, or paths for category paths) and a path bundle\'s path_separator; 1 once loaded.',
+  );
+  readonly minPathScore = new Gauge(
+    'categorize_min_path_score',
+    'A path bundle\'s answer threshold (--min-path-score, else the bundle\'s); a request may send its own min_path_score. Absent for a flat bundle.',
+  );
   readonly rss = new Gauge('process_resident_memory_bytes', 'Resident memory size in bytes.');
 
-  private readonly all: Metric[] = [this.requests, this.latency, this.errors, this.modelBatch, this.batchRows, this.queueDepth, this.queueLimit, this.ready, this.cacheLookups, this.rss];
+  private readonly all: Metric[] = [this.requests, this.latency, this.errors, this.modelBatch, this.batchRows, this.queueDepth, this.queueLimit, this.ready, this.cacheLookups, this.bundleInfo, this.minPathScore, this.rss];
 
   expose(): string {
     this.rss.set(process.memoryUsage.rss());

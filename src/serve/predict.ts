@@ -1,13 +1,17 @@
 // POST /predict: the replaced FastAPI service's endpoint, byte for byte where clients can tell. A multipart form
 // (image file; title, description, top_k_tags fields) in, `{category, score, top_categories, tags}` out, through
-// the same Predictor as `run`, so concurrent requests share micro-batches.
+// the same Predictor as `run`, so concurrent requests share micro-batches. A path bundle's answer keeps those keys
+// and adds run's path fields after them (and takes a `min_path_score` field).
 import type { FastifyRequest } from 'fastify';
 import type { Predictor } from '../pipeline/predictor.js';
 import type { CatalogRow } from '../io/catalog-reader.js';
+import type { PredictionRecord } from '../io/prediction-writer.js';
+import type { Taxonomy } from '../head/taxonomy.js';
 import { sniffImageFormat } from '../embed/image-preprocess.js';
 import { reasonCode } from '../errors.js';
 import { HttpError, missingField, parseIntField, validationError, type FieldProblem } from './http-error.js';
 import { MAX_TOP_K_TAGS } from './session.js';
+import { answerAt, parseScoreField, type ServePaths } from './paths.js';
 
 /** Largest text field (title, description): far above any real product text, small enough to hold many at once. */
 export const MAX_FIELD_BYTES = 1024 * 1024;
@@ -18,6 +22,8 @@ export interface PredictForm {
   title: string;
   description: string;
   topKTags: number;
+  /** A path bundle's `min_path_score` field; undefined: the server's threshold. */
+  minPathScore?: number;
 }
 
 /** The original response, exactly: no other keys (warnings go in the X-Categorize-Warnings header). */
@@ -26,6 +32,18 @@ export interface PredictResponse {
   score: number;
   top_categories: { category: string; prob: number }[];
   tags: string[];
+}
+
+/**
+ * A path bundle's response: the original keys first, meaning what they mean in `run`'s records (category and score:
+ * the answered node; top_categories: the likeliest full paths), then run's PATH_FIELDS, same names, same order.
+ */
+export interface PathPredictResponse extends PredictResponse {
+  path_depth: number;
+  path_complete: boolean;
+  path_scores: number[];
+  full_path: string;
+  full_path_score: number;
 }
 
 /** An upload the image stage refused, as the status the original service's clients expect. */
@@ -37,7 +55,7 @@ const tooLarge = (detail: string, code: string) => new HttpError(413, detail, co
  * Reads the form as it streams: the image is buffered up to `maxUploadBytes` and refused with 413 past that (the
  * rest is not read: the connection closes). Field problems are gathered and answered together, as FastAPI does.
  */
-export async function readPredictForm(req: FastifyRequest, maxUploadBytes: number): Promise<PredictForm> {
+export async function readPredictForm(req: FastifyRequest, maxUploadBytes: number, opts: { paths?: boolean } = {}): Promise<PredictForm> {
   if (!req.isMultipart()) throw validationError([missingField('image')]);
   const fields = new Map<string, string>();
   let image: Buffer | undefined;
@@ -70,8 +88,18 @@ export async function readPredictForm(req: FastifyRequest, maxUploadBytes: numbe
   }
   const topKTags = parseIntField(fields.get('top_k_tags'), 'top_k_tags', 'body', DEFAULT_TOP_K_TAGS, 0, MAX_TOP_K_TAGS);
   if (typeof topKTags !== 'number') problems.push(topKTags);
+  // A flat bundle leaves min_path_score unread, as the original service left every field it did not know: a client
+  // that sends it to both kinds of server gets from a flat one exactly what it got before.
+  const minPathScore = opts.paths ? parseScoreField(fields.get('min_path_score'), 'min_path_score', 'body') : undefined;
+  if (typeof minPathScore === 'object') problems.push(minPathScore);
   if (problems.length > 0) throw validationError(problems);
-  return { image: image!, title: fields.get('title') ?? '', description: fields.get('description') ?? '', topKTags: topKTags as number };
+  return {
+    image: image!,
+    title: fields.get('title') ?? '',
+    description: fields.get('description') ?? '',
+    topKTags: topKTags as number,
+    ...(typeof minPathScore === 'number' ? { minPathScore } : {}),
+  };
 }
 
 /**
@@ -79,18 +107,27 @@ export async function readPredictForm(req: FastifyRequest, maxUploadBytes: numbe
  * image is found by the image stage, whose per-row reason becomes the status (the text is embedded by then:
  * the price of judging images by the same code as `run`).
  */
-export async function predictUpload(predictor: Predictor, form: PredictForm): Promise<{ body: PredictResponse; warnings: string[] }> {
+export async function predictUpload(predictor: Predictor, form: PredictForm, paths: ServePaths | null = null): Promise<{ body: PredictResponse | PathPredictResponse; warnings: string[] }> {
   if (form.image.length === 0) throw validationError([{ type: 'value_error', loc: ['body', 'image'], msg: 'Value error, the uploaded file is empty', input: null }]);
   if (!sniffImageFormat(form.image)) throw new HttpError(415, 'image: not an image (JPEG, PNG, WebP, GIF, TIFF or AVIF expected)', 'image_unsupported');
   const row: CatalogRow = { index: 0, line: 0, id: '', title: form.title, description: form.description, image: '', imageBytes: form.image, extra: {} };
-  const { record } = await predictor.predict(row);
-  for (const reason of [...record.warnings, record.error ?? '']) {
+  const { record: predicted, probs } = await predictor.predict(row);
+  for (const reason of [...predicted.warnings, predicted.error ?? '']) {
     const code = reasonCode(reason);
     if (code.startsWith('image_') && code !== 'image_missing') {
       const why = reason.slice(code.length).replace(/^:\s*/, '').replace(/ \(and no text\)$/, '');
       throw new HttpError(IMAGE_STATUS[code] ?? 422, `image: ${why}`, code);
     }
   }
+  if (paths) {
+    // A path bundle's category is null when no top-level node is sure enough: an answer, not a failure.
+    if (predicted.status !== 'ok' || probs === null || predicted.path === undefined) {
+      throw new HttpError(500, `prediction failed: ${predicted.error ?? 'unknown error'}`, reasonCode(predicted.error ?? ''));
+    }
+    const record = form.minPathScore === undefined || form.minPathScore === paths.minScore ? predicted : answerAt(predicted, probs, paths.tree, form.minPathScore);
+    return { body: pathResponse(record, probs, paths.tree, form.topKTags), warnings: record.warnings };
+  }
+  const record = predicted;
   if (record.status !== 'ok' || record.category === null || record.score === null) {
     throw new HttpError(500, `prediction failed: ${record.error ?? 'unknown error'}`, reasonCode(record.error ?? ''));
   }
@@ -102,5 +139,37 @@ export async function predictUpload(predictor: Predictor, form: PredictForm): Pr
       tags: record.tags.slice(0, form.topKTags),
     },
     warnings: record.warnings,
+  };
+}
+
+/**
+ * A path bundle's record as /predict answers it. `run` writes `category: null, score: null` when no top-level node
+ * reaches the threshold; the original service never answered null (its clients read a string and a number), so
+ * here `category` is then the likeliest top-level node and `score` its probability — the least specific claim the
+ * model can make, below the threshold, so a client that checks `score` against its own cut-off still refuses it.
+ * A path-aware client sees the truth in `path_depth: 0` and the `path_unanswered` warning. (Not the likeliest full
+ * path: that would make the most specific claim exactly when the model is least sure; it is in `full_path`.)
+ */
+export function pathResponse(record: PredictionRecord, probs: ArrayLike<number>, tree: Taxonomy, topKTags: number): PathPredictResponse {
+  const p = record.path;
+  if (!p) throw new HttpError(500, 'prediction failed: no path answer for a path bundle', 'internal');
+  let category = record.category;
+  let score = record.score;
+  if (category === null || score === null) {
+    // At threshold 0 the first level of the answer is the likeliest top-level node: the one the threshold refused.
+    const top = tree.answer(probs, 0).levels[0];
+    category = top.node;
+    score = top.prob;
+  }
+  return {
+    category,
+    score,
+    top_categories: record.top_categories.map((t) => ({ category: t.category, prob: t.prob })),
+    tags: record.tags.slice(0, topKTags),
+    path_depth: p.depth,
+    path_complete: p.complete,
+    path_scores: [...p.scores],
+    full_path: p.full_path,
+    full_path_score: p.full_path_score,
   };
 }

@@ -6,12 +6,13 @@ import multipart from '@fastify/multipart';
 import type { BundleSession } from '../pipeline/bundle-session.js';
 import { bundleInputs } from '../models/bundle.js';
 import { oneLine, reasonCode, UsageError } from '../errors.js';
-import { HttpError, parseIntField, unavailable, validationError } from './http-error.js';
+import { HttpError, parseIntField, unavailable, validationError, type FieldProblem } from './http-error.js';
 import { CONTENT_TYPE, ServeMetrics } from './metrics.js';
 import { imagePolicy } from './image-policy.js';
 import { MAX_FIELD_BYTES, DEFAULT_TOP_K_TAGS, predictUpload, readPredictForm } from './predict.js';
 import { batchRows, runBatch } from './batch.js';
 import { MAX_TOP_K_TAGS, openServeSession, type ServeSessionOptions } from './session.js';
+import { parseScoreField, servePaths, type ServePaths } from './paths.js';
 
 export interface ServeOptions extends ServeSessionOptions {
   host: string;
@@ -61,6 +62,11 @@ function route(req: FastifyRequest): string {
   return req.routeOptions.url ?? 'unmatched';
 }
 
+/** A repeated query parameter is its last value, as Starlette reads a scalar one (fastify gives an array). */
+function queryValue(v: string | string[] | undefined): string | undefined {
+  return Array.isArray(v) ? v.at(-1) : v;
+}
+
 function timeout<T>(work: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const expired = new Promise<never>((_, reject) => {
@@ -78,11 +84,23 @@ export async function buildServer(opts: ServeOptions, deps: ServeDeps = {}): Pro
   metrics.ready.set(0);
 
   let session: BundleSession | undefined;
+  /** Set with the session: a path bundle's tree and threshold, null for a flat bundle. */
+  let paths: ServePaths | null = null;
   let closing = false;
   let inFlight = 0;
   let idle: (() => void) | undefined;
 
   const ready = (deps.openSession ?? ((o: ServeOptions) => openServeSession({ ...o, imageRoot: policy.root })))(opts).then((s) => {
+    paths = servePaths(s, opts.minPathScore);
+    if (paths) {
+      metrics.bundleInfo.set(1, { kind: 'paths', path_separator: paths.separator });
+      metrics.minPathScore.set(paths.minScore);
+      const from = paths.source === 'bundle' ? "the bundle's" : '--min-path-score';
+      log(`category paths: ${paths.tree.size} nodes, ${paths.tree.maxDepth} levels; answering at min-path-score ${paths.minScore} (${from}; requests may send min_path_score)`);
+    } else {
+      metrics.bundleInfo.set(1, { kind: 'flat' });
+      if (opts.minPathScore !== undefined) log(`warning: --min-path-score ${opts.minPathScore} has no effect: ${opts.model} is a flat bundle (no category paths)`);
+    }
     session = s;
     if (!closing) metrics.ready.set(1);
   });
@@ -183,7 +201,8 @@ export async function buildServer(opts: ServeOptions, deps: ServeDeps = {}): Pro
       },
       async (req, reply) => {
         const { session: s, release } = admit();
-        const work = readPredictForm(req, opts.maxUploadBytes).then((form) => predictUpload(s.predictor, form));
+        const p = paths;
+        const work = readPredictForm(req, opts.maxUploadBytes, { paths: p !== null }).then((form) => predictUpload(s.predictor, form, p));
         // The slot is held until the work is over, even after a timeout answered: the bound is on work, not replies.
         work.finally(release).catch(() => {});
         const { body, warnings } = await timeout(work, opts.requestTimeoutMs);
@@ -197,9 +216,13 @@ export async function buildServer(opts: ServeOptions, deps: ServeDeps = {}): Pro
     // The body stays a stream: rows are predicted while it arrives.
     scope.addContentTypeParser('*', (_req, payload, done) => done(null, payload));
     scope.post('/predict/batch', async (req, reply) => {
-      const query = req.query as Record<string, string | undefined>;
-      const topKTags = parseIntField(query.top_k_tags, 'top_k_tags', 'query', DEFAULT_TOP_K_TAGS, 0, MAX_TOP_K_TAGS);
-      if (typeof topKTags !== 'number') throw validationError([topKTags]);
+      const query = req.query as Record<string, string | string[] | undefined>;
+      const topKTags = parseIntField(queryValue(query.top_k_tags), 'top_k_tags', 'query', DEFAULT_TOP_K_TAGS, 0, MAX_TOP_K_TAGS);
+      // As on /predict: a flat bundle leaves min_path_score unread (unknown parameters are ignored, as before).
+      const p = paths;
+      const minPathScore = p ? parseScoreField(queryValue(query.min_path_score), 'min_path_score', 'query') : undefined;
+      const problems = [topKTags, minPathScore].filter((x): x is FieldProblem => typeof x === 'object');
+      if (problems.length > 0) throw validationError(problems);
       const type = (req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
       const { session: s, release } = admit();
       try {
@@ -217,7 +240,9 @@ export async function buildServer(opts: ServeOptions, deps: ServeDeps = {}): Pro
           predictor: s.predictor,
           policy,
           format,
-          topKTags,
+          topKTags: topKTags as number,
+          paths: p,
+          minPathScore: minPathScore as number | undefined,
           window: opts.window,
           signal: aborted.signal,
           outputBuffer: BATCH_OUTPUT_BUFFER,
