@@ -5,14 +5,16 @@ import { Command, Option } from 'commander';
 import { checkAnnotations, checkCommand, DEFAULT_THRESHOLDS, formatFinding, listedFindings, type CheckOutcome, type CheckResult, type CheckThresholds } from '../commands/check.js';
 import { ExitCode, UsageError } from '../errors.js';
 import { displayWidth } from '../report/table.js';
-import { floatOption, intOption } from './options.js';
+import { MIN_PATH_SCORE_HELP, floatOption, intOption, levelShares, type LevelShare } from './options.js';
 import { addPipelineOptions, cliLog, pipelineOptions, type Io, type PipelineFlags } from './pipeline-options.js';
 import { makeProgress } from './progress.js';
 
 const pkg = JSON.parse(fs.readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
 
-interface CheckFlags extends PipelineFlags, CheckThresholds {
+interface CheckFlags extends PipelineFlags, Omit<CheckThresholds, 'maxDisagreementRateByLevel'> {
   model: string;
+  maxDisagreementRateLevel?: LevelShare[];
+  minPathScore?: number;
   labelColumn?: string;
   minConfidence: number;
   lowConfidence: number;
@@ -32,8 +34,18 @@ const clean = (s: string) => s.replace(/[\u0000-\u001f\u007f-\u009f]/g, '?');
 
 const plural = (n: number, one: string, many: string) => `${n} ${n === 1 ? one : many}`;
 
+const pctText = (x: number) => `${(100 * x).toFixed(2)}%`;
+
 function threshold(c: CheckOutcome): string {
-  return c.threshold.on === 'rate' ? `max ${(100 * c.threshold.max).toFixed(2)}%` : `max ${c.threshold.max}`;
+  const main = c.threshold.on === 'rate' ? `max ${pctText(c.threshold.max)}` : `max ${c.threshold.max}`;
+  return `${main} (${c.threshold.flag})${levelThresholds(c)}`;
+}
+
+/** A path bundle's level limits, after the overall one: "; level 1 max 0.00% (--max-disagreement-rate-level)". */
+function levelThresholds(c: CheckOutcome): string {
+  const limited = (c.levels ?? []).filter((l) => l.max !== null);
+  if (limited.length === 0) return '';
+  return `; ${limited.map((l) => `level ${l.level} max ${pctText(l.max!)}`).join(', ')} (--max-disagreement-rate-level)`;
 }
 
 /** One line per check, then the rows behind each failing check (up to maxListed), then the verdict. */
@@ -43,7 +55,7 @@ export function formatCheckSummary(r: CheckResult, opts: { color: boolean; maxLi
   for (const c of r.checks) {
     const [word, codes] = STATUS[c.status];
     const name = c.name + ' '.repeat(nameWidth - displayWidth(c.name));
-    out.push(`  ${paint(opts.color, word, codes)}  ${name}  ${clean(c.summary)}${c.status === 'skip' ? '' : ` · ${threshold(c)} (${c.threshold.flag})`}`);
+    out.push(`  ${paint(opts.color, word, codes)}  ${name}  ${clean(c.summary)}${c.status === 'skip' ? '' : ` · ${threshold(c)}`}`);
   }
   for (const c of r.checks.filter((x) => x.status === 'fail')) {
     const listed = listedFindings(c);
@@ -74,10 +86,16 @@ export function addCheckCommand(program: Command, io: Io, env: NodeJS.ProcessEnv
       )
       .argument('<input>', "catalog CSV or TSV file, or '-' for stdin")
       .requiredOption('-m, --model <dir>', 'model bundle folder')
-      .option('--label-column <name>', "column holding each row's stored category (without it, disagreement and unknown_category are skipped)")
-      .option('--min-confidence <p>', 'a prediction at least this probable that differs from the stored category is a disagreement', floatOption(0, 1), 0.8)
-      .option('--low-confidence <p>', 'a top score below this is low confidence', floatOption(0, 1), 0.5)
-      .option('--max-disagreement-rate <r>', 'fail when the share of labelled rows that disagree with a confident prediction exceeds r', floatOption(0, 1), d.maxDisagreementRate)
+      .option('--label-column <name>', "column holding each row's stored category, or category path with a path bundle (split on the bundle's separator); without it, disagreement and unknown_category are skipped")
+      .option('--min-confidence <p>', 'a prediction at least this probable that differs from the stored category is a disagreement (path bundles: probable at the highest level where the paths differ)', floatOption(0, 1), 0.8)
+      .option('--low-confidence <p>', 'a top score below this is low confidence (path bundles: the answered node\'s score; an unanswered row is always low)', floatOption(0, 1), 0.5)
+      .option('--min-path-score <p>', MIN_PATH_SCORE_HELP, floatOption(0, 1))
+      .option('--max-disagreement-rate <r>', 'fail when the share of labelled rows that disagree with a confident prediction exceeds r (path bundles: at any level)', floatOption(0, 1), d.maxDisagreementRate)
+      .option(
+        '--max-disagreement-rate-level <level:r,...>',
+        'path bundles: also fail when the share of labelled rows whose path first differs at that level (1 = top) exceeds r; pairs comma-separated or repeated, e.g. 1:0,3:0.05. Every limit must hold: to allow sibling leaves but no wrong top level, --max-disagreement-rate 0.1 --max-disagreement-rate-level 1:0 (default: no level limit)',
+        levelShares,
+      )
       .option('--max-low-confidence-rate <r>', 'fail when the share of predicted rows scoring below --low-confidence exceeds r', floatOption(0, 1), d.maxLowConfidenceRate)
       .option('--max-duplicate-ids <n>', 'fail when more than n ids appear more than once', intOption(0), d.maxDuplicateIds)
       .option('--max-empty-titles <n>', 'fail when more than n rows have an empty title', intOption(0), d.maxEmptyTitles)
@@ -101,6 +119,7 @@ export function addCheckCommand(program: Command, io: Io, env: NodeJS.ProcessEnv
       input,
       labelColumn: flags.labelColumn,
       model: flags.model,
+      minPathScore: flags.minPathScore,
       minConfidence: flags.minConfidence,
       lowConfidence: flags.lowConfidence,
       thresholds: {
@@ -111,6 +130,8 @@ export function addCheckCommand(program: Command, io: Io, env: NodeJS.ProcessEnv
         maxImageProblemRate: flags.maxImageProblemRate,
         maxUnknownCategories: flags.maxUnknownCategories,
         maxErrorRate: flags.maxErrorRate,
+        // Only when given, so a flat bundle's JSON report keeps its shape.
+        ...(flags.maxDisagreementRateLevel ? { maxDisagreementRateByLevel: flags.maxDisagreementRateLevel } : {}),
       },
       json: flags.json,
       junit: flags.junit,

@@ -1,10 +1,14 @@
 // `categorize check`: a catalog data-quality gate for CI. One pass of run's own predictor over the catalog; seven
 // checks, each with a threshold; every finding keeps the CSV line it came from so reports can point into the file.
+// With a path bundle the label checks compare paths: a disagreement is placed at the highest level where the stored
+// path and the answered node part, since a wrong department is a worse finding than a sibling leaf.
 import fs from 'node:fs';
 import path from 'node:path';
 import type { CatalogRow } from '../io/catalog-reader.js';
 import type { PredictionRecord } from '../io/prediction-writer.js';
-import { bundleInputs } from '../models/bundle.js';
+import { UsageError } from '../errors.js';
+import { canonicalPath, pathLevels, withAncestors, type LevelShare } from '../head/taxonomy.js';
+import { bundleInputs, type ModelBundle } from '../models/bundle.js';
 import { orderedMap } from '../pipeline/ordered-map.js';
 import { openBundleSession, type BundleRunOptions } from '../pipeline/bundle-session.js';
 import { silentProgress, type ProgressReporter } from '../pipeline/progress.js';
@@ -16,7 +20,13 @@ export type CheckName = (typeof CHECK_NAMES)[number];
 
 /** A check fails when its figure is strictly above its maximum. Rates are shares (0–1), counts whole numbers. */
 export interface CheckThresholds {
+  /** Path bundles: disagreement at all levels together; flat bundles: all disagreement. */
   maxDisagreementRate: number;
+  /**
+   * Path bundles: limits on single levels, each of labelled rows disagreeing at that level, on top of (never instead
+   * of) maxDisagreementRate. Absent or empty: no level has its own limit.
+   */
+  maxDisagreementRateByLevel?: LevelShare[];
   maxLowConfidenceRate: number;
   maxDuplicateIds: number;
   maxEmptyTitles: number;
@@ -25,6 +35,9 @@ export interface CheckThresholds {
   maxErrorRate: number;
 }
 
+// No level has its own limit by default, not even the top one: a confident disagreement may be the model's mistake
+// as much as the label's, at any level, and a flat bundle of the same catalog reports the same rows under the 2%
+// allowance. Failing CI on a single top-level finding is a team's choice (--max-disagreement-rate-level 1:0).
 export const DEFAULT_THRESHOLDS: CheckThresholds = {
   maxDisagreementRate: 0.02,
   maxLowConfidenceRate: 0.1,
@@ -57,6 +70,18 @@ export interface Finding {
   line: number;
   id: string;
   detail: string;
+  /** Path bundles' disagreements: the highest level (1 = top) where the stored path and the answer differ. */
+  level?: number;
+}
+
+/** A path bundle's disagreement figures at one level (of labelled rows, like the check's own rate). */
+export interface LevelOutcome {
+  level: number;
+  count: number;
+  rate: number;
+  /** The level's own limit, or null when only --max-disagreement-rate applies to it. */
+  max: number | null;
+  status: 'pass' | 'fail';
 }
 
 export interface CheckOutcome {
@@ -80,8 +105,22 @@ export interface CheckOutcome {
   findings: Finding[];
   /** duplicate_id: each repeated id with every line it is on, in order of first appearance. */
   duplicates?: { id: string; lines: number[] }[];
-  /** unknown_category: each stored category the model does not know. */
-  categories?: { category: string; count: number; firstLine: number; firstId: string }[];
+  /**
+   * unknown_category: each stored category the model does not know. Path bundles add the deepest ancestor that is a
+   * node of the model's tree (null when not even the top level is).
+   */
+  categories?: { category: string; count: number; firstLine: number; firstId: string; knownAncestor?: string | null }[];
+  /** disagreement with a path bundle: the findings per level, every level of the tree listed. */
+  levels?: LevelOutcome[];
+}
+
+/** What check knows of a path bundle's tree. */
+export interface CheckPaths {
+  separator: string;
+  /** The answer threshold in force (--min-path-score, or the bundle's). */
+  minPathScore: number;
+  /** Levels of the deepest class. */
+  depth: number;
 }
 
 export interface CheckResult {
@@ -93,6 +132,8 @@ export interface CheckResult {
   /** Rows with a non-empty label (null without --label-column). */
   labelled: number | null;
   usesImages: boolean;
+  /** Path bundles: how labels were compared; null for flat bundles. */
+  paths: CheckPaths | null;
   checks: CheckOutcome[];
   failed: CheckName[];
   startedAt: string;
@@ -118,6 +159,69 @@ function imageProblem(row: CatalogRow, rec: PredictionRecord): string | null {
   return reasons.length > 0 ? reasons.join('; ') : null;
 }
 
+/** Where a stored path and a path answer part, when the model is sure enough of its side there. */
+export interface PathDisagreement {
+  /** The highest level (1 = top) that both paths have and where their nodes differ. */
+  level: number;
+  /** Levels of the stored path. */
+  storedDepth: number;
+  /** The answered path's probability at that level. */
+  score: number;
+}
+
+/**
+ * Compares a stored path with the answered node (both in stored form, levels joined by " > ") given the answer's
+ * probability per level, top first. Only levels both paths have are compared: an answer that stops above the stored
+ * leaf (an ancestor) or goes below a stored inner node says less or more, not something else. The score is the one at
+ * the differing level, not the answer's own (its deepest): a sure wrong department is flagged even when the leaf
+ * under it is a guess. Null when the paths agree, nothing was answered, or the score there is below minConfidence.
+ */
+export function pathDisagreement(stored: string, answered: string | null, scores: readonly number[], minConfidence: number): PathDisagreement | null {
+  if (answered === null || answered === '') return null;
+  const s = pathLevels(stored);
+  const a = pathLevels(answered);
+  const shared = Math.min(s.length, a.length);
+  for (let d = 0; d < shared; d++) {
+    if (s[d] === a[d]) continue;
+    const score = scores[d] ?? 0;
+    return score >= minConfidence ? { level: d + 1, storedDepth: s.length, score } : null;
+  }
+  return null;
+}
+
+/** A path disagreement in words, e.g. "stored 'A > B > C', predicted 'A > D' (differs at level 2 of 3, 0.93 sure)". */
+export function describePathDisagreement(stored: string, answered: string, d: PathDisagreement): string {
+  return `stored ${quote(stored)}, predicted ${quote(answered)} (differs at level ${d.level} of ${d.storedDepth}, ${prob(d.score)} sure)`;
+}
+
+/** A path bundle's tree as check needs it: every node (each class and each of its ancestors) and the threshold. */
+interface PathTree extends CheckPaths {
+  nodes: Set<string>;
+}
+
+function pathTree(bundle: ModelBundle, minPathScore: number | undefined): PathTree | null {
+  const paths = bundle.manifest.paths;
+  if (!paths) return null;
+  const nodes = new Set(bundle.manifest.classes.flatMap(withAncestors));
+  const depth = bundle.manifest.classes.reduce((m, c) => Math.max(m, pathLevels(c).length), 0);
+  return { separator: paths.separator, minPathScore: minPathScore ?? paths.minPathScore, depth, nodes };
+}
+
+/** The deepest ancestor of a stored path (itself excluded) that is a node of the tree, or null. */
+function knownAncestor(stored: string, nodes: Set<string>): string | null {
+  const chain = withAncestors(stored).slice(0, -1);
+  for (let d = chain.length - 1; d >= 0; d--) if (nodes.has(chain[d])) return chain[d];
+  return null;
+}
+
+/** Level limits refer to the tree's levels: a limit with a flat bundle, or below the deepest class, is a typo. */
+function checkLevelLimits(limits: LevelShare[], tree: PathTree | null, model: string): void {
+  if (limits.length === 0) return;
+  if (!tree) throw new UsageError(`--max-disagreement-rate-level needs a path bundle; ${model} has flat classes (use --max-disagreement-rate)`);
+  const deep = limits.find((l) => l.level > tree.depth);
+  if (deep) throw new UsageError(`--max-disagreement-rate-level ${deep.level}:${deep.share}: the bundle's paths have ${plural(tree.depth, 'level', 'levels')}`);
+}
+
 function hasColumn(header: string[], name: string): boolean {
   const lower = name.toLowerCase();
   return header.some((h) => h === name || h.toLowerCase() === lower);
@@ -138,7 +242,8 @@ class Tally {
   readonly firstLine = new Map<string, number>();
   /** Repeated ids only, with all their lines. */
   readonly repeated = new Map<string, number[]>();
-  readonly unknown = new Map<string, { rows: Finding[] }>();
+  /** Keyed by the stored category (path bundles: its stored form); knownAncestor for path bundles only. */
+  readonly unknown = new Map<string, { rows: Finding[]; knownAncestor?: string | null }>();
 }
 
 export async function checkCommand(opts: CheckOptions): Promise<CheckResult> {
@@ -146,11 +251,18 @@ export async function checkCommand(opts: CheckOptions): Promise<CheckResult> {
   const startedAt = new Date().toISOString();
   const progress = opts.progress ?? silentProgress;
   // Two classes per row: the runner-up makes a low-confidence finding readable.
-  const { bundle, catalog, predictor, close } = await openBundleSession(opts, { extra: opts.labelColumn ? [opts.labelColumn] : [], topN: 2, topKTags: 0 });
+  const { bundle, catalog, predictor, close } = await openBundleSession(opts, {
+    extra: opts.labelColumn ? [opts.labelColumn] : [],
+    topN: 2,
+    topKTags: 0,
+    // A misfit level limit fails before the catalog is opened or a model loaded.
+    beforeCatalog: (b) => checkLevelLimits(opts.thresholds.maxDisagreementRateByLevel ?? [], pathTree(b, opts.minPathScore), opts.model),
+  });
   const inputs = bundleInputs(bundle);
   const titleColumn = hasColumn(catalog.header, opts.columns.title);
   const idColumn = hasColumn(catalog.header, opts.columns.id);
   const known = new Set(bundle.manifest.classes);
+  const paths = pathTree(bundle, opts.minPathScore);
   const t = new Tally();
   try {
     const totalBytes = opts.input === '-' ? null : fs.statSync(opts.input).size;
@@ -160,7 +272,7 @@ export async function checkCommand(opts: CheckOptions): Promise<CheckResult> {
       catalog.rows,
       async (row) => ({ row, p: await predictor.predict(row) }),
       ({ row, p }) => {
-        observe(t, row, p.record, opts, { known, titleColumn, usesImages: inputs.image });
+        observe(t, row, p.record, opts, { known, paths, titleColumn, usesImages: inputs.image });
         if (p.record.warnings.length > 0) warned++;
         progress.update({ rows: t.rows, errors: t.predictionError.length, warnings: warned, bytesRead: catalog.bytesRead(), totalBytes });
       },
@@ -170,7 +282,7 @@ export async function checkCommand(opts: CheckOptions): Promise<CheckResult> {
     progress.stop();
     await close();
   }
-  const checks = outcomes(t, opts, { idColumn, titleColumn, usesImages: inputs.image, classes: bundle.manifest.classes.length });
+  const checks = outcomes(t, opts, { idColumn, titleColumn, usesImages: inputs.image, classes: bundle.manifest.classes.length, paths });
   const result: CheckResult = {
     input: opts.input,
     inputPath: opts.input === '-' ? null : path.resolve(opts.input),
@@ -178,6 +290,7 @@ export async function checkCommand(opts: CheckOptions): Promise<CheckResult> {
     rows: t.rows,
     labelled: opts.labelColumn ? t.labelled : null,
     usesImages: inputs.image,
+    paths: paths ? { separator: paths.separator, minPathScore: paths.minPathScore, depth: paths.depth } : null,
     checks,
     failed: checks.filter((c) => c.status === 'fail').map((c) => c.name),
     startedAt,
@@ -193,7 +306,7 @@ function observe(
   row: CatalogRow,
   rec: PredictionRecord,
   opts: CheckOptions,
-  ctx: { known: Set<string>; titleColumn: boolean; usesImages: boolean },
+  ctx: { known: Set<string>; paths: PathTree | null; titleColumn: boolean; usesImages: boolean },
 ): void {
   t.rows++;
   const first = t.firstLine.get(row.id);
@@ -206,7 +319,10 @@ function observe(
   if (rec.status === 'error') t.predictionError.push(finding(row, rec.error ?? 'error'));
   else {
     t.predicted++;
-    if (rec.score! < opts.lowConfidence) {
+    if (ctx.paths) {
+      const low = pathLowConfidence(rec, opts.lowConfidence, ctx.paths.minPathScore);
+      if (low) t.lowConfidence.push(finding(row, low));
+    } else if (rec.score! < opts.lowConfidence) {
       const next = rec.top_categories[1];
       t.lowConfidence.push(finding(row, `predicted ${quote(rec.category!)} with ${prob(rec.score!)}${next ? ` (runner-up ${quote(next.category)} ${prob(next.prob)})` : ''}`));
     }
@@ -220,6 +336,10 @@ function observe(
     if (problem) t.imageProblem.push(finding(row, problem));
   }
   if (!opts.labelColumn) return;
+  if (ctx.paths) {
+    observePath(t, row, rec, opts, ctx.paths);
+    return;
+  }
   const stored = row.extra[opts.labelColumn].trim();
   if (stored === '') return;
   t.labelled++;
@@ -233,7 +353,44 @@ function observe(
   }
 }
 
-function outcomes(t: Tally, opts: CheckOptions, ctx: { idColumn: boolean; titleColumn: boolean; usesImages: boolean; classes: number }): CheckOutcome[] {
+/**
+ * A path answer's low confidence in words, or null. An unanswered row (no top-level node reached the path
+ * threshold) has no score of its own and is always low; an answered one is when its node scores below lowConfidence.
+ */
+function pathLowConfidence(rec: PredictionRecord, lowConfidence: number, minPathScore: number): string | null {
+  const full = rec.path ? ` (most probable full path ${quote(rec.path.full_path)} ${prob(rec.path.full_path_score)})` : '';
+  if (rec.category === null || rec.score === null) return `no top-level node reaches the path threshold ${minPathScore}${full}`;
+  if (rec.score >= lowConfidence) return null;
+  return `predicted ${quote(rec.category)} with ${prob(rec.score)}${rec.path && !rec.path.complete ? `, stopped at level ${rec.path.depth}${full}` : ''}`;
+}
+
+/**
+ * The label checks for a path bundle: the stored label is split on the bundle's separator; it is unknown when it is
+ * not a node of the tree (an inner node is known: a product may be filed above the leaves), and otherwise compared
+ * with the answered node level by level. An unknown path is not also judged for disagreement, as with flat classes:
+ * the level it is unknown at would always "differ".
+ */
+function observePath(t: Tally, row: CatalogRow, rec: PredictionRecord, opts: CheckOptions, tree: PathTree): void {
+  const stored = canonicalPath(row.extra[opts.labelColumn!], tree.separator);
+  // Only separators and spaces: a label with no level is no label.
+  if (stored === '') return;
+  t.labelled++;
+  if (!tree.nodes.has(stored)) {
+    const ancestor = knownAncestor(stored, tree.nodes);
+    const depth = pathLevels(stored).length;
+    const where = ancestor === null ? 'not even its top level is' : `deepest known ancestor ${quote(ancestor)}, level ${pathLevels(ancestor).length} of ${depth}`;
+    const f = finding(row, `stored path ${quote(stored)} is not in the model's tree (${where})`);
+    const u = t.unknown.get(stored);
+    if (u) u.rows.push(f);
+    else t.unknown.set(stored, { rows: [f], knownAncestor: ancestor });
+    return;
+  }
+  if (rec.status !== 'ok' || rec.category === null) return;
+  const d = pathDisagreement(stored, rec.category, rec.path?.scores ?? [], opts.minConfidence);
+  if (d) t.disagreement.push({ ...finding(row, describePathDisagreement(stored, rec.category, d)), level: d.level });
+}
+
+function outcomes(t: Tally, opts: CheckOptions, ctx: { idColumn: boolean; titleColumn: boolean; usesImages: boolean; classes: number; paths: PathTree | null }): CheckOutcome[] {
   const th = opts.thresholds;
   const rateCheck = (
     name: CheckName,
@@ -291,11 +448,13 @@ function outcomes(t: Tally, opts: CheckOptions, ctx: { idColumn: boolean; titleC
   });
   const noLabels = 'no --label-column given';
 
-  const disagreement = opts.labelColumn
-    ? rateCheck('disagreement', '--max-disagreement-rate', th.maxDisagreementRate, t.disagreement, t.labelled, (n, of, r) =>
-        `${n} of ${plural(of, 'labelled row', 'labelled rows')} (${r}) ${n === 1 ? 'disagrees' : 'disagree'} with a prediction scored ≥ ${opts.minConfidence}`,
-      )
-    : skipped('disagreement', '--max-disagreement-rate', 'rate', th.maxDisagreementRate, noLabels);
+  let disagreement: CheckOutcome;
+  if (!opts.labelColumn) disagreement = skipped('disagreement', '--max-disagreement-rate', 'rate', th.maxDisagreementRate, noLabels);
+  else if (!ctx.paths) {
+    disagreement = rateCheck('disagreement', '--max-disagreement-rate', th.maxDisagreementRate, t.disagreement, t.labelled, (n, of, r) =>
+      `${n} of ${plural(of, 'labelled row', 'labelled rows')} (${r}) ${n === 1 ? 'disagrees' : 'disagree'} with a prediction scored ≥ ${opts.minConfidence}`,
+    );
+  } else disagreement = pathDisagreementCheck(t, opts, ctx.paths, rateCheck);
 
   const lowConfidence = rateCheck('low_confidence', '--max-low-confidence-rate', th.maxLowConfidenceRate, t.lowConfidence, t.predicted, (n, of, r) =>
     `${n} of ${plural(of, 'predicted row', 'predicted rows')} (${r}) ${n === 1 ? 'scores' : 'score'} below ${opts.lowConfidence}`,
@@ -333,11 +492,19 @@ function outcomes(t: Tally, opts: CheckOptions, ctx: { idColumn: boolean; titleC
 
   let unknownCategory: CheckOutcome;
   if (opts.labelColumn) {
-    const categories = [...t.unknown].map(([category, u]) => ({ category, count: u.rows.length, firstLine: u.rows[0].line, firstId: u.rows[0].id }));
+    const categories = [...t.unknown].map(([category, u]) => ({
+      category,
+      count: u.rows.length,
+      firstLine: u.rows[0].line,
+      firstId: u.rows[0].id,
+      ...(ctx.paths ? { knownAncestor: u.knownAncestor ?? null } : {}),
+    }));
     const rows = [...t.unknown.values()].flatMap((u) => u.rows).sort((a, b) => a.line - b.line);
+    const summary = ctx.paths
+      ? `${plural(categories.length, 'stored path is', 'stored paths are')} not in the model's tree of ${ctx.classes} classes (${plural(rows.length, 'row', 'rows')})`
+      : `${plural(categories.length, 'stored category is', 'stored categories are')} not among the model's ${ctx.classes} classes (${plural(rows.length, 'row', 'rows')})`;
     unknownCategory = {
-      ...countCheck('unknown_category', '--max-unknown-categories', th.maxUnknownCategories, categories.length, rows, t.labelled,
-        `${plural(categories.length, 'stored category is', 'stored categories are')} not among the model's ${ctx.classes} classes (${plural(rows.length, 'row', 'rows')})`),
+      ...countCheck('unknown_category', '--max-unknown-categories', th.maxUnknownCategories, categories.length, rows, t.labelled, summary),
       categories,
     };
   } else {
@@ -352,6 +519,35 @@ function outcomes(t: Tally, opts: CheckOptions, ctx: { idColumn: boolean; titleC
 }
 
 /**
+ * The disagreement check of a path bundle: the overall rate against --max-disagreement-rate as for flat classes, and
+ * each level's rate against its own limit where one is set; every limit must hold. Findings are listed worst first
+ * (top level first), in line order within a level.
+ */
+function pathDisagreementCheck(
+  t: Tally,
+  opts: CheckOptions,
+  tree: PathTree,
+  rateCheck: (name: CheckName, flag: string, max: number, findings: Finding[], checked: number, words: (n: number, of: number, rate: string) => string) => CheckOutcome,
+): CheckOutcome {
+  const limits = new Map((opts.thresholds.maxDisagreementRateByLevel ?? []).map((l) => [l.level, l.share]));
+  const findings = [...t.disagreement].sort((a, b) => a.level! - b.level! || a.line - b.line);
+  const levels: LevelOutcome[] = Array.from({ length: tree.depth }, (_, d) => {
+    const count = findings.filter((f) => f.level === d + 1).length;
+    const rate = t.labelled > 0 ? count / t.labelled : 0;
+    const max = limits.get(d + 1) ?? null;
+    return { level: d + 1, count, rate, max, status: max !== null && rate > max ? 'fail' : 'pass' };
+  });
+  const base = rateCheck('disagreement', '--max-disagreement-rate', opts.thresholds.maxDisagreementRate, findings, t.labelled, (n, of, r) =>
+    `${n} of ${plural(of, 'labelled row', 'labelled rows')} (${r}) ${n === 1 ? 'disagrees' : 'disagree'} with a prediction scored ≥ ${opts.minConfidence} at the highest level where they differ (${levels.map((l) => `level ${l.level}: ${l.count}`).join(', ')})`,
+  );
+  const limited = levels.filter((l) => l.max !== null);
+  const status = base.status === 'fail' || limited.some((l) => l.status === 'fail') ? 'fail' : 'pass';
+  const perLevel = limited.map((l) => `level ${l.level} ${pct(l.rate)} ${l.status === 'fail' ? 'over' : 'within'} ${pct(l.max!)}`);
+  const message = perLevel.length > 0 ? `${base.message}; --max-disagreement-rate-level: ${perLevel.join(', ')}` : base.message;
+  return { ...base, status, message, levels };
+}
+
+/**
  * The rows to quote for a check, in order: its findings, except unknown_category, which quotes each category once
  * (at its first row) so one big unknown category cannot hide the others.
  */
@@ -360,7 +556,10 @@ export function listedFindings(check: CheckOutcome): Finding[] {
     return check.categories.map((c) => ({
       line: c.firstLine,
       id: c.firstId,
-      detail: `stored category ${quote(c.category)} is unknown to the model (${plural(c.count, 'row', 'rows')}, first on this line)`,
+      detail:
+        c.knownAncestor === undefined
+          ? `stored category ${quote(c.category)} is unknown to the model (${plural(c.count, 'row', 'rows')}, first on this line)`
+          : `stored path ${quote(c.category)} is not in the model's tree (${c.knownAncestor === null ? 'not even its top level' : `known down to ${quote(c.knownAncestor)}`}; ${plural(c.count, 'row', 'rows')}, first on this line)`,
     }));
   }
   return check.findings;
@@ -385,6 +584,8 @@ export function checkJson(result: CheckResult, opts: Pick<CheckOptions, 'labelCo
       thresholds: opts.thresholds,
       onImageError: opts.onImageError,
     },
+    // Path bundles only, so a flat bundle's report stays as it was.
+    ...(result.paths ? { paths: result.paths } : {}),
     rows: result.rows,
     labelled: result.labelled,
     usesImages: result.usesImages,
