@@ -9,7 +9,7 @@ import { mergeCommand } from '../commands/merge.js';
 import { formatFor } from '../io/prediction-writer.js';
 import { CategorizeError, ExitCode, UsageError, oneLine } from '../errors.js';
 import { makeFitProgress, makeProgress } from './progress.js';
-import { MIN_PATH_SCORE_HELP, floatOption, intOption, levelMinimums, listOption } from './options.js';
+import { MIN_PATH_SCORE_HELP, floatOption, intOption, levelShares, listOption } from './options.js';
 import { addPipelineOptions, cliLog, pipelineOptions, type Io, type PipelineFlags } from './pipeline-options.js';
 import { CliLog } from './log.js';
 import { parseShard, type Shard } from '../pipeline/shard.js';
@@ -295,12 +295,12 @@ function buildProgram(io: Io, env: NodeJS.ProcessEnv, setCode: (c: number) => vo
       .option('--min-macro-f1 <x>', 'exit 3 when macro-F1 is below x', floatOption(0, 1))
       .option('--min-path-score <p>', MIN_PATH_SCORE_HELP, floatOption(0, 1))
       .option('--min-hf <x>', 'path bundles: exit 3 when hierarchical F1 (at the answer threshold) is below x', floatOption(0, 1))
-      .option('--min-level-accuracy <level:x,...>', 'path bundles: exit 3 when accuracy at a level (1 = top) is below its minimum, e.g. 1:0.97,2:0.9', levelMinimums)
+      .option('--min-level-accuracy <level:x,...>', 'path bundles: exit 3 when accuracy at a level (1 = top) is below its minimum, e.g. 1:0.97,2:0.9', levelShares)
       .option('--ablation', 'also score each modality head alone (text only, image only) next to the fused bundle, on the same embeddings')
       .option('--blank-titles <share>', 'blank this share of titles (rows picked from id and --seed) to measure how missing titles are handled', floatOption(0, 1), 0)
       .option('--seed <n>', 'seed for --blank-titles', intOption(0, 2 ** 31 - 1), 0),
     'override',
-  ).action(async (input: string, flags: PipelineFlags & { labelColumn: string; model: string; json?: string; report?: string; minAccuracy?: number; minMacroF1?: number; minPathScore?: number; minHf?: number; minLevelAccuracy?: { level: number; min: number }[]; ablation?: boolean; blankTitles: number; seed: number }) => {
+  ).action(async (input: string, flags: PipelineFlags & { labelColumn: string; model: string; json?: string; report?: string; minAccuracy?: number; minMacroF1?: number; minPathScore?: number; minHf?: number; minLevelAccuracy?: { level: number; share: number }[]; ablation?: boolean; blankTitles: number; seed: number }) => {
     const result = await evalCommand({
       ...pipelineOptions(flags, io, env),
       input,

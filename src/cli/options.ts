@@ -1,5 +1,8 @@
 // Parsers for option values: each failure names the option and what it accepts (exit 2).
 import { InvalidArgumentError } from 'commander';
+import type { LevelShare } from '../head/taxonomy.js';
+
+export type { LevelShare };
 
 export function intOption(min: number, max = Number.MAX_SAFE_INTEGER) {
   return (value: string): number => {
@@ -32,16 +35,20 @@ export function listOption(value: string): string[] {
 export const MIN_PATH_SCORE_HELP =
   "path bundles: answer the deepest node whose probability (summed over the classes below it) reaches p, instead of the bundle's threshold (0.5 unless train set another); lower answers deeper, higher answers surer";
 
-/** `level:x` pairs, comma-separated or repeated (--min-level-accuracy 1:0.97,2:0.9): a minimum share per path level (1 = top). */
-export function levelMinimums(value: string, previous: { level: number; min: number }[] = []): { level: number; min: number }[] {
-  const parsed = listOption(value).map((pair) => {
-    const m = /^(\d+)\s*:\s*([0-9.]+)$/.exec(pair);
+/**
+ * "level:share" pairs, comma-separated and/or repeated (1:0.97,3:0.05); a level given twice keeps its last share.
+ * Sorted by level, so reports list them top first.
+ */
+export function levelShares(value: string, previous: LevelShare[] = []): LevelShare[] {
+  const byLevel = new Map(previous.map((l) => [l.level, l.share]));
+  for (const part of value.split(',').map((p) => p.trim())) {
+    const m = /^(\d+)\s*:\s*(\S+)$/.exec(part);
     const level = m ? Number(m[1]) : NaN;
-    const min = m ? Number(m[2]) : NaN;
-    if (!m || level < 1 || !(min >= 0 && min <= 1)) throw new InvalidArgumentError(`expected level:share pairs such as 1:0.97,2:0.9 (level ≥ 1, share from 0 to 1), got '${pair}'.`);
-    return { level, min };
-  });
-  const merged = new Map(previous.map((p) => [p.level, p.min]));
-  for (const p of parsed) merged.set(p.level, p.min);
-  return [...merged].map(([level, min]) => ({ level, min })).sort((a, b) => a.level - b.level);
+    const share = m ? Number(m[2]) : NaN;
+    if (!m || !(level >= 1) || !Number.isSafeInteger(level) || !Number.isFinite(share) || share < 0 || share > 1) {
+      throw new InvalidArgumentError(`expected level:share pairs such as 1:0.97,3:0.05 (a level a whole number ≥ 1, 1 the top; a share from 0 to 1), got '${part}'.`);
+    }
+    byLevel.set(level, share);
+  }
+  return [...byLevel].map(([level, share]) => ({ level, share })).sort((a, b) => a.level - b.level);
 }

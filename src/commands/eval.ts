@@ -23,7 +23,7 @@ export interface EvalOptions extends BundleRunOptions {
   /** Path bundles: exit 3 when hierarchical F1 (at the answer threshold) is below this. */
   minHf?: number;
   /** Path bundles: exit 3 when accuracy at a level is below its minimum (level 1 = top). */
-  minLevelAccuracy?: { level: number; min: number }[];
+  minLevelAccuracy?: { level: number; share: number }[];
   /** Also score each modality head alone (text-only, image-only) on the same embeddings. */
   ablation: boolean;
   /** Blank this share of titles (rows picked by a hash of id and seed): how the bundle copes with missing titles. */
@@ -156,7 +156,7 @@ export async function evalCommand(opts: EvalOptions): Promise<EvalResult> {
   if (paths && opts.minHf !== undefined && paths.at.f1 < opts.minHf) {
     gateFailures.push(`hierarchical F1 ${paths.at.f1.toFixed(4)} (--min-path-score ${paths.minPathScore}) is below --min-hf ${opts.minHf}`);
   }
-  for (const { level, min } of opts.minLevelAccuracy ?? []) {
+  for (const { level, share: min } of opts.minLevelAccuracy ?? []) {
     const at = paths?.levels.find((l) => l.level === level);
     if (!at) gateFailures.push(`--min-level-accuracy ${level}:${min}: no labelled row has a path ${level} levels deep`);
     else if (at.accuracy < min) gateFailures.push(`level ${level} accuracy ${at.accuracy.toFixed(4)} is below --min-level-accuracy ${level}:${min}`);

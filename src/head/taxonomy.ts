@@ -45,6 +45,12 @@ export function withAncestors(path: string): string[] {
   return levels.map((_, d) => levels.slice(0, d + 1).join(PATH_JOIN));
 }
 
+/** A share (0–1) for one path level: a limit on it (check) or a minimum (eval). Level 1 is the top. */
+export interface LevelShare {
+  level: number;
+  share: number;
+}
+
 /** Where a path answer stopped, with the probability at each level of it. */
 export interface PathAnswer {
   /** The answered node (stored form), or null when no top-level node reaches the threshold. */
