@@ -23,6 +23,7 @@ import { stratifiedHoldout, stratifiedKFold } from '../head/split.js';
 import type { LogisticOptions } from '../head/logistic.js';
 import { computeMetrics, type EvalMetrics } from '../report/metrics.js';
 import { UsageError, reasonCode } from '../errors.js';
+import { PathMetricsAccumulator } from '../report/path-metrics.js';
 import { DEFAULT_MIN_PATH_SCORE, DEFAULT_PATH_SEPARATOR, Taxonomy, canonicalPath, holdsPaths } from '../head/taxonomy.js';
 
 export interface TrainOptions extends EncoderOptions, Omit<FeatureOptions, 'imageRoot' | 'cache' | 'identity'> {
@@ -89,6 +90,8 @@ export interface SplitMetrics {
   weightedF1: number;
   top3Accuracy: number;
   n: number;
+  /** Path bundles: hierarchical F1, precision and recall at the bundle's threshold, and accuracy per level. */
+  paths?: { hF: number; hP: number; hR: number; answered: number; complete: number; levelAccuracy: number[] };
 }
 
 export interface TrainSummary {
@@ -144,18 +147,26 @@ function fitTracker(view: FitProgressReporter): FitProgress & { stop(): void } {
  * Fits on `train`, scores `test` with the heads as a bundle would ship them (pruned, scored as run scores them):
  * the split's figures.
  */
-async function scoreSplit(rows: CollectedRow[], labels: string[], classes: string[], train: number[], test: number[], settings: HeadSettings): Promise<SplitMetrics> {
+async function scoreSplit(rows: CollectedRow[], labels: string[], classes: string[], train: number[], test: number[], settings: HeadSettings, paths: { tree: Taxonomy; minPathScore: number } | null): Promise<SplitMetrics> {
   const model = await trainModel(train.map((i) => rows[i]), train.map((i) => labels[i]), settings);
   const testRows = test.map((i) => rows[i]);
   const probs = shippedPredictions(model, testRows, classes).fused;
   const K = classes.length;
+  let pathFigures: SplitMetrics['paths'];
+  if (paths) {
+    const acc = new PathMetricsAccumulator(paths.tree, paths.minPathScore);
+    test.forEach((row, i) => acc.add(labels[row], probs.subarray(i * K, (i + 1) * K)));
+    const m = acc.result();
+    pathFigures = { hF: m.at.f1, hP: m.at.precision, hR: m.at.recall, answered: m.at.answered, complete: m.at.complete, levelAccuracy: m.levels.map((l) => l.accuracy) };
+  }
   const ranked = testRows.map((_, i) =>
     Array.from({ length: K }, (_, k) => k)
       .sort((a, b) => probs[i * K + b] - probs[i * K + a] || a - b)
       .slice(0, 3)
       .map((k) => classes[k]),
   );
-  return pick(computeMetrics({ yTrue: test.map((i) => labels[i]), yPred: ranked.map((r) => r[0]), ranked, modelClasses: classes }));
+  const metrics = pick(computeMetrics({ yTrue: test.map((i) => labels[i]), yPred: ranked.map((r) => r[0]), ranked, modelClasses: classes }));
+  return pathFigures ? { ...metrics, paths: pathFigures } : metrics;
 }
 
 /**
@@ -262,24 +273,32 @@ export async function trainCommand(opts: TrainOptions): Promise<TrainSummary> {
   const runs = pLimit(Math.max(2, opts.jobs));
   // Fits of different runs share the machine: each run's memory check counts the pool's jobs against 80% of it.
   const procedure = (name: string): HeadSettings => ({ ...settings, pool, progress: tracker, procedure: name, jobs: Math.max(1, opts.jobs), memoryBytes: 0.8 * os.totalmem() });
+  const splitPaths = tree ? { tree, minPathScore: opts.minPathScore ?? DEFAULT_MIN_PATH_SCORE } : null;
   let validation: SplitMetrics | null = null;
   let cv: TrainSummary['cv'] = null;
   let model: TrainedModel;
   try {
-    const validating = holdout ? runs(() => scoreSplit(rows, labels, classes, holdout.train, holdout.test, procedure('validation'))) : null;
-    const folds = cvSplits.map((split, f) => runs(() => scoreSplit(rows, labels, classes, split.train, split.test, procedure(`cv ${f + 1}/${opts.cv}`))));
+    const validating = holdout ? runs(() => scoreSplit(rows, labels, classes, holdout.train, holdout.test, procedure('validation'), splitPaths)) : null;
+    const folds = cvSplits.map((split, f) => runs(() => scoreSplit(rows, labels, classes, split.train, split.test, procedure(`cv ${f + 1}/${opts.cv}`), splitPaths)));
     const final = runs(() => trainModel(finalIdx.map((i) => rows[i]), finalIdx.map((i) => labels[i]), procedure('final')));
     [validation, model] = await Promise.all([validating ?? Promise.resolve(null), final]);
     const foldMetrics = await Promise.all(folds);
     if (foldMetrics.length > 0) {
-      const avg = (k: keyof SplitMetrics) => foldMetrics.reduce((s, m) => s + m[k], 0) / foldMetrics.length;
+      const avg = (k: Exclude<keyof SplitMetrics, 'paths'>) => foldMetrics.reduce((s, m) => s + m[k], 0) / foldMetrics.length;
       cv = { folds: foldMetrics, mean: { accuracy: avg('accuracy'), macroF1: avg('macroF1'), weightedF1: avg('weightedF1'), top3Accuracy: avg('top3Accuracy'), n: rows.length } };
     }
   } finally {
     tracker.stop();
     await pool.close();
   }
-  if (validation) log(`validation (${holdout!.test.length} rows): accuracy ${validation.accuracy.toFixed(4)}, macro-F1 ${validation.macroF1.toFixed(4)}, weighted-F1 ${validation.weightedF1.toFixed(4)}, top-3 ${validation.top3Accuracy.toFixed(4)}`);
+  if (validation) log(`validation (${holdout!.test.length} rows): ${tree ? 'exact path' : 'accuracy'} ${validation.accuracy.toFixed(4)}, macro-F1 ${validation.macroF1.toFixed(4)}, weighted-F1 ${validation.weightedF1.toFixed(4)}, top-3 ${validation.top3Accuracy.toFixed(4)}`);
+  const p = validation?.paths;
+  if (p) {
+    log(
+      `validation paths at --min-path-score ${splitPaths!.minPathScore}: hierarchical F1 ${p.hF.toFixed(4)} (precision ${p.hP.toFixed(4)}, recall ${p.hR.toFixed(4)}); ` +
+        `accuracy by level ${p.levelAccuracy.map((a) => a.toFixed(4)).join(' / ')}; answered ${(100 * p.answered).toFixed(1)}% at some level, ${(100 * p.complete).toFixed(1)}% to full depth`,
+    );
+  }
   if (cv) {
     cv.folds.forEach((m, f) => log(`cv fold ${f + 1}/${opts.cv}: accuracy ${m.accuracy.toFixed(4)}, macro-F1 ${m.macroF1.toFixed(4)}`));
     log(`cv mean: accuracy ${cv.mean.accuracy.toFixed(4)}, macro-F1 ${cv.mean.macroF1.toFixed(4)}`);
