@@ -16,7 +16,7 @@ import { trainModel, type FeatureKind, type FittedHead, type FusionSelection, ty
 import { FitPool } from '../head/fit-pool.js';
 import type { FitProgress } from '../head/selection.js';
 import { FitEta } from './fit-eta.js';
-import { tfidfToJSON, type TfidfConfig } from '../head/tfidf.js';
+import { tfidfBlockDim, tfidfToJSON, type TfidfConfig } from '../head/tfidf.js';
 import { linearBundleHead, shippedPredictions } from '../head/linear-head.js';
 import { fitLabelEncoder, encodeLabels } from '../head/labels.js';
 import { stratifiedHoldout, stratifiedKFold } from '../head/split.js';
@@ -24,7 +24,7 @@ import type { LogisticOptions } from '../head/logistic.js';
 import { computeMetrics, type EvalMetrics } from '../report/metrics.js';
 import { UsageError, reasonCode } from '../errors.js';
 import { PathMetricsAccumulator } from '../report/path-metrics.js';
-import { DEFAULT_MIN_PATH_SCORE, DEFAULT_PATH_SEPARATOR, Taxonomy, canonicalPath, holdsPaths } from '../head/taxonomy.js';
+import { DEFAULT_MIN_PATH_SCORE, DEFAULT_PATH_SEPARATOR, Taxonomy, canonicalPath, holdsPaths, pathLevels } from '../head/taxonomy.js';
 
 export interface TrainOptions extends EncoderOptions, Omit<FeatureOptions, 'imageRoot' | 'cache' | 'identity'> {
   /** Embedding cache (--cache): train, eval and run share it, so tuning the head does not re-embed. */
@@ -99,7 +99,7 @@ export interface TrainSummary {
   rows: { read: number; used: number; emptyLabel: number; failed: number; failedReasons: Record<string, number> };
   classes: number;
   /** The classes are category paths: the separator their labels were split on, the tree's size, the bundle's --min-path-score. */
-  paths: { separator: string; nodes: number; maxDepth: number; minPathScore: number } | null;
+  paths: { separator: string; nodes: number; maxDepth: number; minPathScore: number; topLevelHeads: { name: string; C: number; weight: number }[] | null } | null;
   features: { kind: string; dim: number }[];
   validation: SplitMetrics | null;
   cv: { folds: SplitMetrics[]; mean: SplitMetrics } | null;
@@ -147,11 +147,30 @@ function fitTracker(view: FitProgressReporter): FitProgress & { stop(): void } {
  * Fits on `train`, scores `test` with the heads as a bundle would ship them (pruned, scored as run scores them):
  * the split's figures.
  */
-async function scoreSplit(rows: CollectedRow[], labels: string[], classes: string[], train: number[], test: number[], settings: HeadSettings, paths: { tree: Taxonomy; minPathScore: number } | null): Promise<SplitMetrics> {
-  const model = await trainModel(train.map((i) => rows[i]), train.map((i) => labels[i]), settings);
+async function scoreSplit(
+  rows: CollectedRow[],
+  labels: string[],
+  classes: string[],
+  train: number[],
+  test: number[],
+  settings: (what: string) => HeadSettings,
+  paths: { tree: Taxonomy; minPathScore: number; topLevels: string[] | null } | null,
+): Promise<SplitMetrics> {
+  const topLevels = paths?.topLevels ?? null;
+  const trainTop = topLevels !== null && new Set(train.map((i) => topLevels[i])).size > 1;
+  const [model, topModel] = await Promise.all([
+    trainModel(train.map((i) => rows[i]), train.map((i) => labels[i]), settings('')),
+    trainTop ? trainModel(train.map((i) => rows[i]), train.map((i) => topLevels[i]), settings(', top level')) : null,
+  ]);
   const testRows = test.map((i) => rows[i]);
   const probs = shippedPredictions(model, testRows, classes).fused;
   const K = classes.length;
+  if (topModel && paths) {
+    const tops = paths.tree.topLevels;
+    const topProbs = shippedPredictions(topModel, testRows, tops).fused;
+    const T = tops.length;
+    for (let i = 0; i < test.length; i++) paths.tree.withTopLevel(probs.subarray(i * K, (i + 1) * K), topProbs.subarray(i * T, (i + 1) * T), tops, probs.subarray(i * K, (i + 1) * K));
+  }
   let pathFigures: SplitMetrics['paths'];
   if (paths) {
     const acc = new PathMetricsAccumulator(paths.tree, paths.minPathScore);
@@ -273,15 +292,20 @@ export async function trainCommand(opts: TrainOptions): Promise<TrainSummary> {
   const runs = pLimit(Math.max(2, opts.jobs));
   // Fits of different runs share the machine: each run's memory check counts the pool's jobs against 80% of it.
   const procedure = (name: string): HeadSettings => ({ ...settings, pool, progress: tracker, procedure: name, jobs: Math.max(1, opts.jobs), memoryBytes: 0.8 * os.totalmem() });
-  const splitPaths = tree ? { tree, minPathScore: opts.minPathScore ?? DEFAULT_MIN_PATH_SCORE } : null;
+  // A path catalog with several top levels gets a second head set over them (Taxonomy.withTopLevel): the flat head's
+  // sums favour departments with many leaves.
+  const topLevels = tree && tree.topLevels.length > 1 && tree.maxDepth > 1 ? labels.map((l) => pathLevels(l)[0]) : null;
+  const splitPaths = tree ? { tree, minPathScore: opts.minPathScore ?? DEFAULT_MIN_PATH_SCORE, topLevels } : null;
+  let topModel: TrainedModel | null = null;
   let validation: SplitMetrics | null = null;
   let cv: TrainSummary['cv'] = null;
   let model: TrainedModel;
   try {
-    const validating = holdout ? runs(() => scoreSplit(rows, labels, classes, holdout.train, holdout.test, procedure('validation'), splitPaths)) : null;
-    const folds = cvSplits.map((split, f) => runs(() => scoreSplit(rows, labels, classes, split.train, split.test, procedure(`cv ${f + 1}/${opts.cv}`), splitPaths)));
+    const validating = holdout ? runs(() => scoreSplit(rows, labels, classes, holdout.train, holdout.test, (w) => procedure(`validation${w}`), splitPaths)) : null;
+    const folds = cvSplits.map((split, f) => runs(() => scoreSplit(rows, labels, classes, split.train, split.test, (w) => procedure(`cv ${f + 1}/${opts.cv}${w}`), splitPaths)));
     const final = runs(() => trainModel(finalIdx.map((i) => rows[i]), finalIdx.map((i) => labels[i]), procedure('final')));
-    [validation, model] = await Promise.all([validating ?? Promise.resolve(null), final]);
+    const finalTop = topLevels ? runs(() => trainModel(finalIdx.map((i) => rows[i]), finalIdx.map((i) => topLevels[i]), procedure('final, top level'))) : null;
+    [validation, model, topModel] = await Promise.all([validating ?? Promise.resolve(null), final, finalTop]);
     const foldMetrics = await Promise.all(folds);
     if (foldMetrics.length > 0) {
       const avg = (k: Exclude<keyof SplitMetrics, 'paths'>) => foldMetrics.reduce((s, m) => s + m[k], 0) / foldMetrics.length;
@@ -315,6 +339,11 @@ export async function trainCommand(opts: TrainOptions): Promise<TrainSummary> {
     } else if (opts.cGrid) {
       log(`C chosen on ${sel.rows} held-out rows: ${sel.heads.map((h) => `${h.name} ${h.C}`).join(', ')}`);
     }
+  }
+  if (topModel) {
+    // Both models vectorised the same rows with the same settings: the bundle's one TF-IDF serves both.
+    if (tfidfBlockDim(topModel.tfidf) !== tfidfBlockDim(model.tfidf)) throw new Error('internal: the top-level model saw another TF-IDF vocabulary than the main one');
+    log(`top-level head: ${topModel.classes.length} top levels, ${topModel.heads.map((h) => `${h.name} C ${h.C}${topModel!.heads.length > 1 ? ` weight ${h.weight.toFixed(2)}` : ''}`).join(', ')}; its probabilities decide the top level, the main head's the paths below it`);
   }
   const bundleDir = path.resolve(opts.output);
   const blocks: FeatureBlock[] = model.blocks.map((b) => {
@@ -361,6 +390,15 @@ export async function trainCommand(opts: TrainOptions): Promise<TrainSummary> {
       spec: h.name === 'joint' ? undefined : { name: h.name, kinds: h.kinds, classes: h.head.classes, weight: h.weight },
     })),
     fusionSelection: model.selection ? { ...model.selection } : undefined,
+    topLevel: topModel
+      ? {
+          classes: topModel.classes,
+          heads: topModel.heads.map((h) => ({
+            ...linearBundleHead(h.head, finalIdx.map((i) => rows[i])),
+            spec: h.name === 'joint' ? undefined : { name: h.name, kinds: h.kinds, classes: h.head.classes, weight: h.weight },
+          })),
+        }
+      : undefined,
     means: model.means,
     tfidfJson: tfidfToJSON(model.tfidf.word),
     charTfidfJson: model.tfidf.char ? tfidfToJSON(model.tfidf.char) : null,
@@ -372,7 +410,15 @@ export async function trainCommand(opts: TrainOptions): Promise<TrainSummary> {
     output: bundleDir,
     rows: rowCounts,
     classes: model.classes.length,
-    paths: tree ? { separator, nodes: tree.size, maxDepth: tree.maxDepth, minPathScore: opts.minPathScore ?? DEFAULT_MIN_PATH_SCORE } : null,
+    paths: tree
+      ? {
+          separator,
+          nodes: tree.size,
+          maxDepth: tree.maxDepth,
+          minPathScore: opts.minPathScore ?? DEFAULT_MIN_PATH_SCORE,
+          topLevelHeads: topModel ? topModel.heads.map((h) => ({ name: h.name, C: h.C, weight: h.weight })) : null,
+        }
+      : null,
     features: blocks.map((b) => ({ kind: b.kind, dim: b.dim })),
     validation,
     cv,

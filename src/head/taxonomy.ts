@@ -86,6 +86,9 @@ export class Taxonomy {
   private readonly roots: number[] = [];
   /** Per class, the node indices of its path, top first. */
   private readonly classNodes: number[][];
+  /** Per class, the index (in `roots`) of its top level; and each top level's index by name. */
+  private readonly rootOfClass: Int32Array;
+  private readonly rootIndex: Map<string, number>;
 
   constructor(readonly classes: readonly string[]) {
     const index = new Map<string, number>();
@@ -107,6 +110,8 @@ export class Taxonomy {
       this.nodes[chain[chain.length - 1]].classIndex = k;
       return chain;
     });
+    this.rootIndex = new Map(this.roots.map((n, r) => [this.nodes[n].key, r]));
+    this.rootOfClass = Int32Array.from(this.classNodes, (chain) => this.rootIndex.get(this.nodes[chain[0]].key)!);
   }
 
   /** Nodes in the tree (every distinct prefix). */
@@ -117,6 +122,38 @@ export class Taxonomy {
   /** Deepest class path, in levels. */
   get maxDepth(): number {
     return this.nodes.reduce((m, n) => Math.max(m, n.depth), 0);
+  }
+
+  /** The top-level names, in the order their nodes were first met (classes order). */
+  get topLevels(): string[] {
+    return this.roots.map((n) => this.nodes[n].key);
+  }
+
+  /**
+   * The flat head's class probabilities with their top-level marginals replaced by a top-level head's:
+   * p(class) = p_flat(class | its top level) · p_top(its top level). Within a top level the flat head's ranking is
+   * kept; across them the top-level head decides, which pools every row of a department (the flat head's sums
+   * favour departments with many leaves). `top` is over `topClasses` (names); a top level it lacks gets 0. A top level
+   * whose flat mass underflowed to 0 shares its probability equally among its classes.
+   */
+  withTopLevel(probs: ArrayLike<number>, top: ArrayLike<number>, topClasses: readonly string[], out: Float64Array<ArrayBufferLike> = new Float64Array(this.classes.length)): Float64Array<ArrayBufferLike> {
+    const R = this.roots.length;
+    const topProb = new Float64Array(R);
+    topClasses.forEach((name, j) => {
+      const r = this.rootIndex.get(name);
+      if (r !== undefined) topProb[r] = top[j];
+    });
+    const mass = new Float64Array(R);
+    const count = new Float64Array(R);
+    for (let k = 0; k < this.rootOfClass.length; k++) {
+      mass[this.rootOfClass[k]] += probs[k];
+      count[this.rootOfClass[k]]++;
+    }
+    for (let k = 0; k < this.rootOfClass.length; k++) {
+      const r = this.rootOfClass[k];
+      out[k] = mass[r] > 0 ? (probs[k] / mass[r]) * topProb[r] : topProb[r] / count[r];
+    }
+    return out;
   }
 
   /** Per node, its probability: the sum of the class probabilities at and below it. Costs classes × depth. */

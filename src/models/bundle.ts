@@ -78,7 +78,15 @@ export interface BundleManifest {
    * The classes are category paths (levels joined by " > "): `run` answers the deepest node whose probability
    * reaches `minPathScore`. `separator` is the one the training labels were split on (eval and check split theirs on it).
    */
-  paths?: { separator: string; minPathScore: number };
+  paths?: {
+    separator: string;
+    minPathScore: number;
+    /**
+     * A head set over the top-level nodes, fitted like the main one: its probabilities replace the top-level
+     * marginals of the main head's (Taxonomy.withTopLevel). Absent: the main head's sums decide the top level.
+     */
+    top?: { classes: string[]; heads: HeadSpec[] };
+  };
   /** Classifier input layout, in order (e.g. [text | image | tfidf]). */
   features: FeatureBlock[];
   /** The single head over every block (format 1, imported bundles, one modality); absent when `fusion` is set. */
@@ -105,6 +113,8 @@ export interface ModelBundle {
   dir: string;
   manifest: BundleManifest;
   heads: BundleHead[];
+  /** A path bundle's top-level heads and their classes (manifest `paths.top`), or null. */
+  top: { classes: string[]; heads: BundleHead[] } | null;
   /** The word TF-IDF (tags). */
   tfidf: TfidfModel | null;
   /** What fills the tfidf block: the word TF-IDF and the character one, when the bundle has it. */
@@ -161,6 +171,16 @@ export function loadBundle(location: string): ModelBundle {
     width += b.dim;
   }
   const heads = bundleHeads(dir, m as BundleManifest, fail);
+  const topSpec = m.paths?.top;
+  let top: ModelBundle['top'] = null;
+  if (topSpec) {
+    if (!Array.isArray(topSpec.classes) || topSpec.classes.length < 2 || !Array.isArray(topSpec.heads) || topSpec.heads.length === 0) {
+      fail(dir, 'manifest.json paths.top must list at least two classes and one head');
+    }
+    const tops = new Set(m.classes.map((c) => c.split(' > ')[0]));
+    if (topSpec.classes.some((c) => !tops.has(c))) fail(dir, 'manifest.json paths.top classes must be the top levels of the classes');
+    top = { classes: topSpec.classes, heads: checkedHeads(dir, m as BundleManifest, topSpec.heads, topSpec.classes, fail) };
+  }
   const means = new Map<FeatureBlock['kind'], Float32Array>();
   const imp = readJsonFile(dir, m.imputation?.file ?? 'imputation.json') as { means?: Record<string, number[]> };
   for (const b of m.features.filter(isEncoderBlock)) {
@@ -183,7 +203,7 @@ export function loadBundle(location: string): ModelBundle {
   if (tfidfBlock && tfidfModels && tfidfBlockDim(tfidfModels) !== tfidfBlock.dim) {
     fail(dir, `the tfidf block is ${tfidfBlock.dim} wide but the TF-IDF files have ${tfidfBlockDim(tfidfModels)} terms`);
   }
-  return { dir, manifest: m as BundleManifest, heads, tfidf, tfidfBlock: tfidfModels, means, width };
+  return { dir, manifest: m as BundleManifest, heads, top, tfidf, tfidfBlock: tfidfModels, means, width };
 }
 
 /** The heads a manifest names (the fusion's, or its single classifier over every block), checked against the layout. */
@@ -196,13 +216,18 @@ function bundleHeads(dir: string, m: BundleManifest, fail: (dir: string, what: s
   if (m.fusion && (m.fusion.method !== 'log-linear' || !Array.isArray(m.fusion.heads) || m.fusion.heads.length === 0)) {
     fail(dir, `fusion must be method 'log-linear' with at least one head`);
   }
+  return checkedHeads(dir, m, specs, m.classes, fail);
+}
+
+/** Head specs checked against the files, the layout and the classes they may predict. */
+function checkedHeads(dir: string, m: BundleManifest, specs: HeadSpec[], classes: string[], fail: (dir: string, what: string) => never): BundleHead[] {
   return specs.map((h) => {
     if (!h.file || !fs.existsSync(path.join(dir, h.file))) fail(dir, `missing ${h.file ?? `the file of head '${h.name}'`}`);
     const type = h.type ?? 'onnx';
     if (type !== 'onnx' && type !== 'linear') fail(dir, `head '${h.name}' has unknown type '${String(type)}'`);
     // A linear head reads its dense blocks, then the TF-IDF block (kept sparse): that order is its file's.
     if (type === 'linear' && h.kinds?.includes('tfidf') && h.kinds[h.kinds.length - 1] !== 'tfidf') fail(dir, `linear head '${h.name}' must read the tfidf block last`);
-    if (!Array.isArray(h.classes) || h.classes.length < 1 || h.classes.some((c) => !m.classes.includes(c))) fail(dir, `head '${h.name}' classes must be bundle classes`);
+    if (!Array.isArray(h.classes) || h.classes.length < 1 || h.classes.some((c) => !classes.includes(c))) fail(dir, `head '${h.name}' classes must be bundle classes`);
     if (!(typeof h.weight === 'number' && h.weight >= 0 && Number.isFinite(h.weight))) fail(dir, `head '${h.name}' weight must be a number >= 0`);
     const slices: [number, number][] = (h.kinds ?? []).map((k) => {
       const b = m.features.find((f) => f.kind === k);
@@ -248,6 +273,8 @@ export interface BundleParts {
   tfidfJson: unknown | null;
   /** The character TF-IDF appended to the tfidf block, if any. */
   charTfidfJson?: unknown | null;
+  /** A path bundle's top-level head set (manifest `paths.top`; files `top-…`). */
+  topLevel?: { classes: string[]; heads: BundleHeadPart[] };
 }
 
 /** Writes a bundle folder; file contents depend only on the inputs, so equal inputs give identical bytes. */
@@ -258,8 +285,7 @@ export function saveBundle(location: string, parts: BundleParts): void {
   const fused = parts.heads.length > 1 || parts.heads[0]?.spec !== undefined;
   const linear = parts.heads.some((h) => 'linear' in h);
   // Each head's manifest entry (file, type and its type's fields), and its file written.
-  const entries = parts.heads.map((h) => {
-    const stem = fused ? `head-${h.spec!.name}` : 'classifier';
+  const writeHead = (h: BundleHeadPart, stem: string) => {
     if ('linear' in h) {
       writeLinearHead(path.join(dir, `${stem}.bin`), h.linear, h.pruning?.tolerance ?? 0);
       return { file: `${stem}.bin`, type: 'linear' as const, ...(h.pruning ? { pruning: h.pruning } : {}) };
@@ -267,7 +293,22 @@ export function saveBundle(location: string, parts: BundleParts): void {
     fs.writeFileSync(path.join(dir, `${stem}.onnx`), h.onnx);
     // Format 1 and 2 readers know only ONNX heads and no `type`: leave it out unless the bundle needs format 3.
     return { file: `${stem}.onnx`, ...(linear ? { type: 'onnx' as const } : {}), input: 'features', output: 'probabilities' };
-  });
+  };
+  const entries = parts.heads.map((h) => writeHead(h, fused ? `head-${h.spec!.name}` : 'classifier'));
+  if (parts.topLevel && rest.paths) {
+    const { classes, heads } = parts.topLevel;
+    const allKinds = rest.features.map((b) => b.kind);
+    rest.paths = {
+      ...rest.paths,
+      top: {
+        classes,
+        heads: heads.map((h) => {
+          const spec = h.spec ?? { name: 'joint', kinds: allKinds, classes, weight: 1 };
+          return { ...spec, ...writeHead(h, `top-head-${spec.name}`) };
+        }),
+      },
+    };
+  }
   const manifest: BundleManifest = {
     format: BUNDLE_FORMAT,
     formatVersion: rest.paths ? 4 : linear ? 3 : fused || parts.charTfidfJson ? 2 : 1,

@@ -76,17 +76,19 @@ export async function openBundleSession(
   const encoders = await openEncoders(requests, opts);
   encoders.notices.forEach((n) => opts.log?.(n));
   const classifiers: Classifier[] = [];
-  const disposeHeads = () => Promise.all(classifiers.map((c) => c.dispose()));
+  const topClassifiers: Classifier[] = [];
+  const disposeHeads = () => Promise.all([...classifiers, ...topClassifiers].map((c) => c.dispose()));
   let cache: EmbedCache | undefined;
   try {
     for (const head of bundle.heads) classifiers.push(await Classifier.load(bundle, { device: opts.device, threads: 1 }, head));
+    for (const head of bundle.top?.heads ?? []) topClassifiers.push(await Classifier.load(bundle, { device: opts.device, threads: 1 }, head));
     cache = openEmbedCache(opts.embedCache, opts.log);
   } catch (err) {
     await disposeHeads();
     await encoders.close();
     throw err;
   }
-  const predictor = new Predictor(bundle, encoders, classifiers, {
+  const predictor = new Predictor(bundle, encoders, classifiers, topClassifiers, {
     ...opts,
     imageRoot: opts.imageRoot ?? catalog.baseDir,
     topN: spec.topN,

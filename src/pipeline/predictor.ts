@@ -53,6 +53,8 @@ interface HeadRunner {
 export class Predictor {
   private readonly extractor: FeatureExtractor;
   private readonly heads: HeadRunner[];
+  /** A path bundle's top-level heads (bundle.top), whose fused probabilities decide the top level; else empty. */
+  private readonly topHeads: HeadRunner[];
   private readonly layout: FeatureLayout;
   private readonly classes: string[];
   /** A path bundle's tree and threshold; null for flat classes. */
@@ -62,6 +64,7 @@ export class Predictor {
     private readonly bundle: ModelBundle,
     encoders: OpenEncoders,
     classifiers: Classifier[],
+    topClassifiers: Classifier[],
     private readonly opts: PredictorOptions,
   ) {
     this.layout = bundleLayout(bundle);
@@ -69,24 +72,27 @@ export class Predictor {
     const paths = bundle.manifest.paths;
     this.taxonomy = paths ? { tree: new Taxonomy(this.classes), minScore: opts.minPathScore ?? paths.minPathScore } : null;
     this.extractor = new FeatureExtractor(bundle.manifest.features, encoders.text, encoders.image, opts, bundle.tfidfBlock);
-    this.heads = bundle.heads.map((head, h): HeadRunner => {
-      const classifier = classifiers[h];
-      if (classifier instanceof LinearClassifier) {
-        return { head, score: (f) => classifier.score(linearHeadRow(f, head.kinds, this.layout.means)) };
-      }
-      const batcher = new MicroBatcher<Float32Array, Float32Array>(
-        async (rows) => {
-          const width = head.width;
-          const x = new Float32Array(rows.length * width);
-          rows.forEach((r, i) => x.set(r, i * width));
-          const p = await classifier.predict(x, rows.length);
-          const c = classifier.classes.length;
-          return rows.map((_, i) => p.subarray(i * c, (i + 1) * c));
-        },
-        { maxBatch: opts.batchSize, maxWaitMs: opts.maxWaitMs, maxInFlight: 1 },
-      );
-      return { head, score: (_f, denseLayout) => batcher.submit(headInput(denseLayout(), head.slices, head.width)), flush: () => batcher.flush() };
-    });
+    this.heads = bundle.heads.map((head, h) => this.runner(head, classifiers[h]));
+    this.topHeads = (bundle.top?.heads ?? []).map((head, h) => this.runner(head, topClassifiers[h]));
+  }
+
+  /** Linear heads score the row at once; ONNX heads take the dense layout through a micro-batcher. */
+  private runner(head: BundleHead, classifier: Classifier): HeadRunner {
+    if (classifier instanceof LinearClassifier) {
+      return { head, score: (f) => classifier.score(linearHeadRow(f, head.kinds, this.layout.means)) };
+    }
+    const batcher = new MicroBatcher<Float32Array, Float32Array>(
+      async (rows) => {
+        const width = head.width;
+        const x = new Float32Array(rows.length * width);
+        rows.forEach((r, i) => x.set(r, i * width));
+        const p = await classifier.predict(x, rows.length);
+        const c = classifier.classes.length;
+        return rows.map((_, i) => p.subarray(i * c, (i + 1) * c));
+      },
+      { maxBatch: this.opts.batchSize, maxWaitMs: this.opts.maxWaitMs, maxInFlight: 1 },
+    );
+    return { head, score: (_f, denseLayout) => batcher.submit(headInput(denseLayout(), head.slices, head.width)), flush: () => batcher.flush() };
   }
 
   get batchSizes(): { text: number[]; image: number[] } {
@@ -96,7 +102,7 @@ export class Predictor {
   /** Sends partial batches now (end of input). */
   flush(): void {
     this.extractor.flush();
-    for (const h of this.heads) h.flush?.();
+    for (const h of [...this.heads, ...this.topHeads]) h.flush?.();
   }
 
   async predict(row: CatalogRow, kept?: Record<string, string>): Promise<Prediction> {
@@ -113,14 +119,18 @@ export class Predictor {
       let dense: Float32Array | undefined;
       const x = () => (dense ??= assembleFeatures(f, this.layout));
       // A head runs when the row has any of its blocks (the rest of its input imputed); a joint head always does.
-      const outputs = await Promise.all(
-        this.heads.map(async ({ head, score }) => {
-          const present = head.name === 'joint' || head.kinds.some((k) => f.vectors[k] !== undefined || (k === 'tfidf' && f.tfidf !== undefined));
-          return { classes: head.classes, weight: head.weight, probs: present ? await score(f, x) : null };
-        }),
-      );
-      const probs = fuseHeads(outputs, this.classes);
+      const scored = (runners: HeadRunner[]) =>
+        Promise.all(
+          runners.map(async ({ head, score }) => {
+            const present = head.name === 'joint' || head.kinds.some((k) => f.vectors[k] !== undefined || (k === 'tfidf' && f.tfidf !== undefined));
+            return { classes: head.classes, weight: head.weight, probs: present ? await score(f, x) : null };
+          }),
+        );
+      const [outputs, topOutputs] = await Promise.all([scored(this.heads), scored(this.topHeads)]);
+      let probs = fuseHeads(outputs, this.classes);
       if (!probs) return failed('no_input: no modality this bundle reads');
+      const topLevel = this.bundle.top ? fuseHeads(topOutputs, this.bundle.top.classes) : null;
+      if (topLevel && this.taxonomy) probs = Float32Array.from(this.taxonomy.tree.withTopLevel(probs, topLevel, this.bundle.top!.classes));
       const top = topClasses(probs, this.classes, this.opts.topN);
       const heads = Object.fromEntries(this.heads.map(({ head }, h) => [head.name, outputs[h].probs ? fuseHeads([outputs[h]], this.classes) : null]));
       let answer: Pick<PredictionRecord, 'category' | 'score' | 'path'> = { category: top[0].category, score: top[0].prob };

@@ -35,13 +35,18 @@ before(async () => {
 
 test('train: the bundle records the separator and threshold; classes are stored paths; flat columns stay flat', async () => {
   const m = JSON.parse(fs.readFileSync(path.join(bundle, 'manifest.json'), 'utf8'));
-  assert.deepEqual(m.paths, { separator: '/', minPathScore: 0.5 });
+  assert.equal(m.paths.separator, '/');
+  assert.equal(m.paths.minPathScore, 0.5);
+  // Three departments: a top-level head beside the main one, over the same features.
+  assert.equal(m.paths.top.classes.length, 3);
+  assert.deepEqual(m.paths.top.heads.map((h: { file: string; classes: string[] }) => [h.file, h.classes.length]), [['top-head-joint.bin', 3]]);
   assert.equal(m.formatVersion, 4);
   assert.equal(m.classes.length, CLASSES);
   for (const c of m.classes) assert.match(c, /^[a-z]+ > [a-z]+ > [a-z]+ [a-z]+( \d+)?$/);
   const s = JSON.parse(fs.readFileSync(path.join(tmp, 'train.json'), 'utf8'));
   assert.equal(s.paths.separator, '/');
   assert.equal(s.paths.maxDepth, 3);
+  assert.equal(s.paths.topLevelHeads.length, 1);
   // The same catalog's flat column: no paths, format as before.
   const flat = await runCli(['train', held, '--label-column', 'category_path', '--path-separator', '|', '--features', 'tfidf', '--C', '1', '--validation', '0', '-q', '-o', path.join(tmp, 'flat')]);
   assert.equal(flat.code, 0, flat.stderr);

@@ -102,3 +102,22 @@ test('scores never rise going down a path, on random probability rows over a ran
     for (let d = 1; d < a.levels.length; d++) assert.ok(a.levels[d].node.startsWith(a.levels[d - 1].node + ' > '));
   }
 });
+
+test('withTopLevel: the top level follows the top-level head, the classes below keep the flat head\'s ratios', () => {
+  // classes: A > B, A > B > C, A > B > D, A > E, F, F > G > H — top levels A and F.
+  const p = [0.1, 0.15, 0.1, 0.1, 0.3, 0.25];
+  const out = tax.withTopLevel(p, [0.2, 0.8], ['F', 'A']);
+  const scores = tax.nodeScores(out);
+  assert.ok(Math.abs(out.reduce((a, b) => a + b, 0) - 1) < 1e-12);
+  assert.ok(Math.abs(out[0] + out[1] + out[2] + out[3] - 0.8) < 1e-12, 'A gets the top-level head\'s 0.8');
+  assert.ok(Math.abs(out[4] + out[5] - 0.2) < 1e-12);
+  assert.ok(Math.abs(out[1] / out[0] - 1.5) < 1e-12, 'ratios inside A kept');
+  assert.ok(Math.abs(out[4] / out[5] - 1.2) < 1e-12, 'ratios inside F kept');
+  assert.equal(tax.answer(out, 0.5).levels[0].node, 'A');
+  assert.equal(tax.answer(p, 0.5).levels[0].node, 'F', 'the flat sums alone would have chosen F');
+  assert.ok(scores.length === tax.size);
+  // A top level the top-level head lacks gets nothing; one whose flat mass underflowed shares its probability equally.
+  assert.deepEqual(Array.from(tax.withTopLevel(p, [1], ['A'])).slice(4), [0, 0]);
+  const under = tax.withTopLevel([0, 0, 0, 0, 0.5, 0.5], [0.4, 0.6], ['A', 'F']);
+  assert.deepEqual(Array.from(under).slice(0, 4), [0.1, 0.1, 0.1, 0.1]);
+});
