@@ -6,15 +6,14 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { ensureDemo, demo } from '../helpers/cli.js';
-import { modelContext } from '../../src/cli/model-context.js';
-import { startServer, type ServeOptions } from '../../src/serve/server.js';
+import { startServer } from '../../src/serve/server.js';
+import { serveOptions } from '../helpers/serve-options.js';
 import { answerAt, parseScoreField } from '../../src/serve/paths.js';
 import { pathResponse, predictUpload } from '../../src/serve/predict.js';
 import { Taxonomy } from '../../src/head/taxonomy.js';
 import { PATH_FIELDS, type PredictionRecord } from '../../src/io/prediction-writer.js';
 import { pathRecord, type Predictor } from '../../src/pipeline/predictor.js';
 
-const MB = 1024 * 1024;
 const RESPONSE_KEYS = ['category', 'score', 'top_categories', 'tags'];
 const RECORD_KEYS = ['id', 'category', 'score', 'top_categories', 'tags', 'status', 'error', 'warnings'];
 
@@ -121,30 +120,7 @@ before(async () => {
 
 test('a flat bundle: min_path_score is left unread, the response and records keep their keys; --min-path-score is a startup warning', async () => {
   const logged: string[] = [];
-  const opts: ServeOptions = {
-    models: modelContext({ ...process.env, HF_HUB_OFFLINE: '1' }, { quiet: true }, process.stderr),
-    model: demo.bundle,
-    columns: { id: 'id', title: 'title', description: 'description', image: ['image', 'image_path'] },
-    device: 'cpu',
-    threads: 1,
-    batchSize: 32,
-    maxWaitMs: 5,
-    concurrency: 4,
-    window: 64,
-    onImageError: 'impute',
-    fetch: { timeoutMs: 2000, retries: 0, maxBytes: 20 * MB },
-    maxPixels: 100_000_000,
-    topN: 3,
-    minPathScore: 0.9,
-    log: (line) => logged.push(line),
-    host: '127.0.0.1',
-    port: 0,
-    allowImageUrls: false,
-    maxUploadBytes: 20 * MB,
-    requestTimeoutMs: 30_000,
-    maxQueue: 64,
-    shutdownTimeoutMs: 5000,
-  };
+  const opts = serveOptions({ minPathScore: 0.9, log: (line) => logged.push(line) });
   const s = await startServer(opts);
   try {
     await s.ready;

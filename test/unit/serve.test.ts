@@ -7,8 +7,8 @@ import os from 'node:os';
 import path from 'node:path';
 import http from 'node:http';
 import { ensureDemo, demo } from '../helpers/cli.js';
-import { modelContext } from '../../src/cli/model-context.js';
-import { startServer, type RunningServer, type ServeOptions } from '../../src/serve/server.js';
+import { startServer, type RunningServer } from '../../src/serve/server.js';
+import { serveOptions } from '../helpers/serve-options.js';
 import { openServeSession } from '../../src/serve/session.js';
 
 const MB = 1024 * 1024;
@@ -16,32 +16,6 @@ const RESPONSE_KEYS = ['category', 'score', 'top_categories', 'tags'];
 const RECORD_KEYS = ['id', 'category', 'score', 'top_categories', 'tags', 'status', 'error', 'warnings'];
 const jpg = () => fs.readFileSync(path.join(demo.images, 'P0001.jpg'));
 const png = () => fs.readFileSync(path.join(demo.images, 'P0002.png'));
-
-function serveOptions(over: Partial<ServeOptions> = {}): ServeOptions {
-  return {
-    models: modelContext({ ...process.env, HF_HUB_OFFLINE: '1' }, { quiet: true }, process.stderr),
-    model: demo.bundle,
-    columns: { id: 'id', title: 'title', description: 'description', image: ['image', 'image_path'] },
-    device: 'cpu',
-    threads: 1,
-    batchSize: 32,
-    maxWaitMs: 5,
-    concurrency: 4,
-    window: 64,
-    onImageError: 'impute',
-    fetch: { timeoutMs: 2000, retries: 0, maxBytes: 20 * MB },
-    maxPixels: 100_000_000,
-    topN: 3,
-    host: '127.0.0.1',
-    port: 0,
-    allowImageUrls: false,
-    maxUploadBytes: 20 * MB,
-    requestTimeoutMs: 30_000,
-    maxQueue: 64,
-    shutdownTimeoutMs: 5000,
-    ...over,
-  };
-}
 
 function form(fields: Record<string, string | Blob>): FormData {
   const f = new FormData();
