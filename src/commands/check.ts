@@ -7,7 +7,7 @@ import path from 'node:path';
 import type { CatalogRow } from '../io/catalog-reader.js';
 import type { PredictionRecord } from '../io/prediction-writer.js';
 import { UsageError } from '../errors.js';
-import { canonicalPath, pathLevels, withAncestors, type LevelShare } from '../head/taxonomy.js';
+import { Taxonomy, canonicalPath, pathLevels, withAncestors, type LevelShare } from '../head/taxonomy.js';
 import { bundleInputs, type ModelBundle } from '../models/bundle.js';
 import { orderedMap } from '../pipeline/ordered-map.js';
 import { openBundleSession, type BundleRunOptions } from '../pipeline/bundle-session.js';
@@ -194,23 +194,22 @@ export function describePathDisagreement(stored: string, answered: string, d: Pa
   return `stored ${quote(stored)}, predicted ${quote(answered)} (differs at level ${d.level} of ${d.storedDepth}, ${prob(d.score)} sure)`;
 }
 
-/** A path bundle's tree as check needs it: every node (each class and each of its ancestors) and the threshold. */
+/** A path bundle's tree as check needs it: its nodes (each class and each of its ancestors) and the threshold. */
 interface PathTree extends CheckPaths {
-  nodes: Set<string>;
+  tree: Taxonomy;
 }
 
 function pathTree(bundle: ModelBundle, minPathScore: number | undefined): PathTree | null {
   const paths = bundle.manifest.paths;
   if (!paths) return null;
-  const nodes = new Set(bundle.manifest.classes.flatMap(withAncestors));
-  const depth = bundle.manifest.classes.reduce((m, c) => Math.max(m, pathLevels(c).length), 0);
-  return { separator: paths.separator, minPathScore: minPathScore ?? paths.minPathScore, depth, nodes };
+  const tree = new Taxonomy(bundle.manifest.classes);
+  return { separator: paths.separator, minPathScore: minPathScore ?? paths.minPathScore, depth: tree.maxDepth, tree };
 }
 
 /** The deepest ancestor of a stored path (itself excluded) that is a node of the tree, or null. */
-function knownAncestor(stored: string, nodes: Set<string>): string | null {
+function knownAncestor(stored: string, tree: Taxonomy): string | null {
   const chain = withAncestors(stored).slice(0, -1);
-  for (let d = chain.length - 1; d >= 0; d--) if (nodes.has(chain[d])) return chain[d];
+  for (let d = chain.length - 1; d >= 0; d--) if (tree.has(chain[d])) return chain[d];
   return null;
 }
 
@@ -375,8 +374,8 @@ function observePath(t: Tally, row: CatalogRow, rec: PredictionRecord, opts: Che
   // Only separators and spaces: a label with no level is no label.
   if (stored === '') return;
   t.labelled++;
-  if (!tree.nodes.has(stored)) {
-    const ancestor = knownAncestor(stored, tree.nodes);
+  if (!tree.tree.has(stored)) {
+    const ancestor = knownAncestor(stored, tree.tree);
     const depth = pathLevels(stored).length;
     const where = ancestor === null ? 'not even its top level is' : `deepest known ancestor ${quote(ancestor)}, level ${pathLevels(ancestor).length} of ${depth}`;
     const f = finding(row, `stored path ${quote(stored)} is not in the model's tree (${where})`);

@@ -89,6 +89,7 @@ export class Taxonomy {
   /** Per class, the index (in `roots`) of its top level; and each top level's index by name. */
   private readonly rootOfClass: Int32Array;
   private readonly rootIndex: Map<string, number>;
+  private readonly nodeIndex: Map<string, number>;
 
   constructor(readonly classes: readonly string[]) {
     const index = new Map<string, number>();
@@ -110,8 +111,14 @@ export class Taxonomy {
       this.nodes[chain[chain.length - 1]].classIndex = k;
       return chain;
     });
+    this.nodeIndex = index;
     this.rootIndex = new Map(this.roots.map((n, r) => [this.nodes[n].key, r]));
     this.rootOfClass = Int32Array.from(this.classNodes, (chain) => this.rootIndex.get(this.nodes[chain[0]].key)!);
+  }
+
+  /** Whether `path` (stored form) is a node: a class or an ancestor of one. */
+  has(path: string): boolean {
+    return this.nodeIndex.has(path);
   }
 
   /** Nodes in the tree (every distinct prefix). */

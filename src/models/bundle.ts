@@ -9,6 +9,7 @@ import { tfidfFromJSON, tfidfBlockDim, type TfidfBlockModel, type TfidfModel } f
 import { writeLinearHead } from '../head/head-io.js';
 import type { LinearHead } from '../head/scoring.js';
 import type { HeadPruning } from '../head/linear-head.js';
+import { pathLevels } from '../head/taxonomy.js';
 
 export const BUNDLE_FORMAT = 'categorize-bundle';
 /**
@@ -177,7 +178,7 @@ export function loadBundle(location: string): ModelBundle {
     if (!Array.isArray(topSpec.classes) || topSpec.classes.length < 2 || !Array.isArray(topSpec.heads) || topSpec.heads.length === 0) {
       fail(dir, 'manifest.json paths.top must list at least two classes and one head');
     }
-    const tops = new Set(m.classes.map((c) => c.split(' > ')[0]));
+    const tops = new Set(m.classes.map((c) => pathLevels(c)[0]));
     if (topSpec.classes.some((c) => !tops.has(c))) fail(dir, 'manifest.json paths.top classes must be the top levels of the classes');
     top = { classes: topSpec.classes, heads: checkedHeads(dir, m as BundleManifest, topSpec.heads, topSpec.classes, fail) };
   }
