@@ -46,10 +46,27 @@ test('write → read gives the same head, tolerance included; equal heads give e
     const back = readLinearHead(file);
     assert.equal(back.tolerance, 0.002);
     assertSameHead(head, back.head);
-    // Sections are 8-byte aligned, so the arrays are views on the file's bytes.
-    assert.equal(fs.statSync(file).size % 8, 0);
     assert.ok(Buffer.from(encodeLinearHead(head, 0.002)).equals(fs.readFileSync(file)));
+    // Stored as is (as version 2 wrote), the same head: sections 8-byte aligned, read as views on the bytes.
+    const stored = encodeLinearHead(head, 0.002, { compress: false });
+    assert.equal(stored.length % 8, 0);
+    assert.equal(Buffer.from(stored).readUInt32LE(60), 0);
+    assertSameHead(head, decodeLinearHead(stored, 'stored').head);
   }
+});
+
+test('the body is deflated: a large pruned head shrinks several-fold and reads back exactly; a version-2 file (stored body) still reads', () => {
+  const { head } = buildLinearHead(randomParams(3, { K: 40, dd: 0, dim: 3000 }), { tolerance: 0.002 });
+  const deflated = Buffer.from(encodeLinearHead(head, 0.002));
+  const stored = Buffer.from(encodeLinearHead(head, 0.002, { compress: false }));
+  assert.equal(deflated.readUInt32LE(8), 3);
+  assert.equal(deflated.readUInt32LE(60), 1);
+  assert.ok(deflated.subarray(0, 60).equals(stored.subarray(0, 60)), 'the header is the same but for the body encoding');
+  assert.ok(deflated.length < stored.length / 2, `${deflated.length} vs ${stored.length}`);
+  assertSameHead(head, decodeLinearHead(deflated, 'deflated').head);
+  const v2 = Buffer.from(stored);
+  v2.writeUInt32LE(2, 8);
+  assertSameHead(head, decodeLinearHead(v2, 'version 2').head);
 });
 
 test('a pruned head stores its values as 16-bit multiples of 2·tolerance, read back exactly; tolerance 0 and values off that grid stay float32; version-1 files still read', () => {
@@ -58,12 +75,13 @@ test('a pruned head stores its values as 16-bit multiples of 2·tolerance, read 
   const { head, pruning } = buildLinearHead(params, { tolerance: 0.002 });
   assert.equal(pruning!.valueBits, 16);
   const nnz = head.sparse!.values.length;
-  const small = encodeLinearHead(head, 0.002);
+  const small = encodeLinearHead(head, 0.002, { compress: false });
   const back = decodeLinearHead(small, 'quantised');
   assertSameHead(head, back.head);
-  // The same head with float32 values: the only difference is 2 bytes per stored value (give or take alignment).
+  // The same head with float32 values, bodies stored as is: the only difference is 2 bytes per stored value
+  // (give or take alignment).
   const offGrid: LinearHead = { ...head, sparse: { ...head.sparse!, values: head.sparse!.values.map((v) => v + 1e-4) } };
-  const large = encodeLinearHead(offGrid, 0.002);
+  const large = encodeLinearHead(offGrid, 0.002, { compress: false });
   assert.ok(Math.abs(large.length - small.length - 2 * nnz) <= 8, `${large.length} - ${small.length} vs 2 × ${nnz}`);
   assertSameHead(offGrid, decodeLinearHead(large, 'float32').head);
   const exact = buildLinearHead(params, { tolerance: 0 });
@@ -75,7 +93,7 @@ test('a pruned head stores its values as 16-bit multiples of 2·tolerance, read 
   const unrounded = buildLinearHead(wide, { tolerance: 1e-3 });
   assert.equal(unrounded.pruning!.valueBits, 32);
   assert.ok(unrounded.head.sparse!.values.some((v) => Math.abs(v / 0.002 - Math.round(v / 0.002)) > 1e-3));
-  const wideBytes = encodeLinearHead(unrounded.head, 1e-3);
+  const wideBytes = encodeLinearHead(unrounded.head, 1e-3, { compress: false });
   assert.equal(Buffer.from(wideBytes).readUInt32LE(56), 4);
   assertSameHead(unrounded.head, decodeLinearHead(wideBytes, 'wide').head);
   // A version-1 file (before 16-bit values): version 1, zero where the value width now is; float32 values.
@@ -111,7 +129,7 @@ test('more than 65,535 classes: 32-bit class indices, read back as such', () => 
 /** A valid file's bytes with one change. */
 function damaged(change: (buf: Buffer, at: { values: number; colptr: number; classIndex: number; classes: number }) => Buffer | void): Buffer {
   const { head } = buildLinearHead(randomParams(9, { K: 5, dd: 4, dim: 30 }), { tolerance: 0 });
-  const buf = Buffer.from(encodeLinearHead(head));
+  const buf = Buffer.from(encodeLinearHead(head, 0, { compress: false }));
   // Offsets for this shape, from the layout in head-io.ts: header 64, classes JSON, then the 8-aligned sections.
   const classesBytes = buf.readUInt32LE(36);
   const nnz = buf.readUInt32LE(28);
@@ -127,12 +145,28 @@ function damaged(change: (buf: Buffer, at: { values: number; colptr: number; cla
   return change(buf, { values, colptr, classIndex, classes }) ?? buf;
 }
 
+/** A deflated head file's bytes. */
+function deflatedHead(): Buffer {
+  return Buffer.from(encodeLinearHead(buildLinearHead(randomParams(9, { K: 5, dd: 4, dim: 30 }), { tolerance: 0 }).head));
+}
+
+/** `buf` with the byte at `at` inverted. */
+function flipped(buf: Buffer, at: number): Buffer {
+  buf[at] = buf[at]! ^ 0xff;
+  return buf;
+}
+
 test('a damaged head file is a one-line ConfigError naming the file and what is wrong', () => {
   const cases: [string, Buffer, RegExp][] = [
     ['truncated', damaged((b) => b.subarray(0, b.length - 8)), /bytes, but its header describes .*truncated or corrupt/],
     ['padded', damaged((b) => Buffer.concat([b, Buffer.alloc(8)])), /truncated or corrupt/],
     ['not a head', Buffer.from('{"format": "categorize-bundle"}'), /not a categorize head file/],
-    ['newer version', damaged((b) => void b.writeUInt32LE(3, 8)), /format version 3 is not supported/],
+    ['newer version', damaged((b) => void b.writeUInt32LE(4, 8)), /format version 4 is not supported/],
+    ['unknown body encoding', damaged((b) => void b.writeUInt32LE(2, 60)), /body encoding 2/],
+    ['deflated, truncated', deflatedHead().subarray(0, -5), /deflated body does not inflate .*truncated or corrupt/],
+    ['deflated, padded', Buffer.concat([deflatedHead(), Buffer.alloc(8)]), /8 bytes after the deflated body/],
+    ['deflated, a flipped byte', flipped(deflatedHead(), 100), /deflated body does not inflate/],
+    ['deflated, wrong size in the header', (() => { const b = deflatedHead(); b.writeDoubleLE(b.readDoubleLE(48) + 8, 48); return b; })(), /inflated, but its header describes/],
     ['NaN weight', damaged((b, at) => void b.writeFloatLE(NaN, at.values)), /sparse values\[0\] is NaN/],
     ['infinite weight', damaged((b, at) => void b.writeFloatLE(Infinity, at.values + 4)), /sparse values\[1\] is Infinity/],
     ['class index ≥ K', damaged((b, at) => void b.writeUInt16LE(5, at.classIndex)), /class index 5 \(entry 0\) is not below 5/],
