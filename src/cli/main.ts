@@ -9,7 +9,7 @@ import { mergeCommand } from '../commands/merge.js';
 import { formatFor } from '../io/prediction-writer.js';
 import { CategorizeError, ExitCode, UsageError, oneLine } from '../errors.js';
 import { makeFitProgress, makeProgress } from './progress.js';
-import { MIN_PATH_SCORE_HELP, floatOption, intOption, levelShares, listOption } from './options.js';
+import { MIN_PATH_SCORE_HELP, TARGET_PRECISION_HELP, floatOption, intOption, levelShares, listOption, oneTargetPrecision, targetPrecisions } from './options.js';
 import { addPipelineOptions, cliLog, pipelineOptions, type Io, type PipelineFlags } from './pipeline-options.js';
 import { CliLog } from './log.js';
 import { parseShard, type Shard } from '../pipeline/shard.js';
@@ -23,6 +23,7 @@ const pkg = JSON.parse(fs.readFileSync(new URL('../../../package.json', import.m
 
 interface TrainFlags extends PipelineFlags {
   labelColumn: string;
+  targetPrecision: number[];
   pathSeparator: string;
   minPathScore: number;
   output: string;
@@ -82,6 +83,10 @@ function formatRunSummary(s: RunSummary): string {
     `categorize: ${s.rows} rows${s.resumed ? ` (${s.resumed} kept from the interrupted run)` : ''}${s.shard ? ` in shard ${s.shard}` : ''} · ${s.ok} ok · ${s.errors} errors · ${s.warned} with warnings · ` +
     `${s.elapsedSeconds.toFixed(2)} s · ${s.rowsPerSecond.toFixed(1)} rows/s` +
     (reasons ? `\n  reasons: ${reasons}` : '') +
+    (s.decision
+      ? `\n  decision at target precision ${s.decision.target} (score ≥ ${s.decision.threshold.toFixed(4)}): ${s.decision.accepted} accept · ${s.decision.review} review` +
+        (s.decision.reviewOutput ? ` (written to ${s.decision.reviewOutput})` : '')
+      : '') +
     (s.cache ? `\n  embedding cache: ${s.cache.hits} hits, ${s.cache.misses} misses (${s.cache.hits + s.cache.misses ? ((100 * s.cache.hits) / (s.cache.hits + s.cache.misses)).toFixed(1) : '0.0'}% hits), ${(s.cache.usedBytes / 1e6).toFixed(1)} MB in ${s.cache.dir}` : '') +
     `\n  output: ${s.output === '-' ? 'stdout' : s.output}`
   );
@@ -100,6 +105,14 @@ function formatTrainSummary(s: TrainSummary): string {
   ];
   if (s.validation) lines.push(`  validation: accuracy ${f(s.validation.accuracy)} · macro-F1 ${f(s.validation.macroF1)} · weighted-F1 ${f(s.validation.weightedF1)} · top-3 ${f(s.validation.top3Accuracy)} (${s.validation.n} rows)`);
   if (s.cv) lines.push(`  ${s.cv.folds.length}-fold cv: accuracy ${f(s.cv.mean.accuracy)} · macro-F1 ${f(s.cv.mean.macroF1)} · weighted-F1 ${f(s.cv.mean.weightedF1)} · top-3 ${f(s.cv.mean.top3Accuracy)}`);
+  if ('none' in s.calibration) lines.push(`  calibration: ${s.calibration.none}`);
+  else {
+    const c = s.calibration;
+    lines.push(`  calibration: temperature ${c.temperature.toFixed(3)} on ${c.rows} held-out rows · ECE ${c.before.ece.toFixed(4)} → ${c.after.ece.toFixed(4)} · log-loss ${c.before.logLoss.toFixed(4)} → ${c.after.logLoss.toFixed(4)}`);
+    for (const t of c.targets) {
+      lines.push(t.threshold === null ? `  target precision ${t.target}: none stored (${t.reason})` : `  target precision ${t.target}: score ≥ ${t.threshold.toFixed(4)}, held-out coverage ${(100 * t.coverage).toFixed(1)}%, precision ${t.precision.toFixed(4)} (lower bound ${t.lower.toFixed(4)})`);
+    }
+  }
   if (s.cache) lines.push(`  embedding cache: ${s.cache.hits} hits, ${s.cache.misses} misses, ${(s.cache.usedBytes / 1e6).toFixed(1)} MB in ${s.cache.dir}`);
   lines.push(`  elapsed: ${s.elapsedSeconds.toFixed(1)} s`);
   return lines.join('\n');
@@ -159,13 +172,15 @@ function buildProgram(io: Io, env: NodeJS.ProcessEnv, setCode: (c: number) => vo
       .option('--top-n <n>', 'categories listed per row in top_categories', intOption(1, 1000), 3)
       .option('--top-k-tags <k>', 'tags per row', intOption(0, 1000), 5)
       .option('--min-path-score <p>', MIN_PATH_SCORE_HELP, floatOption(0, 1))
+      .option('--target-precision <p>', TARGET_PRECISION_HELP, oneTargetPrecision)
+      .option('--review-output <file>', 'also write the rows decided review to this file (same format), for a labelling queue')
       .option('--max-error-rate <r>', 'exit 3 when the share of error rows exceeds r (after writing everything)', floatOption(0, 1), 1)
       .option('--resume', 'continue an output a killed or interrupted run left: keep its complete records, do the rest')
       .option('--force', 'overwrite an existing output (otherwise an existing output is an error)')
       .option('--shard <i/n>', 'process only the rows whose id hashes into shard i of n (0-based), e.g. 2/8', parseShard)
       .option('--json-summary <file>', 'write the run summary as JSON'),
     'override',
-  ).action(async (input: string, flags: PipelineFlags & { output: string; format?: string; model: string; keepColumns: string[]; topN: number; topKTags: number; minPathScore?: number; maxErrorRate: number; resume?: boolean; force?: boolean; shard?: Shard; jsonSummary?: string }) => {
+  ).action(async (input: string, flags: PipelineFlags & { output: string; format?: string; model: string; keepColumns: string[]; topN: number; topKTags: number; minPathScore?: number; targetPrecision?: number; reviewOutput?: string; maxErrorRate: number; resume?: boolean; force?: boolean; shard?: Shard; jsonSummary?: string }) => {
     const log = cliLog(flags, io);
     log.event('start', { command: 'run', version: pkg.version, input, output: flags.output, model: flags.model, shard: flags.shard ? `${flags.shard.index}/${flags.shard.count}` : null, resume: Boolean(flags.resume) });
     const stop = onStopSignals(log);
@@ -181,6 +196,8 @@ function buildProgram(io: Io, env: NodeJS.ProcessEnv, setCode: (c: number) => vo
         topN: flags.topN,
         topKTags: flags.topKTags,
         minPathScore: flags.minPathScore,
+        targetPrecision: flags.targetPrecision,
+        reviewOutput: flags.reviewOutput,
         maxErrorRate: flags.maxErrorRate,
         resume: Boolean(flags.resume),
         force: Boolean(flags.force),
@@ -212,6 +229,7 @@ function buildProgram(io: Io, env: NodeJS.ProcessEnv, setCode: (c: number) => vo
       .requiredOption('--label-column <name>', 'column holding each row’s category, or its category path (levels split on --path-separator)')
       .option('--path-separator <sep>', 'a label column whose labels hold this is a column of category paths (e.g. "Home > Kitchen > Cups"; also /, >>, |); spaces around levels are trimmed', '>')
       .option('--min-path-score <p>', 'path bundles: the default answer threshold of run, eval, check and serve (a node is answered when its probability reaches p)', floatOption(0, 1), 0.5)
+      .option('--target-precision <p,...>', 'store the score threshold for each target precision (e.g. 0.95,0.98; repeatable): the lowest whose held-out precision has a 95% lower bound ≥ p; run decides accept/review at the first', targetPrecisions, [] as number[])
       .requiredOption('-o, --output <dir>', 'bundle folder to write')
       .option('--features <list>', 'classifier input: any of text, image, tfidf', featureList, ['text', 'image'] as FeatureKind[])
       .option('--C <c|auto>', `inverse L2 regularisation strength (scikit-learn’s C); auto: chosen per head from ${C_GRID.join(', ')} by log-loss on the held-out --fusion-share`, cOption, 'auto')
@@ -250,6 +268,7 @@ function buildProgram(io: Io, env: NodeJS.ProcessEnv, setCode: (c: number) => vo
       labelColumn: f.labelColumn,
       pathSeparator: f.pathSeparator,
       minPathScore: f.minPathScore,
+      targetPrecision: f.targetPrecision,
       output: f.output,
       features: f.features,
       tfidf: {

@@ -52,3 +52,28 @@ export function levelShares(value: string, previous: LevelShare[] = []): LevelSh
   }
   return [...byLevel].map(([level, share]) => ({ level, share })).sort((a, b) => a.level - b.level);
 }
+
+/** A target precision: strictly between 0 and 1 (a target of 1 no finite held-out set can vouch for). */
+function targetPrecision(part: string): number {
+  const n = Number(part);
+  if (part === '' || !Number.isFinite(n) || n <= 0 || n >= 1) throw new InvalidArgumentError(`expected target precisions between 0 and 1 such as 0.95,0.98, got '${part}'.`);
+  return n;
+}
+
+/** --target-precision of train: comma-separated and/or repeated; kept in the order given, each once. */
+export function targetPrecisions(value: string, previous: number[] = []): number[] {
+  const out = [...previous];
+  for (const part of value.split(',').map((p) => p.trim())) {
+    const n = targetPrecision(part);
+    if (!out.includes(n)) out.push(n);
+  }
+  return out;
+}
+
+/** --target-precision of run, eval, check and serve: one target. */
+export function oneTargetPrecision(value: string): number {
+  return targetPrecision(value.trim());
+}
+
+export const TARGET_PRECISION_HELP =
+  "decide accept/review at this target precision: rows whose calibrated score reaches the threshold the bundle's held-out rows vouch for (95% lower bound) are accepted; default: the first target train stored";

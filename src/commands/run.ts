@@ -1,5 +1,6 @@
 // `categorize run`: stream a catalog through the bundle's encoders and head, one prediction record per input row.
 import fs from 'node:fs';
+import path from 'node:path';
 import type { CatalogRow } from '../io/catalog-reader.js';
 import { PredictionWriter, type OutputFormat } from '../io/prediction-writer.js';
 import { orderedMap } from '../pipeline/ordered-map.js';
@@ -7,7 +8,8 @@ import { cacheSummary, openBundleSession, type BundleRunOptions } from '../pipel
 import { silentProgress, type ProgressReporter } from '../pipeline/progress.js';
 import { reasonCode, UsageError } from '../errors.js';
 import { readExistingOutput, type ExistingOutput } from '../io/output-resume.js';
-import { csvHeader } from '../io/prediction-writer.js';
+import { csvHeader, type RecordShape } from '../io/prediction-writer.js';
+import { resolveDecision } from '../head/calibration.js';
 import { shardRows, skipDone, untilAborted } from '../pipeline/row-stream.js';
 import type { Shard } from '../pipeline/shard.js';
 import type { OpenEncoders } from '../pipeline/encoders.js';
@@ -25,6 +27,8 @@ export interface RunOptions extends BundleRunOptions {
   resume: boolean;
   /** Overwrite an existing output (without it and without resume, an existing output is an error). */
   force: boolean;
+  /** Also write the rows decided `review` here (--review-output; needs a target precision), same format. */
+  reviewOutput?: string;
   /** Process only the rows of this shard. */
   shard?: Shard;
   /** Aborted on SIGINT/SIGTERM: no new row starts; rows in flight finish and are written; the output stays resumable. */
@@ -51,6 +55,8 @@ export interface RunSummary {
   warned: number;
   /** Count per error/warning code. */
   reasons: Record<string, number>;
+  /** With a target precision: the target, its threshold, and rows accepted / for review (this run's rows). */
+  decision: { target: number; threshold: number; accepted: number; review: number; reviewOutput: string | null } | null;
   errorRate: number;
   maxErrorRate: number;
   thresholdExceeded: boolean;
@@ -82,13 +88,25 @@ export async function runCommand(opts: RunOptions): Promise<RunSummary> {
     topN: opts.topN,
     topKTags: opts.topKTags,
     beforeCatalog: async (bundle) => {
-      existing = await checkOutput(opts, bundle.manifest.paths !== undefined);
+      const decided = resolveDecision(bundle.manifest.calibration, opts.targetPrecision, opts.model) !== null;
+      if (opts.reviewOutput !== undefined && !decided) {
+        throw new UsageError(`--review-output needs a target precision: pass --target-precision, or train the bundle with one`, 'usage');
+      }
+      existing = await checkOutput(opts, { paths: bundle.manifest.paths !== undefined, decision: decided });
+      if (opts.reviewOutput !== undefined) checkReviewOutput(opts);
     },
   });
   const { catalog, encoders, predictor, bundle } = session;
+  const shape = { paths: bundle.manifest.paths !== undefined, decision: session.decision !== null };
   let writer: PredictionWriter | undefined;
+  let reviewWriter: PredictionWriter | undefined;
   try {
-    writer = await PredictionWriter.open(opts.output, { format: opts.format, keep: opts.keepColumns, paths: bundle.manifest.paths !== undefined, stdout: opts.stdout, resumeAt: existing?.completeBytes });
+    writer = await PredictionWriter.open(opts.output, { format: opts.format, keep: opts.keepColumns, shape, stdout: opts.stdout, resumeAt: existing?.completeBytes });
+    if (opts.reviewOutput !== undefined) {
+      // The review file follows from the output: on --resume it is rebuilt from the records kept.
+      reviewWriter = await PredictionWriter.open(opts.reviewOutput, { format: opts.format, keep: opts.keepColumns, shape, stdout: opts.stdout });
+      await reviewWriter.writeFormatted(existing?.review ?? []);
+    }
     if (existing && existing.ids.length + existing.tornBytes > 0) {
       log(`resuming ${opts.output}: ${existing.ids.length} complete records kept${existing.tornBytes ? `, a torn last record (${existing.tornBytes} bytes) cut off` : ''}`);
     }
@@ -100,13 +118,20 @@ export async function runCommand(opts: RunOptions): Promise<RunSummary> {
     const totalBytes = opts.input === '-' ? null : fs.statSync(opts.input).size;
     progress.start(totalBytes);
     const stats = { rows: 0, ok: 0, errors: 0, warned: 0, reasons: {} as Record<string, number> };
+    const decided = { accepted: 0, review: 0 };
     const out = writer;
+    const review = reviewWriter;
     const keep = opts.keepColumns.length > 0;
     await orderedMap(
       rows,
       async (row) => (await predictor.predict(row, keep ? row.extra : undefined)).record,
       async (rec) => {
         await out.writeRecord(rec);
+        if (rec.decision?.decision === 'accept') decided.accepted++;
+        else if (rec.decision?.decision === 'review') {
+          decided.review++;
+          await review?.writeRecord(rec);
+        }
         stats.rows++;
         if (rec.status === 'ok') stats.ok++;
         else {
@@ -125,6 +150,8 @@ export async function runCommand(opts: RunOptions): Promise<RunSummary> {
     );
     await writer.close();
     writer = undefined;
+    await reviewWriter?.close();
+    reviewWriter = undefined;
     progress.stop();
     const elapsedSeconds = (performance.now() - started) / 1000;
     const errorRate = stats.rows ? stats.errors / stats.rows : 0;
@@ -134,6 +161,7 @@ export async function runCommand(opts: RunOptions): Promise<RunSummary> {
       input: opts.input,
       output: opts.output,
       ...stats,
+      decision: session.decision ? { ...session.decision, ...decided, reviewOutput: opts.reviewOutput ?? null } : null,
       rows: resumed + stats.rows,
       resumed,
       tornBytes: existing?.tornBytes ?? 0,
@@ -154,6 +182,7 @@ export async function runCommand(opts: RunOptions): Promise<RunSummary> {
   } finally {
     progress.stop();
     await writer?.close().catch(() => {});
+    await reviewWriter?.close().catch(() => {});
     await session.close();
   }
 }
@@ -162,16 +191,32 @@ export async function runCommand(opts: RunOptions): Promise<RunSummary> {
  * An existing output is never appended to silently: --resume continues it (returns what it holds), --force
  * overwrites it, anything else is a usage error, raised before models load.
  */
-async function checkOutput(opts: RunOptions, paths: boolean): Promise<ExistingOutput | undefined> {
+async function checkOutput(opts: RunOptions, shape: RecordShape): Promise<ExistingOutput | undefined> {
   if (opts.resume && opts.force) throw new UsageError('--resume and --force contradict each other: pick one', 'usage');
   if (opts.output === '-') {
     if (opts.resume) throw new UsageError('--resume needs an output file (-o FILE), not stdout', 'usage');
     return undefined;
   }
   const exists = fs.existsSync(opts.output) && fs.statSync(opts.output).size > 0;
-  if (opts.resume) return exists ? readExistingOutput(opts.output, opts.format, csvHeader(opts.keepColumns, paths)) : undefined;
+  if (opts.resume) return exists ? readExistingOutput(opts.output, opts.format, csvHeader(opts.keepColumns, shape)) : undefined;
   if (exists && !opts.force) {
     throw new UsageError(`output ${opts.output} already exists: pass --resume to continue it or --force to overwrite it`, 'output_exists');
   }
   return undefined;
+}
+
+/**
+ * The review file: not the output itself, not stdout; an existing one is overwritten only with --force or --resume
+ * (which rebuilds it from the output's kept records).
+ */
+function checkReviewOutput(opts: RunOptions): void {
+  const file = opts.reviewOutput!;
+  if (file === '-' || file === '') throw new UsageError('--review-output needs a file, not stdout', 'usage');
+  const same = path.resolve(file) === path.resolve(opts.output) || (fs.existsSync(file) && fs.existsSync(opts.output) && fs.realpathSync(file) === fs.realpathSync(opts.output));
+  if (opts.output !== '-' && same) {
+    throw new UsageError(`--review-output ${file} is the output itself: give it another file`, 'usage');
+  }
+  if (fs.existsSync(file) && fs.statSync(file).size > 0 && !opts.force && !opts.resume) {
+    throw new UsageError(`review output ${file} already exists: pass --resume to continue the run or --force to overwrite it`, 'output_exists');
+  }
 }

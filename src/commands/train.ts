@@ -24,6 +24,8 @@ import type { LogisticOptions } from '../head/logistic.js';
 import { computeMetrics, type EvalMetrics } from '../report/metrics.js';
 import { UsageError, reasonCode } from '../errors.js';
 import { PathMetricsAccumulator } from '../report/path-metrics.js';
+import { applyTopLabel, calibrationFigures, CONFIDENCE, fitTopLabel, thresholdForTarget, topOneCurve, topOneCurveRows, type CalibrationFigures } from '../head/calibration.js';
+import type { BundleCalibration } from '../models/bundle.js';
 import { DEFAULT_MIN_PATH_SCORE, DEFAULT_PATH_SEPARATOR, Taxonomy, canonicalPath, holdsPaths, pathLevels } from '../head/taxonomy.js';
 
 export interface TrainOptions extends EncoderOptions, Omit<FeatureOptions, 'imageRoot' | 'cache' | 'identity'> {
@@ -35,6 +37,8 @@ export interface TrainOptions extends EncoderOptions, Omit<FeatureOptions, 'imag
   pathSeparator?: string;
   /** A path bundle's default --min-path-score for run, eval, check and serve; default 0.5. */
   minPathScore?: number;
+  /** Target precisions (--target-precision): each one's threshold, chosen on the held-out curve, stored in the bundle. */
+  targetPrecision?: number[];
   output: string;
   columns: Omit<ColumnOptions, 'require' | 'extra'>;
   delimiter?: string;
@@ -114,9 +118,71 @@ export interface TrainSummary {
   fit: { converged: boolean; iterations: number; loss: number; refit: boolean; heads: { name: string; kind: 'full' | 'support'; support: FittedHead['support']; weight: number; C: number; converged: boolean; iterations: number; loss: number }[] };
   /** How the fusion weights were chosen (text and image features), else null. */
   fusion: FusionSelection | null;
+  /** The bundle's calibration (temperature, held-out figures, target thresholds), or why there is none. */
+  calibration: BundleCalibration | { none: string };
   /** Embedding cache counters (--cache), or null. */
   cache: ReturnType<typeof cacheSummary>;
   elapsedSeconds: number;
+}
+
+const figures = (f: CalibrationFigures) => ({ logLoss: f.logLoss, brier: f.brier, ece: f.ece });
+
+/**
+ * What the bundle stores about calibration: the temperature fitted on the selection's held-out predictions (a path
+ * bundle's two head sets each their own, fitted on the same held-out rows), the held-out figures of the probabilities
+ * run gives (for paths: combined by Taxonomy.withTopLevel), their precision–coverage curve and each target's threshold.
+ */
+function bundleCalibration(model: TrainedModel, topModel: TrainedModel | null, finalLabels: string[], targets: number[]): BundleCalibration | { none: string } {
+  const c = model.calibration;
+  if (!c) {
+    const why = model.heads.some((h) => h.support) ? 'a support head keeps no held-out probabilities' : 'no held-out predictions were made (a fixed --C with one head)';
+    return { none: `not calibrated: ${why}` };
+  }
+  const K = model.classes.length;
+  const index = new Map(model.classes.map((k, i) => [k, i]));
+  let rows = Array.from(c.heldOut.rows);
+  let raw = c.heldOut.raw;
+  let probs = c.heldOut.probs;
+  let topTemperature: number | undefined;
+  const t = topModel?.calibration;
+  if (topModel && t) {
+    // The same held-out rows (the top-level model's splits are stratified on the full paths): combine row by row.
+    const tree = new Taxonomy(model.classes);
+    const T = topModel.classes.length;
+    const at = new Map(Array.from(t.heldOut.rows, (r, i) => [r, i]));
+    const own = new Map(rows.map((r, i) => [r, i]));
+    rows = rows.filter((r) => at.has(r));
+    const combine = (flat: Float64Array, top: Float64Array) => {
+      const out = new Float64Array(rows.length * K);
+      rows.forEach((r, i) => tree.withTopLevel(flat.subarray(own.get(r)! * K, (own.get(r)! + 1) * K), top.subarray(at.get(r)! * T, (at.get(r)! + 1) * T), topModel.classes, out.subarray(i * K, (i + 1) * K)));
+      return out;
+    };
+    raw = combine(c.heldOut.raw, t.heldOut.raw);
+    probs = combine(c.heldOut.probs, t.heldOut.probs);
+    topTemperature = t.fit.temperature;
+  }
+  const y = rows.map((r) => index.get(finalLabels[r]!)!);
+  // Then the top-1 probability, scaled on the same rows (top-label scaling: what one temperature cannot mend).
+  const before = topOneCurveRows(probs, y, K);
+  const topLabel = fitTopLabel(before.scores, before.correct);
+  if (topLabel) {
+    const scaled = new Float64Array(probs.length);
+    for (let i = 0; i < y.length; i++) applyTopLabel(probs.subarray(i * K, (i + 1) * K), topLabel, scaled.subarray(i * K, (i + 1) * K));
+    probs = scaled;
+  }
+  const curve = topOneCurve(probs, y, K);
+  return {
+    method: 'temperature',
+    temperature: c.fit.temperature,
+    ...(topTemperature !== undefined ? { topTemperature } : {}),
+    ...(topLabel ? { topLabel } : {}),
+    source: 'selection',
+    rows: rows.length,
+    before: figures(calibrationFigures(raw, y, K)),
+    after: figures(calibrationFigures(probs, y, K)),
+    curve,
+    targets: targets.map((target) => thresholdForTarget(curve, target)),
+  };
 }
 
 function pick(m: EvalMetrics): SplitMetrics {
@@ -167,7 +233,7 @@ async function scoreSplit(
   const trainTop = topLevels !== null && new Set(train.map((i) => topLevels[i])).size > 1;
   const [model, topModel] = await Promise.all([
     trainModel(train.map((i) => rows[i]), train.map((i) => labels[i]), settings('')),
-    trainTop ? trainModel(train.map((i) => rows[i]), train.map((i) => topLevels[i]), settings(', top level')) : null,
+    trainTop ? trainModel(train.map((i) => rows[i]), train.map((i) => topLevels[i]), { ...settings(', top level'), strata: train.map((i) => labels[i]) }) : null,
   ]);
   const testRows = test.map((i) => rows[i]);
   const probs = shippedPredictions(model, testRows, classes).fused;
@@ -311,7 +377,8 @@ export async function trainCommand(opts: TrainOptions): Promise<TrainSummary> {
     const validating = holdout ? runs(() => scoreSplit(rows, labels, classes, holdout.train, holdout.test, (w) => procedure(`validation${w}`), splitPaths)) : null;
     const folds = cvSplits.map((split, f) => runs(() => scoreSplit(rows, labels, classes, split.train, split.test, (w) => procedure(`cv ${f + 1}/${opts.cv}${w}`), splitPaths)));
     const final = runs(() => trainModel(finalIdx.map((i) => rows[i]), finalIdx.map((i) => labels[i]), procedure('final')));
-    const finalTop = topLevels ? runs(() => trainModel(finalIdx.map((i) => rows[i]), finalIdx.map((i) => topLevels[i]), procedure('final, top level'))) : null;
+    // Stratified on the full paths, the top-level model's held-out rows are the main model's: they calibrate together.
+    const finalTop = topLevels ? runs(() => trainModel(finalIdx.map((i) => rows[i]), finalIdx.map((i) => topLevels[i]), { ...procedure('final, top level'), strata: finalIdx.map((i) => labels[i]) })) : null;
     [validation, model, topModel] = await Promise.all([validating ?? Promise.resolve(null), final, finalTop]);
     const foldMetrics = await Promise.all(folds);
     if (foldMetrics.length > 0) {
@@ -352,6 +419,17 @@ export async function trainCommand(opts: TrainOptions): Promise<TrainSummary> {
     if (tfidfBlockDim(topModel.tfidf) !== tfidfBlockDim(model.tfidf)) throw new Error('internal: the top-level model saw another TF-IDF vocabulary than the main one');
     log(`top-level head: ${topModel.classes.length} top levels, ${topModel.heads.map((h) => `${h.name} C ${h.C}${topModel!.heads.length > 1 ? ` weight ${h.weight.toFixed(2)}` : ''}`).join(', ')}; its probabilities decide the top level, the main head's the paths below it`);
   }
+  const calibration = bundleCalibration(model, topModel, finalIdx.map((i) => labels[i]), opts.targetPrecision ?? []);
+  if ('none' in calibration) log(calibration.none);
+  else {
+    const f = (x: { logLoss: number; brier: number; ece: number }) => `ECE ${x.ece.toFixed(4)}, log-loss ${x.logLoss.toFixed(4)}, Brier ${x.brier.toFixed(4)}`;
+    const top = calibration.topTemperature !== undefined ? ` (top-level heads: ${calibration.topTemperature.toFixed(3)})` : '';
+    log(`calibration: temperature ${calibration.temperature.toFixed(3)}${top} on ${calibration.rows} held-out rows: ${f(calibration.before)} → ${f(calibration.after)}`);
+    for (const t of calibration.targets) {
+      if (t.threshold === null) log(`target precision ${t.target}: no threshold stored: ${t.reason}`);
+      else log(`target precision ${t.target}: score ≥ ${t.threshold.toFixed(4)} (held-out: ${(100 * t.coverage).toFixed(1)}% of rows accepted, precision ${t.precision.toFixed(4)}, ${Math.round(CONFIDENCE * 100)}% lower bound ${t.lower.toFixed(4)})`);
+    }
+  }
   const bundleDir = path.resolve(opts.output);
   const blocks: FeatureBlock[] = model.blocks.map((b) => {
     if (b.kind === 'text') return { ...b, model: bundleRef(bundleDir, models.text!, textSpec!.modelPath), preprocess: { maxLength: textSpec!.maxLength, pooling: 'mean', normalize: textSpec!.normalize } };
@@ -375,6 +453,7 @@ export async function trainCommand(opts: TrainOptions): Promise<TrainSummary> {
       createdAt: opts.createdAt,
       classes: model.classes,
       ...(paths ? { paths: { separator, minPathScore: opts.minPathScore ?? DEFAULT_MIN_PATH_SCORE } } : {}),
+      ...('none' in calibration ? {} : { calibration }),
       features: blocks,
       tfidf: true,
       training: {
@@ -437,6 +516,7 @@ export async function trainCommand(opts: TrainOptions): Promise<TrainSummary> {
       heads: fits,
     },
     fusion: model.selection,
+    calibration,
     cache: cacheStats,
     elapsedSeconds: (performance.now() - started) / 1000,
   };

@@ -30,18 +30,19 @@ function classMap(from: readonly string[], to: readonly string[]): Int32Array {
 }
 
 /**
- * softmax(Σ w_h log p_h) over the present heads, weights renormalised to sum to 1 (equal when they are all 0),
- * as probabilities over `classes`. One present head gives back its own probabilities (classes it never saw: ~0).
+ * softmax(Σ w_h log p_h / T) over the present heads, weights renormalised to sum to 1 (equal when they are all 0),
+ * as probabilities over `classes`; T is the bundle's calibration temperature (calibration.ts), 1 for raw scores.
+ * One present head at T = 1 gives back its own probabilities (classes it never saw: ~0).
  * Returns null when no head is present.
  */
-export function fuseHeads(heads: readonly HeadOutput[], classes: readonly string[]): Float32Array | null {
+export function fuseHeads(heads: readonly HeadOutput[], classes: readonly string[], temperature = 1): Float32Array | null {
   const present = heads.filter((h) => h.probs !== null);
   if (present.length === 0) return null;
   const total = present.reduce((s, h) => s + h.weight, 0);
   const K = classes.length;
   const score = new Float64Array(K);
   for (const h of present) {
-    const w = total > 0 ? h.weight / total : 1 / present.length;
+    const w = (total > 0 ? h.weight / total : 1 / present.length) / temperature;
     if (w === 0) continue;
     const at = new Float64Array(K).fill(FLOOR);
     const map = classMap(h.classes, classes);

@@ -349,7 +349,7 @@ export function linearBundleHead(head: TrainedHead, rows: readonly RowFeatures[]
 
 /**
  * A trained model's probabilities as its bundle would give them: every head pruned at `tolerance` and scored as run
- * scores it, fused over the heads each row has. n × classes (zeros for a row no head reads), and each head's own
+ * scores it, fused over the heads each row has, at the model's calibration temperature. n × classes (zeros for a row no head reads), and each head's own
  * probabilities over `classes` (null where the row lacks its modality).
  */
 export function shippedPredictions(
@@ -368,7 +368,7 @@ export function shippedPredictions(
       return { classes: h.head.classes, weight: h.weight, probs: row ? scoreRow(linear, row) : null };
     });
     outputs.forEach((o, k) => heads[shipped[k]!.h.name]!.push(o.probs ? fuseHeads([o], classes) : null));
-    const p = fuseHeads(outputs, classes);
+    const p = fuseHeads(outputs, classes, model.calibration?.fit.temperature ?? 1);
     if (p) fused.set(p, i * K);
   });
   return { fused, heads };

@@ -7,7 +7,8 @@ import { blockMeans } from '../pipeline/collect.js';
 import type { FeatureLayout } from '../pipeline/features.js';
 import type { FeatureBlock } from '../models/bundle.js';
 import { fitTfidf, tfidfBlockDim, tfidfBlockRow, type TfidfBlockModel, type TfidfConfig } from './tfidf.js';
-import type { WeightCandidate } from './fusion.js';
+import { fuseHeads, type WeightCandidate } from './fusion.js';
+import { calibrationFigures, fitTemperature, temperatureScale, type CalibrationFigures, type TemperatureFit } from './calibration.js';
 import { stratifiedHoldout, stratifiedKFold } from './split.js';
 import { fitLabelEncoder, encodeLabels } from './labels.js';
 import type { StandardScalerParams } from './scaler.js';
@@ -61,6 +62,11 @@ export interface HeadSettings {
   memoryBytes?: number;
   /** Fits that may run at once (the pool's size), for the memory check. */
   jobs?: number;
+  /**
+   * Labels the held-out splits are stratified on, one per row (default: the labels trained on). A path bundle's
+   * top-level head set passes the full paths, so its held-out rows are the main head's and the two calibrate together.
+   */
+  strata?: string[];
 }
 
 export interface TrainedHead {
@@ -172,6 +178,39 @@ export interface TrainedModel {
   heads: FittedHead[];
   /** How the fusion weights were chosen; null for a single head. */
   selection: FusionSelection | null;
+  /** The temperature fitted on the selection's held-out predictions, or null when there were none (calibration.ts). */
+  calibration: ModelCalibration | null;
+}
+
+/** A model's temperature and the held-out predictions it was fitted on. */
+export interface ModelCalibration {
+  fit: TemperatureFit;
+  before: CalibrationFigures;
+  after: CalibrationFigures;
+  /** The held-out rows (indices into the rows trained on) and their fused probabilities (rows × classes), raw and calibrated. */
+  heldOut: { rows: Int32Array; raw: Float64Array; probs: Float64Array };
+}
+
+/**
+ * The fused held-out probabilities at the chosen C values and weights (each row from the heads that predicted it),
+ * their temperature, and the figures before and after it. Null when a head has no held-out predictions (a support
+ * head, or no selection).
+ */
+function calibrateHeldOut(heldOut: (Map<number, Float64Array> | null)[], weights: number[], y: Int32Array, classes: string[]): ModelCalibration | null {
+  if (heldOut.length === 0 || heldOut.some((h) => h === null)) return null;
+  const rows = Int32Array.from(new Set(heldOut.flatMap((h) => [...h!.keys()]))).sort();
+  if (rows.length === 0) return null;
+  const K = classes.length;
+  const raw = new Float64Array(rows.length * K);
+  rows.forEach((r, i) => {
+    const p = fuseHeads(heldOut.map((h, k) => ({ classes, weight: weights[k]!, probs: h!.get(r) ?? null })), classes)!;
+    raw.set(p, i * K);
+  });
+  const yy = Int32Array.from(rows, (r) => y[r]!);
+  const fit = fitTemperature(raw, yy, K);
+  const probs = new Float64Array(rows.length * K);
+  for (let i = 0; i < rows.length; i++) temperatureScale(raw.subarray(i * K, (i + 1) * K), fit.temperature, probs.subarray(i * K, (i + 1) * K));
+  return { fit, before: calibrationFigures(raw, yy, K), after: calibrationFigures(probs, yy, K), heldOut: { rows, raw, probs } };
 }
 
 /**
@@ -419,6 +458,8 @@ export async function trainModel(rows: CollectedRow[], labels: string[], setting
     const means = blockMeans(rows, blocks.filter((b) => b.kind !== 'tfidf'));
     const { late, groups, grid } = procedurePlan(settings);
     const y = encodeLabels(classes, labels);
+    // Splits are stratified on the labels, or on the strata given (the same splits as another model's).
+    const strataCodes = settings.strata ? encodeLabels(fitLabelEncoder(settings.strata), settings.strata) : y;
     // Designs first: whether a head is a support head (and so which fits it runs) depends on its size.
     const designs = groups.map((g) => {
       const idx = Int32Array.from(rows.keys()).filter((i) => g.name === 'joint' || rowHas(rows[i]!, g.kinds));
@@ -430,7 +471,7 @@ export async function trainModel(rows: CollectedRow[], labels: string[], setting
     const selectionLr: FitOptions = { ...settings.lr, threads: 1, tol: Math.max(settings.lr.tol ?? 0, SELECTION_TOL), ftol: Math.max(settings.lr.ftol ?? 0, SELECTION_FTOL) };
     const selecting = grid !== null;
     // Held-out predictions for choosing: a stratified share, or (small catalogs) k folds so every row counts once.
-    const splits = !selecting ? [] : settings.selectionFolds > 1 ? stratifiedKFold(y, settings.selectionFolds, settings.seed) : [stratifiedHoldout(y, settings.fusionShare, settings.seed)];
+    const splits = !selecting ? [] : settings.selectionFolds > 1 ? stratifiedKFold(strataCodes, settings.selectionFolds, settings.seed) : [stratifiedHoldout(strataCodes, settings.fusionShare, settings.seed)];
     // Each head goes from its design to its final fit on its own (the fusion weight is only needed at the end), so
     // one head's row-space basis or long path never holds up the other head's fits.
     const heads = await Promise.all(
@@ -438,7 +479,7 @@ export async function trainModel(rows: CollectedRow[], labels: string[], setting
         const { idx, design, support } = designs[gi]!;
         if (support) {
           // Epochs are chosen on held-out rows even with a fixed C (which a support head does not use).
-          const held = splits.length > 0 ? splits : [stratifiedHoldout(y, settings.fusionShare, settings.seed)];
+          const held = splits.length > 0 ? splits : [stratifiedHoldout(strataCodes, settings.fusionShare, settings.seed)];
           const fitted = await fitSupport(pool, { name: g.name, design, rows: idx }, held, y, settings.seed, { procedure, report: (e) => progress.report(e) });
           const blocks = layoutBlocks(g.kinds, settings.dims, tfidf);
           return { g, C: NaN, chosen: null, head: supportTrainedHead(fitted.fit, classes, blocks, tfidf), rowSpace: false, support: fitted.summary };
@@ -475,7 +516,8 @@ export async function trainModel(rows: CollectedRow[], labels: string[], setting
       selection ??= { ...base, heads: heads.map((h, k) => ({ name: h.g.name, weight: weights[k]!, C: h.C, macroF1: NaN })), fused: null, candidates: [] };
     }
     const fitted = heads.map((h, k): FittedHead => ({ name: h.g.name, kinds: h.g.kinds, C: h.C, head: h.head, weight: late ? weights[k]! : 1, rowSpace: h.rowSpace, support: h.support }));
-    return { classes, tfidf, blocks, means, heads: fitted, selection };
+    const calibration = selecting ? calibrateHeldOut(heads.map((h) => h.chosen?.heldOut ?? null), fitted.map((h) => h.weight), y, classes) : null;
+    return { classes, tfidf, blocks, means, heads: fitted, selection, calibration };
   } finally {
     await ownPool?.close();
   }

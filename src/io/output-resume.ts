@@ -12,6 +12,17 @@ export interface ExistingOutput {
   completeBytes: number;
   /** Bytes after completeBytes that were discarded. */
   tornBytes: number;
+  /** The complete records whose decision is `review`, as written (CSV: without the header), for --review-output. */
+  review: string[];
+}
+
+/** Whether a JSONL record's decision is review. */
+function isReview(line: string): boolean {
+  try {
+    return (JSON.parse(line) as { decision?: unknown }).decision === 'review';
+  } catch {
+    return false;
+  }
 }
 
 const CHUNK = 1 << 20;
@@ -19,6 +30,7 @@ const CHUNK = 1 << 20;
 /** JSONL: every line that ends in a newline and parses as an object with an id; stops at the first that does not. */
 async function readJsonl(file: string): Promise<ExistingOutput> {
   const ids: string[] = [];
+  const review: string[] = [];
   let complete = 0;
   let carry: Buffer = Buffer.alloc(0);
   let offset = 0;
@@ -29,9 +41,11 @@ async function readJsonl(file: string): Promise<ExistingOutput> {
     for (;;) {
       const nl = buf.indexOf(10, start);
       if (nl < 0) break;
-      const id = recordId(buf.subarray(start, nl).toString('utf8'));
+      const line = buf.subarray(start, nl).toString('utf8');
+      const id = recordId(line);
       if (id === undefined) break outer;
       ids.push(id);
+      if (isReview(line)) review.push(line + '\n');
       start = nl + 1;
       complete = offset + start;
     }
@@ -40,7 +54,7 @@ async function readJsonl(file: string): Promise<ExistingOutput> {
   }
   stream.destroy();
   const size = fs.statSync(file).size;
-  return { ids, completeBytes: complete, tornBytes: size - complete };
+  return { ids, completeBytes: complete, tornBytes: size - complete, review };
 }
 
 function recordId(line: string): string | undefined {
@@ -58,9 +72,11 @@ function recordId(line: string): string | undefined {
  */
 async function readCsv(file: string, expectedHeader: string[]): Promise<ExistingOutput> {
   const ids: string[] = [];
+  const review: string[] = [];
   let bytes = 0;
   let complete = 0;
   let header: string[] | undefined;
+  let decisionAt = -1;
   const parser = fs.createReadStream(file, { highWaterMark: CHUNK }).pipe(parse({ raw: true, relax_column_count: true }));
   try {
     for await (const { record, raw } of parser as AsyncIterable<{ record: string[]; raw: string }>) {
@@ -71,9 +87,11 @@ async function readCsv(file: string, expectedHeader: string[]): Promise<Existing
         if (header.join('\u0000') !== expectedHeader.join('\u0000')) {
           throw new UsageError(`cannot resume ${file}: its header (${header.join(',')}) is not the one this run writes (${expectedHeader.join(',')}); same --keep-columns, or --force to start over`, 'resume_mismatch');
         }
+        decisionAt = header.indexOf('decision');
       } else {
         if (record.length !== header.length) break;
         ids.push(record[0]!);
+        if (decisionAt >= 0 && record[decisionAt] === 'review') review.push(raw);
       }
       complete = bytes;
     }
@@ -82,11 +100,11 @@ async function readCsv(file: string, expectedHeader: string[]): Promise<Existing
     // An unclosed quote at the end: the torn record; everything before it stands.
   }
   const size = fs.statSync(file).size;
-  return { ids, completeBytes: complete, tornBytes: size - complete };
+  return { ids, completeBytes: complete, tornBytes: size - complete, review };
 }
 
 /** What an existing output holds; an empty or missing file holds nothing. */
 export async function readExistingOutput(file: string, format: OutputFormat, csvHeader: string[]): Promise<ExistingOutput> {
-  if (!fs.existsSync(file) || fs.statSync(file).size === 0) return { ids: [], completeBytes: 0, tornBytes: 0 };
+  if (!fs.existsSync(file) || fs.statSync(file).size === 0) return { ids: [], completeBytes: 0, tornBytes: 0, review: [] };
   return format === 'jsonl' ? readJsonl(file) : readCsv(file, csvHeader);
 }

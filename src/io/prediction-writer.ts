@@ -20,6 +20,14 @@ export interface PredictionRecord {
   kept?: Record<string, string>;
   /** A path bundle's answer (absent for flat bundles and error rows): `category` and `score` are then its answered node. */
   path?: RecordPath;
+  /** With a target precision in effect: whether the row can be applied unseen (`accept`) or needs a person (`review`). */
+  decision?: RecordDecision;
+}
+
+/** A row's accept/review decision and the target precision whose threshold made it. */
+export interface RecordDecision {
+  decision: 'accept' | 'review';
+  target: number;
 }
 
 /** How deep a path answer went and how sure each level was, beside the most probable full path. */
@@ -37,6 +45,16 @@ export interface RecordPath {
 export const RECORD_FIELDS = ['id', 'category', 'score', 'top_categories', 'tags', 'status', 'error', 'warnings'] as const;
 /** The fields a path bundle's records add after RECORD_FIELDS. */
 export const PATH_FIELDS = ['path_depth', 'path_complete', 'path_scores', 'full_path', 'full_path_score'] as const;
+/** The fields a run with a target precision adds after those. */
+export const DECISION_FIELDS = ['decision', 'target_precision'] as const;
+
+/** Which optional field groups a run's records carry. */
+export interface RecordShape {
+  /** A path bundle's PATH_FIELDS. */
+  paths?: boolean;
+  /** A target precision's DECISION_FIELDS. */
+  decision?: boolean;
+}
 
 /** Output format from --format or the file extension; stdout defaults to JSONL. */
 export function formatFor(target: string, explicit?: string): OutputFormat {
@@ -52,8 +70,13 @@ export function formatFor(target: string, explicit?: string): OutputFormat {
 }
 
 /** The CSV output's header line, as fields. */
-export function csvHeader(keep: string[], paths = false): string[] {
-  return [...RECORD_FIELDS, ...(paths ? PATH_FIELDS : []), ...keep];
+export function csvHeader(keep: string[], shape: RecordShape = {}): string[] {
+  return [...RECORD_FIELDS, ...(shape.paths ? PATH_FIELDS : []), ...(shape.decision ? DECISION_FIELDS : []), ...keep];
+}
+
+/** A record's decision fields as JSON values (nulls without a decision). */
+export function decisionFields(d: RecordDecision | undefined): Record<(typeof DECISION_FIELDS)[number], unknown> {
+  return { decision: d?.decision ?? null, target_precision: d?.target ?? null };
 }
 
 /** A record's path fields as JSON values (nulls for a row without a path answer). */
@@ -85,8 +108,8 @@ export class PredictionWriter {
     private readonly out: NodeJS.WritableStream,
     private readonly format: OutputFormat,
     private readonly keep: string[],
-    /** A path bundle's records: PATH_FIELDS follow the flat ones. */
-    private readonly paths: boolean,
+    /** Which optional fields follow the flat ones (PATH_FIELDS, then DECISION_FIELDS). */
+    private readonly shape: RecordShape,
     private readonly ownsStream: boolean,
     private readonly target: string,
   ) {
@@ -111,7 +134,7 @@ export class PredictionWriter {
    * `resumeAt`: continue an existing file after its first `resumeAt` bytes (its complete records; see
    * output-resume.ts), cutting off whatever follows; the CSV header is written only when starting from 0.
    */
-  static async open(target: string, opts: { format: OutputFormat; keep: string[]; paths?: boolean; stdout?: NodeJS.WritableStream; resumeAt?: number }): Promise<PredictionWriter> {
+  static async open(target: string, opts: { format: OutputFormat; keep: string[]; shape?: RecordShape; stdout?: NodeJS.WritableStream; resumeAt?: number }): Promise<PredictionWriter> {
     let out: NodeJS.WritableStream;
     let owns = false;
     if (target === '-') {
@@ -129,8 +152,8 @@ export class PredictionWriter {
       out = stream;
       owns = true;
     }
-    const writer = new PredictionWriter(out, opts.format, opts.keep, opts.paths ?? false, owns, target);
-    if (opts.format === 'csv' && !(opts.resumeAt ?? 0)) await writer.write(stringify([csvHeader(opts.keep, opts.paths)]));
+    const writer = new PredictionWriter(out, opts.format, opts.keep, opts.shape ?? {}, owns, target);
+    if (opts.format === 'csv' && !(opts.resumeAt ?? 0)) await writer.write(stringify([csvHeader(opts.keep, opts.shape)]));
     return writer;
   }
 
@@ -147,7 +170,8 @@ export class PredictionWriter {
         status: r.status,
         error: r.error,
         warnings: r.warnings,
-        ...(this.paths ? pathFields(r.path) : {}),
+        ...(this.shape.paths ? pathFields(r.path) : {}),
+        ...(this.shape.decision ? decisionFields(r.decision) : {}),
       };
       for (const k of this.keep) base[k] = r.kept?.[k] ?? '';
       return JSON.stringify(base) + '\n';
@@ -162,7 +186,9 @@ export class PredictionWriter {
         r.status,
         r.error ?? '',
         JSON.stringify(r.warnings),
-        ...(this.paths ? Object.values(pathFields(r.path)).map((v) => (v === null ? '' : typeof v === 'string' ? v : JSON.stringify(v))) : []),
+        ...[...(this.shape.paths ? Object.values(pathFields(r.path)) : []), ...(this.shape.decision ? Object.values(decisionFields(r.decision)) : [])].map((v) =>
+          v === null ? '' : typeof v === 'string' ? v : JSON.stringify(v),
+        ),
         ...this.keep.map((k) => r.kept?.[k] ?? ''),
       ],
     ]);
@@ -170,6 +196,11 @@ export class PredictionWriter {
 
   async writeRecord(r: PredictionRecord): Promise<void> {
     await this.write(this.formatRecord(r));
+  }
+
+  /** Records already formatted (as another output holds them: --review-output rebuilt on --resume). */
+  async writeFormatted(records: readonly string[]): Promise<void> {
+    for (const r of records) await this.write(r);
   }
 
   private async write(chunk: string): Promise<void> {

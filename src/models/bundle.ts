@@ -10,14 +10,38 @@ import { writeLinearHead } from '../head/head-io.js';
 import type { LinearHead } from '../head/scoring.js';
 import type { HeadPruning } from '../head/linear-head.js';
 import { pathLevels } from '../head/taxonomy.js';
+import type { PrecisionCurve, TargetThreshold, TopLabelScaling } from '../head/calibration.js';
 
 export const BUNDLE_FORMAT = 'categorize-bundle';
 /**
  * 2 added per-modality heads with learned fusion (`fusion`) and the character TF-IDF (`tfidf.charFile`);
  * 3 added linear heads (`type: 'linear'`, head-io's binary file, scored in JS with the TF-IDF block sparse);
- * 4 added category paths (`paths`): written only by bundles that have them, so flat bundles stay readable by older tools.
+ * 4 added category paths (`paths`): written only by bundles that have them, so flat bundles stay readable by older tools;
+ * 5 added calibration (`calibration`: a temperature, and the held-out curve that turns a target precision into a
+ * threshold): older tools would score such a bundle uncalibrated, so they refuse it.
  */
-export const BUNDLE_FORMAT_VERSION = 4;
+export const BUNDLE_FORMAT_VERSION = 5;
+
+/** What `train` stores about calibration and decisions (calibration.ts). */
+export interface BundleCalibration {
+  method: 'temperature';
+  /** Divides the fused log-probabilities of the main head set. */
+  temperature: number;
+  /** A path bundle's top-level head set's temperature. */
+  topTemperature?: number;
+  /** Then the top class's probability scaled (calibration.ts TopLabelScaling); absent: none fitted. */
+  topLabel?: TopLabelScaling;
+  /** Where the held-out predictions came from: the selection of C and the fusion weights, or the validation share. */
+  source: 'selection' | 'validation';
+  rows: number;
+  /** Held-out figures before and after the temperature (for a path bundle: of the combined path probabilities). */
+  before: { logLoss: number; brier: number; ece: number };
+  after: { logLoss: number; brier: number; ece: number };
+  /** The held-out precision–coverage curve of the decision score (a row's top-1 probability; a path bundle's full path's). */
+  curve: PrecisionCurve;
+  /** The targets `train --target-precision` asked for, in that order: each threshold, or why there is none. */
+  targets: TargetThreshold[];
+}
 
 /** How a head is stored: 'onnx' (a graph, ours or skl2onnx's; formats 1–2 have only these) or 'linear' (head-io.ts). */
 export type HeadType = 'onnx' | 'linear';
@@ -98,6 +122,8 @@ export interface BundleManifest {
   imputation: { file: string };
   /** Word TF-IDF (tags, and the tfidf block), plus the character TF-IDF appended to the block when `charFile` is set. */
   tfidf: { file: string; charFile?: string } | null;
+  /** Temperature and decision thresholds (format 5); absent: scores are the heads' raw fused probabilities. */
+  calibration?: BundleCalibration;
   training?: Record<string, unknown>;
 }
 
@@ -160,6 +186,7 @@ export function loadBundle(location: string): ModelBundle {
     if (typeof separator !== 'string' || separator === '') fail(dir, 'manifest.json paths.separator must be a non-empty string');
     if (typeof minPathScore !== 'number' || !(minPathScore >= 0 && minPathScore <= 1)) fail(dir, 'manifest.json paths.minPathScore must be a number in [0, 1]');
   }
+  if (m.calibration !== undefined) checkCalibration(dir, m.calibration, m.paths?.top !== undefined);
   if (!Array.isArray(m.features) || m.features.length === 0) fail(dir, 'manifest.json features is empty');
   let width = 0;
   const kinds = new Set<string>();
@@ -205,6 +232,23 @@ export function loadBundle(location: string): ModelBundle {
     fail(dir, `the tfidf block is ${tfidfBlock.dim} wide but the TF-IDF files have ${tfidfBlockDim(tfidfModels)} terms`);
   }
   return { dir, manifest: m as BundleManifest, heads, top, tfidf, tfidfBlock: tfidfModels, means, width };
+}
+
+/** A manifest's calibration: positive finite temperatures and a well-formed curve. */
+function checkCalibration(dir: string, c: Partial<BundleCalibration>, top: boolean): void {
+  const temperature = (t: unknown) => typeof t === 'number' && t > 0 && Number.isFinite(t);
+  if (c.method !== 'temperature' || !temperature(c.temperature)) fail(dir, 'manifest.json calibration must be method temperature with a positive temperature');
+  if (top && c.topTemperature !== undefined && !temperature(c.topTemperature)) fail(dir, 'manifest.json calibration.topTemperature must be positive');
+  if (c.topLabel !== undefined && !(Number.isFinite(c.topLabel?.a) && Number.isFinite(c.topLabel?.b))) fail(dir, 'manifest.json calibration.topLabel must have finite a and b');
+  const curve = c.curve;
+  const ok =
+    curve !== undefined &&
+    Number.isInteger(curve.rows) &&
+    [curve.thresholds, curve.accepted, curve.correct].every((a) => Array.isArray(a) && a.length === curve.thresholds.length) &&
+    curve.accepted.every((a, j) => Number.isInteger(a) && a > (curve.accepted[j - 1] ?? 0) && a <= curve.rows && curve.correct[j]! <= a) &&
+    curve.thresholds.every((t, j) => typeof t === 'number' && (j === 0 || t < curve.thresholds[j - 1]!));
+  if (!ok) fail(dir, 'manifest.json calibration.curve must list descending thresholds with rising accepted counts and correct ≤ accepted');
+  if (!Array.isArray(c.targets)) fail(dir, 'manifest.json calibration.targets must be a list');
 }
 
 /** The heads a manifest names (the fusion's, or its single classifier over every block), checked against the layout. */
@@ -312,7 +356,7 @@ export function saveBundle(location: string, parts: BundleParts): void {
   }
   const manifest: BundleManifest = {
     format: BUNDLE_FORMAT,
-    formatVersion: rest.paths ? 4 : linear ? 3 : fused || parts.charTfidfJson ? 2 : 1,
+    formatVersion: rest.calibration ? 5 : rest.paths ? 4 : linear ? 3 : fused || parts.charTfidfJson ? 2 : 1,
     ...rest,
     ...(fused
       ? { fusion: { method: 'log-linear' as const, heads: parts.heads.map((h, i) => ({ ...h.spec!, ...entries[i]! })), selection: parts.fusionSelection } }

@@ -6,6 +6,7 @@ import { resolveBundleModels, type ModelContext } from '../models/resolve.js';
 import { Classifier } from '../head/classifier.js';
 import { openEncoders, type EncoderOptions, type OpenEncoders } from './encoders.js';
 import { Predictor } from './predictor.js';
+import { resolveDecision, type Decision } from '../head/calibration.js';
 import type { FeatureOptions } from './features.js';
 import { EmbedCache, type EmbedCacheStats } from './embed-cache.js';
 
@@ -41,6 +42,8 @@ export interface BundleRunOptions extends EncoderOptions, Omit<FeatureOptions, '
   window: number;
   /** A path bundle's answer threshold (--min-path-score); default: the bundle's. */
   minPathScore?: number;
+  /** Decide accept/review at this target precision (--target-precision); default: the bundle's first stored target. */
+  targetPrecision?: number;
   /** Embedding cache (--cache); embeddings found there are not computed again. */
   embedCache?: EmbedCacheSetting;
   log?: (line: string) => void;
@@ -52,6 +55,8 @@ export interface BundleSession {
   catalog: Catalog;
   encoders: OpenEncoders;
   predictor: Predictor;
+  /** The accept/review threshold in effect (resolveDecision), or null: records carry no decision. */
+  decision: Decision | null;
   cache: EmbedCache | undefined;
   close(): Promise<void>;
 }
@@ -65,6 +70,7 @@ export async function openBundleSession(
   spec: { extra: string[]; topN: number; topKTags: number; beforeCatalog?: (bundle: ModelBundle) => Promise<void> | void },
 ): Promise<BundleSession> {
   const bundle = loadBundle(opts.model);
+  const decision = resolveDecision(bundle.manifest.calibration, opts.targetPrecision, opts.model);
   await spec.beforeCatalog?.(bundle);
   // A model missing from the cache fails here, before a byte of the catalog (maybe stdin) is read.
   const requests = await resolveBundleModels(bundle, bundle.manifest.features.filter(isEncoderBlock), opts, opts.models);
@@ -95,12 +101,14 @@ export async function openBundleSession(
     topKTags: spec.topKTags,
     cache,
     identity: encoders.identity,
+    decision: decision ?? undefined,
   });
   return {
     bundle,
     catalog,
     encoders,
     predictor,
+    decision,
     cache,
     close: async () => {
       // The cache first: its queued writes are the work of this run, worth keeping even if a model fails to close.

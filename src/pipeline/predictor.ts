@@ -3,7 +3,8 @@
 // through a micro-batcher.
 // `run` writes what it returns; `eval` scores it against labels. Same code, so eval measures what run ships.
 import type { CatalogRow } from '../io/catalog-reader.js';
-import type { PredictionRecord } from '../io/prediction-writer.js';
+import type { PredictionRecord, RecordDecision } from '../io/prediction-writer.js';
+import { applyTopLabel, type Decision } from '../head/calibration.js';
 import type { BundleHead, ModelBundle } from '../models/bundle.js';
 import { fuseHeads, headInput } from '../head/fusion.js';
 import { LinearClassifier, type Classifier, topClasses } from '../head/classifier.js';
@@ -19,6 +20,17 @@ export interface PredictorOptions extends FeatureOptions {
   topKTags: number;
   /** A path bundle's answer threshold (--min-path-score); default: the bundle's. */
   minPathScore?: number;
+  /** Accept a row when its decision score reaches the threshold (resolveDecision); absent: no decision. */
+  decision?: Decision;
+}
+
+/**
+ * A row's accept/review decision: accepted when its score reaches the threshold; for a path bundle the score is the
+ * full path's, and the answer must reach full depth. Error rows are for review.
+ */
+export function decide(record: Pick<PredictionRecord, 'status' | 'score' | 'path'>, decision: Decision): RecordDecision {
+  const score = record.status !== 'ok' ? null : record.path ? (record.path.complete ? record.path.full_path_score : null) : record.score;
+  return { decision: score !== null && score >= decision.threshold ? 'accept' : 'review', target: decision.target };
 }
 
 /** Warning codes of a path answer: stopped above full depth, or not sure of any top-level node. */
@@ -41,6 +53,8 @@ export interface Prediction {
   probs: Float32Array | null;
   /** Per head (by name), its own probabilities over the bundle's classes, or null when the row lacks its modality. */
   heads: Record<string, Float32Array | null>;
+  /** A calibrated bundle's probabilities before calibration (eval's before/after figures); else the same as `probs`. */
+  rawProbs: Float32Array | null;
 }
 
 /** A loaded head as the predictor runs it: `score` gets the row and, for a head that needs it, its dense layout. */
@@ -59,6 +73,9 @@ export class Predictor {
   private readonly classes: string[];
   /** A path bundle's tree and threshold; null for flat classes. */
   private readonly taxonomy: { tree: Taxonomy; minScore: number } | null;
+  /** Calibration temperatures of the main and the top-level head sets (1: a bundle without calibration). */
+  private readonly temperature: number;
+  private readonly topTemperature: number;
 
   constructor(
     private readonly bundle: ModelBundle,
@@ -68,6 +85,8 @@ export class Predictor {
     private readonly opts: PredictorOptions,
   ) {
     this.layout = bundleLayout(bundle);
+    this.temperature = bundle.manifest.calibration?.temperature ?? 1;
+    this.topTemperature = bundle.manifest.calibration?.topTemperature ?? 1;
     this.classes = bundle.manifest.classes;
     const paths = bundle.manifest.paths;
     this.taxonomy = paths ? { tree: new Taxonomy(this.classes), minScore: opts.minPathScore ?? paths.minPathScore } : null;
@@ -108,10 +127,23 @@ export class Predictor {
   async predict(row: CatalogRow, kept?: Record<string, string>): Promise<Prediction> {
     const f = await this.extractor.extract(row);
     const tags = this.bundle.tfidf && f.text ? topTags(this.bundle.tfidf, f.text, this.opts.topKTags) : [];
+    const decision = this.opts.decision;
     const failed = (error: string): Prediction => ({
-      record: { id: row.id, category: null, score: null, top_categories: [], tags, status: 'error', error, warnings: f.warnings, kept },
+      record: {
+        id: row.id,
+        category: null,
+        score: null,
+        top_categories: [],
+        tags,
+        status: 'error',
+        error,
+        warnings: f.warnings,
+        kept,
+        ...(decision ? { decision: { decision: 'review' as const, target: decision.target } } : {}),
+      },
       probs: null,
       heads: {},
+      rawProbs: null,
     });
     if (!f.ok) return failed(f.error ?? 'unknown error');
     try {
@@ -127,10 +159,17 @@ export class Predictor {
           }),
         );
       const [outputs, topOutputs] = await Promise.all([scored(this.heads), scored(this.topHeads)]);
-      let probs = fuseHeads(outputs, this.classes);
+      // The calibrated probabilities (temperatures, then top-label scaling) and, for a calibrated bundle, the raw ones.
+      const combined = (temperature: number, topTemperature: number): Float32Array | null => {
+        const fused = fuseHeads(outputs, this.classes, temperature);
+        const topLevel = this.bundle.top ? fuseHeads(topOutputs, this.bundle.top.classes, topTemperature) : null;
+        return fused && topLevel && this.taxonomy ? Float32Array.from(this.taxonomy.tree.withTopLevel(fused, topLevel, this.bundle.top!.classes)) : fused;
+      };
+      const calibration = this.bundle.manifest.calibration;
+      let probs = combined(this.temperature, this.topTemperature);
       if (!probs) return failed('no_input: no modality this bundle reads');
-      const topLevel = this.bundle.top ? fuseHeads(topOutputs, this.bundle.top.classes) : null;
-      if (topLevel && this.taxonomy) probs = Float32Array.from(this.taxonomy.tree.withTopLevel(probs, topLevel, this.bundle.top!.classes));
+      const rawProbs = calibration ? combined(1, 1) : probs;
+      if (calibration?.topLabel) probs = applyTopLabel(probs, calibration.topLabel, new Float32Array(probs.length));
       const top = topClasses(probs, this.classes, this.opts.topN);
       const heads = Object.fromEntries(this.heads.map(({ head }, h) => [head.name, outputs[h].probs ? fuseHeads([outputs[h]], this.classes) : null]));
       let answer: Pick<PredictionRecord, 'category' | 'score' | 'path'> = { category: top[0].category, score: top[0].prob };
@@ -140,11 +179,9 @@ export class Predictor {
         answer = fields;
         if (warning) warnings = [...warnings, warning];
       }
-      return {
-        record: { id: row.id, ...answer, top_categories: top, tags, status: 'ok', error: null, warnings, kept },
-        probs,
-        heads,
-      };
+      const record: PredictionRecord = { id: row.id, ...answer, top_categories: top, tags, status: 'ok', error: null, warnings, kept };
+      if (decision) record.decision = decide(record, decision);
+      return { record, probs, heads, rawProbs };
     } catch (err) {
       return failed(`classifier_failed: ${oneLine(err)}`);
     }

@@ -164,7 +164,7 @@ export interface BatchRunOptions {
 export async function runBatch(rows: AsyncIterable<CatalogRow>, opts: BatchRunOptions): Promise<BatchRun> {
   const output = new PassThrough({ highWaterMark: opts.outputBuffer });
   const paths = opts.paths ?? null;
-  const writer = await PredictionWriter.open('-', { format: opts.format, keep: [], paths: paths !== null, stdout: output });
+  const writer = await PredictionWriter.open('-', { format: opts.format, keep: [], shape: { paths: paths !== null }, stdout: output });
   const reanswerAt = paths && opts.minPathScore !== undefined && opts.minPathScore !== paths.minScore ? opts.minPathScore : undefined;
   const done = orderedMap(
     untilAborted(rows, opts.signal),

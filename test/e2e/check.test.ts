@@ -223,13 +223,13 @@ test('injected problems: exit 3, each found on its CSV line, in the summary, JSO
 });
 
 test('the demo catalog passes at thresholds set from what the demo bundle achieves; stdin works', async () => {
-  // Measured on the demo catalog: 7 of 320 labelled rows (2.19%) disagree at ≥ 0.8, 52 (16.25%) score below 0.5
-  // (the fused demo bundle is cautious on its tiny random-weight encoders), and 8 rows (2.50%) ship without an
-  // image; no duplicates, empty titles, unknown categories or errors.
+  // Measured on the demo catalog: 21 of 320 labelled rows (6.56%) disagree at ≥ 0.8, 1 (0.31%) scores below 0.5
+  // (calibrated: the fused demo bundle's raw scores are cautious on its tiny random-weight encoders, its temperature
+  // sharpens them), and 8 rows (2.50%) ship without an image; no duplicates, empty titles, unknown categories or errors.
   const json = path.join(tmp, 'clean.json');
   const junit = path.join(tmp, 'clean.xml');
   const r = await runCli(
-    ['check', '-', '-m', demo.bundle, '--label-column', 'category', '--image-root', imageRoot, '--max-disagreement-rate', '0.03', '--max-low-confidence-rate', '0.2', '--max-image-problem-rate', '0.03', '--json', json, '--junit', junit, '-q'],
+    ['check', '-', '-m', demo.bundle, '--label-column', 'category', '--image-root', imageRoot, '--max-disagreement-rate', '0.08', '--max-low-confidence-rate', '0.2', '--max-image-problem-rate', '0.03', '--json', json, '--junit', junit, '-q'],
     { stdin: fs.readFileSync(demo.catalog, 'utf8') },
   );
   assert.equal(r.code, 0, r.stdout + r.stderr);
@@ -241,8 +241,8 @@ test('the demo catalog passes at thresholds set from what the demo bundle achiev
   assert.equal(j.input, 'stdin');
   assert.equal(j.passed, true);
   assert.deepEqual(j.failed, []);
-  assert.equal(c.disagreement.count, 7);
-  assert.equal(c.low_confidence.count, 52);
+  assert.equal(c.disagreement.count, 21);
+  assert.equal(c.low_confidence.count, 1);
   assert.equal(c.image_problem.count, 8);
   for (const name of ['duplicate_id', 'empty_title', 'unknown_category', 'prediction_error']) assert.equal(c[name].count, 0, name);
   const root = parseXml(fs.readFileSync(junit, 'utf8'));

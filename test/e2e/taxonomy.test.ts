@@ -40,7 +40,7 @@ test('train: the bundle records the separator and threshold; classes are stored 
   // Three departments: a top-level head beside the main one, over the same features.
   assert.equal(m.paths.top.classes.length, 3);
   assert.deepEqual(m.paths.top.heads.map((h: { file: string; classes: string[] }) => [h.file, h.classes.length]), [['top-head-joint.bin', 3]]);
-  assert.equal(m.formatVersion, 4);
+  assert.equal(m.formatVersion, 4, 'a fixed C and no validation share: no held-out rows, no calibration');
   assert.equal(m.classes.length, CLASSES);
   for (const c of m.classes) assert.match(c, /^[a-z]+ > [a-z]+ > [a-z]+ [a-z]+( \d+)?$/);
   const s = JSON.parse(fs.readFileSync(path.join(tmp, 'train.json'), 'utf8'));

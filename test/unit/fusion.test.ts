@@ -4,6 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { chooseFusionWeight, fuseHeads, headInput } from '../../src/head/fusion.js';
 import { trainModel, type HeadSettings } from '../../src/head/target.js';
+import { temperatureScale } from '../../src/head/calibration.js';
 import { shippedPredictions } from '../../src/head/linear-head.js';
 import { twoModalityRows as synthetic } from '../helpers/two-modality-rows.js';
 
@@ -94,8 +95,9 @@ test('trainModel late: per-modality heads, weights from held-out rows, rows with
   // Both modalities: both halves of the class are known. Text missing: only the image half, so about 1/2.
   assert.ok(acc(withText) > 0.95, `with text ${acc(withText)}`);
   assert.ok(acc(noText) > 0.4, `without text ${acc(noText)}`);
-  // Each text-less row's fused prediction is the image head's own.
-  for (const i of noText) close(p.fused.subarray(i * K, (i + 1) * K), p.heads.image[i]!, 1e-6);
+  // Each text-less row's fused prediction is the image head's own, at the model's calibration temperature.
+  const T = model.calibration!.fit.temperature;
+  for (const i of noText) close(p.fused.subarray(i * K, (i + 1) * K), temperatureScale(p.heads.image[i]!, T, new Float64Array(K)), 1e-6);
 });
 
 test('trainModel with k-fold selection: every row held out once', async () => {
