@@ -12,7 +12,7 @@ import { cacheSummary, openEmbedCache, type EmbedCacheSetting } from '../pipelin
 import type { EmbedCache } from '../pipeline/embed-cache.js';
 import { silentFitProgressReporter, silentProgress, type FitProgressReporter, type ProgressReporter } from '../pipeline/progress.js';
 import { saveBundle, sha256File, type FeatureBlock, type ModelRef } from '../models/bundle.js';
-import { trainModel, type FeatureKind, type FittedHead, type FusionSelection, type HeadSettings, type TrainedModel } from '../head/target.js';
+import { trainModel, type FeatureKind, type FittedHead, type FusionSelection, type HeadSettings, type ModelCalibration, type TrainedModel } from '../head/target.js';
 import { FitPool } from '../head/fit-pool.js';
 import type { FitProgress } from '../head/selection.js';
 import { FitEta } from './fit-eta.js';
@@ -24,7 +24,7 @@ import type { LogisticOptions } from '../head/logistic.js';
 import { computeMetrics, type EvalMetrics } from '../report/metrics.js';
 import { UsageError, reasonCode } from '../errors.js';
 import { PathMetricsAccumulator } from '../report/path-metrics.js';
-import { applyTopLabel, calibrationFigures, CONFIDENCE, fitTopLabel, thresholdForTarget, topOneCurve, topOneCurveRows, type CalibrationFigures } from '../head/calibration.js';
+import { applyTopLabel, calibrationFigures, fitTemperature, fitTopLabel, temperatureScale, thresholdForTarget, topOneCurve, topOneCurveRows, type CalibrationFigures } from '../head/calibration.js';
 import type { BundleCalibration } from '../models/bundle.js';
 import { DEFAULT_MIN_PATH_SCORE, DEFAULT_PATH_SEPARATOR, Taxonomy, canonicalPath, holdsPaths, pathLevels } from '../head/taxonomy.js';
 
@@ -128,16 +128,46 @@ export interface TrainSummary {
 const figures = (f: CalibrationFigures) => ({ logLoss: f.logLoss, brier: f.brier, ece: f.ece });
 
 /**
+ * Without a selection's held-out rows (a fixed --C and one head), the validation share's predictions: the validation
+ * model's, fitted without those rows. Its rows are numbered 0… here; the final model's labels index its classes.
+ */
+function validationCalibration(classes: string[], v: { labels: string[]; probs: Float64Array }): (ModelCalibration & { labels: string[] }) | null {
+  const K = classes.length;
+  const index = new Map(classes.map((k, i) => [k, i]));
+  const keep = v.labels.flatMap((l, i) => (index.has(l) ? [i] : []));
+  if (keep.length === 0) return null;
+  const raw = new Float64Array(keep.length * K);
+  keep.forEach((i, r) => raw.set(v.probs.subarray(i * K, (i + 1) * K), r * K));
+  const y = keep.map((i) => index.get(v.labels[i]!)!);
+  const fit = fitTemperature(raw, y, K);
+  const probs = new Float64Array(raw.length);
+  for (let r = 0; r < keep.length; r++) temperatureScale(raw.subarray(r * K, (r + 1) * K), fit.temperature, probs.subarray(r * K, (r + 1) * K));
+  return { fit, before: calibrationFigures(raw, y, K), after: calibrationFigures(probs, y, K), heldOut: { rows: Int32Array.from(keep, (_, r) => r), raw, probs }, labels: keep.map((i) => v.labels[i]!) };
+}
+
+/**
  * What the bundle stores about calibration: the temperature fitted on the selection's held-out predictions (a path
  * bundle's two head sets each their own, fitted on the same held-out rows), the held-out figures of the probabilities
  * run gives (for paths: combined by Taxonomy.withTopLevel), their precision–coverage curve and each target's threshold.
  */
-function bundleCalibration(model: TrainedModel, topModel: TrainedModel | null, finalLabels: string[], targets: number[]): BundleCalibration | { none: string } {
-  const c = model.calibration;
+function bundleCalibration(
+  model: TrainedModel,
+  topModel: TrainedModel | null,
+  finalLabels: string[],
+  targets: number[],
+  validation: { labels: string[]; probs: Float64Array } | null,
+): BundleCalibration | { none: string } {
+  const fallback = !model.calibration && validation && !topModel ? validationCalibration(model.classes, validation) : null;
+  const c = model.calibration ?? fallback;
   if (!c) {
-    const why = model.heads.some((h) => h.support) ? 'a support head keeps no held-out probabilities' : 'no held-out predictions were made (a fixed --C with one head)';
+    const why = model.heads.some((h) => h.support)
+      ? 'a support head keeps no held-out probabilities'
+      : topModel
+        ? 'a path bundle calibrates on the selection of C (--C auto), not on the validation share'
+        : 'no held-out predictions were made (a fixed --C with one head, and --validation 0)';
     return { none: `not calibrated: ${why}` };
   }
+  const source = model.calibration ? 'selection' : 'validation';
   const K = model.classes.length;
   const index = new Map(model.classes.map((k, i) => [k, i]));
   let rows = Array.from(c.heldOut.rows);
@@ -161,7 +191,8 @@ function bundleCalibration(model: TrainedModel, topModel: TrainedModel | null, f
     probs = combine(c.heldOut.probs, t.heldOut.probs);
     topTemperature = t.fit.temperature;
   }
-  const y = rows.map((r) => index.get(finalLabels[r]!)!);
+  const rowLabels = fallback ? fallback.labels : finalLabels;
+  const y = rows.map((r) => index.get(rowLabels[r]!)!);
   // Then the top-1 probability, scaled on the same rows (top-label scaling: what one temperature cannot mend).
   const before = topOneCurveRows(probs, y, K);
   const topLabel = fitTopLabel(before.scores, before.correct);
@@ -176,7 +207,7 @@ function bundleCalibration(model: TrainedModel, topModel: TrainedModel | null, f
     temperature: c.fit.temperature,
     ...(topTemperature !== undefined ? { topTemperature } : {}),
     ...(topLabel ? { topLabel } : {}),
-    source: 'selection',
+    source,
     rows: rows.length,
     before: figures(calibrationFigures(raw, y, K)),
     after: figures(calibrationFigures(probs, y, K)),
@@ -228,7 +259,7 @@ async function scoreSplit(
   test: number[],
   settings: (what: string) => HeadSettings,
   paths: { tree: Taxonomy; minPathScore: number; topLevels: string[] | null } | null,
-): Promise<SplitMetrics> {
+): Promise<SplitMetrics & { probs: Float64Array }> {
   const topLevels = paths?.topLevels ?? null;
   const trainTop = topLevels !== null && new Set(train.map((i) => topLevels[i])).size > 1;
   const [model, topModel] = await Promise.all([
@@ -258,7 +289,7 @@ async function scoreSplit(
       .map((k) => classes[k]),
   );
   const metrics = pick(computeMetrics({ yTrue: test.map((i) => labels[i]), yPred: ranked.map((r) => r[0]), ranked, modelClasses: classes }));
-  return pathFigures ? { ...metrics, paths: pathFigures } : metrics;
+  return { ...metrics, ...(pathFigures ? { paths: pathFigures } : {}), probs };
 }
 
 /**
@@ -371,6 +402,7 @@ export async function trainCommand(opts: TrainOptions): Promise<TrainSummary> {
   const splitPaths = tree ? { tree, minPathScore: opts.minPathScore ?? DEFAULT_MIN_PATH_SCORE, topLevels } : null;
   let topModel: TrainedModel | null = null;
   let validation: SplitMetrics | null = null;
+  let validationProbs: Float64Array | null = null;
   let cv: TrainSummary['cv'] = null;
   let model: TrainedModel;
   try {
@@ -379,8 +411,14 @@ export async function trainCommand(opts: TrainOptions): Promise<TrainSummary> {
     const final = runs(() => trainModel(finalIdx.map((i) => rows[i]), finalIdx.map((i) => labels[i]), procedure('final')));
     // Stratified on the full paths, the top-level model's held-out rows are the main model's: they calibrate together.
     const finalTop = topLevels ? runs(() => trainModel(finalIdx.map((i) => rows[i]), finalIdx.map((i) => topLevels[i]), { ...procedure('final, top level'), strata: finalIdx.map((i) => labels[i]) })) : null;
-    [validation, model, topModel] = await Promise.all([validating ?? Promise.resolve(null), final, finalTop]);
-    const foldMetrics = await Promise.all(folds);
+    let scored: (SplitMetrics & { probs: Float64Array }) | null;
+    [scored, model, topModel] = await Promise.all([validating ?? Promise.resolve(null), final, finalTop]);
+    if (scored) {
+      const { probs, ...figures } = scored;
+      validation = figures;
+      validationProbs = probs;
+    }
+    const foldMetrics = (await Promise.all(folds)).map(({ probs: _, ...figures }) => figures);
     if (foldMetrics.length > 0) {
       const avg = (k: Exclude<keyof SplitMetrics, 'paths'>) => foldMetrics.reduce((s, m) => s + m[k], 0) / foldMetrics.length;
       cv = { folds: foldMetrics, mean: { accuracy: avg('accuracy'), macroF1: avg('macroF1'), weightedF1: avg('weightedF1'), top3Accuracy: avg('top3Accuracy'), n: rows.length } };
@@ -419,17 +457,8 @@ export async function trainCommand(opts: TrainOptions): Promise<TrainSummary> {
     if (tfidfBlockDim(topModel.tfidf) !== tfidfBlockDim(model.tfidf)) throw new Error('internal: the top-level model saw another TF-IDF vocabulary than the main one');
     log(`top-level head: ${topModel.classes.length} top levels, ${topModel.heads.map((h) => `${h.name} C ${h.C}${topModel!.heads.length > 1 ? ` weight ${h.weight.toFixed(2)}` : ''}`).join(', ')}; its probabilities decide the top level, the main head's the paths below it`);
   }
-  const calibration = bundleCalibration(model, topModel, finalIdx.map((i) => labels[i]), opts.targetPrecision ?? []);
-  if ('none' in calibration) log(calibration.none);
-  else {
-    const f = (x: { logLoss: number; brier: number; ece: number }) => `ECE ${x.ece.toFixed(4)}, log-loss ${x.logLoss.toFixed(4)}, Brier ${x.brier.toFixed(4)}`;
-    const top = calibration.topTemperature !== undefined ? ` (top-level heads: ${calibration.topTemperature.toFixed(3)})` : '';
-    log(`calibration: temperature ${calibration.temperature.toFixed(3)}${top} on ${calibration.rows} held-out rows: ${f(calibration.before)} → ${f(calibration.after)}`);
-    for (const t of calibration.targets) {
-      if (t.threshold === null) log(`target precision ${t.target}: no threshold stored: ${t.reason}`);
-      else log(`target precision ${t.target}: score ≥ ${t.threshold.toFixed(4)} (held-out: ${(100 * t.coverage).toFixed(1)}% of rows accepted, precision ${t.precision.toFixed(4)}, ${Math.round(CONFIDENCE * 100)}% lower bound ${t.lower.toFixed(4)})`);
-    }
-  }
+  const validationRows = validationProbs && holdout ? { labels: holdout.test.map((i) => labels[i]), probs: validationProbs } : null;
+  const calibration = bundleCalibration(model, topModel, finalIdx.map((i) => labels[i]), opts.targetPrecision ?? [], validationRows);
   const bundleDir = path.resolve(opts.output);
   const blocks: FeatureBlock[] = model.blocks.map((b) => {
     if (b.kind === 'text') return { ...b, model: bundleRef(bundleDir, models.text!, textSpec!.modelPath), preprocess: { maxLength: textSpec!.maxLength, pooling: 'mean', normalize: textSpec!.normalize } };

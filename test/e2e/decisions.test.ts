@@ -1,0 +1,153 @@
+// End-to-end: a calibrated bundle with target precisions, through train (thresholds stored, an unsupported target
+// said so), run (decision fields in JSONL and CSV, the summary's counts, --target-precision from the stored curve,
+// --review-output, rebuilt on --resume), and bundles without calibration (no decision field; the flags refused).
+import { test, before } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parse } from 'csv-parse/sync';
+import { runCli, readJsonl } from '../helpers/cli.js';
+import { syntheticCatalog, syntheticCatalogCsv } from '../../bench/synthetic-catalog.js';
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'categorize-decisions-'));
+const train = path.join(tmp, 'train.csv');
+const held = path.join(tmp, 'held.csv');
+const bundle = path.join(tmp, 'bundle');
+const plain = path.join(tmp, 'plain');
+
+before(async () => {
+  // 30 classes, 1,500 rows: 5-fold selection holds every row out once, enough to vouch for 0.9 but not for 0.999.
+  fs.writeFileSync(train, syntheticCatalogCsv(syntheticCatalog({ classes: 30, rows: 1500, seed: 11 })));
+  fs.writeFileSync(held, syntheticCatalogCsv(syntheticCatalog({ classes: 30, rows: 1500, seed: 11, sample: 1, sampleRows: 600 })));
+  const r = await runCli(['train', train, '--label-column', 'category', '--features', 'tfidf', '--target-precision', '0.9,0.999', '-o', bundle, '--json-summary', path.join(tmp, 'train.json')]);
+  assert.equal(r.code, 0, r.stderr);
+  const p = await runCli(['train', train, '--label-column', 'category', '--features', 'tfidf', '--C', '10', '--validation', '0', '-q', '-o', plain]);
+  assert.equal(p.code, 0, p.stderr);
+});
+
+const manifest = (dir: string) => JSON.parse(fs.readFileSync(path.join(dir, 'manifest.json'), 'utf8'));
+
+test('train: a temperature and top-label scaling fitted on the held-out rows, their figures, and each target threshold or why not', async () => {
+  const m = manifest(bundle);
+  assert.equal(m.formatVersion, 5);
+  const c = m.calibration;
+  assert.equal(c.method, 'temperature');
+  assert.equal(c.source, 'selection');
+  assert.equal(c.rows, 1500, 'five folds: every row held out once');
+  assert.ok(c.temperature > 0.2 && c.temperature < 5, String(c.temperature));
+  assert.ok(c.after.logLoss <= c.before.logLoss + 1e-12, 'the temperature minimises held-out log-loss');
+  assert.ok(c.after.ece <= c.before.ece, `ECE ${c.before.ece} → ${c.after.ece}`);
+  assert.equal(c.curve.rows, 1500);
+  assert.equal(c.curve.accepted[c.curve.accepted.length - 1], 1500);
+  assert.equal(c.targets.length, 2);
+  const [t90, t999] = c.targets;
+  assert.equal(t90.target, 0.9);
+  assert.ok(t90.threshold > 0 && t90.lower >= 0.9 && t90.precision >= t90.lower, JSON.stringify(t90));
+  assert.equal(t999.threshold, null);
+  assert.match(t999.reason, /1500 held-out rows vouch for precision 0\.\d+ at most/);
+  const s = JSON.parse(fs.readFileSync(path.join(tmp, 'train.json'), 'utf8'));
+  assert.equal(s.calibration.temperature, c.temperature);
+  // Without held-out rows (a fixed C, one head, no validation share): not calibrated, and the bundle stays format 3.
+  const pm = manifest(plain);
+  assert.equal(pm.calibration, undefined);
+  assert.equal(pm.formatVersion, 3);
+  // A fixed C and one head with the default validation share: calibrated on the validation model's predictions.
+  const v = path.join(tmp, 'validated');
+  const r = await runCli(['train', train, '--label-column', 'category', '--features', 'tfidf', '--C', '10', '-q', '-o', v]);
+  assert.equal(r.code, 0, r.stderr);
+  const vc = manifest(v).calibration;
+  assert.equal(vc.source, 'validation');
+  assert.equal(vc.rows, 151, 'the stratified 10% share');
+  assert.deepEqual(vc.targets, []);
+});
+
+test('run: decision and target_precision per record at the bundle first target; the summary counts both; accepted rows reach the threshold', async () => {
+  const out = path.join(tmp, 'run.jsonl');
+  const summary = path.join(tmp, 'run.json');
+  const r = await runCli(['run', held, '-m', bundle, '-o', out, '--json-summary', summary]);
+  assert.equal(r.code, 0, r.stderr);
+  const threshold = manifest(bundle).calibration.targets[0].threshold;
+  const recs = readJsonl(out);
+  assert.equal(recs.length, 600);
+  for (const rec of recs) {
+    assert.equal(rec.target_precision, 0.9);
+    assert.equal(rec.decision, (rec.score as number) >= threshold ? 'accept' : 'review');
+  }
+  const s = JSON.parse(fs.readFileSync(summary, 'utf8'));
+  const accepted = recs.filter((x) => x.decision === 'accept').length;
+  assert.deepEqual(s.decision, { target: 0.9, threshold, accepted, review: 600 - accepted, reviewOutput: null });
+  assert.match(r.stderr, new RegExp(`decision at target precision 0\\.9 \\(score ≥ ${threshold.toFixed(4).replace('.', '\\.')}\\): ${accepted} accept · ${600 - accepted} review`));
+  // On rows drawn afresh, the accepted rows are about as right as promised.
+  const truth = new Map((parse(fs.readFileSync(held, 'utf8'), { columns: true }) as { id: string; category: string }[]).map((x) => [x.id, x.category]));
+  const right = recs.filter((x) => x.decision === 'accept' && x.category === truth.get(x.id as string)).length;
+  assert.ok(right / accepted >= 0.88, `precision of accepted rows ${right / accepted}`);
+});
+
+test('run --target-precision: any target from the stored curve; one the bundle cannot vouch for is a usage error', async () => {
+  const out = path.join(tmp, 'run80.jsonl');
+  const r = await runCli(['run', held, '-m', bundle, '-o', out, '--target-precision', '0.8', '-q']);
+  assert.equal(r.code, 0, r.stderr);
+  const recs = readJsonl(out);
+  assert.ok(recs.every((x) => x.target_precision === 0.8));
+  const at90 = readJsonl(path.join(tmp, 'run.jsonl')).filter((x) => x.decision === 'accept').length;
+  assert.ok(recs.filter((x) => x.decision === 'accept').length >= at90, 'a lower target accepts at least as many rows');
+  const bad = await runCli(['run', held, '-m', bundle, '-o', path.join(tmp, 'bad.jsonl'), '--target-precision', '0.999']);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /--target-precision 0\.999: .* cannot vouch for it: the 1500 held-out rows/);
+  assert.ok(!fs.existsSync(path.join(tmp, 'bad.jsonl')), 'refused before any output');
+  const range = await runCli(['run', held, '-m', bundle, '--target-precision', '1']);
+  assert.equal(range.code, 2);
+});
+
+test('run --review-output: the review rows apart, in CSV as in JSONL; rebuilt from the output on --resume', async () => {
+  const out = path.join(tmp, 'rev.csv');
+  const review = path.join(tmp, 'review.csv');
+  const r = await runCli(['run', held, '-m', bundle, '-o', out, '--review-output', review, '-q']);
+  assert.equal(r.code, 0, r.stderr);
+  const rows = parse(fs.readFileSync(out, 'utf8'), { columns: true }) as Record<string, string>[];
+  assert.deepEqual(Object.keys(rows[0]!).slice(-2), ['decision', 'target_precision']);
+  const reviewRows = parse(fs.readFileSync(review, 'utf8'), { columns: true }) as Record<string, string>[];
+  assert.deepEqual(
+    reviewRows.map((x) => x.id),
+    rows.filter((x) => x.decision === 'review').map((x) => x.id),
+  );
+  assert.ok(reviewRows.length > 0 && reviewRows.length < rows.length);
+  const full = fs.readFileSync(review, 'utf8');
+  // An existing review file is not overwritten silently.
+  const again = await runCli(['run', held, '-m', bundle, '-o', path.join(tmp, 'other.csv'), '--review-output', review, '-q']);
+  assert.equal(again.code, 2);
+  assert.match(again.stderr, /review output .* already exists/);
+  // A run killed half-way: the output cut to its first 300 records and a torn one, the review file to nothing.
+  const lines = fs.readFileSync(out, 'utf8').split('\n');
+  fs.writeFileSync(out, lines.slice(0, 301).join('\n') + '\n' + lines[301]!.slice(0, 10));
+  fs.writeFileSync(review, '');
+  const resumed = await runCli(['run', held, '-m', bundle, '-o', out, '--review-output', review, '--resume', '-q']);
+  assert.equal(resumed.code, 0, resumed.stderr);
+  assert.equal(fs.readFileSync(review, 'utf8'), full, 'the review file is the same as an uninterrupted run writes');
+  // JSONL too, and the output itself is refused as the review file.
+  const jout = path.join(tmp, 'rev.jsonl');
+  const jrev = path.join(tmp, 'review.jsonl');
+  assert.equal((await runCli(['run', held, '-m', bundle, '-o', jout, '--review-output', jrev, '-q'])).code, 0);
+  assert.deepEqual(
+    readJsonl(jrev).map((x) => x.id),
+    readJsonl(jout).filter((x) => x.decision === 'review').map((x) => x.id),
+  );
+  const same = await runCli(['run', held, '-m', bundle, '-o', jout, '--force', '--review-output', jout, '-q']);
+  assert.equal(same.code, 2);
+  assert.match(same.stderr, /is the output itself/);
+});
+
+test('a bundle without calibration: no decision field, nothing changes; --target-precision and --review-output refused', async () => {
+  const out = path.join(tmp, 'plain.jsonl');
+  const r = await runCli(['run', held, '-m', plain, '-o', out, '-q']);
+  assert.equal(r.code, 0, r.stderr);
+  const rec = readJsonl(out)[0]!;
+  assert.deepEqual(Object.keys(rec), ['id', 'category', 'score', 'top_categories', 'tags', 'status', 'error', 'warnings']);
+  const t = await runCli(['run', held, '-m', plain, '-o', path.join(tmp, 'p2.jsonl'), '--target-precision', '0.9']);
+  assert.equal(t.code, 2);
+  assert.match(t.stderr, /needs a calibrated bundle: .* has no calibration/);
+  const v = await runCli(['run', held, '-m', plain, '-o', path.join(tmp, 'p3.jsonl'), '--review-output', path.join(tmp, 'p3-review.jsonl')]);
+  assert.equal(v.code, 2);
+  assert.match(v.stderr, /--review-output needs a target precision/);
+});
