@@ -24,7 +24,7 @@ import type { LogisticOptions } from '../head/logistic.js';
 import { computeMetrics, type EvalMetrics } from '../report/metrics.js';
 import { UsageError, reasonCode } from '../errors.js';
 import { PathMetricsAccumulator } from '../report/path-metrics.js';
-import { applyTopLabel, calibrationFigures, fitTemperature, fitTopLabel, temperatureScale, thresholdForTarget, topOneCurve, topOneCurveRows, type CalibrationFigures } from '../head/calibration.js';
+import { applyTopLabel, calibrateTemperature, calibrationFigures, fitTopLabel, thresholdForTarget, topOneCurve, topOneCurveRows, type CalibrationFigures } from '../head/calibration.js';
 import type { BundleCalibration } from '../models/bundle.js';
 import { DEFAULT_MIN_PATH_SCORE, DEFAULT_PATH_SEPARATOR, Taxonomy, canonicalPath, holdsPaths, pathLevels } from '../head/taxonomy.js';
 
@@ -139,10 +139,8 @@ function validationCalibration(classes: string[], v: { labels: string[]; probs: 
   const raw = new Float64Array(keep.length * K);
   keep.forEach((i, r) => raw.set(v.probs.subarray(i * K, (i + 1) * K), r * K));
   const y = keep.map((i) => index.get(v.labels[i]!)!);
-  const fit = fitTemperature(raw, y, K);
-  const probs = new Float64Array(raw.length);
-  for (let r = 0; r < keep.length; r++) temperatureScale(raw.subarray(r * K, (r + 1) * K), fit.temperature, probs.subarray(r * K, (r + 1) * K));
-  return { fit, before: calibrationFigures(raw, y, K), after: calibrationFigures(probs, y, K), heldOut: { rows: Int32Array.from(keep, (_, r) => r), raw, probs }, labels: keep.map((i) => v.labels[i]!) };
+  const { fit, before, after, probs } = calibrateTemperature(raw, y, K);
+  return { fit, before, after, heldOut: { rows: Int32Array.from(keep, (_, r) => r), raw, probs }, labels: keep.map((i) => v.labels[i]!) };
 }
 
 /**

@@ -188,6 +188,23 @@ export function fitTemperature(probs: Probs, y: ArrayLike<number>, K: number): T
   return { temperature: 1 / beta, iterations, atBound: false };
 }
 
+/** Held-out rows calibrated by a temperature: the fit, the figures before and after, and the scaled rows. */
+export interface TemperatureCalibration {
+  fit: TemperatureFit;
+  before: CalibrationFigures;
+  after: CalibrationFigures;
+  /** The rows' probabilities at the fitted temperature (n × K). */
+  probs: Float64Array;
+}
+
+/** Fits a temperature on n × K held-out probabilities and true classes, and scales the rows with it. */
+export function calibrateTemperature(raw: Float64Array, y: ArrayLike<number>, K: number): TemperatureCalibration {
+  const fit = fitTemperature(raw, y, K);
+  const probs = new Float64Array(raw.length);
+  for (let i = 0; i < y.length; i++) temperatureScale(raw.subarray(i * K, (i + 1) * K), fit.temperature, probs.subarray(i * K, (i + 1) * K));
+  return { fit, before: calibrationFigures(raw, y, K), after: calibrationFigures(probs, y, K), probs };
+}
+
 /** The held-out precision–coverage curve: at each distinct score (descending), rows accepted and right among them. */
 export interface PrecisionCurve {
   /** Rows it was measured on. */

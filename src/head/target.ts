@@ -8,7 +8,7 @@ import type { FeatureLayout } from '../pipeline/features.js';
 import type { FeatureBlock } from '../models/bundle.js';
 import { fitTfidf, tfidfBlockDim, tfidfBlockRow, type TfidfBlockModel, type TfidfConfig } from './tfidf.js';
 import { fuseHeads, type WeightCandidate } from './fusion.js';
-import { calibrationFigures, fitTemperature, temperatureScale, type CalibrationFigures, type TemperatureFit } from './calibration.js';
+import { calibrateTemperature, type CalibrationFigures, type TemperatureFit } from './calibration.js';
 import { stratifiedHoldout, stratifiedKFold } from './split.js';
 import { fitLabelEncoder, encodeLabels } from './labels.js';
 import type { StandardScalerParams } from './scaler.js';
@@ -206,11 +206,8 @@ function calibrateHeldOut(heldOut: (Map<number, Float64Array> | null)[], weights
     const p = fuseHeads(heldOut.map((h, k) => ({ classes, weight: weights[k]!, probs: h!.get(r) ?? null })), classes)!;
     raw.set(p, i * K);
   });
-  const yy = Int32Array.from(rows, (r) => y[r]!);
-  const fit = fitTemperature(raw, yy, K);
-  const probs = new Float64Array(rows.length * K);
-  for (let i = 0; i < rows.length; i++) temperatureScale(raw.subarray(i * K, (i + 1) * K), fit.temperature, probs.subarray(i * K, (i + 1) * K));
-  return { fit, before: calibrationFigures(raw, yy, K), after: calibrationFigures(probs, yy, K), heldOut: { rows, raw, probs } };
+  const { fit, before, after, probs } = calibrateTemperature(raw, Int32Array.from(rows, (r) => y[r]!), K);
+  return { fit, before, after, heldOut: { rows, raw, probs } };
 }
 
 /**
