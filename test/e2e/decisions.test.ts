@@ -151,3 +151,31 @@ test('a bundle without calibration: no decision field, nothing changes; --target
   assert.equal(v.code, 2);
   assert.match(v.stderr, /--review-output needs a target precision/);
 });
+
+test('a path bundle: both head sets calibrated on the same held-out rows; decisions on the full path, answered to full depth', async () => {
+  // 90 classes under two departments: a top-level head set beside the main one.
+  const dir = path.join(tmp, 'paths');
+  const pathsTrain = path.join(tmp, 'paths-train.csv');
+  const pathsHeld = path.join(tmp, 'paths-held.csv');
+  fs.writeFileSync(pathsTrain, syntheticCatalogCsv(syntheticCatalog({ classes: 90, rows: 1000, seed: 11 })));
+  fs.writeFileSync(pathsHeld, syntheticCatalogCsv(syntheticCatalog({ classes: 90, rows: 1000, seed: 11, sample: 1, sampleRows: 400 })));
+  const r = await runCli(['train', pathsTrain, '--label-column', 'category_path', '--features', 'tfidf', '--target-precision', '0.9', '-q', '-o', dir]);
+  assert.equal(r.code, 0, r.stderr);
+  const m = manifest(dir);
+  assert.equal(m.paths.top.classes.length, 2);
+  const c = m.calibration;
+  assert.equal(c.source, 'selection');
+  assert.equal(c.rows, 1000, 'the top-level model was split on the full paths: its held-out rows are the main model’s');
+  assert.ok(c.temperature > 0 && c.topTemperature > 0, `${c.temperature} ${c.topTemperature}`);
+  const threshold = c.targets[0].threshold;
+  assert.ok(threshold > 0);
+  const out = path.join(tmp, 'paths.jsonl');
+  const run = await runCli(['run', pathsHeld, '-m', dir, '-o', out, '-q']);
+  assert.equal(run.code, 0, run.stderr);
+  const recs = readJsonl(out);
+  for (const rec of recs) {
+    const accept = rec.path_complete === true && (rec.full_path_score as number) >= threshold;
+    assert.equal(rec.decision, accept ? 'accept' : 'review', JSON.stringify(rec));
+  }
+  assert.ok(recs.some((x) => x.decision === 'accept') && recs.some((x) => x.decision === 'review'));
+});
