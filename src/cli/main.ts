@@ -9,7 +9,7 @@ import { mergeCommand } from '../commands/merge.js';
 import { formatFor } from '../io/prediction-writer.js';
 import { CategorizeError, ExitCode, UsageError, oneLine } from '../errors.js';
 import { makeFitProgress, makeProgress } from './progress.js';
-import { MIN_PATH_SCORE_HELP, TARGET_PRECISION_HELP, floatOption, intOption, levelShares, listOption, oneTargetPrecision, targetPrecisions } from './options.js';
+import { MIN_PATH_SCORE_HELP, TARGET_PRECISION_HELP, floatOption, intOption, levelShares, listOption, oneTargetPrecision, targetPrecisionMinimums, targetPrecisions } from './options.js';
 import { addPipelineOptions, cliLog, pipelineOptions, type Io, type PipelineFlags } from './pipeline-options.js';
 import { CliLog } from './log.js';
 import { parseShard, type Shard } from '../pipeline/shard.js';
@@ -304,7 +304,7 @@ function buildProgram(io: Io, env: NodeJS.ProcessEnv, setCode: (c: number) => vo
   addPipelineOptions(
     program
       .command('eval')
-      .description("Judge a bundle on a labelled catalog (run's pipeline): accuracy, F1, top-3, per-class figures, confusion matrix.")
+      .description("Judge a bundle on a labelled catalog (run's pipeline): accuracy, F1, top-3, per-class figures, confusion matrix, calibration (ECE, Brier, log-loss) and precision at its target thresholds.")
       .argument('<input>', "labelled catalog CSV or TSV, or '-' for stdin")
       .requiredOption('--label-column <name>', 'column holding each row’s true category')
       .requiredOption('-m, --model <dir>', 'model bundle folder')
@@ -315,11 +315,16 @@ function buildProgram(io: Io, env: NodeJS.ProcessEnv, setCode: (c: number) => vo
       .option('--min-path-score <p>', MIN_PATH_SCORE_HELP, floatOption(0, 1))
       .option('--min-hf <x>', 'path bundles: exit 3 when hierarchical F1 (at the answer threshold) is below x', floatOption(0, 1))
       .option('--min-level-accuracy <level:x,...>', 'path bundles: exit 3 when accuracy at a level (1 = top) is below its minimum, e.g. 1:0.97,2:0.9', levelShares)
+      .option(
+        '--min-precision-at <target:precision,...>',
+        "calibrated bundles: exit 3 when the rows accepted at a target precision's threshold (the one run --target-precision uses) are right less often than the precision given, e.g. 0.98:0.975 (repeatable)",
+        targetPrecisionMinimums,
+      )
       .option('--ablation', 'also score each modality head alone (text only, image only) next to the fused bundle, on the same embeddings')
       .option('--blank-titles <share>', 'blank this share of titles (rows picked from id and --seed) to measure how missing titles are handled', floatOption(0, 1), 0)
       .option('--seed <n>', 'seed for --blank-titles', intOption(0, 2 ** 31 - 1), 0),
     'override',
-  ).action(async (input: string, flags: PipelineFlags & { labelColumn: string; model: string; json?: string; report?: string; minAccuracy?: number; minMacroF1?: number; minPathScore?: number; minHf?: number; minLevelAccuracy?: { level: number; share: number }[]; ablation?: boolean; blankTitles: number; seed: number }) => {
+  ).action(async (input: string, flags: PipelineFlags & { labelColumn: string; model: string; json?: string; report?: string; minAccuracy?: number; minMacroF1?: number; minPathScore?: number; minHf?: number; minLevelAccuracy?: { level: number; share: number }[]; minPrecisionAt?: { target: number; precision: number }[]; ablation?: boolean; blankTitles: number; seed: number }) => {
     const result = await evalCommand({
       ...pipelineOptions(flags, io, env),
       input,
@@ -332,6 +337,7 @@ function buildProgram(io: Io, env: NodeJS.ProcessEnv, setCode: (c: number) => vo
       minPathScore: flags.minPathScore,
       minHf: flags.minHf,
       minLevelAccuracy: flags.minLevelAccuracy,
+      minPrecisionAt: flags.minPrecisionAt,
       ablation: Boolean(flags.ablation),
       blankTitles: flags.blankTitles,
       seed: flags.seed,

@@ -36,21 +36,34 @@ export const MIN_PATH_SCORE_HELP =
   "path bundles: answer the deepest node whose probability (summed over the classes below it) reaches p, instead of the bundle's threshold (0.5 unless train set another); lower answers deeper, higher answers surer";
 
 /**
+ * "key:value" pairs, comma-separated and/or repeated; a key given twice keeps its last value; sorted by key. `key` and
+ * `value` return null for what they refuse, and `expected` says what is accepted.
+ */
+function keyedValues(value: string, previous: [number, number][], key: (raw: string) => number | null, val: (raw: string) => number | null, expected: string): [number, number][] {
+  const byKey = new Map(previous);
+  for (const part of value.split(',').map((p) => p.trim())) {
+    const m = /^([^:\s]+)\s*:\s*(\S+)$/.exec(part);
+    const k = m ? key(m[1]!) : null;
+    const v = m ? val(m[2]!) : null;
+    if (k === null || v === null) throw new InvalidArgumentError(`expected ${expected}, got '${part}'.`);
+    byKey.set(k, v);
+  }
+  return [...byKey].sort((a, b) => a[0] - b[0]);
+}
+
+/** A number in [0, 1], or null. */
+const share = (raw: string): number | null => {
+  const n = Number(raw);
+  return Number.isFinite(n) && n >= 0 && n <= 1 ? n : null;
+};
+
+/**
  * "level:share" pairs, comma-separated and/or repeated (1:0.97,3:0.05); a level given twice keeps its last share.
  * Sorted by level, so reports list them top first.
  */
 export function levelShares(value: string, previous: LevelShare[] = []): LevelShare[] {
-  const byLevel = new Map(previous.map((l) => [l.level, l.share]));
-  for (const part of value.split(',').map((p) => p.trim())) {
-    const m = /^(\d+)\s*:\s*(\S+)$/.exec(part);
-    const level = m ? Number(m[1]) : NaN;
-    const share = m ? Number(m[2]) : NaN;
-    if (!m || !(level >= 1) || !Number.isSafeInteger(level) || !Number.isFinite(share) || share < 0 || share > 1) {
-      throw new InvalidArgumentError(`expected level:share pairs such as 1:0.97,3:0.05 (a level a whole number ≥ 1, 1 the top; a share from 0 to 1), got '${part}'.`);
-    }
-    byLevel.set(level, share);
-  }
-  return [...byLevel].map(([level, share]) => ({ level, share })).sort((a, b) => a.level - b.level);
+  const level = (raw: string) => (/^\d+$/.test(raw) && Number(raw) >= 1 && Number.isSafeInteger(Number(raw)) ? Number(raw) : null);
+  return keyedValues(value, previous.map((l) => [l.level, l.share]), level, share, 'level:share pairs such as 1:0.97,3:0.05 (a level a whole number ≥ 1, 1 the top; a share from 0 to 1)').map(([level, s]) => ({ level, share: s }));
 }
 
 /** A target precision: strictly between 0 and 1 (a target of 1 no finite held-out set can vouch for). */
@@ -77,3 +90,14 @@ export function oneTargetPrecision(value: string): number {
 
 export const TARGET_PRECISION_HELP =
   "decide accept/review at this target precision: rows whose calibrated score reaches the threshold the bundle's held-out rows vouch for (95% lower bound) are accepted; default: the first target train stored";
+
+/**
+ * eval --min-precision-at: "target:precision" pairs, comma-separated and/or repeated (0.98:0.975,0.9:0.88); a target
+ * given twice keeps its last precision. Sorted by target, as eval lists its targets.
+ */
+export function targetPrecisionMinimums(value: string, previous: { target: number; precision: number }[] = []): { target: number; precision: number }[] {
+  const target = (raw: string) => (Number(raw) > 0 && Number(raw) < 1 ? Number(raw) : null);
+  return keyedValues(value, previous.map((g) => [g.target, g.precision]), target, share, 'target:precision pairs such as 0.98:0.975,0.9:0.88 (a target precision between 0 and 1, the least precision from 0 to 1)').map(
+    ([t, precision]) => ({ target: t, precision }),
+  );
+}

@@ -8,11 +8,12 @@ import { orderedMap } from '../pipeline/ordered-map.js';
 import { openBundleSession, type BundleRunOptions } from '../pipeline/bundle-session.js';
 import { silentProgress, type ProgressReporter } from '../pipeline/progress.js';
 import { computeMetrics, mostConfusedPairs, type EvalMetrics } from '../report/metrics.js';
-import { formatAblationTable, formatMetricsTable, formatPathTable } from '../report/table.js';
+import { formatAblationTable, formatCalibrationTable, formatMetricsTable, formatPathTable } from '../report/table.js';
 import { PathMetricsAccumulator, type PathMetrics } from '../report/path-metrics.js';
 import { Taxonomy, canonicalPath } from '../head/taxonomy.js';
 import { UsageError } from '../errors.js';
 import { renderEvalReport } from '../report/html-report.js';
+import { CalibrationReportAccumulator, planTargets, precisionGateFailures, type CalibrationReport, type PrecisionGate, type TargetPlan } from '../report/calibration-report.js';
 
 export interface EvalOptions extends BundleRunOptions {
   labelColumn: string;
@@ -24,6 +25,8 @@ export interface EvalOptions extends BundleRunOptions {
   minHf?: number;
   /** Path bundles: exit 3 when accuracy at a level is below its minimum (level 1 = top). */
   minLevelAccuracy?: { level: number; share: number }[];
+  /** Exit 3 when, at a target's threshold (resolveDecision: run --target-precision's), the accepted rows' precision is below its minimum. */
+  minPrecisionAt?: PrecisionGate[];
   /** Also score each modality head alone (text-only, image-only) on the same embeddings. */
   ablation: boolean;
   /** Blank this share of titles (rows picked by a hash of id and seed): how the bundle copes with missing titles. */
@@ -46,7 +49,9 @@ export interface EvalResult {
   ablation: AblationVariant[] | null;
   /** Rows whose title --blank-titles blanked. */
   blankedTitles: number;
-  /** One line per failed quality gate (--min-accuracy, --min-macro-f1); empty when all pass. */
+  /** Calibration figures (before/after for a calibrated bundle), the precision–coverage curve and each target's decisions. */
+  calibration: CalibrationReport;
+  /** One line per failed quality gate (--min-accuracy, --min-macro-f1, --min-precision-at …); empty when all pass. */
   gateFailures: string[];
 }
 
@@ -77,6 +82,16 @@ export async function evalCommand(opts: EvalOptions): Promise<EvalResult> {
     await close();
     throw new UsageError('--min-hf and --min-level-accuracy judge category paths: this bundle was trained on flat labels', 'usage');
   }
+  // The targets' thresholds before any row runs: a gate the bundle cannot serve fails now, not after the catalog.
+  const calibrationSpec = bundle.manifest.calibration;
+  let plans: TargetPlan[];
+  try {
+    plans = planTargets(calibrationSpec, opts.minPrecisionAt ?? [], opts.model);
+  } catch (err) {
+    await close();
+    throw err;
+  }
+  const calibrationScorer = new CalibrationReportAccumulator(bundle.manifest.classes, Boolean(pathSpec), calibrationSpec !== undefined);
   // A path bundle's labels are read as its training labels were (split on its separator, levels trimmed); its
   // flat figures are over each row's most probable full path, the path figures over its answers.
   const pathScorer = pathSpec ? new PathMetricsAccumulator(new Taxonomy(bundle.manifest.classes), opts.minPathScore ?? pathSpec.minPathScore) : null;
@@ -100,6 +115,7 @@ export async function evalCommand(opts: EvalOptions): Promise<EvalResult> {
         yTrue.push(label);
         yPred.push(pathScorer ? (p.record.path?.full_path ?? null) : p.record.category);
         pathScorer?.add(label, p.probs);
+        calibrationScorer.add(label, p.record, p.probs, p.rawProbs);
         ranked.push(p.record.top_categories.map((t) => t.category));
         rowInfo.push({ id: row.id, title: row.title, score: p.record.score });
         if (opts.ablation) headProbs.push(p.heads);
@@ -117,6 +133,7 @@ export async function evalCommand(opts: EvalOptions): Promise<EvalResult> {
   }
   const metrics = computeMetrics({ yTrue, yPred, ranked, modelClasses: bundle.manifest.classes });
   const paths = pathScorer?.result() ?? null;
+  const calibration = calibrationScorer.result(calibrationSpec, plans);
   if (emptyLabel > 0) log(`${emptyLabel} rows without a label were skipped`);
   if (metrics.unseenLabels.length > 0) {
     log(`labels the bundle does not know (counted as errors): ${metrics.unseenLabels.map((u) => `${u.label} (${u.count})`).join(', ')}`);
@@ -144,8 +161,8 @@ export async function evalCommand(opts: EvalOptions): Promise<EvalResult> {
   }));
   const meta = { model: path.resolve(opts.model), input: opts.input === '-' ? 'stdin' : path.resolve(opts.input), createdAt: new Date().toISOString(), toolVersion: opts.toolVersion };
   const fusion = bundle.manifest.fusion ? { heads: bundle.heads.map((h) => ({ name: h.name, weight: h.weight })), selection: bundle.manifest.fusion.selection ?? null } : null;
-  if (opts.json) fs.writeFileSync(opts.json, JSON.stringify({ ...meta, emptyLabel, blankedTitles, metrics, paths, ablation, fusion, mostConfused: pairs }, null, 2) + '\n');
-  if (opts.report) fs.writeFileSync(opts.report, renderEvalReport({ metrics, paths, confusedExamples: pairs, meta, ablation, fusion }));
+  if (opts.json) fs.writeFileSync(opts.json, JSON.stringify({ ...meta, emptyLabel, blankedTitles, metrics, paths, calibration, ablation, fusion, mostConfused: pairs }, null, 2) + '\n');
+  if (opts.report) fs.writeFileSync(opts.report, renderEvalReport({ metrics, paths, calibration, confusedExamples: pairs, meta, ablation, fusion }));
   const gateFailures: string[] = [];
   if (opts.minAccuracy !== undefined && metrics.accuracy < opts.minAccuracy) {
     gateFailures.push(`accuracy ${metrics.accuracy.toFixed(4)} is below --min-accuracy ${opts.minAccuracy}`);
@@ -161,11 +178,13 @@ export async function evalCommand(opts: EvalOptions): Promise<EvalResult> {
     if (!at) gateFailures.push(`--min-level-accuracy ${level}:${min}: no labelled row has a path ${level} levels deep`);
     else if (at.accuracy < min) gateFailures.push(`level ${level} accuracy ${at.accuracy.toFixed(4)} is below --min-level-accuracy ${level}:${min}`);
   }
+  gateFailures.push(...precisionGateFailures(calibration));
   const table =
     formatMetricsTable(metrics, { color: opts.color, pathLabels: paths !== null }) +
     (paths ? '\n\n' + formatPathTable(paths) : '') +
+    '\n\n' + formatCalibrationTable(calibration) +
     (ablation && ablation.length > 1 ? '\n\n' + formatAblationTable(ablation) : '');
-  return { metrics, paths, emptyLabel, ablation, blankedTitles, table, gateFailures };
+  return { metrics, paths, emptyLabel, ablation, blankedTitles, calibration, table, gateFailures };
 }
 
 /** Rows with the title blanked for the picked share (--blank-titles), counted through `onBlank`. */

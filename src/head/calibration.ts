@@ -304,17 +304,17 @@ export interface Decision {
 /**
  * The decision a run makes: at `requested` (--target-precision; its threshold from the bundle's held-out curve, the
  * stored one when train chose it already), else at the first target train stored a threshold for, else none.
- * A target the bundle cannot serve is a usage error saying why.
+ * A target the bundle cannot serve is a usage error saying why, naming `flag` (what the user typed).
  */
-export function resolveDecision(calibration: BundleCalibration | undefined, requested: number | undefined, bundleName: string): Decision | null {
+export function resolveDecision(calibration: BundleCalibration | undefined, requested: number | undefined, bundleName: string, flag = `--target-precision ${requested}`): Decision | null {
   if (requested === undefined) {
     const stored = calibration?.targets.find((t) => t.threshold !== null);
     return stored && stored.threshold !== null ? { target: stored.target, threshold: stored.threshold } : null;
   }
-  if (!calibration) throw new UsageError(`--target-precision needs a calibrated bundle: ${bundleName} has no calibration (train it again with this categorize)`, 'not_calibrated');
+  if (!calibration) throw new UsageError(`${flag} needs a calibrated bundle: ${bundleName} has no calibration (train it again with this categorize)`, 'not_calibrated');
   const stored = calibration.targets.find((t) => t.target === requested);
   const t = stored ?? thresholdForTarget(calibration.curve, requested);
-  if (t.threshold === null) throw new UsageError(`--target-precision ${requested}: ${bundleName} cannot vouch for it: ${t.reason}`, 'target_unsupported');
+  if (t.threshold === null) throw new UsageError(`${flag}: ${bundleName} cannot vouch for it: ${t.reason}`, 'target_unsupported');
   return { target: requested, threshold: t.threshold };
 }
 

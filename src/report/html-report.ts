@@ -3,6 +3,8 @@
 import { compareCodePoints } from '../head/labels.js';
 import type { EvalMetrics } from './metrics.js';
 import type { PathMetrics } from './path-metrics.js';
+import { thinCurve, type CalibrationReport } from './calibration-report.js';
+import { ECE_BINS, type CalibrationFigures } from '../head/calibration.js';
 
 export interface ConfusedExample {
   id: string;
@@ -29,6 +31,8 @@ export interface EvalReportInput {
   metrics: EvalMetrics;
   /** A path bundle's figures (levels, hierarchical, the curve over --min-path-score); null or absent: no section. */
   paths?: PathMetrics | null;
+  /** Calibration figures, reliability, the precision–coverage curve and targets; null or absent: no section. */
+  calibration?: CalibrationReport | null;
   confusedExamples: ConfusedPairExamples[];
   meta: ReportMeta;
   /** eval --ablation: each head alone, then fused (null or one entry: no section). */
@@ -112,6 +116,10 @@ table { border-collapse: collapse; }
 .examples { width: 100%; font-size: 13px; }
 .examples .id { white-space: nowrap; color: var(--muted); max-width: 12em; overflow: hidden; text-overflow: ellipsis; }
 .empty { color: var(--muted); font-style: italic; }
+.figs { display: flex; flex-wrap: wrap; gap: 12px 28px; align-items: flex-start; }
+.figs figure { margin: 0; }
+.figs figcaption { color: var(--muted); font-size: 12px; }
+.classes tr.fail td { background: #fde2dd; color: #8a1c10; }
 footer { margin-top: 40px; color: var(--muted); font-size: 12px; }
 @media print { .hm-wrap, .classes-wrap.long { max-height: none; overflow: visible; } body { padding: 0; } }
 `;
@@ -325,6 +333,185 @@ function pathSection(m: PathMetrics): string {
   );
 }
 
+const maybe = (x: number | null | undefined, f: (x: number) => string = fix) => (x === null || x === undefined || !Number.isFinite(x) ? '—' : f(x));
+const pct1 = (x: number) => `${(100 * x).toFixed(1)}%`;
+
+/**
+ * A reliability diagram as an inline SVG: per bin of the top-1 probability, the share of its rows that were right
+ * (bar) against their mean confidence (the red band between them is the bin's gap), the diagonal where the two agree,
+ * and each bin's row count above it.
+ */
+export function reliabilitySvg(f: CalibrationFigures, caption: string): string {
+  const W = 400;
+  const H = 380;
+  const pad = { l: 48, r: 12, t: 40, b: 44 };
+  const X = (v: number) => pad.l + v * (W - pad.l - pad.r);
+  const Y = (v: number) => H - pad.b - v * (H - pad.t - pad.b);
+  const ticks = [0, 0.2, 0.4, 0.6, 0.8, 1];
+  const grid =
+    ticks.map((v) => `<line x1="${X(v).toFixed(1)}" x2="${X(v).toFixed(1)}" y1="${pad.t}" y2="${H - pad.b}" class="g"/><text x="${X(v).toFixed(1)}" y="${H - pad.b + 16}" text-anchor="middle">${v.toFixed(1)}</text>`).join('') +
+    ticks.map((v) => `<line x1="${pad.l}" x2="${W - pad.r}" y1="${Y(v).toFixed(1)}" y2="${Y(v).toFixed(1)}" class="g"/><text x="${pad.l - 6}" y="${(Y(v) + 4).toFixed(1)}" text-anchor="end">${v.toFixed(1)}</text>`).join('');
+  const bars = f.bins
+    .filter((b) => b.count > 0)
+    .map((b) => {
+      const acc = b.accuracy!;
+      const conf = b.confidence!;
+      const x = X(b.lower) + 1;
+      const w = X(b.upper) - X(b.lower) - 2;
+      const tip = `top-1 probability (${b.lower.toFixed(3)}, ${b.upper.toFixed(3)}]: ${plural(b.count, 'row')}, mean confidence ${fix(conf)}, accuracy ${fix(acc)}`;
+      const gapTop = Y(Math.max(acc, conf));
+      const gap = `<rect x="${x.toFixed(1)}" y="${gapTop.toFixed(1)}" width="${w.toFixed(1)}" height="${(Y(Math.min(acc, conf)) - gapTop).toFixed(1)}" class="gap"/>`;
+      const cx = x + w / 2;
+      const count = `<text transform="translate(${(cx + 3).toFixed(1)} ${(gapTop - 4).toFixed(1)}) rotate(-90)" class="n">${b.count}</text>`;
+      return (
+        `<g class="bin"><title>${escapeHtml(tip)}</title><rect x="${x.toFixed(1)}" y="${Y(acc).toFixed(1)}" width="${w.toFixed(1)}" height="${(Y(0) - Y(acc)).toFixed(1)}" class="acc"/>` +
+        `${gap}<line x1="${x.toFixed(1)}" x2="${(x + w).toFixed(1)}" y1="${Y(conf).toFixed(1)}" y2="${Y(conf).toFixed(1)}" class="conf"/>${count}</g>`
+      );
+    })
+    .join('');
+  return (
+    `<figure><svg class="rel" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img" aria-label="reliability diagram: ${escapeHtml(caption)}">` +
+    `<style>.rel text{font:11px system-ui,sans-serif;fill:#5d6677}.rel .g{stroke:#eef0f4}.rel .acc{fill:hsl(212 60% 55%)}.rel .gap{fill:#d0452f;fill-opacity:.3}` +
+    `.rel .conf{stroke:#d0452f;stroke-width:1.5}.rel .diag{stroke:#1d2330;stroke-dasharray:4 3}.rel .n{font-size:9px}</style>` +
+    grid +
+    bars +
+    `<line x1="${X(0)}" y1="${Y(0)}" x2="${X(1)}" y2="${Y(1)}" class="diag"/>` +
+    `<text x="${((pad.l + W - pad.r) / 2).toFixed(0)}" y="${H - 8}" text-anchor="middle">top-1 probability (${ECE_BINS} bins; red line: bin's mean)</text>` +
+    `<text transform="translate(14 ${((pad.t + H - pad.b) / 2).toFixed(0)}) rotate(-90)" text-anchor="middle">accuracy (share right)</text></svg>` +
+    `<figcaption>${escapeHtml(caption)}: ECE ${maybe(f.ece)} over ${plural(f.rows, 'row')}; numbers above the bars: rows per bin</figcaption></figure>`
+  );
+}
+
+/** Points of the curve an SVG draws (a polyline of ten thousand points says no more than one of a few hundred). */
+const CURVE_POINTS = 400;
+
+/**
+ * The precision–coverage curve of the eval rows as an inline SVG: coverage across, precision up (zoomed to the curve
+ * past its first few noisy rows), each target's precision as a dashed line and its threshold's realized coverage
+ * and precision as a labelled point.
+ */
+export function precisionCoverageSvg(c: CalibrationReport): string {
+  const pts = thinCurve(c.curve, CURVE_POINTS);
+  if (pts.length === 0) return '<p class="empty">No row has a score: no curve to draw.</p>';
+  const W = 560;
+  const H = 360;
+  const pad = { l: 56, r: 20, t: 16, b: 44 };
+  const marks = c.targets.filter((t) => t.eval && t.eval.precision !== null);
+  // The first rows' precision swings between 0 and 1: the axis follows the curve from 5% coverage on, and the targets.
+  const settled = pts.filter((p) => p.coverage >= 0.05);
+  const lows = [...(settled.length ? settled : pts).map((p) => p.precision), ...c.targets.map((t) => t.target), ...marks.map((t) => t.eval!.precision!)];
+  // Five gridlines a round step apart, down to just below the lowest of them.
+  const step = [0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2].find((s) => 1 - 5 * s <= Math.min(...lows) - 0.005) ?? 0.2;
+  const y0 = Math.max(0, 1 - 5 * step);
+  const y1 = 1;
+  const X = (v: number) => pad.l + v * (W - pad.l - pad.r);
+  const Y = (v: number) => H - pad.b - ((v - y0) / (y1 - y0)) * (H - pad.t - pad.b);
+  const ticks = (lo: number, hi: number) => Array.from({ length: 6 }, (_, i) => lo + ((hi - lo) * i) / 5);
+  const grid =
+    ticks(0, 1).map((v) => `<line x1="${X(v).toFixed(1)}" x2="${X(v).toFixed(1)}" y1="${pad.t}" y2="${H - pad.b}" class="g"/><text x="${X(v).toFixed(1)}" y="${H - pad.b + 16}" text-anchor="middle">${pct(v).replace('.00', '')}</text>`).join('') +
+    ticks(y0, y1).map((v) => `<line x1="${pad.l}" x2="${W - pad.r}" y1="${Y(v).toFixed(1)}" y2="${Y(v).toFixed(1)}" class="g"/><text x="${pad.l - 6}" y="${(Y(v) + 4).toFixed(1)}" text-anchor="end">${v.toFixed(3)}</text>`).join('');
+  const line = pts.map((p) => `${X(p.coverage).toFixed(1)},${Y(p.precision).toFixed(1)}`).join(' ');
+  const targetLines = c.targets
+    .map((t) => `<line x1="${pad.l}" x2="${W - pad.r}" y1="${Y(t.target).toFixed(1)}" y2="${Y(t.target).toFixed(1)}" class="tl"/><text x="${pad.l + 4}" y="${(Y(t.target) - 3).toFixed(1)}" class="tt">target ${t.target}</text>`)
+    .join('');
+  // Labels left of their points, pushed apart where points crowd (targets a few rows apart), a leader line back.
+  let below = -Infinity;
+  const dots = marks
+    .map((t) => ({ t, cx: X(t.eval!.coverage), cy: Y(t.eval!.precision!) }))
+    .sort((a, b) => a.cy - b.cy)
+    .map(({ t, cx, cy }) => {
+      const e = t.eval!;
+      const ly = Math.max(cy + 4, below + 13);
+      below = ly;
+      const tip = `target ${t.target}: score ≥ ${fix(t.threshold!)} accepts ${e.accepted} of ${c.rows} rows (${pct1(e.coverage)}), precision ${fix(e.precision!)}`;
+      const cls = t.gate && !t.gate.passed ? 'fail' : 'mine';
+      const leader = ly - cy > 8 ? `<line x1="${(cx - 12).toFixed(1)}" y1="${(ly - 4).toFixed(1)}" x2="${(cx - 4).toFixed(1)}" y2="${(cy + 2).toFixed(1)}" class="ld"/>` : '';
+      return (
+        `<circle cx="${cx.toFixed(1)}" cy="${cy.toFixed(1)}" r="5" class="${cls}"><title>${escapeHtml(tip)}</title></circle>${leader}` +
+        `<text x="${(cx - 12).toFixed(1)}" y="${ly.toFixed(1)}" text-anchor="end" class="lbl ${cls}">${t.target}: score ≥ ${fix(t.threshold!)}</text>`
+      );
+    })
+    .join('');
+  return (
+    `<svg class="pc" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img" aria-label="precision against coverage as the score threshold moves, targets marked">` +
+    `<style>.pc text{font:11px system-ui,sans-serif;fill:#5d6677}.pc .g{stroke:#eef0f4}.pc .tl{stroke:#e0a100;stroke-dasharray:5 4}.pc .tt{fill:#a07300}` +
+    `.pc .mine{fill:#d0452f}.pc .fail{fill:#8a1c10}.pc .lbl{font-weight:600}.pc .ld{stroke:#5d6677}.pc text.mine{fill:#d0452f}.pc text.fail{fill:#8a1c10}</style>` +
+    `<defs><clipPath id="pc-plot"><rect x="${pad.l}" y="${pad.t}" width="${W - pad.l - pad.r}" height="${H - pad.t - pad.b}"/></clipPath></defs>` +
+    grid +
+    targetLines +
+    `<polyline points="${line}" fill="none" stroke="#2f6fd0" stroke-width="1.5" clip-path="url(#pc-plot)"/>${dots}` +
+    `<text x="${((pad.l + W - pad.r) / 2).toFixed(0)}" y="${H - 8}" text-anchor="middle">coverage (share of rows accepted)</text>` +
+    `<text transform="translate(14 ${((pad.t + H - pad.b) / 2).toFixed(0)}) rotate(-90)" text-anchor="middle">precision of the accepted rows</text></svg>`
+  );
+}
+
+/** Calibration and decisions: the figures before and after, reliability diagrams, the curve and the targets. */
+function calibrationSection(c: CalibrationReport): string {
+  const b = c.bundle;
+  const raw = c.raw;
+  const sub = (k: 'ece' | 'brier' | 'logLoss') => (b && raw ? `raw ${maybe(raw[k])} · held-out ${maybe(b.after[k])}` : 'raw scores');
+  const cards =
+    '<div class="cards">' +
+    card('ECE', maybe(c.figures.ece), sub('ece')) +
+    card('Brier', maybe(c.figures.brier), sub('brier')) +
+    card('Log-loss', maybe(c.figures.logLoss), sub('logLoss')) +
+    '</div>';
+  const names: [string, 'ece' | 'brier' | 'logLoss'][] = [['ECE', 'ece'], ['Brier', 'brier'], ['Log-loss', 'logLoss']];
+  const figures =
+    b && raw
+      ? '<table class="classes"><thead><tr><th></th><th class="num">Eval, raw</th><th class="num">Eval, calibrated</th><th class="num">Held-out, raw</th><th class="num">Held-out, calibrated</th></tr></thead><tbody>' +
+        names.map(([n, k]) => `<tr><td>${n}</td><td class="num">${maybe(raw[k])}</td><td class="num">${maybe(c.figures[k])}</td><td class="num">${maybe(b.before[k])}</td><td class="num">${maybe(b.after[k])}</td></tr>`).join('') +
+        '</tbody></table>'
+      : '<table class="classes"><thead><tr><th></th><th class="num">Eval</th></tr></thead><tbody>' +
+        names.map(([n, k]) => `<tr><td>${n}</td><td class="num">${maybe(c.figures[k])}</td></tr>`).join('') +
+        '</tbody></table>';
+  const how = b
+    ? `<p>The bundle divides its log-probabilities by a temperature of ${b.temperature.toFixed(3)}${b.topTemperature !== null ? ` (top-level heads ${b.topTemperature.toFixed(3)})` : ''}` +
+      `${b.topLabel ? ', then rescales the top class’s probability (top-label scaling)' : ''}, fitted on ${plural(b.rows, 'held-out row')} at train time. ` +
+      'Raw: the probabilities before that; held-out: what train measured on its own held-out rows.</p>'
+    : '<p class="notes">This bundle is not calibrated (trained without held-out rows, or by an older categorize): the figures are of its raw scores, and it stores no target thresholds.</p>';
+  const errors = c.rows - c.scored;
+  const explain =
+    `<p>ECE: the ${ECE_BINS} equal-width bins of the top-1 probability, each bin’s |accuracy − mean confidence| weighted by its rows; ` +
+    'Brier: the mean squared distance of the probabilities from the one-hot label; log-loss: the mean −log p(true label). Lower is better for all three.' +
+    `${errors ? ` ${plural(errors, 'row')} without probabilities (errors) are left out of them.` : ''}</p>`;
+  const diagrams =
+    '<div class="figs">' +
+    (b && raw ? reliabilitySvg(raw, 'raw probabilities') + reliabilitySvg(c.figures, 'calibrated probabilities') : reliabilitySvg(c.figures, 'raw probabilities')) +
+    '</div>';
+  const conf = Math.round(c.confidence * 100);
+  const targets = c.targets.length
+    ? '<table class="classes targets"><thead><tr><th class="num">Target</th><th class="num">Threshold</th><th class="num">Held-out coverage</th><th class="num">Held-out precision</th>' +
+      `<th class="num">Eval accepted</th><th class="num">Eval coverage</th><th class="num">Eval precision</th><th class="num">Eval ${conf}% lower bound</th><th>Gate</th></tr></thead><tbody>` +
+      c.targets
+        .map((t) => {
+          const cls = t.gate && !t.gate.passed ? ' class="fail"' : t.runDefault ? ' class="mine"' : '';
+          const note = [t.runDefault ? 'run’s default' : '', t.stored ? '' : 'from the held-out curve'].filter(Boolean).join(', ');
+          const gate = t.gate ? `${t.gate.passed ? 'pass' : '<b>fail</b>'} (≥ ${t.gate.minPrecision})` : '';
+          return (
+            `<tr${cls}><td class="num">${t.target}${note ? `<span class="badge info">${note}</span>` : ''}</td>` +
+            `<td class="num"${t.reason ? ` title="${escapeHtml(t.reason)}"` : ''}>${t.threshold === null ? 'none' : fix(t.threshold)}</td>` +
+            `<td class="num">${maybe(t.heldOut?.coverage, pct1)}</td><td class="num">${maybe(t.heldOut?.precision)}</td>` +
+            `<td class="num">${t.eval ? `${t.eval.accepted} / ${c.rows}` : '—'}</td><td class="num">${maybe(t.eval?.coverage, pct1)}</td>` +
+            `<td class="num">${maybe(t.eval?.precision)}</td><td class="num">${t.eval?.accepted ? fix(t.eval.lower) : '—'}</td><td>${gate}</td></tr>`
+          );
+        })
+        .join('') +
+      '</tbody></table>' +
+      c.targets
+        .filter((t) => t.threshold === null)
+        .map((t) => `<p>Target ${t.target}: no threshold stored: ${escapeHtml(t.reason ?? '')}.</p>`)
+        .join('')
+    : `<p class="empty">${b ? 'No target precisions: train stored none (train --target-precision) and no --min-precision-at asked for one.' : 'No target precisions: an uncalibrated bundle has no thresholds to decide by.'}</p>`;
+  return (
+    `${cards}${how}${figures}${explain}<h3>Reliability</h3>${diagrams}` +
+    `<h3>Precision against coverage</h3><p>Rows accepted when their decision score (the top-1 probability; a path bundle’s full path’s) reaches a threshold, from the highest down. ` +
+    `Each target’s threshold was chosen on held-out rows by the ${conf}% lower bound of their precision; the points are what it accepts here, decided as run decides` +
+    `${c.paths ? ' (a path bundle accepts a row only when its answer also reaches full depth at --min-path-score)' : ''}.</p>` +
+    `${precisionCoverageSvg(c)}<h3>Target thresholds</h3>${targets}`
+  );
+}
+
 /** Renders the whole report. The score column of the examples is the probability of the wrong prediction. */
 export function renderEvalReport(input: EvalReportInput): string {
   const { metrics: m, meta } = input;
@@ -347,6 +534,7 @@ export function renderEvalReport(input: EvalReportInput): string {
 <main>
 ${headline(m)}
 ${input.paths ? `<h2>Category paths</h2>\n${pathSection(input.paths)}` : ''}
+${input.calibration ? `<h2>Calibration and decisions</h2>\n${calibrationSection(input.calibration)}` : ''}
 ${input.ablation && input.ablation.length > 1 ? `<h2>Ablation: each modality alone and fused</h2>\n${ablationSection(input.ablation, input.fusion)}` : ''}
 <h2>Per class</h2>
 ${classTable(m)}

@@ -3,6 +3,8 @@
 import { compareCodePoints } from '../head/labels.js';
 import { mostConfusedPairs, type EvalMetrics } from './metrics.js';
 import type { PathMetrics } from './path-metrics.js';
+import { curveAtCoverage, type CalibrationReport } from './calibration-report.js';
+import { ECE_BINS } from '../head/calibration.js';
 
 export interface TableOptions {
   /** ANSI colours and bold; off for pipes and files. */
@@ -184,4 +186,78 @@ export function formatAblationTable(variants: readonly { name: string; predicted
     pct(v.metrics.top3Accuracy),
   ]);
   return ['Ablation (same embeddings; each head alone on the rows that have its modality, fused on all rows)', ...grid(head, rows)].join('\n');
+}
+
+/** A figure that may be missing (no scored rows, no accepted rows). */
+const maybe = (x: number | null | undefined, f: (x: number) => string = fix) => (x === null || x === undefined || !Number.isFinite(x) ? '—' : f(x));
+const pct1 = (x: number) => `${(100 * x).toFixed(1)}%`;
+
+/** Coverages the terminal lists the precision–coverage curve at. */
+const TABLE_COVERAGES = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1];
+
+/**
+ * eval's calibration section: ECE, Brier and log-loss (raw beside calibrated, and what train measured on its
+ * held-out rows), the reliability bins, the precision–coverage curve, and each target's threshold with its held-out
+ * and realized precision and coverage.
+ */
+export function formatCalibrationTable(c: CalibrationReport): string {
+  const b = c.bundle;
+  const how = b
+    ? `temperature ${b.temperature.toFixed(3)}${b.topTemperature !== null ? ` (top level ${b.topTemperature.toFixed(3)})` : ''}${b.topLabel ? ', top-label scaling' : ''}, fitted on ${b.rows} held-out rows`
+    : 'this bundle is not calibrated: figures of its raw scores, no target thresholds';
+  const errors = c.rows - c.scored;
+  const lines = [`Calibration: ${c.rows} rows${errors ? ` (${errors} without probabilities left out of the figures)` : ''}; top-1 probability in ${ECE_BINS} bins; ${how}`];
+  const names: [string, 'ece' | 'brier' | 'logLoss'][] = [['ECE', 'ece'], ['Brier', 'brier'], ['log-loss', 'logLoss']];
+  if (b && c.raw) {
+    const raw = c.raw;
+    lines.push(...grid(['', 'eval raw', 'eval calibrated', 'held-out raw', 'held-out calibrated'], names.map(([name, k]) => [name, maybe(raw[k]), maybe(c.figures[k]), maybe(b.before[k]), maybe(b.after[k])])));
+  } else {
+    lines.push(...grid(['', 'eval'], names.map(([name, k]) => [name, maybe(c.figures[k])])));
+  }
+
+  lines.push('');
+  lines.push(`  reliability of the ${b ? 'calibrated' : 'raw'} scores (bins with rows; gap = accuracy − mean confidence):`);
+  const bins = c.figures.bins.filter((x) => x.count > 0);
+  lines.push(
+    ...grid(
+      ['top-1 probability', 'rows', 'mean confidence', 'accuracy', 'gap'],
+      bins.map((x) => [`(${x.lower.toFixed(3)}, ${x.upper.toFixed(3)}]`, String(x.count), maybe(x.confidence), maybe(x.accuracy), maybe(x.accuracy! - x.confidence!, (g) => `${g >= 0 ? '+' : '−'}${Math.abs(g).toFixed(4)}`)]),
+    ),
+  );
+
+  lines.push('');
+  lines.push('  precision against coverage (rows accepted at each threshold of the decision score):');
+  const points = curveAtCoverage(c.curve, TABLE_COVERAGES);
+  lines.push(...grid(['coverage', 'threshold', 'precision', 'accepted'], points.map((p) => [pct1(p.coverage), fix(p.threshold), fix(p.precision), `${p.accepted}/${c.rows}`])));
+
+  if (c.targets.length === 0) {
+    lines.push('');
+    lines.push(b ? '  no target precisions: train stored none (train --target-precision), and no --min-precision-at asked for one' : '  no target precisions: an uncalibrated bundle has no thresholds to decide by');
+    return lines.join('\n');
+  }
+  lines.push('');
+  const conf = Math.round(c.confidence * 100);
+  lines.push(`  targets (eval: rows accepted as run decides them; lower: ${conf}% lower bound; ◀ run's default decision):`);
+  if (c.paths) lines.push('  (a path bundle accepts a row only when its answer also reaches full depth at --min-path-score)');
+  const head = ['target', 'threshold', 'held-out cov', 'held-out prec', 'eval accepted', 'eval cov', 'eval prec', 'eval lower'];
+  const gates = c.targets.some((t) => t.gate);
+  if (gates) head.push('--min-precision-at');
+  const rows = c.targets.map((t) => {
+    const row = [
+      `${t.target}${t.runDefault ? ' ◀' : ''}${t.stored ? '' : ' *'}`,
+      t.threshold === null ? 'none' : fix(t.threshold),
+      maybe(t.heldOut?.coverage, pct1),
+      maybe(t.heldOut?.precision),
+      t.eval ? `${t.eval.accepted}/${c.rows}` : '—',
+      maybe(t.eval?.coverage, pct1),
+      maybe(t.eval?.precision),
+      t.eval?.accepted ? fix(t.eval.lower) : '—',
+    ];
+    if (gates) row.push(t.gate ? `${t.gate.passed ? 'pass' : 'FAIL'} (≥ ${t.gate.minPrecision})` : '—');
+    return row;
+  });
+  lines.push(...grid(head, rows));
+  if (c.targets.some((t) => !t.stored)) lines.push("  * not stored by train: its threshold from the bundle's held-out curve, as run --target-precision finds it");
+  for (const t of c.targets) if (t.threshold === null) lines.push(`  ${t.target}: no threshold stored (${t.reason})`);
+  return lines.join('\n');
 }
