@@ -26,10 +26,12 @@ export interface PredictorOptions extends FeatureOptions {
 
 /**
  * A row's accept/review decision: accepted when its score reaches the threshold; for a path bundle the score is the
- * full path's, and the answer must reach full depth. Error rows are for review.
+ * full path's, and the answer must be that full path. Error rows are for review.
  */
-export function decide(record: Pick<PredictionRecord, 'status' | 'score' | 'path'>, decision: Decision): RecordDecision {
-  const score = record.status !== 'ok' ? null : record.path ? (record.path.complete ? record.path.full_path_score : null) : record.score;
+export function decide(record: Pick<PredictionRecord, 'status' | 'score' | 'path' | 'category'>, decision: Decision): RecordDecision {
+  // A path answer counts only when it is the full path itself (below 0.5 a greedy descent may end at another leaf).
+  const fullAnswer = record.path?.complete === true && record.category === record.path.full_path;
+  const score = record.status !== 'ok' ? null : record.path ? (fullAnswer ? record.path.full_path_score : null) : record.score;
   return { decision: score !== null && score >= decision.threshold ? 'accept' : 'review', target: decision.target };
 }
 

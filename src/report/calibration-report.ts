@@ -23,7 +23,7 @@ export interface PrecisionGate {
 }
 
 /** The fields of a record decide() reads. */
-type DecisionRecord = Pick<PredictionRecord, 'status' | 'score' | 'path'>;
+type DecisionRecord = Parameters<typeof decide>[0];
 
 /** What the held-out rows said about a target's threshold when train (or resolveDecision) chose it. */
 export interface HeldOutPrecision {
@@ -181,11 +181,11 @@ export class CalibrationReportAccumulator {
   }
 
   /** One eval row: its (canonical) label, record, and probabilities (null for an error row). */
-  add(label: string, record: DecisionRecord & Pick<PredictionRecord, 'category'>, probs: ArrayLike<number> | null, rawProbs: ArrayLike<number> | null): void {
+  add(label: string, record: DecisionRecord, probs: ArrayLike<number> | null, rawProbs: ArrayLike<number> | null): void {
     const ok = record.status === 'ok' && probs !== null;
     const answer = this.paths ? (record.path?.full_path ?? null) : record.category;
     const correct = ok && answer === label;
-    this.records.push({ record: { status: record.status, score: record.score, path: record.path }, correct });
+    this.records.push({ record: { status: record.status, score: record.score, path: record.path, category: record.category }, correct });
     if (!ok) return;
     const y = this.index.get(label) ?? -1;
     this.figures.add(probs, y);

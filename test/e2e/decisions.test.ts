@@ -174,7 +174,7 @@ test('a path bundle: both head sets calibrated on the same held-out rows; decisi
   assert.equal(run.code, 0, run.stderr);
   const recs = readJsonl(out);
   for (const rec of recs) {
-    const accept = rec.path_complete === true && (rec.full_path_score as number) >= threshold;
+    const accept = rec.path_complete === true && rec.category === rec.full_path && (rec.full_path_score as number) >= threshold;
     assert.equal(rec.decision, accept ? 'accept' : 'review', JSON.stringify(rec));
   }
   assert.ok(recs.some((x) => x.decision === 'accept') && recs.some((x) => x.decision === 'review'));
