@@ -2,10 +2,10 @@
 // when a check fails. Kept out of main.ts so the command is one registration line there.
 import fs from 'node:fs';
 import { Command, Option } from 'commander';
-import { checkAnnotations, checkCommand, DEFAULT_THRESHOLDS, formatFinding, listedFindings, type CheckOutcome, type CheckResult, type CheckThresholds } from '../commands/check.js';
+import { checkAnnotations, checkCommand, DEFAULT_LOW_CONFIDENCE, DEFAULT_MIN_CONFIDENCE, DEFAULT_THRESHOLDS, formatFinding, listedFindings, type CheckOutcome, type CheckResult, type CheckThresholds } from '../commands/check.js';
 import { ExitCode, UsageError } from '../errors.js';
 import { displayWidth } from '../report/table.js';
-import { MIN_PATH_SCORE_HELP, floatOption, intOption, levelShares, type LevelShare } from './options.js';
+import { MIN_PATH_SCORE_HELP, floatOption, intOption, levelShares, oneTargetPrecision, type LevelShare } from './options.js';
 import { addPipelineOptions, cliLog, pipelineOptions, type Io, type PipelineFlags } from './pipeline-options.js';
 import { makeProgress } from './progress.js';
 
@@ -15,9 +15,10 @@ interface CheckFlags extends PipelineFlags, Omit<CheckThresholds, 'maxDisagreeme
   model: string;
   maxDisagreementRateLevel?: LevelShare[];
   minPathScore?: number;
+  targetPrecision?: number;
   labelColumn?: string;
-  minConfidence: number;
-  lowConfidence: number;
+  minConfidence?: number;
+  lowConfidence?: number;
   junit?: string;
   json?: string;
   annotations?: 'github';
@@ -87,8 +88,22 @@ export function addCheckCommand(program: Command, io: Io, env: NodeJS.ProcessEnv
       .argument('<input>', "catalog CSV or TSV file, or '-' for stdin")
       .requiredOption('-m, --model <dir>', 'model bundle folder')
       .option('--label-column <name>', "column holding each row's stored category, or category path with a path bundle (split on the bundle's separator); without it, disagreement and unknown_category are skipped")
-      .option('--min-confidence <p>', 'a prediction at least this probable that differs from the stored category is a disagreement (path bundles: probable at the highest level where the paths differ)', floatOption(0, 1), 0.8)
-      .option('--low-confidence <p>', 'a top score below this is low confidence (path bundles: the answered node\'s score; an unanswered row is always low)', floatOption(0, 1), 0.5)
+      // No commander defaults for these two: a value given must be told from none, which leaves the bundle's target in charge.
+      .option(
+        '--target-precision <p>',
+        "judge the confidence checks by run's accept/review decision at this target precision: a disagreement is a row run would accept, low confidence a row it would send for review (the threshold the bundle's held-out rows vouch for; default: the first target train stored; without one, --min-confidence and --low-confidence)",
+        oneTargetPrecision,
+      )
+      .option(
+        '--min-confidence <p>',
+        `a prediction at least this probable that differs from the stored category is a disagreement (path bundles: probable at the highest level where the paths differ); overrides the target precision (default: the target's threshold, else ${DEFAULT_MIN_CONFIDENCE})`,
+        floatOption(0, 1),
+      )
+      .option(
+        '--low-confidence <p>',
+        `a top score below this is low confidence (path bundles: the answered node's score; an unanswered row is always low); overrides the target precision (default: rows decided review at the target, else below ${DEFAULT_LOW_CONFIDENCE})`,
+        floatOption(0, 1),
+      )
       .option('--min-path-score <p>', MIN_PATH_SCORE_HELP, floatOption(0, 1))
       .option('--max-disagreement-rate <r>', 'fail when the share of labelled rows that disagree with a confident prediction exceeds r (path bundles: at any level)', floatOption(0, 1), d.maxDisagreementRate)
       .option(
@@ -96,7 +111,7 @@ export function addCheckCommand(program: Command, io: Io, env: NodeJS.ProcessEnv
         'path bundles: also fail when the share of labelled rows whose path first differs at that level (1 = top) exceeds r; pairs comma-separated or repeated, e.g. 1:0,3:0.05. Every limit must hold: to allow sibling leaves but no wrong top level, --max-disagreement-rate 0.1 --max-disagreement-rate-level 1:0 (default: no level limit)',
         levelShares,
       )
-      .option('--max-low-confidence-rate <r>', 'fail when the share of predicted rows scoring below --low-confidence exceeds r', floatOption(0, 1), d.maxLowConfidenceRate)
+      .option('--max-low-confidence-rate <r>', 'fail when the share of predicted rows of low confidence (for review at the target precision, or scoring below --low-confidence) exceeds r', floatOption(0, 1), d.maxLowConfidenceRate)
       .option('--max-duplicate-ids <n>', 'fail when more than n ids appear more than once', intOption(0), d.maxDuplicateIds)
       .option('--max-empty-titles <n>', 'fail when more than n rows have an empty title', intOption(0), d.maxEmptyTitles)
       .option('--max-image-problem-rate <r>', 'fail when the share of rows with a missing or unreadable image exceeds r (bundles that use images)', floatOption(0, 1), d.maxImageProblemRate)
@@ -120,6 +135,7 @@ export function addCheckCommand(program: Command, io: Io, env: NodeJS.ProcessEnv
       labelColumn: flags.labelColumn,
       model: flags.model,
       minPathScore: flags.minPathScore,
+      targetPrecision: flags.targetPrecision,
       minConfidence: flags.minConfidence,
       lowConfidence: flags.lowConfidence,
       thresholds: {
@@ -147,7 +163,8 @@ export function addCheckCommand(program: Command, io: Io, env: NodeJS.ProcessEnv
     log.event('summary', {
       rows: result.rows,
       failed: result.failed,
-      checks: result.checks.map((c) => ({ name: c.name, status: c.status, count: c.count, rate: c.rate, max: c.threshold.max })),
+      targetPrecision: result.decision,
+      checks: result.checks.map((c) => ({ name: c.name, status: c.status, count: c.count, rate: c.rate, max: c.threshold.max, ...(c.cutoff ? { cutoff: c.cutoff.criterion } : {}) })),
       elapsedSeconds: result.elapsedSeconds,
     });
     if (result.failed.length > 0) {

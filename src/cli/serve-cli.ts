@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import type { Command } from 'commander';
 import { serveCommand } from '../commands/serve.js';
 import { ExitCode } from '../errors.js';
-import { MIN_PATH_SCORE_HELP, floatOption, intOption } from './options.js';
+import { MIN_PATH_SCORE_HELP, TARGET_PRECISION_HELP, floatOption, intOption, oneTargetPrecision } from './options.js';
 import { addPipelineOptions, cliLog, pipelineOptions, type Io, type PipelineFlags } from './pipeline-options.js';
 import type { CliLog } from './log.js';
 
@@ -21,6 +21,7 @@ interface ServeFlags extends PipelineFlags {
   allowImageUrls?: boolean;
   topN: number;
   minPathScore?: number;
+  targetPrecision?: number;
 }
 
 /** First signal: graceful shutdown (the command returns, exit 0). A second one: exit at once, 130/143. */
@@ -47,7 +48,7 @@ export function addServeCommand(program: Command, io: Io, env: NodeJS.ProcessEnv
     program
       .command('serve')
       .description(
-        "HTTP service over a bundle (run's pipeline; concurrent requests share micro-batches): POST /predict (multipart image + title, description, top_k_tags; a path bundle adds the path fields and takes min_path_score), POST /predict/batch (JSON lines or CSV in, run's records out), GET /healthz, /readyz, /metrics.",
+        "HTTP service over a bundle (run's pipeline; concurrent requests share micro-batches): POST /predict (multipart image + title, description, top_k_tags; a path bundle adds the path fields and takes min_path_score; with a target precision, decision and target_precision come last), POST /predict/batch (JSON lines or CSV in, run's records out), GET /healthz, /readyz, /metrics.",
       )
       .requiredOption('-m, --model <dir>', 'model bundle folder')
       .option('--host <address>', 'address to listen on (0.0.0.0: every interface)', '127.0.0.1')
@@ -58,7 +59,8 @@ export function addServeCommand(program: Command, io: Io, env: NodeJS.ProcessEnv
       .option('--shutdown-timeout-ms <ms>', 'on SIGTERM/SIGINT, how long requests in flight may take before their connections are cut', intOption(0, 3_600_000), 30_000)
       .option('--allow-image-urls', '/predict/batch: fetch http(s) image URLs that rows name (default: refused, as the server would fetch what clients ask)')
       .option('--top-n <n>', 'categories listed in top_categories', intOption(1, 1000), 3)
-      .option('--min-path-score <p>', `${MIN_PATH_SCORE_HELP}; a request may send its own min_path_score`, floatOption(0, 1)),
+      .option('--min-path-score <p>', `${MIN_PATH_SCORE_HELP}; a request may send its own min_path_score`, floatOption(0, 1))
+      .option('--target-precision <p>', `${TARGET_PRECISION_HELP}; answers add decision and target_precision, and a request may send its own target_precision`, oneTargetPrecision),
     'override',
   );
   // The shared flags say what they mean for a catalog run; two mean something else here.
@@ -78,6 +80,7 @@ export function addServeCommand(program: Command, io: Io, env: NodeJS.ProcessEnv
         port: flags.port,
         topN: flags.topN,
         minPathScore: flags.minPathScore,
+        targetPrecision: flags.targetPrecision,
         maxUploadBytes: Math.round(flags.maxUploadMb * 1024 * 1024),
         requestTimeoutMs: flags.requestTimeoutMs,
         maxQueue: flags.maxQueue,

@@ -2,11 +2,15 @@
 // checks, each with a threshold; every finding keeps the CSV line it came from so reports can point into the file.
 // With a path bundle the label checks compare paths: a disagreement is placed at the highest level where the stored
 // path and the answered node part, since a wrong department is a worse finding than a sibling leaf.
+// A calibrated bundle with a target precision sets the two confidence checks: a disagreement is a row run would
+// accept unseen, low confidence a row it would send for review; --min-confidence / --low-confidence still override.
 import fs from 'node:fs';
 import path from 'node:path';
 import type { CatalogRow } from '../io/catalog-reader.js';
 import type { PredictionRecord } from '../io/prediction-writer.js';
 import { UsageError } from '../errors.js';
+import type { Decision } from '../head/calibration.js';
+import { decide } from '../pipeline/predictor.js';
 import { Taxonomy, canonicalPath, pathLevels, withAncestors, type LevelShare } from '../head/taxonomy.js';
 import { bundleInputs, type ModelBundle } from '../models/bundle.js';
 import { orderedMap } from '../pipeline/ordered-map.js';
@@ -48,13 +52,21 @@ export const DEFAULT_THRESHOLDS: CheckThresholds = {
   maxErrorRate: 0,
 };
 
+/** The fixed scores of the confidence checks when neither an option nor a target precision sets them. */
+export const DEFAULT_MIN_CONFIDENCE = 0.8;
+export const DEFAULT_LOW_CONFIDENCE = 0.5;
+
 export interface CheckOptions extends BundleRunOptions {
   /** Column holding each row's stored category; without it the label checks are skipped. */
   labelColumn?: string;
-  /** A prediction at least this probable that differs from the stored category is a disagreement. */
-  minConfidence: number;
-  /** A top score below this is low confidence. */
-  lowConfidence: number;
+  /**
+   * A prediction at least this probable that differs from the stored category is a disagreement. Undefined: one run
+   * would accept at the target precision in effect (targetPrecision, else the bundle's first stored target), and
+   * without one, DEFAULT_MIN_CONFIDENCE.
+   */
+  minConfidence?: number;
+  /** A top score below this is low confidence. Undefined: a row decided review at the target, else DEFAULT_LOW_CONFIDENCE. */
+  lowConfidence?: number;
   thresholds: CheckThresholds;
   json?: string;
   junit?: string;
@@ -82,6 +94,25 @@ export interface LevelOutcome {
   /** The level's own limit, or null when only --max-disagreement-rate applies to it. */
   max: number | null;
   status: 'pass' | 'fail';
+}
+
+/** What makes a row count for disagreement or low_confidence, and where it came from. */
+export interface ConfidenceCutoff {
+  /** disagreement counts rows scored at least this, low_confidence rows below it (for a target: its threshold). */
+  score: number;
+  /**
+   * 'option': --min-confidence / --low-confidence as given; 'default': that option's default (no target precision in
+   * effect); 'target': run's accept/review decision at a target precision.
+   */
+  source: 'option' | 'default' | 'target';
+  /** The option that sets it, and overrides a target. */
+  option: '--min-confidence' | '--low-confidence';
+  /** source 'target': the target precision, named by --target-precision or the bundle's first stored one. */
+  target: { precision: number; from: '--target-precision' | 'bundle' } | null;
+  /** Where the score came from in words: "--min-confidence", "the bundle's threshold for target precision 0.95". */
+  from: string;
+  /** Which rows count, in words (annotation titles), e.g. "score ≥ 0.9276 (the bundle's threshold for target precision 0.95)". */
+  criterion: string;
 }
 
 export interface CheckOutcome {
@@ -112,6 +143,8 @@ export interface CheckOutcome {
   categories?: { category: string; count: number; firstLine: number; firstId: string; knownAncestor?: string | null }[];
   /** disagreement with a path bundle: the findings per level, every level of the tree listed. */
   levels?: LevelOutcome[];
+  /** disagreement and low_confidence: the cutoff they counted rows by. */
+  cutoff?: ConfidenceCutoff;
 }
 
 /** What check knows of a path bundle's tree. */
@@ -134,6 +167,8 @@ export interface CheckResult {
   usesImages: boolean;
   /** Path bundles: how labels were compared; null for flat bundles. */
   paths: CheckPaths | null;
+  /** The target precision in effect and its threshold (whether or not an option overrode it for both checks), or null. */
+  decision: (Decision & { from: '--target-precision' | 'bundle' }) | null;
   checks: CheckOutcome[];
   failed: CheckName[];
   startedAt: string;
@@ -175,8 +210,10 @@ export interface PathDisagreement {
  * leaf (an ancestor) or goes below a stored inner node says less or more, not something else. The score is the one at
  * the differing level, not the answer's own (its deepest): a sure wrong department is flagged even when the leaf
  * under it is a guess. Null when the paths agree, nothing was answered, or the score there is below minConfidence.
+ * minConfidence null: the caller has judged the row sure already (run would accept it at a target precision: a full
+ * path scored at least the threshold), so any level where the paths part counts.
  */
-export function pathDisagreement(stored: string, answered: string | null, scores: readonly number[], minConfidence: number): PathDisagreement | null {
+export function pathDisagreement(stored: string, answered: string | null, scores: readonly number[], minConfidence: number | null): PathDisagreement | null {
   if (answered === null || answered === '') return null;
   const s = pathLevels(stored);
   const a = pathLevels(answered);
@@ -184,7 +221,7 @@ export function pathDisagreement(stored: string, answered: string | null, scores
   for (let d = 0; d < shared; d++) {
     if (s[d] === a[d]) continue;
     const score = scores[d] ?? 0;
-    return score >= minConfidence ? { level: d + 1, storedDepth: s.length, score } : null;
+    return minConfidence === null || score >= minConfidence ? { level: d + 1, storedDepth: s.length, score } : null;
   }
   return null;
 }
@@ -192,6 +229,48 @@ export function pathDisagreement(stored: string, answered: string | null, scores
 /** A path disagreement in words, e.g. "stored 'A > B > C', predicted 'A > D' (differs at level 2 of 3, 0.93 sure)". */
 export function describePathDisagreement(stored: string, answered: string, d: PathDisagreement): string {
   return `stored ${quote(stored)}, predicted ${quote(answered)} (differs at level ${d.level} of ${d.storedDepth}, ${prob(d.score)} sure)`;
+}
+
+/** The two confidence checks' cutoffs, and the decision a cutoff of source 'target' judges rows by. */
+export interface ConfidenceCutoffs {
+  disagreement: ConfidenceCutoff;
+  lowConfidence: ConfidenceCutoff;
+  decision: Decision | null;
+}
+
+/**
+ * Each confidence check's cutoff: its option when given; else the decision in effect (`decision`: --target-precision,
+ * or the bundle's first stored target), so the gate flags what run would apply unseen or send for review; else the
+ * option's default, as before calibration. `paths`: a path bundle, whose decision is on the full path.
+ */
+export function confidenceCutoffs(
+  opts: Pick<CheckOptions, 'minConfidence' | 'lowConfidence' | 'targetPrecision'>,
+  decision: Decision | null,
+  paths: boolean,
+): ConfidenceCutoffs {
+  const target = decision ? { precision: decision.target, from: opts.targetPrecision !== undefined ? ('--target-precision' as const) : ('bundle' as const) } : null;
+  const targetFrom = target ? (target.from === 'bundle' ? `the bundle's threshold for target precision ${target.precision}` : `the bundle's threshold for --target-precision ${target.precision}`) : '';
+  const cutoff = (option: ConfidenceCutoff['option'], given: number | undefined, fallback: number, words: (value: string, from: string, byTarget: boolean) => string): ConfidenceCutoff => {
+    if (given !== undefined || !decision) {
+      const score = given ?? fallback;
+      return { score, source: given !== undefined ? 'option' : 'default', option, target: null, from: option, criterion: words(String(score), option, false) };
+    }
+    return { score: decision.threshold, source: 'target', option, target, from: targetFrom, criterion: words(decision.threshold.toFixed(4), targetFrom, true) };
+  };
+  return {
+    disagreement: cutoff('--min-confidence', opts.minConfidence, DEFAULT_MIN_CONFIDENCE, (v, from, byTarget) =>
+      byTarget && paths ? `accepted: full path score ≥ ${v} (${from})` : `score ≥ ${v} (${from})`,
+    ),
+    lowConfidence: cutoff('--low-confidence', opts.lowConfidence, DEFAULT_LOW_CONFIDENCE, (v, from, byTarget) =>
+      byTarget ? `review: ${paths ? 'full path not reached or ' : ''}score < ${v} (${from})` : `score < ${v} (${from})`,
+    ),
+    decision,
+  };
+}
+
+/** The cutoff's score as its summary quotes it: a target's threshold to 4 places, an option as given. */
+function cutoffValue(c: ConfidenceCutoff): string {
+  return c.source === 'target' ? c.score.toFixed(4) : String(c.score);
 }
 
 /** A path bundle's tree as check needs it: its nodes (each class and each of its ancestors) and the threshold. */
@@ -250,7 +329,7 @@ export async function checkCommand(opts: CheckOptions): Promise<CheckResult> {
   const startedAt = new Date().toISOString();
   const progress = opts.progress ?? silentProgress;
   // Two classes per row: the runner-up makes a low-confidence finding readable.
-  const { bundle, catalog, predictor, close } = await openBundleSession(opts, {
+  const { bundle, catalog, predictor, decision, close } = await openBundleSession(opts, {
     extra: opts.labelColumn ? [opts.labelColumn] : [],
     topN: 2,
     topKTags: 0,
@@ -262,6 +341,10 @@ export async function checkCommand(opts: CheckOptions): Promise<CheckResult> {
   const idColumn = hasColumn(catalog.header, opts.columns.id);
   const known = new Set(bundle.manifest.classes);
   const paths = pathTree(bundle, opts.minPathScore);
+  const cutoffs = confidenceCutoffs(opts, decision, paths !== null);
+  if (opts.targetPrecision !== undefined && cutoffs.disagreement.source !== 'target' && cutoffs.lowConfidence.source !== 'target') {
+    opts.log?.(`warning: --target-precision ${opts.targetPrecision} has no effect: --min-confidence and --low-confidence set both checks`);
+  }
   const t = new Tally();
   try {
     const totalBytes = opts.input === '-' ? null : fs.statSync(opts.input).size;
@@ -271,7 +354,7 @@ export async function checkCommand(opts: CheckOptions): Promise<CheckResult> {
       catalog.rows,
       async (row) => ({ row, p: await predictor.predict(row) }),
       ({ row, p }) => {
-        observe(t, row, p.record, opts, { known, paths, titleColumn, usesImages: inputs.image });
+        observe(t, row, p.record, opts, { known, paths, titleColumn, usesImages: inputs.image, cutoffs });
         if (p.record.warnings.length > 0) warned++;
         progress.update({ rows: t.rows, errors: t.predictionError.length, warnings: warned, bytesRead: catalog.bytesRead(), totalBytes });
       },
@@ -281,7 +364,7 @@ export async function checkCommand(opts: CheckOptions): Promise<CheckResult> {
     progress.stop();
     await close();
   }
-  const checks = outcomes(t, opts, { idColumn, titleColumn, usesImages: inputs.image, classes: bundle.manifest.classes.length, paths });
+  const checks = outcomes(t, opts, { idColumn, titleColumn, usesImages: inputs.image, classes: bundle.manifest.classes.length, paths, cutoffs });
   const result: CheckResult = {
     input: opts.input,
     inputPath: opts.input === '-' ? null : path.resolve(opts.input),
@@ -290,6 +373,7 @@ export async function checkCommand(opts: CheckOptions): Promise<CheckResult> {
     labelled: opts.labelColumn ? t.labelled : null,
     usesImages: inputs.image,
     paths: paths ? { separator: paths.separator, minPathScore: paths.minPathScore, depth: paths.depth } : null,
+    decision: decision ? { ...decision, from: opts.targetPrecision !== undefined ? '--target-precision' : 'bundle' } : null,
     checks,
     failed: checks.filter((c) => c.status === 'fail').map((c) => c.name),
     startedAt,
@@ -305,7 +389,7 @@ function observe(
   row: CatalogRow,
   rec: PredictionRecord,
   opts: CheckOptions,
-  ctx: { known: Set<string>; paths: PathTree | null; titleColumn: boolean; usesImages: boolean },
+  ctx: { known: Set<string>; paths: PathTree | null; titleColumn: boolean; usesImages: boolean; cutoffs: ConfidenceCutoffs },
 ): void {
   t.rows++;
   const first = t.firstLine.get(row.id);
@@ -318,10 +402,12 @@ function observe(
   if (rec.status === 'error') t.predictionError.push(finding(row, rec.error ?? 'error'));
   else {
     t.predicted++;
+    const low = ctx.cutoffs.lowConfidence;
+    const byDecision = low.source === 'target' ? ctx.cutoffs.decision! : null;
     if (ctx.paths) {
-      const low = pathLowConfidence(rec, opts.lowConfidence, ctx.paths.minPathScore);
-      if (low) t.lowConfidence.push(finding(row, low));
-    } else if (rec.score! < opts.lowConfidence) {
+      const words = pathLowConfidence(rec, low.score, byDecision, ctx.paths.minPathScore);
+      if (words) t.lowConfidence.push(finding(row, words));
+    } else if (byDecision ? decide(rec, byDecision).decision === 'review' : rec.score! < low.score) {
       const next = rec.top_categories[1];
       t.lowConfidence.push(finding(row, `predicted ${quote(rec.category!)} with ${prob(rec.score!)}${next ? ` (runner-up ${quote(next.category)} ${prob(next.prob)})` : ''}`));
     }
@@ -335,8 +421,9 @@ function observe(
     if (problem) t.imageProblem.push(finding(row, problem));
   }
   if (!opts.labelColumn) return;
+  const sure = ctx.cutoffs.disagreement;
   if (ctx.paths) {
-    observePath(t, row, rec, opts, ctx.paths);
+    observePath(t, row, rec, opts, ctx.paths, sure.source === 'target' ? ctx.cutoffs.decision! : sure.score);
     return;
   }
   const stored = row.extra[opts.labelColumn].trim();
@@ -347,20 +434,24 @@ function observe(
     const u = t.unknown.get(stored);
     if (u) u.rows.push(f);
     else t.unknown.set(stored, { rows: [f] });
-  } else if (rec.status === 'ok' && rec.score! >= opts.minConfidence && rec.category !== stored) {
+  } else if (rec.status === 'ok' && (sure.source === 'target' ? decide(rec, ctx.cutoffs.decision!).decision === 'accept' : rec.score! >= sure.score) && rec.category !== stored) {
     t.disagreement.push(finding(row, `stored ${quote(stored)}, predicted ${quote(rec.category!)} (${prob(rec.score!)})`));
   }
 }
 
 /**
  * A path answer's low confidence in words, or null. An unanswered row (no top-level node reached the path
- * threshold) has no score of its own and is always low; an answered one is when its node scores below lowConfidence.
+ * threshold) has no score of its own and is always low; an answered one is when its node scores below lowConfidence,
+ * or with `decision`, when run would send it for review (stopped above full depth, or its full path scored below the
+ * threshold).
  */
-function pathLowConfidence(rec: PredictionRecord, lowConfidence: number, minPathScore: number): string | null {
+function pathLowConfidence(rec: PredictionRecord, lowConfidence: number, decision: Decision | null, minPathScore: number): string | null {
   const full = rec.path ? ` (most probable full path ${quote(rec.path.full_path)} ${prob(rec.path.full_path_score)})` : '';
   if (rec.category === null || rec.score === null) return `no top-level node reaches the path threshold ${minPathScore}${full}`;
-  if (rec.score >= lowConfidence) return null;
-  return `predicted ${quote(rec.category)} with ${prob(rec.score)}${rec.path && !rec.path.complete ? `, stopped at level ${rec.path.depth}${full}` : ''}`;
+  if (decision ? decide(rec, decision).decision === 'accept' : rec.score >= lowConfidence) return null;
+  // A complete answer under review scored its full path too low: the full path's score is the one that decided.
+  const why = !rec.path ? '' : !rec.path.complete ? `, stopped at level ${rec.path.depth}${full}` : decision ? `, full path ${prob(rec.path.full_path_score)}` : '';
+  return `predicted ${quote(rec.category)} with ${prob(rec.score)}${why}`;
 }
 
 /**
@@ -369,7 +460,7 @@ function pathLowConfidence(rec: PredictionRecord, lowConfidence: number, minPath
  * with the answered node level by level. An unknown path is not also judged for disagreement, as with flat classes:
  * the level it is unknown at would always "differ".
  */
-function observePath(t: Tally, row: CatalogRow, rec: PredictionRecord, opts: CheckOptions, tree: PathTree): void {
+function observePath(t: Tally, row: CatalogRow, rec: PredictionRecord, opts: CheckOptions, tree: PathTree, sure: number | Decision): void {
   const stored = canonicalPath(row.extra[opts.labelColumn!], tree.separator);
   // Only separators and spaces: a label with no level is no label.
   if (stored === '') return;
@@ -385,11 +476,17 @@ function observePath(t: Tally, row: CatalogRow, rec: PredictionRecord, opts: Che
     return;
   }
   if (rec.status !== 'ok' || rec.category === null) return;
-  const d = pathDisagreement(stored, rec.category, rec.path?.scores ?? [], opts.minConfidence);
+  // At a target, only a row run would accept counts, and then wherever its path parts from the stored one.
+  if (typeof sure !== 'number' && decide(rec, sure).decision !== 'accept') return;
+  const d = pathDisagreement(stored, rec.category, rec.path?.scores ?? [], typeof sure === 'number' ? sure : null);
   if (d) t.disagreement.push({ ...finding(row, describePathDisagreement(stored, rec.category, d)), level: d.level });
 }
 
-function outcomes(t: Tally, opts: CheckOptions, ctx: { idColumn: boolean; titleColumn: boolean; usesImages: boolean; classes: number; paths: PathTree | null }): CheckOutcome[] {
+function outcomes(
+  t: Tally,
+  opts: CheckOptions,
+  ctx: { idColumn: boolean; titleColumn: boolean; usesImages: boolean; classes: number; paths: PathTree | null; cutoffs: ConfidenceCutoffs },
+): CheckOutcome[] {
   const th = opts.thresholds;
   const rateCheck = (
     name: CheckName,
@@ -447,17 +544,22 @@ function outcomes(t: Tally, opts: CheckOptions, ctx: { idColumn: boolean; titleC
   });
   const noLabels = 'no --label-column given';
 
+  const { disagreement: sure, lowConfidence: low } = ctx.cutoffs;
   let disagreement: CheckOutcome;
   if (!opts.labelColumn) disagreement = skipped('disagreement', '--max-disagreement-rate', 'rate', th.maxDisagreementRate, noLabels);
   else if (!ctx.paths) {
     disagreement = rateCheck('disagreement', '--max-disagreement-rate', th.maxDisagreementRate, t.disagreement, t.labelled, (n, of, r) =>
-      `${n} of ${plural(of, 'labelled row', 'labelled rows')} (${r}) ${n === 1 ? 'disagrees' : 'disagree'} with a prediction scored ≥ ${opts.minConfidence}`,
+      `${n} of ${plural(of, 'labelled row', 'labelled rows')} (${r}) ${n === 1 ? 'disagrees' : 'disagree'} with a prediction scored ≥ ${cutoffValue(sure)} (${sure.from})`,
     );
-  } else disagreement = pathDisagreementCheck(t, opts, ctx.paths, rateCheck);
+  } else disagreement = pathDisagreementCheck(t, opts, ctx.paths, sure, rateCheck);
+  disagreement.cutoff = sure;
 
   const lowConfidence = rateCheck('low_confidence', '--max-low-confidence-rate', th.maxLowConfidenceRate, t.lowConfidence, t.predicted, (n, of, r) =>
-    `${n} of ${plural(of, 'predicted row', 'predicted rows')} (${r}) ${n === 1 ? 'scores' : 'score'} below ${opts.lowConfidence}`,
+    low.source === 'target'
+      ? `${n} of ${plural(of, 'predicted row', 'predicted rows')} (${r}) ${n === 1 ? 'is' : 'are'} for review: ${ctx.paths ? 'full path not reached or ' : ''}scored below ${cutoffValue(low)} (${low.from})`
+      : `${n} of ${plural(of, 'predicted row', 'predicted rows')} (${r}) ${n === 1 ? 'scores' : 'score'} below ${cutoffValue(low)} (${low.from})`,
   );
+  lowConfidence.cutoff = low;
 
   let duplicateId: CheckOutcome;
   if (ctx.idColumn) {
@@ -526,6 +628,7 @@ function pathDisagreementCheck(
   t: Tally,
   opts: CheckOptions,
   tree: PathTree,
+  sure: ConfidenceCutoff,
   rateCheck: (name: CheckName, flag: string, max: number, findings: Finding[], checked: number, words: (n: number, of: number, rate: string) => string) => CheckOutcome,
 ): CheckOutcome {
   const limits = new Map((opts.thresholds.maxDisagreementRateByLevel ?? []).map((l) => [l.level, l.share]));
@@ -536,8 +639,10 @@ function pathDisagreementCheck(
     const max = limits.get(d + 1) ?? null;
     return { level: d + 1, count, rate, max, status: max !== null && rate > max ? 'fail' : 'pass' };
   });
+  const prediction =
+    sure.source === 'target' ? `an accepted prediction (full path scored ≥ ${cutoffValue(sure)}, ${sure.from})` : `a prediction scored ≥ ${cutoffValue(sure)} (${sure.from})`;
   const base = rateCheck('disagreement', '--max-disagreement-rate', opts.thresholds.maxDisagreementRate, findings, t.labelled, (n, of, r) =>
-    `${n} of ${plural(of, 'labelled row', 'labelled rows')} (${r}) ${n === 1 ? 'disagrees' : 'disagree'} with a prediction scored ≥ ${opts.minConfidence} at the highest level where they differ (${levels.map((l) => `level ${l.level}: ${l.count}`).join(', ')})`,
+    `${n} of ${plural(of, 'labelled row', 'labelled rows')} (${r}) ${n === 1 ? 'disagrees' : 'disagree'} with ${prediction} at the highest level where they differ (${levels.map((l) => `level ${l.level}: ${l.count}`).join(', ')})`,
   );
   const limited = levels.filter((l) => l.max !== null);
   const status = base.status === 'fail' || limited.some((l) => l.status === 'fail') ? 'fail' : 'pass';
@@ -569,7 +674,12 @@ export function formatFinding(f: Finding): string {
 }
 
 /** What --json writes: the settings, every check's figures and every offending row. */
-export function checkJson(result: CheckResult, opts: Pick<CheckOptions, 'labelColumn' | 'minConfidence' | 'lowConfidence' | 'thresholds' | 'onImageError' | 'toolVersion'>) {
+export function checkJson(result: CheckResult, opts: Pick<CheckOptions, 'labelColumn' | 'thresholds' | 'onImageError' | 'toolVersion'>) {
+  // The fixed scores in force (null where a target precision set the check instead: its cutoff says so).
+  const score = (name: CheckName) => {
+    const c = result.checks.find((x) => x.name === name)?.cutoff;
+    return c && c.source !== 'target' ? c.score : null;
+  };
   return {
     tool: 'categorize check',
     toolVersion: opts.toolVersion,
@@ -578,8 +688,9 @@ export function checkJson(result: CheckResult, opts: Pick<CheckOptions, 'labelCo
     input: result.inputPath ?? 'stdin',
     settings: {
       labelColumn: opts.labelColumn ?? null,
-      minConfidence: opts.minConfidence,
-      lowConfidence: opts.lowConfidence,
+      minConfidence: score('disagreement'),
+      lowConfidence: score('low_confidence'),
+      targetPrecision: result.decision,
       thresholds: opts.thresholds,
       onImageError: opts.onImageError,
     },
@@ -616,6 +727,13 @@ export function checkJUnit(result: CheckResult, maxListed: number): string {
         ['model', result.model],
         ['input', result.inputPath ?? 'stdin'],
         ['rows', String(result.rows)],
+        // Only when a check judged by it, so a report without targets keeps its properties.
+        ...(result.checks.some((c) => c.cutoff?.source === 'target') && result.decision
+          ? [
+              ['target_precision', String(result.decision.target)] as [string, string],
+              ['decision_threshold', String(result.decision.threshold)] as [string, string],
+            ]
+          : []),
       ],
       cases,
     },
@@ -631,8 +749,10 @@ export function checkAnnotations(result: CheckResult, opts: { file: string; maxA
   const ran = result.checks.filter((c) => c.status !== 'skip');
   const ordered = [...ran.filter((c) => c.status === 'fail'), ...ran.filter((c) => c.status === 'pass')];
   const all = ordered.flatMap((c) => c.findings.map((f) => ({ check: c.name, f })));
+  // A confidence check's title says what made the row count, since that moves with the bundle's target.
+  const title = new Map(ran.map((c) => [c.name, c.cutoff ? `${c.name}: ${c.cutoff.criterion}` : c.name]));
   const lines = all.slice(0, opts.maxAnnotations).map(({ check, f }) =>
-    formatAnnotation({ level: 'warning', file: opts.file, line: f.line, title: check, message: `id ${f.id}: ${f.detail}` }),
+    formatAnnotation({ level: 'warning', file: opts.file, line: f.line, title: title.get(check), message: `id ${f.id}: ${f.detail}` }),
   );
   const leftOut = all.length - lines.length;
   if (leftOut > 0) {

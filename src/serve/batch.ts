@@ -1,6 +1,7 @@
 // POST /predict/batch: many rows in one request, streamed both ways. The body is JSON lines or a CSV/TSV catalog
 // (run's reader and columns); the answer is one JSON line (or CSV record) per input row, in input order, in run's
-// record shape (a path bundle's with run's path fields), a bad row reported in its own record. Rows in flight are
+// record shape (a path bundle's with run's path fields, then with a target precision run's decision fields), a bad
+// row reported in its own record. Rows in flight are
 // bounded by --window, so neither a big upload nor a slow reader makes memory grow.
 import { PassThrough } from 'node:stream';
 import type { Readable } from 'node:stream';
@@ -13,6 +14,8 @@ import { CategorizeError, oneLine, reasonCode } from '../errors.js';
 import { HttpError } from './http-error.js';
 import { screenImageRef, type ImagePolicy } from './image-policy.js';
 import { answerAt, type ServePaths } from './paths.js';
+import { withDecision } from './decision.js';
+import type { Decision } from '../head/calibration.js';
 
 export const JSONL_TYPES = ['application/x-ndjson', 'application/ndjson', 'application/jsonl', 'application/x-jsonlines', 'application/json-lines'];
 export const CSV_TYPES = ['text/csv', 'text/tab-separated-values'];
@@ -148,6 +151,8 @@ export interface BatchRunOptions {
   paths?: ServePaths | null;
   /** A path bundle: the request's own min_path_score, when it differs from the server's. */
   minPathScore?: number;
+  /** The decision this request gets (requestDecision): its records carry run's decision fields; null or absent: none. */
+  decision?: Decision | null;
   window: number;
   /** Aborted when the client goes away: no new row starts. */
   signal: AbortSignal;
@@ -164,14 +169,17 @@ export interface BatchRunOptions {
 export async function runBatch(rows: AsyncIterable<CatalogRow>, opts: BatchRunOptions): Promise<BatchRun> {
   const output = new PassThrough({ highWaterMark: opts.outputBuffer });
   const paths = opts.paths ?? null;
-  const writer = await PredictionWriter.open('-', { format: opts.format, keep: [], shape: { paths: paths !== null }, stdout: output });
+  const decision = opts.decision ?? null;
+  const writer = await PredictionWriter.open('-', { format: opts.format, keep: [], shape: { paths: paths !== null, decision: decision !== null }, stdout: output });
   const reanswerAt = paths && opts.minPathScore !== undefined && opts.minPathScore !== paths.minScore ? opts.minPathScore : undefined;
   const done = orderedMap(
     untilAborted(rows, opts.signal),
     async (row) => {
       // Screened here, inside the window, so a slow realpath does not hold up the reading of later rows.
       const { record: predicted, probs } = await opts.predictor.predict(await screenImageRef(row, opts.policy));
-      const record = paths && reanswerAt !== undefined && probs ? answerAt(predicted, probs, paths.tree, reanswerAt) : predicted;
+      const answered = paths && reanswerAt !== undefined && probs ? answerAt(predicted, probs, paths.tree, reanswerAt) : predicted;
+      // Decided again: a path re-answered at the request's threshold, or the request's own target, may decide otherwise.
+      const record = withDecision(answered, decision);
       return { ...record, tags: record.tags.slice(0, opts.topKTags) };
     },
     async (record) => {

@@ -167,9 +167,32 @@ export class ServeMetrics {
     'categorize_min_path_score',
     'A path bundle\'s answer threshold (--min-path-score, else the bundle\'s); a request may send its own min_path_score. Absent for a flat bundle.',
   );
+  readonly targetPrecision = new Gauge(
+    'categorize_target_precision',
+    'The target precision answers are decided accept/review at (--target-precision, else the bundle\'s first stored target); a request may send its own target_precision. Absent without one.',
+  );
+  readonly decisionThreshold = new Gauge(
+    'categorize_decision_threshold',
+    'The calibrated score an answer needs to be accepted at categorize_target_precision (a path bundle: its full path\'s). Absent without a target.',
+  );
   readonly rss = new Gauge('process_resident_memory_bytes', 'Resident memory size in bytes.');
 
-  private readonly all: Metric[] = [this.requests, this.latency, this.errors, this.modelBatch, this.batchRows, this.queueDepth, this.queueLimit, this.ready, this.cacheLookups, this.bundleInfo, this.minPathScore, this.rss];
+  private readonly all: Metric[] = [
+    this.requests,
+    this.latency,
+    this.errors,
+    this.modelBatch,
+    this.batchRows,
+    this.queueDepth,
+    this.queueLimit,
+    this.ready,
+    this.cacheLookups,
+    this.bundleInfo,
+    this.minPathScore,
+    this.targetPrecision,
+    this.decisionThreshold,
+    this.rss,
+  ];
 
   expose(): string {
     this.rss.set(process.memoryUsage.rss());

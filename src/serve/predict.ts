@@ -1,17 +1,20 @@
 // POST /predict: the replaced FastAPI service's endpoint, byte for byte where clients can tell. A multipart form
 // (image file; title, description, top_k_tags fields) in, `{category, score, top_categories, tags}` out, through
 // the same Predictor as `run`, so concurrent requests share micro-batches. A path bundle's answer keeps those keys
-// and adds run's path fields after them (and takes a `min_path_score` field).
+// and adds run's path fields after them (and takes a `min_path_score` field); with a target precision in effect (the
+// server's, or a `target_precision` field), run's decision fields come last.
 import type { FastifyRequest } from 'fastify';
 import type { Predictor } from '../pipeline/predictor.js';
 import type { CatalogRow } from '../io/catalog-reader.js';
-import type { PredictionRecord } from '../io/prediction-writer.js';
+import type { PredictionRecord, RecordDecision } from '../io/prediction-writer.js';
+import type { Decision } from '../head/calibration.js';
 import type { Taxonomy } from '../head/taxonomy.js';
 import { sniffImageFormat } from '../embed/image-preprocess.js';
 import { reasonCode } from '../errors.js';
 import { HttpError, missingField, parseIntField, validationError, type FieldProblem } from './http-error.js';
 import { MAX_TOP_K_TAGS } from './session.js';
 import { answerAt, parseScoreField, type ServePaths } from './paths.js';
+import { parseTargetField, withDecision } from './decision.js';
 
 /** Largest text field (title, description): far above any real product text, small enough to hold many at once. */
 export const MAX_FIELD_BYTES = 1024 * 1024;
@@ -24,6 +27,8 @@ export interface PredictForm {
   topKTags: number;
   /** A path bundle's `min_path_score` field; undefined: the server's threshold. */
   minPathScore?: number;
+  /** The `target_precision` field; undefined: the server's target, if it has one. */
+  targetPrecision?: number;
 }
 
 /** The original response, exactly: no other keys (warnings go in the X-Categorize-Warnings header). */
@@ -44,6 +49,12 @@ export interface PathPredictResponse extends PredictResponse {
   path_scores: number[];
   full_path: string;
   full_path_score: number;
+}
+
+/** What a response adds, last, when a target precision is in effect: run's DECISION_FIELDS, same names, same order. */
+export interface DecisionResponse {
+  decision: RecordDecision['decision'];
+  target_precision: number;
 }
 
 /** An upload the image stage refused, as the status the original service's clients expect. */
@@ -92,6 +103,10 @@ export async function readPredictForm(req: FastifyRequest, maxUploadBytes: numbe
   // that sends it to both kinds of server gets from a flat one exactly what it got before.
   const minPathScore = opts.paths ? parseScoreField(fields.get('min_path_score'), 'min_path_score', 'body') : undefined;
   if (typeof minPathScore === 'object') problems.push(minPathScore);
+  // Read whatever the bundle: no client of the original service sends it, and one that does wants to hear when the
+  // bundle cannot decide at its target (a 400) rather than get an answer without a decision.
+  const targetPrecision = parseTargetField(fields.get('target_precision'), 'target_precision', 'body');
+  if (typeof targetPrecision === 'object') problems.push(targetPrecision);
   if (problems.length > 0) throw validationError(problems);
   return {
     image: image!,
@@ -99,15 +114,22 @@ export async function readPredictForm(req: FastifyRequest, maxUploadBytes: numbe
     description: fields.get('description') ?? '',
     topKTags: topKTags as number,
     ...(typeof minPathScore === 'number' ? { minPathScore } : {}),
+    ...(typeof targetPrecision === 'number' ? { targetPrecision } : {}),
   };
 }
 
 /**
  * Predicts one upload. The bytes are sniffed first, so a non-image costs no model call; a corrupt or oversized
  * image is found by the image stage, whose per-row reason becomes the status (the text is embedded by then:
- * the price of judging images by the same code as `run`).
+ * the price of judging images by the same code as `run`). `decision`: the one this request gets (requestDecision), or
+ * null for none.
  */
-export async function predictUpload(predictor: Predictor, form: PredictForm, paths: ServePaths | null = null): Promise<{ body: PredictResponse | PathPredictResponse; warnings: string[] }> {
+export async function predictUpload(
+  predictor: Predictor,
+  form: PredictForm,
+  paths: ServePaths | null = null,
+  decision: Decision | null = null,
+): Promise<{ body: (PredictResponse | PathPredictResponse) & Partial<DecisionResponse>; warnings: string[] }> {
   if (form.image.length === 0) throw validationError([{ type: 'value_error', loc: ['body', 'image'], msg: 'Value error, the uploaded file is empty', input: null }]);
   if (!sniffImageFormat(form.image)) throw new HttpError(415, 'image: not an image (JPEG, PNG, WebP, GIF, TIFF or AVIF expected)', 'image_unsupported');
   const row: CatalogRow = { index: 0, line: 0, id: '', title: form.title, description: form.description, image: '', imageBytes: form.image, extra: {} };
@@ -124,10 +146,12 @@ export async function predictUpload(predictor: Predictor, form: PredictForm, pat
     if (predicted.status !== 'ok' || probs === null || predicted.path === undefined) {
       throw new HttpError(500, `prediction failed: ${predicted.error ?? 'unknown error'}`, reasonCode(predicted.error ?? ''));
     }
-    const record = form.minPathScore === undefined || form.minPathScore === paths.minScore ? predicted : answerAt(predicted, probs, paths.tree, form.minPathScore);
-    return { body: pathResponse(record, probs, paths.tree, form.topKTags), warnings: record.warnings };
+    const answered = form.minPathScore === undefined || form.minPathScore === paths.minScore ? predicted : answerAt(predicted, probs, paths.tree, form.minPathScore);
+    // Decided again: the answer at the request's min_path_score, or the request's target, may decide otherwise.
+    const record = withDecision(answered, decision);
+    return { body: { ...pathResponse(record, probs, paths.tree, form.topKTags), ...decisionResponse(record, decision) }, warnings: record.warnings };
   }
-  const record = predicted;
+  const record = withDecision(predicted, decision);
   if (record.status !== 'ok' || record.category === null || record.score === null) {
     throw new HttpError(500, `prediction failed: ${record.error ?? 'unknown error'}`, reasonCode(record.error ?? ''));
   }
@@ -137,9 +161,16 @@ export async function predictUpload(predictor: Predictor, form: PredictForm, pat
       score: record.score,
       top_categories: record.top_categories.map((t) => ({ category: t.category, prob: t.prob })),
       tags: record.tags.slice(0, form.topKTags),
+      ...decisionResponse(record, decision),
     },
     warnings: record.warnings,
   };
+}
+
+/** The decision fields of an answered record, or nothing without a decision (the response keeps its original keys). */
+function decisionResponse(record: PredictionRecord, decision: Decision | null): DecisionResponse | Record<string, never> {
+  if (!decision || !record.decision) return {};
+  return { decision: record.decision.decision, target_precision: record.decision.target };
 }
 
 /**

@@ -13,6 +13,7 @@ import { MAX_FIELD_BYTES, DEFAULT_TOP_K_TAGS, predictUpload, readPredictForm } f
 import { batchRows, runBatch } from './batch.js';
 import { MAX_TOP_K_TAGS, openServeSession, type ServeSessionOptions } from './session.js';
 import { parseScoreField, servePaths, type ServePaths } from './paths.js';
+import { parseTargetField, requestDecision, serveDecision, type ServeDecision } from './decision.js';
 
 export interface ServeOptions extends ServeSessionOptions {
   host: string;
@@ -86,6 +87,8 @@ export async function buildServer(opts: ServeOptions, deps: ServeDeps = {}): Pro
   let session: BundleSession | undefined;
   /** Set with the session: a path bundle's tree and threshold, null for a flat bundle. */
   let paths: ServePaths | null = null;
+  /** Set with the session: the bundle's calibration and the server's decision. */
+  let decisions: ServeDecision = { calibration: undefined, decision: null, source: 'bundle' };
   let closing = false;
   let inFlight = 0;
   let idle: (() => void) | undefined;
@@ -100,6 +103,14 @@ export async function buildServer(opts: ServeOptions, deps: ServeDeps = {}): Pro
     } else {
       metrics.bundleInfo.set(1, { kind: 'flat' });
       if (opts.minPathScore !== undefined) log(`warning: --min-path-score ${opts.minPathScore} has no effect: ${opts.model} is a flat bundle (no category paths)`);
+    }
+    decisions = serveDecision(s, opts.targetPrecision);
+    const d = decisions.decision;
+    if (d) {
+      metrics.targetPrecision.set(d.target);
+      metrics.decisionThreshold.set(d.threshold);
+      const from = decisions.source === 'bundle' ? "the bundle's first stored target" : '--target-precision';
+      log(`decisions: accept at target precision ${d.target} (score ≥ ${d.threshold.toFixed(4)}; ${from}), else review; requests may send target_precision`);
     }
     session = s;
     if (!closing) metrics.ready.set(1);
@@ -202,7 +213,11 @@ export async function buildServer(opts: ServeOptions, deps: ServeDeps = {}): Pro
       async (req, reply) => {
         const { session: s, release } = admit();
         const p = paths;
-        const work = readPredictForm(req, opts.maxUploadBytes, { paths: p !== null }).then((form) => predictUpload(s.predictor, form, p));
+        const served = decisions;
+        // The request's target is resolved before the model is called: one it cannot have costs no prediction.
+        const work = readPredictForm(req, opts.maxUploadBytes, { paths: p !== null }).then((form) =>
+          predictUpload(s.predictor, form, p, requestDecision(served, form.targetPrecision)),
+        );
         // The slot is held until the work is over, even after a timeout answered: the bound is on work, not replies.
         work.finally(release).catch(() => {});
         const { body, warnings } = await timeout(work, opts.requestTimeoutMs);
@@ -221,8 +236,12 @@ export async function buildServer(opts: ServeOptions, deps: ServeDeps = {}): Pro
       // As on /predict: a flat bundle leaves min_path_score unread (unknown parameters are ignored, as before).
       const p = paths;
       const minPathScore = p ? parseScoreField(queryValue(query.min_path_score), 'min_path_score', 'query') : undefined;
-      const problems = [topKTags, minPathScore].filter((x): x is FieldProblem => typeof x === 'object');
+      const targetPrecision = parseTargetField(queryValue(query.target_precision), 'target_precision', 'query');
+      const problems = [topKTags, minPathScore, targetPrecision].filter((x): x is FieldProblem => typeof x === 'object');
       if (problems.length > 0) throw validationError(problems);
+      // Before admission and before a byte of the body is read: a target the bundle cannot serve is a 400 at once.
+      // While loading there is no calibration to resolve against: admit() answers 503 first.
+      const decision = session ? requestDecision(decisions, targetPrecision as number | undefined) : null;
       const type = (req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
       const { session: s, release } = admit();
       try {
@@ -243,6 +262,7 @@ export async function buildServer(opts: ServeOptions, deps: ServeDeps = {}): Pro
           topKTags: topKTags as number,
           paths: p,
           minPathScore: minPathScore as number | undefined,
+          decision,
           window: opts.window,
           signal: aborted.signal,
           outputBuffer: BATCH_OUTPUT_BUFFER,

@@ -136,7 +136,7 @@ test('disagreements are reported at the highest level where the paths differ, wo
   assert.equal(u.findings.find((f) => f.line === innerLine), undefined, 'an inner node is a known path');
 
   // The summary and JUnit quote the top-level findings first.
-  assert.match(r.stdout, /^ {2}FAIL {2}disagreement {6}\d+ of 2000 labelled rows \(.*\) disagree with a prediction scored ≥ 0\.8 at the highest level where they differ \(level 1: \d+, level 2: \d+, level 3: \d+\) · max 100\.00% \(--max-disagreement-rate\); level 1 max 0\.00% \(--max-disagreement-rate-level\)$/m);
+  assert.match(r.stdout, /^ {2}FAIL {2}disagreement {6}\d+ of 2000 labelled rows \(.*\) disagree with a prediction scored ≥ 0\.8 \(--min-confidence\) at the highest level where they differ \(level 1: \d+, level 2: \d+, level 3: \d+\) · max 100\.00% \(--max-disagreement-rate\); level 1 max 0\.00% \(--max-disagreement-rate-level\)$/m);
   const listed = r.stdout.split('\n').filter((l) => /^ {2}line \d+: id /.test(l));
   assert.match(listed[0], /differs at level 1 of 3/);
   const failure = /<failure[^>]*>([\s\S]*?)<\/failure>/.exec(fs.readFileSync(junit, 'utf8'))![1];

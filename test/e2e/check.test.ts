@@ -208,7 +208,9 @@ test('injected problems: exit 3, each found on its CSV line, in the summary, JSO
   const ordered = [...j.checks.filter((x) => x.status === 'fail'), ...j.checks.filter((x) => x.status === 'pass')].flatMap((x) => x.findings.map((f) => ({ check: x.name, f })));
   const warnings = ann.filter((l) => l.startsWith('::warning '));
   assert.equal(warnings.length, Math.min(50, ordered.length));
-  warnings.forEach((w, k) => assert.ok(w.startsWith(`::warning file=${file},line=${ordered[k].f.line},title=${ordered[k].check}::id `), w));
+  // The confidence checks' titles say the cutoff that made the row a finding (this bundle has no target: the options').
+  const titles: Record<string, string> = { disagreement: 'disagreement%3A score ≥ 0.8 (--min-confidence)', low_confidence: 'low_confidence%3A score < 0.5 (--low-confidence)' };
+  warnings.forEach((w, k) => assert.ok(w.startsWith(`::warning file=${file},line=${ordered[k].f.line},title=${titles[ordered[k].check] ?? ordered[k].check}::id `), w));
   const hostile = warnings.find((w) => w.includes(`line=${at.row60},title=image_problem`));
   assert.ok(hostile, 'the hostile row is among the first 50');
   assert.ok(hostile.includes(`::id X<&"'>🙂,:%25\u0007: image_`), hostile);
@@ -243,6 +245,10 @@ test('the demo catalog passes at thresholds set from what the demo bundle achiev
   assert.deepEqual(j.failed, []);
   assert.equal(c.disagreement.count, 21);
   assert.equal(c.low_confidence.count, 1);
+  // The demo bundle is calibrated but has no target: the fixed scores, and the reports say where they came from.
+  assert.equal(c.disagreement.cutoff?.source, 'default');
+  assert.match(c.disagreement.summary, /disagree with a prediction scored ≥ 0\.8 \(--min-confidence\)$/);
+  assert.match(c.low_confidence.summary, /scores? below 0\.5 \(--low-confidence\)$/);
   assert.equal(c.image_problem.count, 8);
   for (const name of ['duplicate_id', 'empty_title', 'unknown_category', 'prediction_error']) assert.equal(c[name].count, 0, name);
   const root = parseXml(fs.readFileSync(junit, 'utf8'));

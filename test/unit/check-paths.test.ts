@@ -59,3 +59,13 @@ test('levelShares: comma lists and repeats merge, a repeated level keeps its las
     assert.throws(() => levelShares(bad), (e: unknown) => e instanceof InvalidArgumentError && /expected level:share pairs such as 1:0\.97,3:0\.05/.test((e as Error).message), bad);
   }
 });
+
+test('pathDisagreement with no score limit (the row was accepted at a target): any level where the paths part counts', () => {
+  // An accepted row is sure of its full path; the score at the differing level is reported, never judged.
+  assert.deepEqual(pathDisagreement('A > B > C', 'A > B > D', [0.99, 0.9, 0.3], null), { level: 3, storedDepth: 3, score: 0.3 });
+  assert.deepEqual(pathDisagreement('A > B > C', 'X > Y > Z', [0.6, 0.5, 0.4], null), { level: 1, storedDepth: 3, score: 0.6 });
+  // Agreement, a less or more specific answer, and no answer stay no finding.
+  assert.equal(pathDisagreement('A > B > C', 'A > B > C', sure, null), null);
+  assert.equal(pathDisagreement('A > B', 'A > B > C', sure, null), null);
+  assert.equal(pathDisagreement('A > B > C', null, [], null), null);
+});
