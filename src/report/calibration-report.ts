@@ -46,8 +46,8 @@ export interface RealizedPrecision {
   lower: number;
 }
 
-/** One target precision: the bundle's threshold for it, what held-out rows and eval rows made of it, and its gate. */
-export interface TargetReport {
+/** A target as planned before the rows run: its threshold (or why none), what the held-out rows said, and its gate. */
+export interface TargetPlan {
   target: number;
   /** Train stored this target (train --target-precision); else only --min-precision-at asked for it. */
   stored: boolean;
@@ -57,6 +57,12 @@ export interface TargetReport {
   /** Why there is no threshold (too few held-out rows to vouch for the target); null when there is one. */
   reason: string | null;
   heldOut: HeldOutPrecision | null;
+  /** --min-precision-at's minimum for this target, or null. */
+  minPrecision: number | null;
+}
+
+/** One target precision as eval reports it: its plan, what the eval rows made of it, and its gate. */
+export interface TargetReport extends Omit<TargetPlan, 'minPrecision'> {
   /** Null without a threshold. */
   eval: RealizedPrecision | null;
   /** --min-precision-at's minimum for this target, and whether the eval rows met it. */
@@ -96,17 +102,6 @@ export interface CalibrationReport {
   confidence: number;
   /** Stored targets and those --min-precision-at asked for, by target. */
   targets: TargetReport[];
-}
-
-/** A target as planned before the rows run: its threshold (or why none) and its gate. */
-export interface TargetPlan {
-  target: number;
-  stored: boolean;
-  runDefault: boolean;
-  threshold: number | null;
-  reason: string | null;
-  heldOut: HeldOutPrecision | null;
-  minPrecision: number | null;
 }
 
 /**
