@@ -7,7 +7,7 @@ import type { BundleCalibration } from '../models/bundle.js';
 import { resolveDecision, type Decision } from '../head/calibration.js';
 import { decide } from '../pipeline/predictor.js';
 import { CategorizeError } from '../errors.js';
-import { HttpError, type FieldProblem } from './http-error.js';
+import { HttpError, parseUnitField, type FieldProblem } from './http-error.js';
 
 /** What the server knows of decisions. */
 export interface ServeDecision {
@@ -49,13 +49,5 @@ export function withDecision(record: PredictionRecord, decision: Decision | null
  * 1, or a FastAPI-style field problem, as pydantic words them for a `float = Field(gt=0, lt=1)`. Absent: undefined.
  */
 export function parseTargetField(raw: string | undefined, field: string, loc: 'body' | 'query'): number | undefined | FieldProblem {
-  if (raw === undefined) return undefined;
-  const s = raw.trim();
-  if (!/^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/.test(s)) {
-    return { type: 'float_parsing', loc: [loc, field], msg: 'Input should be a valid number, unable to parse string as a number', input: raw };
-  }
-  const p = Number(s);
-  if (!(p > 0)) return { type: 'greater_than', loc: [loc, field], msg: 'Input should be greater than 0', input: raw };
-  if (!(p < 1)) return { type: 'less_than', loc: [loc, field], msg: 'Input should be less than 1', input: raw };
-  return p;
+  return parseUnitField(raw, field, loc, true);
 }

@@ -35,6 +35,23 @@ export function unavailable(detail: string, code: string, retryAfterSeconds = 1)
   return new HttpError(503, detail, code, { 'retry-after': String(retryAfterSeconds) });
 }
 
+/**
+ * A number field from 0 to 1 as pydantic checks a `float = Field(ge=0, le=1)` (`exclusive`: `Field(gt=0, lt=1)`):
+ * decimal notation only (pydantic also takes "inf" and "nan", which no probability means), or the field problem
+ * FastAPI words. Absent: undefined.
+ */
+export function parseUnitField(raw: string | undefined, field: string, loc: 'body' | 'query', exclusive: boolean): number | undefined | FieldProblem {
+  if (raw === undefined) return undefined;
+  const s = raw.trim();
+  if (!/^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/.test(s)) {
+    return { type: 'float_parsing', loc: [loc, field], msg: 'Input should be a valid number, unable to parse string as a number', input: raw };
+  }
+  const p = Number(s);
+  if (exclusive ? !(p > 0) : p < 0) return { type: exclusive ? 'greater_than' : 'greater_than_equal', loc: [loc, field], msg: `Input should be greater than ${exclusive ? '' : 'or equal to '}0`, input: raw };
+  if (exclusive ? !(p < 1) : p > 1) return { type: exclusive ? 'less_than' : 'less_than_equal', loc: [loc, field], msg: `Input should be less than ${exclusive ? '' : 'or equal to '}1`, input: raw };
+  return p;
+}
+
 /** `top_k_tags` and the like: an integer from min to max, or a FastAPI-style field problem. */
 export function parseIntField(raw: string | undefined, field: string, loc: 'body' | 'query', dflt: number, min: number, max: number): number | FieldProblem {
   if (raw === undefined) return dflt;

@@ -4,7 +4,7 @@ import type { BundleSession } from '../pipeline/bundle-session.js';
 import type { PredictionRecord } from '../io/prediction-writer.js';
 import { PATH_BACKOFF, PATH_UNANSWERED, pathRecord } from '../pipeline/predictor.js';
 import { Taxonomy } from '../head/taxonomy.js';
-import type { FieldProblem } from './http-error.js';
+import { parseUnitField, type FieldProblem } from './http-error.js';
 
 /** What the server knows of a path bundle; null for a flat bundle. */
 export interface ServePaths {
@@ -45,14 +45,5 @@ export function answerAt(record: PredictionRecord, probs: ArrayLike<number>, tre
  * FastAPI-style field problem, as pydantic words them for a `float = Field(ge=0, le=1)`. Absent: undefined.
  */
 export function parseScoreField(raw: string | undefined, field: string, loc: 'body' | 'query'): number | undefined | FieldProblem {
-  if (raw === undefined) return undefined;
-  const s = raw.trim();
-  // Decimal notation only (pydantic also takes "inf" and "nan", which no threshold means).
-  if (!/^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/.test(s)) {
-    return { type: 'float_parsing', loc: [loc, field], msg: 'Input should be a valid number, unable to parse string as a number', input: raw };
-  }
-  const p = Number(s);
-  if (p < 0) return { type: 'greater_than_equal', loc: [loc, field], msg: 'Input should be greater than or equal to 0', input: raw };
-  if (p > 1) return { type: 'less_than_equal', loc: [loc, field], msg: 'Input should be less than or equal to 1', input: raw };
-  return p;
+  return parseUnitField(raw, field, loc, false);
 }
