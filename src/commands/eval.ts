@@ -115,7 +115,7 @@ export async function evalCommand(opts: EvalOptions): Promise<EvalResult> {
         yTrue.push(label);
         yPred.push(pathScorer ? (p.record.path?.full_path ?? null) : p.record.category);
         pathScorer?.add(label, p.probs);
-        calibrationScorer.add(label, p.record, p.probs, p.rawProbs);
+        calibrationScorer.add(label, p.record, p.probs, p.rawProbs());
         ranked.push(p.record.top_categories.map((t) => t.category));
         rowInfo.push({ id: row.id, title: row.title, score: p.record.score });
         if (opts.ablation) headProbs.push(p.heads);

@@ -9,7 +9,6 @@ import { silentProgress, type ProgressReporter } from '../pipeline/progress.js';
 import { reasonCode, UsageError } from '../errors.js';
 import { readExistingOutput, type ExistingOutput } from '../io/output-resume.js';
 import { csvHeader, type RecordShape } from '../io/prediction-writer.js';
-import { resolveDecision } from '../head/calibration.js';
 import { shardRows, skipDone, untilAborted } from '../pipeline/row-stream.js';
 import type { Shard } from '../pipeline/shard.js';
 import type { OpenEncoders } from '../pipeline/encoders.js';
@@ -87,8 +86,8 @@ export async function runCommand(opts: RunOptions): Promise<RunSummary> {
     extra: opts.keepColumns,
     topN: opts.topN,
     topKTags: opts.topKTags,
-    beforeCatalog: async (bundle) => {
-      const decided = resolveDecision(bundle.manifest.calibration, opts.targetPrecision, opts.model) !== null;
+    beforeCatalog: async (bundle, decision) => {
+      const decided = decision !== null;
       if (opts.reviewOutput !== undefined && !decided) {
         throw new UsageError(`--review-output needs a target precision: pass --target-precision, or train the bundle with one`, 'usage');
       }

@@ -62,16 +62,16 @@ export interface BundleSession {
 }
 
 /**
- * Opens everything in the order that fails cheapest first: bundle, `beforeCatalog` (e.g. the output check), the
+ * Opens everything in the order that fails cheapest first: bundle and its decision, `beforeCatalog` (e.g. the output check), the
  * models' files (found, not yet loaded), catalog header and columns, then the models themselves. `extra` are input columns the caller reads besides the usual ones.
  */
 export async function openBundleSession(
   opts: BundleRunOptions,
-  spec: { extra: string[]; topN: number; topKTags: number; beforeCatalog?: (bundle: ModelBundle) => Promise<void> | void },
+  spec: { extra: string[]; topN: number; topKTags: number; beforeCatalog?: (bundle: ModelBundle, decision: Decision | null) => Promise<void> | void },
 ): Promise<BundleSession> {
   const bundle = loadBundle(opts.model);
   const decision = resolveDecision(bundle.manifest.calibration, opts.targetPrecision, opts.model);
-  await spec.beforeCatalog?.(bundle);
+  await spec.beforeCatalog?.(bundle, decision);
   // A model missing from the cache fails here, before a byte of the catalog (maybe stdin) is read.
   const requests = await resolveBundleModels(bundle, bundle.manifest.features.filter(isEncoderBlock), opts, opts.models);
   const catalog = await openCatalog(opts.input, {

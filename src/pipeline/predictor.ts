@@ -55,8 +55,11 @@ export interface Prediction {
   probs: Float32Array | null;
   /** Per head (by name), its own probabilities over the bundle's classes, or null when the row lacks its modality. */
   heads: Record<string, Float32Array | null>;
-  /** A calibrated bundle's probabilities before calibration (eval's before/after figures); else the same as `probs`. */
-  rawProbs: Float32Array | null;
+  /**
+   * A calibrated bundle's probabilities before calibration (eval's before/after figures), else `probs`; computed
+   * when asked, so run does not fuse every row twice.
+   */
+  rawProbs(): Float32Array | null;
 }
 
 /** A loaded head as the predictor runs it: `score` gets the row and, for a head that needs it, its dense layout. */
@@ -130,8 +133,8 @@ export class Predictor {
     const f = await this.extractor.extract(row);
     const tags = this.bundle.tfidf && f.text ? topTags(this.bundle.tfidf, f.text, this.opts.topKTags) : [];
     const decision = this.opts.decision;
-    const failed = (error: string): Prediction => ({
-      record: {
+    const failed = (error: string): Prediction => {
+      const record: PredictionRecord = {
         id: row.id,
         category: null,
         score: null,
@@ -141,12 +144,11 @@ export class Predictor {
         error,
         warnings: f.warnings,
         kept,
-        ...(decision ? { decision: { decision: 'review' as const, target: decision.target } } : {}),
-      },
-      probs: null,
-      heads: {},
-      rawProbs: null,
-    });
+      };
+      // An error row is for review (decide() says so): a person looks at it.
+      if (decision) record.decision = decide(record, decision);
+      return { record, probs: null, heads: {}, rawProbs: () => null };
+    };
     if (!f.ok) return failed(f.error ?? 'unknown error');
     try {
       // The dense layout, built once and only when an ONNX head asks for it.
@@ -170,8 +172,10 @@ export class Predictor {
       const calibration = this.bundle.manifest.calibration;
       let probs = combined(this.temperature, this.topTemperature);
       if (!probs) return failed('no_input: no modality this bundle reads');
-      const rawProbs = calibration ? combined(1, 1) : probs;
       if (calibration?.topLabel) probs = applyTopLabel(probs, calibration.topLabel, new Float32Array(probs.length));
+      const final = probs;
+      let raw: Float32Array | null | undefined;
+      const rawProbs = () => (calibration ? (raw ??= combined(1, 1)) : final);
       const top = topClasses(probs, this.classes, this.opts.topN);
       const heads = Object.fromEntries(this.heads.map(({ head }, h) => [head.name, outputs[h].probs ? fuseHeads([outputs[h]], this.classes) : null]));
       let answer: Pick<PredictionRecord, 'category' | 'score' | 'path'> = { category: top[0].category, score: top[0].prob };
