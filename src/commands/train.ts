@@ -19,7 +19,7 @@ import { FitEta } from './fit-eta.js';
 import { tfidfBlockDim, tfidfToJSON, type TfidfConfig } from '../head/tfidf.js';
 import { linearBundleHead, shippedPredictions } from '../head/linear-head.js';
 import { fitLabelEncoder, encodeLabels } from '../head/labels.js';
-import { stratifiedHoldout, stratifiedKFold } from '../head/split.js';
+import { duplicateGroups, duplicateSummary, stratifiedHoldout, stratifiedKFold } from '../head/split.js';
 import type { LogisticOptions } from '../head/logistic.js';
 import { computeMetrics, type EvalMetrics } from '../report/metrics.js';
 import { UsageError, reasonCode } from '../errors.js';
@@ -382,9 +382,12 @@ export async function trainCommand(opts: TrainOptions): Promise<TrainSummary> {
     headKind: opts.head,
   };
   const y = encodeLabels(classes, labels);
-  const holdout = opts.validation > 0 ? stratifiedHoldout(y, opts.validation, opts.seed) : null;
+  // Duplicate listings (the same normalised text) never sit on both sides of the validation share or a fold.
+  const dupes = duplicateGroups(rows.map((r) => r.text));
+  if (dupes) log(`held-out splits keep ${duplicateSummary(dupes)} together`);
+  const holdout = opts.validation > 0 ? stratifiedHoldout(y, opts.validation, opts.seed, dupes) : null;
   if (holdout && holdout.test.length === 0) throw new UsageError(`--validation ${opts.validation} holds out no rows of ${rows.length}; use a larger share or --cv`, 'validation');
-  const cvSplits = opts.cv > 1 ? stratifiedKFold(y, opts.cv, opts.seed) : [];
+  const cvSplits = opts.cv > 1 ? stratifiedKFold(y, opts.cv, opts.seed, dupes) : [];
   const finalIdx = opts.refit || !holdout ? rows.map((_, i) => i) : holdout.train;
   const rowCounts = { read: collected.length + counts.emptyLabel, used: finalIdx.length, emptyLabel: noLabel, failed, failedReasons };
   // Validation, cross-validation and the final fit are independent training runs: they share one pool of

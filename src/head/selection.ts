@@ -6,6 +6,7 @@ import { chooseFusionWeight, type WeightCandidate } from './fusion.js';
 import type { FitPool } from './fit-pool.js';
 import { meanSolution, solverWidth, type FitOptions, type HeadDesign, type PathEvent, type Solution } from './modality-head.js';
 import { rowLogLoss } from './scoring.js';
+import type { Split } from './split.js';
 
 /** A head being selected: its name and design, and which of the procedure's rows its design rows are. */
 export interface HeadCandidate {
@@ -96,7 +97,7 @@ export function checkTwoClasses(head: string, design: HeadDesign, train: Int32Ar
 export async function selectHeadC(
   pool: FitPool,
   h: HeadCandidate,
-  splits: { train: number[]; test: number[] }[],
+  splits: Split[],
   Cs: number[],
   lr: FitOptions,
   y: Int32Array,

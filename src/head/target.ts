@@ -9,7 +9,7 @@ import type { FeatureBlock } from '../models/bundle.js';
 import { fitTfidf, tfidfBlockDim, tfidfBlockRow, type TfidfBlockModel, type TfidfConfig } from './tfidf.js';
 import { fuseHeads, type WeightCandidate } from './fusion.js';
 import { calibrateTemperature, type CalibrationFigures, type TemperatureFit } from './calibration.js';
-import { stratifiedHoldout, stratifiedKFold } from './split.js';
+import { duplicateGroups, stratifiedHoldout, stratifiedKFold, type Split } from './split.js';
 import { fitLabelEncoder, encodeLabels } from './labels.js';
 import type { StandardScalerParams } from './scaler.js';
 import type { CsrBlock } from './design-matrix.js';
@@ -303,7 +303,7 @@ function useSupportHead(name: string, design: HeadDesign, settings: Pick<HeadSet
 async function fitSupport(
   pool: FitPool,
   h: { name: string; design: HeadDesign; rows: Int32Array },
-  splits: { train: number[]; test: number[] }[],
+  splits: Split[],
   y: Int32Array,
   seed: number,
   progress: { procedure: string; report: FitProgress['report'] },
@@ -457,6 +457,8 @@ export async function trainModel(rows: CollectedRow[], labels: string[], setting
     const y = encodeLabels(classes, labels);
     // Splits are stratified on the labels, or on the strata given (the same splits as another model's).
     const strataCodes = settings.strata ? encodeLabels(fitLabelEncoder(settings.strata), settings.strata) : y;
+    // Duplicate listings (the same normalised text) stay on one side of every held-out split.
+    const dupes = duplicateGroups(rows.map((r) => r.text));
     // Designs first: whether a head is a support head (and so which fits it runs) depends on its size.
     const designs = groups.map((g) => {
       const idx = Int32Array.from(rows.keys()).filter((i) => g.name === 'joint' || rowHas(rows[i]!, g.kinds));
@@ -468,7 +470,7 @@ export async function trainModel(rows: CollectedRow[], labels: string[], setting
     const selectionLr: FitOptions = { ...settings.lr, threads: 1, tol: Math.max(settings.lr.tol ?? 0, SELECTION_TOL), ftol: Math.max(settings.lr.ftol ?? 0, SELECTION_FTOL) };
     const selecting = grid !== null;
     // Held-out predictions for choosing: a stratified share, or (small catalogs) k folds so every row counts once.
-    const splits = !selecting ? [] : settings.selectionFolds > 1 ? stratifiedKFold(strataCodes, settings.selectionFolds, settings.seed) : [stratifiedHoldout(strataCodes, settings.fusionShare, settings.seed)];
+    const splits = !selecting ? [] : settings.selectionFolds > 1 ? stratifiedKFold(strataCodes, settings.selectionFolds, settings.seed, dupes) : [stratifiedHoldout(strataCodes, settings.fusionShare, settings.seed, dupes)];
     // Each head goes from its design to its final fit on its own (the fusion weight is only needed at the end), so
     // one head's row-space basis or long path never holds up the other head's fits.
     const heads = await Promise.all(
@@ -476,7 +478,7 @@ export async function trainModel(rows: CollectedRow[], labels: string[], setting
         const { idx, design, support } = designs[gi]!;
         if (support) {
           // Epochs are chosen on held-out rows even with a fixed C (which a support head does not use).
-          const held = splits.length > 0 ? splits : [stratifiedHoldout(strataCodes, settings.fusionShare, settings.seed)];
+          const held = splits.length > 0 ? splits : [stratifiedHoldout(strataCodes, settings.fusionShare, settings.seed, dupes)];
           const fitted = await fitSupport(pool, { name: g.name, design, rows: idx }, held, y, settings.seed, { procedure, report: (e) => progress.report(e) });
           const blocks = layoutBlocks(g.kinds, settings.dims, tfidf);
           return { g, C: NaN, chosen: null, head: supportTrainedHead(fitted.fit, classes, blocks, tfidf), rowSpace: false, support: fitted.summary };
