@@ -17,6 +17,7 @@ import { addModelsCommand } from './models-cli.js';
 import { addCheckCommand } from './check-cli.js';
 import { addServeCommand } from './serve-cli.js';
 import type { FeatureKind } from '../head/target.js';
+import { PRESET_NAMES, type PresetName } from '../models/preset.js';
 import type { DfBound } from '../head/tfidf.js';
 
 const pkg = JSON.parse(fs.readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -27,7 +28,8 @@ interface TrainFlags extends PipelineFlags {
   pathSeparator: string;
   minPathScore: number;
   output: string;
-  features: FeatureKind[];
+  features?: FeatureKind[];
+  preset?: PresetName;
   C: number | 'auto';
   classWeight?: 'balanced';
   maxIter: number;
@@ -98,7 +100,7 @@ function formatTrainSummary(s: TrainSummary): string {
     `categorize: bundle written to ${s.output}`,
     `  rows: ${s.rows.read} read, ${s.rows.used} used for the final fit, ${s.rows.emptyLabel} without a label, ${s.rows.failed} failed to embed` +
       (s.rows.failed ? ` (${Object.entries(s.rows.failedReasons).map(([k, v]) => `${k} ${v}`).join(', ')})` : ''),
-    `  features: ${s.features.map((b) => `${b.kind} ${b.dim}`).join(' + ')}; ${s.classes} classes`,
+    `  features: ${s.features.map((b) => `${b.kind} ${b.dim}`).join(' + ')}; ${s.classes} classes${s.preset ? ` (preset ${s.preset})` : ''}`,
     s.fit.heads.every((h) => h.kind === 'support')
       ? `  fit: support head, ${s.fit.iterations} epochs, training log-loss ${s.fit.loss.toFixed(4)}${s.fit.refit ? ' (refit on all rows)' : ''}`
       : `  fit: L-BFGS ${s.fit.converged ? 'converged' : 'did NOT converge'} in ${s.fit.iterations} iterations, loss ${s.fit.loss.toFixed(4)}${s.fit.refit ? ' (refit on all rows)' : ''}`,
@@ -231,7 +233,11 @@ function buildProgram(io: Io, env: NodeJS.ProcessEnv, setCode: (c: number) => vo
       .option('--min-path-score <p>', 'path bundles: the default answer threshold of run, eval, check and serve (a node is answered when its probability reaches p)', floatOption(0, 1), 0.5)
       .option('--target-precision <p,...>', 'store the score threshold for each target precision (e.g. 0.95,0.98; repeatable): the lowest whose held-out precision has a 95% lower bound ≥ p; run decides accept/review at the first', targetPrecisions, [] as number[])
       .requiredOption('-o, --output <dir>', 'bundle folder to write')
-      .option('--features <list>', 'classifier input: any of text, image, tfidf', featureList, ['text', 'image'] as FeatureKind[])
+      .addOption(
+        new Option('--preset <name>', 'features and models by name: original = all-MiniLM-L6-v2 + ResNet-50 from the model cache (--features text,image); embedded = the shipped MobileNetV2 int8 + TF-IDF (--features image,tfidf --image-model mobilenetv2-int8), nothing to download. Default, when neither --features nor a model flag is given: original if both its models are cached, else embedded. --features and model flags given with --preset must repeat it (another variant of its model is fine)')
+          .choices(PRESET_NAMES),
+      )
+      .option('--features <list>', "classifier input: any of text, image, tfidf (default: the preset's; with a model flag and no --preset: text,image)", featureList)
       .option('--C <c|auto>', `inverse L2 regularisation strength (scikit-learn’s C); auto: chosen per head from ${C_GRID.join(', ')} by log-loss on the held-out --fusion-share`, cOption, 'auto')
       .addOption(new Option('--class-weight <mode>', 'weight classes inversely to their frequency').choices(['balanced']))
       .option('--max-iter <n>', 'L-BFGS iterations at most', intOption(1, 1_000_000), 1000)
@@ -271,6 +277,7 @@ function buildProgram(io: Io, env: NodeJS.ProcessEnv, setCode: (c: number) => vo
       targetPrecision: f.targetPrecision,
       output: f.output,
       features: f.features,
+      preset: f.preset,
       tfidf: {
         minDf: dfBound(f.minDf),
         maxDf: dfBound(f.maxDf),

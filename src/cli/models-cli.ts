@@ -26,11 +26,11 @@ function formatList(rows: ModelListRow[], cacheRoot: string): string {
       r.variant,
       mb(r.size),
       r.revision ? `${r.revision.slice(0, 12)}${r.pinned ? '' : ' (resolved)'}` : 'unpinned',
-      r.cached === 'complete' ? 'yes' : r.cached === 'partial' ? 'partial' : 'no',
+      r.shipped ? (r.cached === 'complete' ? 'shipped' : 'shipped, missing') : r.cached === 'complete' ? 'yes' : r.cached === 'partial' ? 'partial' : 'no',
       r.license ?? '',
     ]),
   );
-  return `${table}\n\n* default for its kind · cache: ${cacheRoot}`;
+  return `${table}\n\n* default for its kind · shipped: in the package, never downloaded · cache: ${cacheRoot}`;
 }
 
 export function addModelsCommand(program: Command, io: Io, env: NodeJS.ProcessEnv, setCode: (c: number) => void): void {
@@ -52,7 +52,7 @@ Environment:
 
   models
     .command('list')
-    .description('Registry entries (each variant) and what the cache holds: sizes, revisions, licences.')
+    .description('Registry entries (each variant) and what the cache holds (or categorize ships): sizes, revisions, licences.')
     .option('--json', 'print the rows as JSON')
     .action((flags: { json?: boolean }) => {
       const ctx = ctxFor({ quiet: true });
@@ -62,7 +62,7 @@ Environment:
 
   models
     .command('pull')
-    .description('Download models into the cache and verify their sha256 (default: the default text and image models).')
+    .description('Download models into the cache and verify their sha256 (default: the default text and image models); a model shipped with categorize is only checked.')
     .argument('[models...]', 'registry references: [text:|image:]name[:variant]')
     .option('--variant <name>', 'variant to pull (fp32, quantized, fp16 …)')
     .option('--revision <commit>', 'a commit other than the registry’s (one model at a time)')
@@ -72,6 +72,10 @@ Environment:
       const ctx = ctxFor(flags);
       const pulled = await pullModels(pullSelection(ctx, refs, flags.variant), { revision: flags.revision }, ctx);
       for (const p of pulled) {
+        if (p.shipped) {
+          io.stdout.write(`${p.id} (${p.variant}): shipped with categorize, nothing to download; sha256 ${p.sha256.slice(0, 12)}… as the registry pins it\n  ${p.dir}\n`);
+          continue;
+        }
         const fetched = p.files.filter((f) => !f.cached).length;
         // Say how each file's hash was checked: pinned by the registry, published by the hub, or only recorded.
         const by = (v: string) => p.files.filter((f) => f.verified === v).length;
@@ -88,13 +92,13 @@ Environment:
 
   models
     .command('verify')
-    .description('Re-hash every cached file against what was recorded and what the registry pins; exit 1 on any mismatch.')
+    .description('Re-hash every cached file against what was recorded and what the registry pins, and the models shipped with categorize; exit 1 on any mismatch.')
     .option('-q, --quiet', 'print only problems')
     .action((flags: { quiet?: boolean }) => {
       const ctx = ctxFor({ quiet: true });
       const r = verifyCache(ctx, flags.quiet ? undefined : (dir, file) => io.stderr.write(`categorize: hashing ${file} in ${dir}\n`));
       for (const p of r.problems) io.stdout.write(`MISMATCH ${p.dir}/${p.file}: ${p.problem}\n`);
-      io.stdout.write(`${r.files} files in ${r.folders} folders (${mb(r.bytes)}) checked: ${r.problems.length ? `${r.problems.length} problem(s); pull the model again to repair` : 'all verified'}\n`);
+      io.stdout.write(`${r.files} files in ${r.folders} folders (${mb(r.bytes)}${r.shipped ? `; ${r.shipped} shipped with categorize` : ''}) checked: ${r.problems.length ? `${r.problems.length} problem(s); pull the model again to repair` : 'all verified'}\n`);
       if (r.problems.length) setCode(ExitCode.runtime);
     });
 

@@ -43,7 +43,7 @@ export interface PipelineFlags {
 }
 
 export function addPipelineOptions(cmd: Command, models: 'override' | 'choose'): Command {
-  const overrideWord = models === 'override' ? ", overriding the bundle's" : '';
+  const overrideWord = models === 'override' ? ", overriding the bundle's" : "; default: the preset's (--preset), else the registry default";
   return cmd
     .option('--id-column <name>', 'id column (when absent: the 1-based row number)', 'id')
     .option('--title-column <name>', 'title column', 'title')
@@ -51,8 +51,8 @@ export function addPipelineOptions(cmd: Command, models: 'override' | 'choose'):
     .option('--image-column <name>', "image column: path or http(s) URL (default: 'image', else 'image_path')")
     .option('--image-root <dir>', "folder relative image paths resolve against (default: the CSV's folder; cwd for stdin)")
     .option('--delimiter <char>', 'field delimiter (default: detected from the header line; tab for .tsv)')
-    .option('--text-model <id|dir>', `text model: registry reference (categorize models list) or folder (model.onnx + tokenizer.json)${overrideWord || '; default: the registry default'}`)
-    .option('--image-model <id|dir|file>', `image model: registry reference, folder or .onnx file${overrideWord || '; default: the registry default'}`)
+    .option('--text-model <id|dir>', `text model: registry reference (categorize models list) or folder (model.onnx + tokenizer.json)${overrideWord}`)
+    .option('--image-model <id|dir|file>', `image model: registry reference, folder or .onnx file (a classifier export's pooled feature is tapped, as models import does)${overrideWord}`)
     .option('--allow-download', 'download a registry model missing from the cache (default: fail, so nightly jobs never download)')
     .option('--offline', 'never touch the network (also HF_HUB_OFFLINE=1)')
     .option('--ignore-model-mismatch', "use a model whose sha256 differs from the one the bundle was trained with (warns)")

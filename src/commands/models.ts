@@ -5,8 +5,8 @@ import path from 'node:path';
 import { ConfigError, UsageError } from '../errors.js';
 import { sha256File } from '../models/bundle.js';
 import { describeOnnx, type OnnxDescription } from '../models/inspect.js';
-import { entryRepository, pullModel, type PulledModel } from '../models/pull.js';
-import { defaultModel, defaultVariant, filesToFetch, findModel, saveUserEntry, type ModelKind, type ModelSelector, type RegistryEntry } from '../models/registry.js';
+import { cacheState, checkShipped, entryRepository, pullModel, type PulledModel } from '../models/pull.js';
+import { defaultModel, defaultVariant, findModel, saveUserEntry, shippedFolder, type ModelKind, type ModelSelector, type RegistryEntry } from '../models/registry.js';
 import type { ModelContext } from '../models/resolve.js';
 import { imagenetPreprocess } from '../embed/image-preprocess.js';
 import { onnxInFolder, sentenceTransformersMaxLength } from '../models/model-dir.js';
@@ -22,8 +22,10 @@ export interface ModelListRow {
   /** Pinned commit, else the commit the cache resolved 'main' to, else null. */
   revision: string | null;
   pinned: boolean;
-  /** complete: every file present; partial: some; absent: none. */
+  /** complete: every file present; partial: some; absent: none. A shipped model is complete (unless the install is damaged). */
   cached: 'complete' | 'partial' | 'absent';
+  /** Shipped with categorize (dir is the package's folder): never downloaded. */
+  shipped: boolean;
   dir: string | null;
   license: string | null;
   repository: string | null;
@@ -33,13 +35,8 @@ export interface ModelListRow {
 export function listModels(ctx: Pick<ModelContext, 'registry' | 'cache'>): ModelListRow[] {
   const rows: ModelListRow[] = [];
   for (const entry of ctx.registry.entries) {
-    const repository = entryRepository(entry);
-    const revision = entry.revision ?? ctx.cache.readRef(repository, 'main') ?? null;
-    const dir = revision ? ctx.cache.folder(repository, revision) : null;
-    const record = dir ? ctx.cache.readRecord(dir) : undefined;
     for (const [variant, v] of Object.entries(entry.variants)) {
-      const wanted = filesToFetch(entry, variant).map((f) => f.file);
-      const present = wanted.filter((f) => record?.files[f] && fs.existsSync(path.join(dir!, f))).length;
+      const { revision, dir, record, state } = cacheState({ entry, variant }, ctx.cache);
       rows.push({
         id: entry.id,
         kind: entry.kind,
@@ -49,8 +46,9 @@ export function listModels(ctx: Pick<ModelContext, 'registry' | 'cache'>): Model
         size: v.size ?? record?.files[v.file]?.size ?? null,
         revision,
         pinned: entry.revision !== null,
-        cached: present === wanted.length ? 'complete' : present > 0 ? 'partial' : 'absent',
-        dir: present > 0 ? dir : null,
+        cached: state,
+        shipped: entry.shipped !== undefined,
+        dir: state !== 'absent' ? dir : null,
         license: entry.license ?? null,
         repository: entry.repository,
       });
@@ -72,6 +70,11 @@ export async function pullModels(selection: ModelSelector[], opts: { revision?: 
   if (opts.revision && selection.length !== 1) throw new UsageError('--revision applies to one model at a time', 'revision');
   const pulled: PulledModel[] = [];
   for (const sel of selection) {
+    // Shipped: nothing to fetch; its hash is checked all the same (its tap is made at first use, into the cache).
+    if (sel.entry.shipped) {
+      pulled.push(checkShipped(sel, opts.revision));
+      continue;
+    }
     pulled.push(
       await pullModel(sel, {
         cache: ctx.cache,
@@ -96,13 +99,36 @@ export interface VerifyProblem {
 export interface VerifyResult {
   folders: number;
   files: number;
+  /** Of those, files shipped with categorize (checked against the registry's pins). */
+  shipped: number;
   bytes: number;
   problems: VerifyProblem[];
 }
 
-/** Re-hashes every file the cache records (and every tapped model); compares with the record and the registry. */
+/**
+ * Re-hashes every file the cache records (and every tapped model), comparing with the record and the registry, and
+ * every file shipped with categorize, comparing with the registry's pins.
+ */
 export function verifyCache(ctx: Pick<ModelContext, 'registry' | 'cache'>, onFile?: (dir: string, file: string) => void): VerifyResult {
-  const result: VerifyResult = { folders: 0, files: 0, bytes: 0, problems: [] };
+  const result: VerifyResult = { folders: 0, files: 0, shipped: 0, bytes: 0, problems: [] };
+  for (const e of ctx.registry.entries.filter((x) => x.shipped)) {
+    const folder = shippedFolder(e);
+    result.folders++;
+    for (const v of Object.values(e.variants)) {
+      onFile?.(folder, v.file);
+      result.files++;
+      result.shipped++;
+      const abs = path.join(folder, v.file);
+      if (!fs.existsSync(abs)) {
+        result.problems.push({ dir: folder, file: v.file, problem: `missing (shipped with categorize as ${e.id}: reinstall categorize)` });
+        continue;
+      }
+      const size = fs.statSync(abs).size;
+      result.bytes += size;
+      const actual = sha256File(abs);
+      if (size !== v.size || actual !== v.sha256) result.problems.push({ dir: folder, file: v.file, problem: `sha256 ${actual} (${size} bytes), registry pins ${v.sha256} (${v.size} bytes) for the shipped ${e.id}: reinstall categorize` });
+    }
+  }
   const registryHash = new Map<string, string>();
   for (const e of ctx.registry.entries) {
     for (const f of [...Object.values(e.variants), ...e.files]) {
@@ -127,7 +153,8 @@ export function verifyCache(ctx: Pick<ModelContext, 'registry' | 'cache'>, onFil
       return 0;
     };
     for (const [file, f] of Object.entries(record.files)) check(file, f.sha256, f.size);
-    for (const t of Object.values(record.taps)) if (!record.files[t.file]) check(t.file, t.sha256, t.size);
+    // A tap whose file is its source's name made nothing (the export already had the output): nothing to check here.
+    for (const [source, t] of Object.entries(record.taps)) if (!record.files[t.file] && t.file !== source) check(t.file, t.sha256, t.size);
   }
   return result;
 }
@@ -195,6 +222,8 @@ export async function addModel(location: string, opts: AddOptions, ctx: ModelCon
   const sha = sha256File(onnxSrc);
   const revision = `sha256-${sha.slice(0, 12)}`;
   const id = `${opts.kind}:${name}`;
+  const shipped = ctx.registry.entries.find((e) => e.id === id && e.shipped);
+  if (shipped) ctx.log?.(`note: ${id} is shipped with categorize (${shippedFolder(shipped)}); this entry replaces it in ${ctx.cache.userRegistryFile}`);
   const repository = `local/${name}`;
   const target = ctx.cache.folder(repository, revision);
   const files: Record<string, { from: string }> = { 'model.onnx': { from: onnxSrc } };

@@ -5,7 +5,8 @@ import os from 'node:os';
 import pLimit from 'p-limit';
 import { openCatalog, labelledRows, type ColumnOptions } from '../io/catalog-reader.js';
 import { openEncoders, type EncoderOptions } from '../pipeline/encoders.js';
-import { resolveModel, type ModelContext, type ResolvedModel } from '../models/resolve.js';
+import { localImageNotice, resolveModel, type ModelContext, type ResolvedModel } from '../models/resolve.js';
+import { chooseStack, type PresetName } from '../models/preset.js';
 import { FeatureExtractor, type FeatureOptions } from '../pipeline/features.js';
 import { collectFeatures, type CollectedRow } from '../pipeline/collect.js';
 import { cacheSummary, openEmbedCache, type EmbedCacheSetting } from '../pipeline/bundle-session.js';
@@ -22,7 +23,7 @@ import { fitLabelEncoder, encodeLabels } from '../head/labels.js';
 import { duplicateGroups, duplicateSummary, stratifiedHoldout, stratifiedKFold } from '../head/split.js';
 import type { LogisticOptions } from '../head/logistic.js';
 import { computeMetrics, type EvalMetrics } from '../report/metrics.js';
-import { UsageError, reasonCode } from '../errors.js';
+import { CategorizeError, ConfigError, UsageError, reasonCode } from '../errors.js';
 import { PathMetricsAccumulator } from '../report/path-metrics.js';
 import { applyTopLabel, calibrateTemperature, calibrationFigures, fitTopLabel, thresholdForTarget, topOneCurve, topOneCurveRows, type CalibrationFigures } from '../head/calibration.js';
 import type { BundleCalibration } from '../models/bundle.js';
@@ -43,8 +44,11 @@ export interface TrainOptions extends EncoderOptions, Omit<FeatureOptions, 'imag
   columns: Omit<ColumnOptions, 'require' | 'extra'>;
   delimiter?: string;
   imageRoot?: string;
-  features: FeatureKind[];
-  /** Registry, cache and download policy; a missing --text-model/--image-model means the registry default. */
+  /** Classifier input; undefined: the preset's (see chooseStack: --preset, else chosen from what the cache holds). */
+  features?: FeatureKind[];
+  /** A named stack of features and models (models/preset.ts); --features and model flags may only repeat it. */
+  preset?: PresetName;
+  /** Registry, cache and download policy; a missing --text-model/--image-model means the preset's (or registry default). */
   models: ModelContext;
   textModel?: string;
   imageModel?: string;
@@ -112,6 +116,8 @@ export interface TrainSummary {
   /** The classes are category paths: the separator their labels were split on, the tree's size, the bundle's --min-path-score. */
   paths: { separator: string; nodes: number; maxDepth: number; minPathScore: number; topLevelHeads: { name: string; C: number; weight: number }[] | null } | null;
   features: { kind: string; dim: number }[];
+  /** The preset the bundle was trained on (recorded in its manifest), or null for features and models of one's own. */
+  preset: PresetName | null;
   validation: SplitMetrics | null;
   cv: { folds: SplitMetrics[]; mean: SplitMetrics } | null;
   /** Over all heads (each head's own under `heads`). */
@@ -296,19 +302,37 @@ async function scoreSplit(
  */
 function bundleRef(bundleDir: string, model: ResolvedModel, modelPath: string): ModelRef {
   if (model.ref.id) return model.ref;
-  return { path: path.relative(bundleDir, model.request.location) || '.', file: path.basename(modelPath), sha256: sha256File(modelPath) };
+  // A tapped classifier export runs a derived model from the cache: the bundle names the user's file and the tap
+  // (run derives it again), and the sha256 of what ran, as for a registry model's tap.
+  return {
+    path: path.relative(bundleDir, model.request.location) || '.',
+    file: path.basename(model.ref.tap && model.local ? model.local.onnx : modelPath),
+    sha256: sha256File(modelPath),
+    ...(model.ref.tap ? { tap: model.ref.tap } : {}),
+  };
 }
 
 export async function trainCommand(opts: TrainOptions): Promise<TrainSummary> {
   const started = performance.now();
   const log = opts.log ?? (() => {});
   const progress = opts.progress ?? silentProgress;
-  const kinds = new Set(opts.features);
+  const stack = chooseStack({ preset: opts.preset, features: opts.features, textModel: opts.textModel, imageModel: opts.imageModel }, opts.models);
+  if (stack.note) log(stack.note);
+  const kinds = new Set(stack.features);
   if (kinds.size === 0) throw new UsageError('--features needs at least one of text, image, tfidf');
   // Models first: a missing model fails before the catalog is read.
   const models: Partial<Record<'text' | 'image', ResolvedModel>> = {};
-  if (kinds.has('text')) models.text = await resolveModel('text', opts.textModel, opts.models);
-  if (kinds.has('image')) models.image = await resolveModel('image', opts.imageModel, opts.models);
+  const resolve = async (kind: 'text' | 'image', arg: string | undefined) => {
+    try {
+      return await resolveModel(kind, arg, opts.models);
+    } catch (err) {
+      // The one stack that needs no download is worth naming when a model is missing.
+      if (!(err instanceof CategorizeError) || err.code !== 'model_missing' || stack.preset === 'embedded') throw err;
+      throw new ConfigError(`${err.message}; or train with --preset embedded (the shipped image model + TF-IDF, nothing to download)`, err.code, { cause: err });
+    }
+  };
+  if (kinds.has('text')) models.text = await resolve('text', stack.textModel);
+  if (kinds.has('image')) models.image = await resolve('image', stack.imageModel);
   const catalog = await openCatalog(opts.input, {
     columns: { ...opts.columns, require: { text: kinds.has('text') || kinds.has('tfidf'), image: kinds.has('image') }, extra: [opts.labelColumn] },
     delimiter: opts.delimiter,
@@ -316,6 +340,8 @@ export async function trainCommand(opts: TrainOptions): Promise<TrainSummary> {
   });
   const encoders = await openEncoders([models.text, models.image].flatMap((m) => (m ? [m.request] : [])), opts);
   encoders.notices.forEach((n) => log(n));
+  const imageNotice = models.image && stack.imageModel !== undefined ? localImageNotice(stack.imageModel, models.image, encoders.image!.dim) : undefined;
+  if (imageNotice) log(imageNotice);
   const counts = { emptyLabel: 0 };
   let collected: CollectedRow[];
   const { text: textSpec, image: imageSpec } = encoders.specs;
@@ -368,7 +394,7 @@ export async function trainCommand(opts: TrainOptions): Promise<TrainSummary> {
   log(`embedded ${collected.length} labelled rows (${rows.length} usable, ${failed} failed, ${noLabel} without a label); ${classes.length} classes${shape}`);
 
   const settings: HeadSettings = {
-    features: opts.features,
+    features: stack.features,
     dims: { text: encoders.text?.dim, image: encoders.image?.dim },
     tfidf: opts.tfidf,
     charTfidf: opts.charNgramRange ? { ...opts.tfidf, analyzer: 'char_wb', ngramRange: opts.charNgramRange, stopWords: null, maxFeatures: opts.charMaxFeatures } : null,
@@ -482,6 +508,7 @@ export async function trainCommand(opts: TrainOptions): Promise<TrainSummary> {
       toolVersion: opts.toolVersion,
       createdAt: opts.createdAt,
       classes: model.classes,
+      ...(stack.preset ? { preset: stack.preset } : {}),
       ...(paths ? { paths: { separator, minPathScore: opts.minPathScore ?? DEFAULT_MIN_PATH_SCORE } } : {}),
       ...('none' in calibration ? {} : { calibration }),
       features: blocks,
@@ -536,6 +563,7 @@ export async function trainCommand(opts: TrainOptions): Promise<TrainSummary> {
         }
       : null,
     features: blocks.map((b) => ({ kind: b.kind, dim: b.dim })),
+    preset: stack.preset,
     validation,
     cv,
     fit: {

@@ -5,6 +5,7 @@ import crypto from 'node:crypto';
 import { ConfigError } from '../errors.js';
 import type { ImagePreprocess } from './model-dir.js';
 import type { TapInfo } from './tap.js';
+import type { PresetName } from './preset.js';
 import { tfidfFromJSON, tfidfBlockDim, type TfidfBlockModel, type TfidfModel } from '../head/tfidf.js';
 import { writeLinearHead } from '../head/head-io.js';
 import type { LinearHead } from '../head/scoring.js';
@@ -99,6 +100,12 @@ export interface BundleManifest {
   toolVersion: string;
   createdAt: string;
   classes: string[];
+  /**
+   * The training preset (`train --preset`, or the one train chose): which features and models the bundle was
+   * trained on, by name. Informative only (run uses the layout's models, never a preset), so it is an additive field
+   * that needs no format version: older tools ignore it, and bundles without it load as before.
+   */
+  preset?: PresetName;
   /**
    * The classes are category paths (levels joined by " > "): `run` answers the deepest node whose probability
    * reaches `minPathScore`. `separator` is the one the training labels were split on (eval and check split theirs on it).

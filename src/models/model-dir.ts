@@ -131,3 +131,17 @@ export function resolveImageModel(location: string, file?: string): ImageModelSp
     dim: desc.dim,
   };
 }
+
+/**
+ * The ONNX file of a local image model (a file, or a folder's model) whose embedding output nobody chose: a folder
+ * whose categorize-model.json names an output or a dim is taken as it says. undefined when there is no such file.
+ */
+export function untappedImageOnnx(location: string): string | undefined {
+  const p = path.resolve(location);
+  if (!fs.existsSync(p)) return undefined;
+  if (!fs.statSync(p).isDirectory()) return p;
+  const desc = readDescriptor(p);
+  if (desc.output !== undefined || desc.dim !== undefined) return undefined;
+  const file = desc.file ? path.resolve(p, desc.file) : onnxInFolder(p);
+  return file && fs.existsSync(file) ? file : undefined;
+}

@@ -5,8 +5,9 @@ import path from 'node:path';
 import { ConfigError } from '../errors.js';
 import { downloadFile, fetchFileInfo, hubFileUrl, type HubOptions } from './download.js';
 import { atomicWrite, ModelCache, type CachedFile, type PullRecord, type Verification } from './cache.js';
-import { defaultVariant, filesToFetch, type ModelSelector, type RegistryEntry } from './registry.js';
-import { tapModel, type TapInfo } from './tap.js';
+import { defaultVariant, filesToFetch, shippedFolder, type ModelSelector, type RegistryEntry } from './registry.js';
+import { classifierFeature, tapModel, type TapInfo, type TapMode } from './tap.js';
+import { readModel } from './onnx-graph.js';
 import { sha256File } from './bundle.js';
 
 export interface FileProgress {
@@ -47,12 +48,81 @@ export interface PulledModel {
   output: string;
   tap?: TapInfo;
   files: PulledFile[];
+  /** Shipped with categorize (dir is the package's folder): nothing was or will be downloaded. */
+  shipped?: boolean;
 }
 
-/** The repository folder name of an entry: hub repository, or local/<name> for a model added from files. */
+/**
+ * The repository folder name of an entry: hub repository, local/<name> for a model added from files, shipped/<name>
+ * for a model shipped with categorize (its cache folder holds only what is derived from it, e.g. the tap).
+ */
 export function entryRepository(entry: RegistryEntry): string {
-  return entry.repository ?? `local/${entry.id.slice(entry.kind.length + 1)}`;
+  return entry.repository ?? `${entry.shipped ? 'shipped' : 'local'}/${entry.id.slice(entry.kind.length + 1)}`;
 }
+
+export interface CacheState {
+  /** Pinned commit, else the commit the cache resolved 'main' to, else null. */
+  revision: string | null;
+  /** The folder holding the files (a shipped model's: the package's), or null when no revision is known. */
+  dir: string | null;
+  record?: PullRecord;
+  /** complete: every file present; partial: some; absent: none. From the records, without hashing. */
+  state: 'complete' | 'partial' | 'absent';
+}
+
+/** What the cache holds of a registry model's variant (a shipped model is always there, unless the install is damaged). */
+export function cacheState(sel: ModelSelector, cache: ModelCache): CacheState {
+  const { entry, variant } = sel;
+  if (entry.shipped) {
+    const dir = shippedFolder(entry);
+    return { revision: entry.revision, dir, state: fs.existsSync(path.join(dir, entry.variants[variant]!.file)) ? 'complete' : 'absent' };
+  }
+  const repository = entryRepository(entry);
+  const revision = entry.revision ?? cache.readRef(repository, 'main') ?? null;
+  const dir = revision ? cache.folder(repository, revision) : null;
+  const record = dir ? cache.readRecord(dir) : undefined;
+  const wanted = filesToFetch(entry, variant).map((f) => f.file);
+  const present = wanted.filter((f) => record?.files[f] && fs.existsSync(path.join(dir!, f))).length;
+  return { revision, dir, record, state: present === wanted.length ? 'complete' : present > 0 ? 'partial' : 'absent' };
+}
+
+/**
+ * A shipped model's file checked against the registry's pins (size and sha256; 3.7 MB hash in milliseconds):
+ * nothing to download, ever. `revision` (a bundle's) must be the one shipped.
+ */
+export function checkShipped(sel: ModelSelector, revision?: string): PulledModel {
+  const { entry, variant } = sel;
+  if (revision && revision !== entry.revision) {
+    throw new ConfigError(`${entry.kind} model ${entry.id} at revision ${revision} is not the one this categorize ships (${entry.revision}): run the bundle with the categorize version that trained it, or train it again`, 'model_missing');
+  }
+  const dir = shippedFolder(entry);
+  const want = entry.variants[variant]!;
+  const abs = path.join(dir, want.file);
+  const damaged = (what: string): never => {
+    throw new ConfigError(`the ${entry.kind} model ${entry.id} shipped with categorize is damaged: ${abs} ${what}; reinstall categorize`, 'model_files');
+  };
+  if (!fs.existsSync(abs)) damaged('is missing');
+  const st = fs.statSync(abs);
+  if (st.size !== want.size) damaged(`has ${st.size} bytes, the registry pins ${want.size}`);
+  const sha256 = sha256File(abs);
+  if (sha256 !== want.sha256) damaged(`has sha256 ${sha256}, the registry pins ${want.sha256}`);
+  const file: PulledFile = { file: want.file, size: st.size, sha256, verified: 'registry', at: st.mtime.toISOString(), cached: true };
+  return { id: entry.id, variant, repository: null, revision: entry.revision!, dir, modelFile: abs, sha256, output: entry.output, files: [file], shipped: true };
+}
+
+/** A shipped model ready to run: checked, and for a classifier export its tap, made once into the model cache. */
+async function pullShipped(sel: ModelSelector, opts: PullOptions): Promise<PulledModel> {
+  const pulled = checkShipped(sel, opts.revision);
+  const { entry } = sel;
+  if (entry.kind !== 'image' || !entry.tap) return pulled;
+  // The package's folder may be read-only (a global install): what is derived goes to the cache, keyed by the hash.
+  const folder = opts.cache.folder(entryRepository(entry), pulled.revision);
+  const key = pulled.files[0]!.file;
+  const derived = await ensureTap(`${entry.id} (${key})`, tapMode(entry.tap), { abs: pulled.modelFile, key, sha256: pulled.sha256 }, folder, opts.cache.readRecord(folder)?.taps[key], { repository: null, revision: pulled.revision }, entry.output, opts);
+  return { ...pulled, tap: derived.tap, output: derived.tap.output, ...(derived.file ? { modelFile: derived.file, sha256: derived.sha256 } : {}) };
+}
+
+const tapMode = (tap: string): TapMode => (tap === 'auto' || tap === 'logits' ? tap : { tensor: tap });
 
 export function pullCommand(sel: ModelSelector, revision?: string): string {
   const variant = sel.variant === defaultVariant(sel.entry) ? '' : ` --variant ${sel.variant}`;
@@ -86,6 +156,7 @@ async function resolveRevision(sel: ModelSelector, opts: PullOptions): Promise<{
 }
 
 export async function pullModel(sel: ModelSelector, opts: PullOptions): Promise<PulledModel> {
+  if (sel.entry.shipped) return pullShipped(sel, opts);
   const { entry, variant } = sel;
   const repository = entryRepository(entry);
   const { revision, branch } = await resolveRevision(sel, opts);
@@ -117,11 +188,11 @@ export async function pullModel(sel: ModelSelector, opts: PullOptions): Promise<
   let output = entry.output;
   let tap: TapInfo | undefined;
   if (entry.kind === 'image' && entry.tap) {
-    const derived = await ensureTap(entry, dir, onnx, rec!, init, opts);
+    const derived = await ensureTap(`${entry.id} (${onnx.file})`, tapMode(entry.tap), { abs: path.join(dir, onnx.file), key: onnx.file, sha256: onnx.sha256 }, dir, rec?.taps[onnx.file], init, entry.output, opts);
     tap = derived.tap;
     output = tap.output;
     if (derived.file) {
-      modelFile = path.join(dir, derived.file);
+      modelFile = derived.file;
       sha256 = derived.sha256;
     }
   }
@@ -164,34 +235,85 @@ async function fetchOne(
   }
 }
 
-/** The tapped model for an image classifier export: made once per source file, recorded, re-made if deleted. */
+/** The ONNX file a tap is made from: where it is, its name in the cache record (`taps` key), its sha256. */
+interface TapSource {
+  abs: string;
+  key: string;
+  sha256: string;
+}
+
+/**
+ * The tapped model for an image classifier export: made once per source file into `folder` (a cache folder),
+ * recorded there, re-made if deleted. `file` is the derived model's absolute path; absent when the source already
+ * outputs the pooled tensor (then the source runs as it is).
+ */
 async function ensureTap(
-  entry: RegistryEntry,
-  dir: string,
-  onnx: PulledFile,
-  record: PullRecord,
+  label: string,
+  mode: TapMode,
+  src: TapSource,
+  folder: string,
+  known: PullRecord['taps'][string] | undefined,
   init: Omit<PullRecord, 'files' | 'taps'>,
-  opts: PullOptions,
+  fallbackOutput: string,
+  opts: Pick<PullOptions, 'cache' | 'log'>,
 ): Promise<{ tap: TapInfo; file?: string; sha256: string }> {
-  const known = record.taps[onnx.file];
-  if (known && known.file === onnx.file) return { tap: known.tap, sha256: onnx.sha256 };
-  if (known && fs.existsSync(path.join(dir, known.file))) return { tap: known.tap, file: known.file, sha256: known.sha256 };
-  const mode = entry.tap === 'auto' ? 'auto' : { tensor: entry.tap! };
-  const src = path.join(dir, onnx.file);
-  const original = new Uint8Array(fs.readFileSync(src));
-  const { bytes, tap } = tapModel(original, mode, `${entry.id} (${onnx.file})`);
-  if (!tap) return { tap: { output: entry.output, source: entry.output, op: 'logits', dequantized: false, dim: null }, sha256: onnx.sha256 };
-  let file = onnx.file;
+  if (known && known.file === src.key) return { tap: known.tap, sha256: src.sha256 };
+  if (known && fs.existsSync(path.join(folder, known.file))) return { tap: known.tap, file: path.join(folder, known.file), sha256: known.sha256 };
+  const original = new Uint8Array(fs.readFileSync(src.abs));
+  const { bytes, tap } = tapModel(original, mode, label);
+  if (!tap) return { tap: { output: fallbackOutput, source: fallbackOutput, op: 'logits', dequantized: false, dim: null }, sha256: src.sha256 };
+  let file = src.key;
   // The export may already output the pooled tensor: then there is nothing to derive.
   if (bytes !== original) {
-    file = onnx.file.replace(/\.onnx$/i, '') + '.pooled.onnx';
-    atomicWrite(path.join(dir, file), bytes);
-    opts.log?.(`${entry.id}: exposed the pooled features ${tap.source} (${tap.op}${tap.dequantized ? ', dequantized' : ''}) as output '${tap.output}' in ${file}`);
+    file = src.key.replace(/\.onnx$/i, '') + '.pooled.onnx';
+    fs.mkdirSync(path.dirname(path.join(folder, file)), { recursive: true });
+    atomicWrite(path.join(folder, file), bytes);
+    opts.log?.(`${label}: exposed the pooled features ${tap.source} (${tap.op}${tap.dequantized ? ', dequantized' : ''}) as output '${tap.output}' in ${path.join(folder, file)}`);
   }
-  const abs = path.join(dir, file);
-  const entryTap = { file, size: fs.statSync(abs).size, sha256: file === onnx.file ? onnx.sha256 : sha256File(abs), tap };
-  await opts.cache.updateRecord(dir, init, (r) => {
-    r.taps[onnx.file] = entryTap;
+  const derived = file !== src.key;
+  const abs = derived ? path.join(folder, file) : src.abs;
+  const entryTap = { file, size: fs.statSync(abs).size, sha256: derived ? sha256File(abs) : src.sha256, tap };
+  await opts.cache.updateRecord(folder, init, (r) => {
+    r.taps[src.key] = entryTap;
   });
-  return { tap, file: file === onnx.file ? undefined : file, sha256: entryTap.sha256 };
+  return { tap, file: derived ? abs : undefined, sha256: entryTap.sha256 };
+}
+
+/** A local image model (a path given as --image-model) after the tap decision. */
+export interface LocalImageTap {
+  /** The pooled feature exposed (as `models import` would), or null: the model runs as it is. */
+  tap: TapInfo | null;
+  /** The derived model (in the model cache) to run instead of the file; absent when the file already outputs the tap. */
+  file?: string;
+  /** Without a tap: the graph ends in a matrix product (a classifier, likely) with no pooled feature found before it. */
+  classifierOutput: boolean;
+  /** Without a tap: the output the encoder takes (the graph's first). */
+  output?: string;
+}
+
+/**
+ * A classifier export given as a path is tapped as `models import` taps it, but only where the last global average
+ * pool feeds the classifier (a matrix product, through reshapes): a pool inside a block (squeeze-excitation) of a
+ * feature extractor is not the embedding. The derived model lives in the model cache, in a folder keyed by the
+ * file's sha256, so the user's folder is never written to and an edited file is tapped anew.
+ */
+export async function tapLocalImageModel(onnxFile: string, opts: Pick<PullOptions, 'cache' | 'log'>): Promise<LocalImageTap> {
+  const sha256 = sha256File(onnxFile);
+  const key = path.basename(onnxFile);
+  const revision = `sha256-${sha256.slice(0, 12)}`;
+  const folder = opts.cache.folder(`file/${key.replace(/\.onnx$/i, '')}`, revision);
+  const known = opts.cache.readRecord(folder)?.taps[key];
+  if (!known) {
+    let feature: ReturnType<typeof classifierFeature>;
+    try {
+      feature = classifierFeature(readModel(fs.readFileSync(onnxFile)));
+    } catch {
+      // Not a readable ONNX model: the encoder's own load says so, naming the file.
+      return { tap: null, classifierOutput: false };
+    }
+    if (!feature.pooled) return { tap: null, classifierOutput: feature.classifier, output: feature.outputs[0] };
+  }
+  // No log line of its own: the caller says what the embedding is (resolve.ts localImageNotice).
+  const derived = await ensureTap(onnxFile, 'auto', { abs: onnxFile, key, sha256 }, folder, known, { repository: null, revision }, '', { cache: opts.cache });
+  return { tap: derived.tap, file: derived.file, classifierOutput: false };
 }

@@ -45,6 +45,11 @@ export interface RegistryEntry {
   tap?: string;
   /** For entries written by `models add`: where the files were copied from. */
   source?: string;
+  /**
+   * Shipped with categorize: the folder under the package's models/ holding the files (e.g. mobilenetv2-12-int8).
+   * Never downloaded; every variant is pinned by size and sha256, and `revision` is `sha256-<first 12 hex digits>`.
+   */
+  shipped?: string;
 }
 
 export interface Registry {
@@ -55,6 +60,13 @@ export interface Registry {
 }
 
 export const shippedRegistryFile = fileURLToPath(new URL('../../../models/registry.json', import.meta.url));
+/** The package's models/ folder: shipped entries' files live in its subfolders. */
+export const shippedModelsDir = path.dirname(shippedRegistryFile);
+
+/** Folder of a shipped entry's files. */
+export function shippedFolder(entry: RegistryEntry): string {
+  return path.join(shippedModelsDir, entry.shipped!);
+}
 
 interface RegistryFileJson {
   format?: string;
@@ -95,18 +107,28 @@ function validateEntry(e: RegistryEntry, file: string): void {
     if (!v.file) bad(`variant ${name} has no file`);
     if (v.sha256 !== null && !/^[0-9a-f]{64}$/.test(v.sha256)) bad(`variant ${name} has an invalid sha256`);
   }
+  if (e.shipped !== undefined) {
+    // Shipped files are never downloaded, so nothing but the pins can vouch for them.
+    if (typeof e.shipped !== 'string' || path.isAbsolute(e.shipped) || e.shipped.split(/[\\/]/).some((p) => p === '..' || p === '')) bad('has an invalid shipped folder (a folder name under the package\'s models/)');
+    if (e.repository !== null || !e.revision?.startsWith('sha256-')) bad('is shipped: it needs repository null and a sha256-… revision');
+    for (const [name, v] of Object.entries(e.variants)) if (v.sha256 === null || v.size === null) bad(`is shipped but variant ${name} is not pinned by size and sha256`);
+  }
 }
 
 /**
  * The shipped registry (or `registryFile` instead of it: a mirror's or a test's), then the user's entries from
- * `userFile` (written by `models add`); a user entry with the same id replaces the shipped one.
+ * `userFile` (written by `models add`); a user entry with the same id replaces the shipped one. The models whose
+ * files ship in the package (`shipped`) stay available when `registryFile` replaces the list: they need no
+ * download, whatever mirror the organisation uses (an entry of the same id in `registryFile` wins).
  */
 export function loadRegistry(opts: { registryFile?: string; userFile?: string }): Registry {
   const mainFile = opts.registryFile ? path.resolve(opts.registryFile) : shippedRegistryFile;
   const main = readRegistryFile(mainFile, true);
+  const packaged = mainFile === shippedRegistryFile ? [] : (readRegistryFile(shippedRegistryFile, false).models ?? []).filter((e) => e.shipped);
   const user = opts.userFile ? readRegistryFile(opts.userFile, false) : {};
   const byId = new Map<string, RegistryEntry>();
   for (const e of [...(main.models ?? []), ...(user.models ?? [])]) byId.set(e.id, e);
+  for (const e of packaged) if (!byId.has(e.id)) byId.set(e.id, e);
   return {
     defaults: { ...main.defaults, ...user.defaults },
     entries: [...byId.values()],

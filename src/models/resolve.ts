@@ -7,8 +7,9 @@ import type { EncoderRequest } from '../pipeline/encoders.js';
 import type { HubOptions } from './download.js';
 import type { EncoderBlock, ModelRef } from './bundle.js';
 import type { ModelCache } from './cache.js';
-import { pullModel, pullCommand, type FileProgress, type PulledModel } from './pull.js';
+import { pullModel, pullCommand, tapLocalImageModel, type FileProgress, type LocalImageTap, type PulledModel } from './pull.js';
 import { defaultModel, findModel, looksLikeModelId, type ModelKind, type ModelSelector, type Registry } from './registry.js';
+import { untappedImageOnnx } from './model-dir.js';
 
 export interface ModelContext {
   registry: Registry;
@@ -29,9 +30,12 @@ export interface ResolvedModel {
   /** What a bundle trained with this model records. For local files `path` is absolute (the caller relativises it). */
   ref: ModelRef;
   pulled?: PulledModel;
+  /** A local image model (a path) whose output nobody chose: the tap decision, and the ONNX file it was made on. */
+  local?: LocalImageTap & { onnx: string };
 }
 
-function isPath(arg: string): boolean {
+/** Is a --text-model/--image-model argument a path (checked on disk first) rather than a registry reference? */
+export function isModelPath(arg: string): boolean {
   return fs.existsSync(arg) || !looksLikeModelId(arg) || arg.includes(path.sep) || arg.startsWith('.');
 }
 
@@ -68,10 +72,15 @@ function imagePreprocess(entry: ModelSelector['entry']): EncoderRequest['image']
  * registry's default for the kind.
  */
 export async function resolveModel(kind: ModelKind, arg: string | undefined, ctx: ModelContext): Promise<ResolvedModel> {
-  if (arg !== undefined && isPath(arg)) {
+  if (arg !== undefined && isModelPath(arg)) {
     const location = path.resolve(arg);
     if (!fs.existsSync(location)) throw new ConfigError(`${kind} model not found: ${arg} (not a file or folder)`, 'model_files');
-    return { request: { kind, location }, ref: { path: location } };
+    const onnx = kind === 'image' ? untappedImageOnnx(location) : undefined;
+    if (!onnx) return { request: { kind, location }, ref: { path: location } };
+    // A classifier export (ResNet, MobileNetV2) would give class logits: its pooled feature is the embedding.
+    const local = { ...(await tapLocalImageModel(onnx, ctx)), onnx };
+    if (!local.tap) return { request: { kind, location }, ref: { path: location }, local };
+    return { request: { kind, location, ...(local.file ? { file: local.file } : {}), output: local.tap.output }, ref: { path: location, tap: local.tap }, local };
   }
   const sel = arg === undefined ? defaultModel(ctx.registry, kind) : findModel(ctx.registry, arg, { kind });
   const pulled = await fromRegistry(sel, ctx);
@@ -107,7 +116,12 @@ export async function resolveBundleModels(
       const r = await resolveModel(block.kind, override, ctx);
       requests.push({ ...r.request, ...checks });
     } else if (block.model.path) {
-      requests.push({ kind: block.kind, location: path.resolve(bundle.dir, block.model.path), ...checks });
+      const location = path.resolve(bundle.dir, block.model.path);
+      // Trained on a local classifier export's pooled feature: the same derived model, from the cache (made anew if absent).
+      const onnx = block.kind === 'image' && block.model.tap ? untappedImageOnnx(location) : undefined;
+      const local = onnx ? await tapLocalImageModel(onnx, ctx) : undefined;
+      if (local?.tap) requests.push({ kind: block.kind, location, ...(local.file ? { file: local.file } : {}), output: local.tap.output, ...checks });
+      else requests.push({ kind: block.kind, location, ...checks });
     } else if (block.model.id) {
       const sel = findModel(ctx.registry, block.model.id, { kind: block.kind, variant: block.model.variant });
       const pulled = await fromRegistry(sel, ctx, block.model.revision);
@@ -117,4 +131,19 @@ export async function resolveBundleModels(
     }
   }
   return requests;
+}
+
+/**
+ * One line on what a local image model's embedding is, for a model given as a path: the pooled feature tapped from a
+ * classifier export, or the output used as it is when the graph looks like a classifier with no pool found before
+ * it. undefined for a plain feature extractor (nothing to say) and for registry models.
+ */
+export function localImageNotice(arg: string, r: ResolvedModel, dim: number): string | undefined {
+  const l = r.local;
+  if (!l) return undefined;
+  if (l.tap) {
+    return `image model ${arg}: a classifier export; its embedding is the pooled feature ${l.tap.source} (${l.tap.op}${l.tap.dequantized ? ', dequantized' : ''}, ${dim}-d) exposed as output '${l.tap.output}', as \`categorize models import\` does`;
+  }
+  if (!l.classifierOutput) return undefined;
+  return `image model ${arg}: no global average pool found before its last matrix product, so its output '${l.output ?? '(first)'}' (${dim}-d) is the embedding; if those are class scores, name the feature tensor with \`categorize models import ${arg} --tap <tensor>\``;
 }

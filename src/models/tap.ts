@@ -259,6 +259,37 @@ export function findPooledTensor(model: onnx.IModelProto): PooledTensor | null {
   return findPooled(new GraphIndex(model));
 }
 
+/** Ops that turn a feature vector into class scores. */
+const CLASSIFIER_OPS = new Set(['Gemm', 'MatMul', 'QLinearMatMul', 'QGemm', 'MatMulInteger']);
+
+/** Does `name` reach a matrix product as its data input through reshapes (and (de)quantisation) only? */
+function feedsClassifier(name: string, idx: GraphIndex): boolean {
+  const stack = [name];
+  const seen = new Set<string>();
+  while (stack.length > 0) {
+    const current = stack.pop()!;
+    if (seen.has(current)) continue;
+    seen.add(current);
+    for (const c of idx.consumers.get(current) ?? []) {
+      if (c.input?.[0] !== current) continue;
+      if (CLASSIFIER_OPS.has(c.opType ?? '')) return true;
+      if (RESHAPING.has(c.opType ?? '')) for (const o of c.output ?? []) if (o) stack.push(o);
+    }
+  }
+  return false;
+}
+
+/**
+ * What a model given as a file offers as an image embedding. `pooled`: findPooledTensor's pool, only where it feeds
+ * the classifier (a pool inside a block of a feature extractor, such as squeeze-excitation, is not the embedding);
+ * `classifier`: the graph's outputs depend on a matrix product; `outputs`: the graph's output names, in order.
+ */
+export function classifierFeature(model: onnx.IModelProto): { pooled: PooledTensor | null; classifier: boolean; outputs: string[] } {
+  const idx = new GraphIndex(model);
+  const pooled = findPooled(idx);
+  return { pooled: pooled && feedsClassifier(pooled.source, idx) ? pooled : null, classifier: classifierInput(idx) !== null, outputs: idx.outputs };
+}
+
 /** Where a quantised tensor's y_scale / y_zero_point sit among its producer's inputs. */
 const QUANT_OUTPUT_PARAMS: Record<string, [number, number]> = {
   QuantizeLinear: [1, 2],

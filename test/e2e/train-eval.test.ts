@@ -131,10 +131,10 @@ test('train usage errors exit 2 with a precise message', async () => {
   const noLabel = await runCli(['train', demo.train, '--label-column', 'nope', '--text-model', enc.text, '--image-model', enc.image, '-o', path.join(tmp, 'x')]);
   assert.equal(noLabel.code, 2);
   assert.match(noLabel.stderr, /requested column 'nope' not found/);
-  // No --text-model: the registry default, which an empty cache lacks; train never downloads by itself.
-  const noModel = await runCli(['train', demo.train, '--label-column', 'category', '-o', path.join(tmp, 'x')], { env: { CATEGORIZE_CACHE: path.join(tmp, 'empty-cache'), HF_HUB_OFFLINE: '' } });
+  // The original preset's models are the registry defaults, which an empty cache lacks; train never downloads by itself.
+  const noModel = await runCli(['train', demo.train, '--label-column', 'category', '--preset', 'original', '-o', path.join(tmp, 'x')], { env: { CATEGORIZE_CACHE: path.join(tmp, 'empty-cache'), HF_HUB_OFFLINE: '' } });
   assert.equal(noModel.code, 2);
-  assert.match(noModel.stderr, /text model text:all-MiniLM-L6-v2 \(fp32\) is not in the model cache .*categorize models pull text:all-MiniLM-L6-v2` first, or pass --allow-download/);
+  assert.match(noModel.stderr, /text model text:all-MiniLM-L6-v2 \(fp32\) is not in the model cache .*categorize models pull text:all-MiniLM-L6-v2` first, or pass --allow-download; or train with --preset embedded/);
   assert.equal(fs.existsSync(path.join(tmp, 'empty-cache', 'models')), false, 'nothing was downloaded');
   const badFeature = await runCli(['train', demo.train, '--label-column', 'category', '--features', 'text,audio', '-o', path.join(tmp, 'x')]);
   assert.equal(badFeature.code, 2);

@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { defaultModel, filesToFetch, findModel, loadRegistry, looksLikeModelId, saveUserEntry, type RegistryEntry } from '../../src/models/registry.js';
+import { defaultModel, filesToFetch, findModel, loadRegistry, looksLikeModelId, saveUserEntry, shippedFolder, type RegistryEntry } from '../../src/models/registry.js';
+import { sha256File } from '../../src/models/bundle.js';
 import { cacheRootFromEnv, ModelCache } from '../../src/models/cache.js';
 import { CategorizeError } from '../../src/errors.js';
 
@@ -89,4 +90,41 @@ test('concurrent record updates into one cache folder all land', async () => {
   );
   assert.equal(Object.keys(cache.readRecord(folder)!.files).length, 8);
   assert.deepEqual(cache.listFolders().map((f) => path.basename(f.folder)), ['o--m@r']);
+});
+
+test('the shipped image model: the package holds the pinned bytes, tapped, never downloaded, kept when a registry replaces the list', () => {
+  const reg = loadRegistry({});
+  const sel = findModel(reg, 'mobilenetv2-int8', { kind: 'image' });
+  assert.equal(sel.entry.id, 'image:mobilenetv2-int8');
+  assert.equal(sel.variant, 'int8');
+  assert.equal(sel.entry.shipped, 'mobilenetv2-12-int8');
+  assert.equal(sel.entry.repository, null, 'no repository: nothing to download from');
+  assert.equal(sel.entry.tap, 'auto');
+  assert.equal(sel.entry.dim, 1280);
+  const pin = sel.entry.variants.int8!;
+  assert.deepEqual(pin, { file: 'model.onnx', size: 3_655_640, sha256: '83530ad811bc31d2b60a5599a21265a5057608c9b044b4ee758cc22f2309f54f' });
+  const file = path.join(shippedFolder(sel.entry), pin.file);
+  assert.equal(fs.statSync(file).size, pin.size);
+  assert.equal(sha256File(file), pin.sha256, 'the shipped file is the one SOURCE.md describes');
+  assert.ok(fs.existsSync(path.join(shippedFolder(sel.entry), 'LICENSE')) && fs.existsSync(path.join(shippedFolder(sel.entry), 'NOTICE.md')), 'licence and provenance ship beside it');
+  assert.equal(findModel(reg, 'image:mobilenetv2-int8').entry.id, 'image:mobilenetv2-int8', 'the full id resolves too');
+
+  // An organisation's registry (CATEGORIZE_REGISTRY) replaces the list, not the files in the package.
+  const own = path.join(tmp, 'own-registry.json');
+  fs.writeFileSync(own, JSON.stringify({ format: 'categorize-registry', version: 1, models: [] }));
+  assert.equal(findModel(loadRegistry({ registryFile: own }), 'mobilenetv2-int8').entry.shipped, 'mobilenetv2-12-int8');
+});
+
+test('shipped entries are validated: a folder inside the package, pinned by size and sha256', () => {
+  const write = (name: string, entry: object) => {
+    const f = path.join(tmp, name);
+    const base = { id: 'image:s', kind: 'image', repository: null, revision: 'sha256-0123456789ab', output: 'out', dim: 8, preprocess: {}, variants: { fp32: { file: 'm.onnx', size: 1, sha256: 'a'.repeat(64) } }, files: [], shipped: 's' };
+    fs.writeFileSync(f, JSON.stringify({ format: 'categorize-registry', version: 1, models: [{ ...base, ...entry }] }));
+    return f;
+  };
+  assert.doesNotThrow(() => loadRegistry({ registryFile: write('s-ok.json', {}) }));
+  assert.throws(() => loadRegistry({ registryFile: write('s-up.json', { shipped: '../elsewhere' }) }), /invalid shipped folder/);
+  assert.throws(() => loadRegistry({ registryFile: write('s-abs.json', { shipped: '/abs' }) }), /invalid shipped folder/);
+  assert.throws(() => loadRegistry({ registryFile: write('s-hash.json', { variants: { fp32: { file: 'm.onnx', size: 1, sha256: null } } }) }), /not pinned by size and sha256/);
+  assert.throws(() => loadRegistry({ registryFile: write('s-repo.json', { repository: 'o/s', revision: 'a'.repeat(40) }) }), /needs repository null/);
 });

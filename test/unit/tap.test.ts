@@ -7,7 +7,7 @@ import path from 'node:path';
 import ort from 'onnxruntime-node';
 import { buildImageClassifier, buildImageEncoder, mulberry32 } from '../../fixtures/tiny-models.js';
 import { GraphBuilder, initializerToFloat32, onnx, readModel, tensorDims, toNumber } from '../../src/models/onnx-graph.js';
-import { findPooledTensor, tapModel } from '../../src/models/tap.js';
+import { classifierFeature, findPooledTensor, tapModel } from '../../src/models/tap.js';
 import { ConfigError } from '../../src/errors.js';
 import { preprocessImage } from '../../src/embed/image-preprocess.js';
 import { hasShared, sharedDir } from '../helpers/paths.js';
@@ -186,6 +186,27 @@ test('auto with no pool: ConfigError naming the model and suggesting --tap', () 
     err instanceof ConfigError && err.exitCode === 2 && /tiny-mlp \(model\.onnx\)/.test(err.message)
     && /--tap <tensor>/.test(err.message) && /'hidden'/.test(err.message));
   assert.equal(findPooledTensor(g.toModel()), null);
+});
+
+test('classifierFeature: a pool counts only where it feeds the classifier (what --image-model file.onnx taps)', () => {
+  for (const quantized of [false, true]) {
+    const c = classifierFeature(readModel(buildImageClassifier({ seed: 1, dim: 12, classes: 4, quantized })));
+    assert.equal(c.pooled?.source, quantized ? 'pooled_q' : 'pooled_4d');
+    assert.equal(c.classifier, true);
+    assert.deepEqual(c.outputs, ['logits']);
+  }
+  // A feature extractor ending in its pool: no classifier, nothing to tap (it is used as it is, silently).
+  const encoder = classifierFeature(readModel(buildImageEncoder({ seed: 2, dim: 8 })));
+  assert.deepEqual([encoder.pooled, encoder.classifier], [null, false]);
+  // Conv -> Flatten -> Gemm: a classifier with no pool before it (the caller says which output it uses).
+  const g = new GraphBuilder('no_pool');
+  const x = g.input('pixel_values', 'float', ['batch', 3, 224, 224]);
+  const conv = g.op('Conv', [x, g.initializer('conv.weight', new Float32Array(2 * 3 * 32 * 32), [2, 3, 32, 32])], { kernel_shape: [32, 32], strides: [32, 32] });
+  const flat = g.node('Flatten', [conv], ['flat'], { axis: 1 })[0]!;
+  g.node('Gemm', [flat, g.initializer('fc.weight', new Float32Array(3 * 98), [3, 98])], ['logits'], { transB: 1 });
+  g.output('logits', 'float', ['batch', 3]);
+  const bare = classifierFeature(g.toModel());
+  assert.deepEqual([bare.pooled, bare.classifier, bare.outputs], [null, true, ['logits']]);
 });
 
 test('a model that already outputs the pooled tensor comes back unchanged', () => {
