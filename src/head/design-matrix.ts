@@ -11,6 +11,11 @@ export interface CsrBlock {
   /** Column of each stored value. Need not be sorted within a row; duplicates add up. */
   indices: Int32Array;
   values: Float32Array | Float64Array;
+  /**
+   * First column of each separately L2-normalised part (TF-IDF's word and character n-grams: [0, words]); absent:
+   * one part. Held-out rows are renormalised part by part once the columns their fit never saw are dropped.
+   */
+  parts?: Int32Array;
 }
 
 /** n rows of features [dense (dd columns) | sparse (sparse.dim columns)]. */
@@ -189,4 +194,54 @@ export function toDenseFloat64(X: DesignMatrix): Float64Array {
     }
   }
   return out;
+}
+
+/**
+ * Held-out rows as a model fitted on `train` sees a new row: TF-IDF columns no training row has are dropped (a
+ * vocabulary fitted on the training rows alone would not have them) and each part is L2-normalised again, as the
+ * vectorizer does. Without this, a held-out row keeps the norm of n-grams only it has (on amazon-electronics about a
+ * quarter of a word block's), its scores come out damped, and C and the calibration are chosen for rows that are
+ * less sure than new ones. Returns per held-out row and part the factor its kept values are scaled by (0: dropped),
+ * row-major (rows × parts), and which columns the training rows have.
+ */
+export function heldOutScaling(S: CsrBlock, train: Int32Array, test: Int32Array): { seen: Uint8Array; factor: Float64Array; parts: Int32Array } {
+  const seen = new Uint8Array(S.dim);
+  for (const i of train) for (let p = S.indptr[i]!; p < S.indptr[i + 1]!; p++) seen[S.indices[p]!] = 1;
+  const parts = S.parts ?? Int32Array.of(0);
+  const P = parts.length;
+  const factor = new Float64Array(test.length * P);
+  const kept = new Float64Array(P);
+  test.forEach((i, a) => {
+    kept.fill(0);
+    for (let p = S.indptr[i]!; p < S.indptr[i + 1]!; p++) {
+      const c = S.indices[p]!;
+      if (!seen[c]) continue;
+      let part = P - 1;
+      while (part > 0 && c < parts[part]!) part--;
+      kept[part] += S.values[p]! * S.values[p]!;
+    }
+    for (let part = 0; part < P; part++) factor[a * P + part] = kept[part]! > 0 ? 1 / Math.sqrt(kept[part]!) : 0;
+  });
+  return { seen, factor, parts };
+}
+
+/** The held-out rows' TF-IDF block as heldOutScaling says a new row's would be. */
+export function heldOutCsr(S: CsrBlock, train: Int32Array, test: Int32Array): CsrBlock {
+  const { seen, factor, parts } = heldOutScaling(S, train, test);
+  const P = parts.length;
+  const indptr = new Int32Array(test.length + 1);
+  const indices: number[] = [];
+  const values: number[] = [];
+  test.forEach((i, a) => {
+    for (let p = S.indptr[i]!; p < S.indptr[i + 1]!; p++) {
+      const c = S.indices[p]!;
+      if (!seen[c]) continue;
+      let part = P - 1;
+      while (part > 0 && c < parts[part]!) part--;
+      indices.push(c);
+      values.push(S.values[p]! * factor[a * P + part]!);
+    }
+    indptr[a + 1] = indices.length;
+  });
+  return { dim: S.dim, indptr, indices: Int32Array.from(indices), values: Float64Array.from(values), parts };
 }

@@ -3,7 +3,7 @@
 // (selection), or the final fit. Pure functions of a HeadDesign, so the main thread and fit-pool workers give
 // the same numbers.
 import { fitStandardScaler, type StandardScalerParams } from './scaler.js';
-import { makeDesign, standardizeDense, type CsrBlock, type DesignMatrix } from './design-matrix.js';
+import { heldOutCsr, makeDesign, standardizeDense, type CsrBlock, type DesignMatrix } from './design-matrix.js';
 import { decisionFunctionDesign, fitLogisticRegressionAsync, softmaxRowsInPlace, type AsyncLogisticOptions, type LogisticFit } from './logistic.js';
 import { weightsFromBasis, type RowSpaceBasis } from './rowspace.js';
 import { rowLogLoss } from './scoring.js';
@@ -203,26 +203,58 @@ export function csrRows(S: CsrBlock, rows: Int32Array): CsrBlock {
 }
 
 /**
+ * Row-space coordinates (basis.r wide) of rows given as CSR over S's columns: each row dotted with the pivot rows,
+ * then T·c = g by forward substitution (S_pivots = T·Qᵀ, so x·Q = T⁻¹·S_pivots·x). Costs the pivots' non-zeros
+ * plus r²/2 per row.
+ */
+export function basisCoordinates(basis: RowSpaceBasis, S: CsrBlock, X: CsrBlock): Float32Array {
+  const { r, T, pivots } = basis;
+  const out = new Float32Array((X.indptr.length - 1) * r);
+  const scratch = new Float64Array(S.dim);
+  const g = new Float64Array(r);
+  for (let a = 0; a + 1 < X.indptr.length; a++) {
+    for (let p = X.indptr[a]!; p < X.indptr[a + 1]!; p++) scratch[X.indices[p]!] += X.values[p]!;
+    for (let k = 0; k < r; k++) {
+      const row = pivots[k]!;
+      let dot = 0;
+      for (let p = S.indptr[row]!, end = S.indptr[row + 1]!; p < end; p++) dot += scratch[S.indices[p]!]! * S.values[p]!;
+      g[k] = dot;
+    }
+    for (let p = X.indptr[a]!; p < X.indptr[a + 1]!; p++) scratch[X.indices[p]!] = 0;
+    for (let k = 0; k < r; k++) {
+      const ko = k * r;
+      let v = g[k]!;
+      for (let b = 0; b < k; b++) v -= T[ko + b]! * g[b]!;
+      g[k] = v / T[ko + k]!;
+      out[a * r + k] = g[k]!;
+    }
+  }
+  return out;
+}
+
+/**
  * The matrix the solver sees for `rows`: the dense blocks (imputed with `means`, standardised with the training
  * rows' `scaler`; null without dense blocks), then the TF-IDF block as CSR or, in row space, the rows' basis
  * coordinates.
  */
-function solverDesign(design: HeadDesign, rows: Int32Array, means: Float64Array[], scaler: StandardScalerParams | null): DesignMatrix {
+function solverDesign(design: HeadDesign, rows: Int32Array, means: Float64Array[], scaler: StandardScalerParams | null, heldOutFrom?: Int32Array): DesignMatrix {
   const dd = denseWidth(design);
   const dense = dd > 0 ? gatherDense(design, rows, means, dd) : null;
   if (dense) standardizeDense(dense, rows.length, dd, scaler!, dense);
+  const held = design.sparse && heldOutFrom ? heldOutCsr(design.sparse, heldOutFrom, rows) : null;
   const basis = design.basis;
   if (basis) {
     const width = dd + basis.r;
     const out = new Float32Array(rows.length * width);
+    const coords = held ? basisCoordinates(basis, design.sparse!, held) : null;
     rows.forEach((i, a) => {
       if (dense) out.set(dense!.subarray(a * dd, (a + 1) * dd), a * width);
       const c = design.content[i]!;
-      out.set(basis.L.subarray(c * basis.r, (c + 1) * basis.r), a * width + dd);
+      out.set(coords ? coords.subarray(a * basis.r, (a + 1) * basis.r) : basis.L.subarray(c * basis.r, (c + 1) * basis.r), a * width + dd);
     });
     return makeDesign(rows.length, out, width, null);
   }
-  const sparse = design.sparse ? csrRows(design.sparse, rows) : null;
+  const sparse = held ?? (design.sparse ? csrRows(design.sparse, rows) : null);
   return makeDesign(rows.length, dense, dd, sparse);
 }
 
@@ -306,7 +338,7 @@ export async function fitPath(design: HeadDesign, task: PathTask, onEvent?: (e: 
   // The scaler sees every training row (duplicates included), as StandardScaler would.
   const scaler = dd > 0 ? fitStandardScaler(gatherDense(design, task.train, means, dd), task.train.length, dd) : null;
   const X = solverDesign(design, rows, means, scaler);
-  const Xtest = task.test.length > 0 ? solverDesign(design, task.test, means, scaler) : null;
+  const Xtest = task.test.length > 0 ? solverDesign(design, task.test, means, scaler, task.train) : null;
   const fittedScaler = scaler ?? { mean: new Float64Array(0), scale: new Float64Array(0) };
   // In row space the gtol test reads the gradient over the original columns (mapped back), so a fit stops no
   // earlier than it would over the TF-IDF columns; the cheap test over the basis comes first.

@@ -4,7 +4,7 @@
 // the model, a fit's memory and a row's cost all follow the (term, class) pairs the data has, not K × vocabulary.
 // It is fitted by stochastic gradient descent (AdaGrad, one step size per term) over shuffled rows, regularised
 // by early stopping: the number of epochs is chosen on held-out log-loss, as L-BFGS heads choose C.
-import type { CsrBlock } from './design-matrix.js';
+import { heldOutScaling, type CsrBlock } from './design-matrix.js';
 import { mulberry32, shuffleInPlace } from './random.js';
 import { softmaxResidualInPlace } from './loss.js';
 import { classIndexArray, rowLogLoss, softmaxInto, QUANTISED_MAX, type ClassIndexArray, type LinearHead } from './scoring.js';
@@ -157,10 +157,25 @@ export function fitSupportHead(X: CsrBlock, y: ArrayLike<number>, K: number, tas
     }
     return z;
   };
-  const probsOf = (i: number): Float64Array => softmaxInto(logitsOf(i), z) as Float64Array;
+  // Held-out rows are scored as new rows would be (design-matrix.ts, heldOutScaling): unseen terms have no
+  // support anyway; each part's kept values are renormalised.
+  const held = task.test.length > 0 ? heldOutScaling(X, task.train, task.test) : null;
+  const heldOutProbs = (i: number, a: number): Float64Array => {
+    const { factor, parts } = held!;
+    const P = parts.length;
+    z.set(b);
+    for (let p = indptr[i]!; p < indptr[i + 1]!; p++) {
+      const j = indices[p]!;
+      let part = P - 1;
+      while (part > 0 && j < parts[part]!) part--;
+      const v = values[p]! * factor[a * P + part]!;
+      for (let q = colptr[j]!, e = colptr[j + 1]!; q < e; q++) z[classIndex[q]!]! += v * W[q]!;
+    }
+    return softmaxInto(z, z) as Float64Array;
+  };
   const heldOutLoss = (): number => {
     let s = 0;
-    for (const i of task.test) s += rowLogLoss(probsOf(i)[y[i]!]!);
+    task.test.forEach((i, a) => (s += rowLogLoss(heldOutProbs(i, a)[y[i]!]!)));
     return s / task.test.length;
   };
   const early = task.test.length > 0;

@@ -110,7 +110,7 @@ function tfidfCsr(rows: CollectedRow[], tfidf: TfidfBlockModel, ints: (len: numb
     indices.set(p.indices, indptr[i]!);
     values.set(p.values, indptr[i]!);
   });
-  return { dim: tfidfBlockDim(tfidf), indptr, indices, values };
+  return { dim: tfidfBlockDim(tfidf), indptr, indices, values, parts: Int32Array.from(tfidf.char ? [0, tfidf.word.terms.length] : [0]) };
 }
 
 /** Fits the TF-IDF block's vectorizers (word, and character n-grams when asked) on the rows' texts. */

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mulberry32 } from '../../src/head/random.js';
-import { csrFromDense, toDenseFloat64, type CsrBlock } from '../../src/head/design-matrix.js';
+import { csrFromDense, heldOutCsr, heldOutScaling, toDenseFloat64, type CsrBlock } from '../../src/head/design-matrix.js';
 import { pivotedCholesky, rowSpaceBasis, rowSpaceIsCheaper, sparseGram, weightsFromBasis } from '../../src/head/rowspace.js';
 import { ortTrailingUpdate } from '../../src/head/gemm-ort.js';
 import { fitPath, type HeadDesign } from '../../src/head/modality-head.js';
@@ -151,4 +151,63 @@ test('duplicate rows: fitted once each with their counts as weights, the same fi
       for (let t = 0; t < a.head!.coef.length; t++) assert.ok(Math.abs(a.head!.coef[t]! - other.head!.coef[t]!) < 1e-5, `coef[${t}]`);
     }
   }
+});
+
+test('held-out rows are scored as a new row would be: columns no training row has dropped, each part renormalised', () => {
+  // Parts [0, 2) and [2, 4); row 0 trains (columns 0 and 2), rows 1 and 2 are held out.
+  const S: CsrBlock = { dim: 4, indptr: Int32Array.of(0, 2, 5, 7), indices: Int32Array.of(0, 2, 0, 1, 2, 1, 3), values: Float64Array.of(1, 1, 0.6, 0.8, 1, 0.6, 0.8), parts: Int32Array.of(0, 2) };
+  const held = heldOutCsr(S, Int32Array.of(0), Int32Array.of(1, 2));
+  assert.deepEqual([...held.indptr], [0, 2, 2]);
+  assert.deepEqual([...held.indices], [0, 2]);
+  assert.deepEqual([...held.values], [1, 1]); // 0.6 alone in its part is renormalised to 1; column 1 is unseen
+  const { factor } = heldOutScaling(S, Int32Array.of(0), Int32Array.of(1, 2));
+  assert.deepEqual([...factor], [1 / 0.6, 1, 0, 0]);
+});
+
+test('held-out probabilities: the fitted head on the renormalised rows, the same in row space as over the columns', async () => {
+  const n = 120;
+  const dim = 400;
+  const K = 3;
+  const rand = mulberry32(9);
+  const dense = new Float64Array(n * dim);
+  const y = new Int32Array(n);
+  for (let i = 0; i < n; i++) {
+    y[i] = i % K;
+    for (let t = 0; t < 6; t++) dense[i * dim + Math.floor(rand() * dim)] = rand();
+    for (let t = 0; t < 3; t++) dense[i * dim + y[i]! * 60 + Math.floor(rand() * 60)] = 1 + rand();
+    for (let t = 0; t < 4; t++) dense[i * dim + 200 + Math.floor(rand() * 200)] = rand();
+    for (const [a, b] of [[0, 200], [200, 400]] as const) {
+      let s = 0;
+      for (let j = a; j < b; j++) s += dense[i * dim + j]! ** 2;
+      for (let j = a; j < b; j++) dense[i * dim + j]! /= Math.sqrt(s);
+    }
+  }
+  const S = { ...csrFromDense(dense, n, dim), parts: Int32Array.of(0, 200) };
+  const design: HeadDesign = { n, y, nClasses: K, denseBlocks: [], dense: null, present: null, sparse: S, content: all(n), distinct: all(n), basis: null };
+  const train = Int32Array.from({ length: 90 }, (_, i) => i);
+  const test = Int32Array.from({ length: 30 }, (_, i) => 90 + i);
+  const task = { train, test, Cs: [1, 10], lr: { tol: 1e-8, maxIter: 2000, ftol: 0 }, keep: true };
+  const columns = await fitPath(design, task);
+  const rows = await fitPath({ ...design, basis: await rowSpaceBasis(S, all(n)) }, task);
+  for (let t = 0; t < columns.probs[1]!.length; t++) assert.ok(Math.abs(columns.probs[1]![t]! - rows.probs[1]![t]!) < 1e-5);
+  // By hand: drop the held-out rows' unseen columns, renormalise each part, score with the fitted weights.
+  const seen = new Uint8Array(dim);
+  for (const i of train) for (let j = 0; j < dim; j++) if (dense[i * dim + j]) seen[j] = 1;
+  let unseenMass = 0;
+  test.forEach((i, a) => {
+    const x = new Float64Array(dim);
+    for (const [lo, hi] of [[0, 200], [200, 400]] as const) {
+      let s = 0;
+      for (let j = lo; j < hi; j++) if (seen[j]) s += dense[i * dim + j]! ** 2;
+      for (let j = lo; j < hi; j++) if (seen[j] && s > 0) x[j] = dense[i * dim + j]! / Math.sqrt(s);
+      unseenMass += 1 - s;
+    }
+    const { coef, intercept } = columns.head!;
+    const z = Array.from({ length: K }, (_, k) => intercept[k]! + x.reduce((acc, v, j) => acc + v * coef[k * dim + j]!, 0));
+    const m = Math.max(...z);
+    const e = z.map((v) => Math.exp(v - m));
+    const sum = e.reduce((p, q) => p + q, 0);
+    for (let k = 0; k < K; k++) assert.ok(Math.abs(e[k]! / sum - columns.probs[1]![a * K + k]!) < 1e-9, `row ${i} class ${k}`);
+  });
+  assert.ok(unseenMass > 1, 'the held-out rows have columns no training row has');
 });

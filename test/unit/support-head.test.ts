@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { chosenEpochs, fitSupportHead, supportLinearHead, termClassSupport } from '../../src/head/support-head.js';
-import { csrFromRows, type CsrBlock } from '../../src/head/design-matrix.js';
+import { csrFromRows, heldOutCsr, type CsrBlock } from '../../src/head/design-matrix.js';
 import { scoreRow } from '../../src/head/scoring.js';
 import { fitTfidf, tfidfBlockRow } from '../../src/head/tfidf.js';
 import { plannedFits, trainModel, type HeadSettings } from '../../src/head/target.js';
@@ -67,13 +67,15 @@ test('fitSupportHead: seeded and deterministic; early stopping keeps the best ep
   assert.ok(fixed.curve.every((e) => Number.isNaN(e.heldOutLoss)) && fixed.curve.length === early.epochs);
   const other = fitSupportHead(X, y, K, { train, test: new Int32Array(0), epochs: early.epochs, seed: 2 });
   assert.notDeepEqual(Array.from(other.values), Array.from(fixed.values), 'another seed, another order');
-  // Its bundle form scores as the fit does: the held-out log-loss from scoreRow is the curve's best.
+  // Its bundle form scores as the fit does: the held-out log-loss from scoreRow, on the held-out rows as new rows
+  // (unseen columns dropped, renormalised: heldOutCsr), is the curve's best.
   const head = supportLinearHead(early, Array.from({ length: K }, (_, k) => `c${k}`), 0).head;
+  const held = heldOutCsr(X, train, test);
   let loss = 0;
-  for (const i of test) {
-    const row = { indices: X.indices.subarray(X.indptr[i]!, X.indptr[i + 1]!), values: X.values.subarray(X.indptr[i]!, X.indptr[i + 1]!) };
+  test.forEach((i, a) => {
+    const row = { indices: held.indices.subarray(held.indptr[a]!, held.indptr[a + 1]!), values: held.values.subarray(held.indptr[a]!, held.indptr[a + 1]!) };
     loss -= Math.log(scoreRow(head, { dense: [], sparse: row })[y[i]!]!);
-  }
+  });
   assert.ok(Math.abs(loss / test.length - losses[early.epochs - 1]!) < 1e-5, `${loss / test.length} vs ${losses[early.epochs - 1]}`);
   assert.equal(chosenEpochs([{ epochs: 3 }, { epochs: 4 }, { epochs: 6 }]), 4);
   assert.throws(() => fitSupportHead(X, y, K, { train, test, epochs: 0, seed: 1 }), /epochs must be a positive integer/);
