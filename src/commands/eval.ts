@@ -2,6 +2,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import pLimit from 'p-limit';
 import { labelledRows, type CatalogRow } from '../io/catalog-reader.js';
 import { topClasses } from '../head/classifier.js';
 import { orderedMap } from '../pipeline/ordered-map.js';
@@ -12,7 +13,8 @@ import { formatAblationTable, formatCalibrationTable, formatMetricsTable, format
 import { PathMetricsAccumulator, type PathMetrics } from '../report/path-metrics.js';
 import { Taxonomy, canonicalPath } from '../head/taxonomy.js';
 import { UsageError } from '../errors.js';
-import { renderEvalReport } from '../report/html-report.js';
+import { renderEvalReport, type LowConfidenceRow } from '../report/html-report.js';
+import { thumbnailForCell, type Thumbnail } from '../report/thumbnail.js';
 import { CalibrationReportAccumulator, planTargets, precisionGateFailures, type CalibrationReport, type PrecisionGate, type TargetPlan } from '../report/calibration-report.js';
 
 export interface EvalOptions extends BundleRunOptions {
@@ -72,6 +74,26 @@ export function blanksTitle(id: string, share: number, seed: number): boolean {
 
 const EXAMPLES_PER_PAIR = 5;
 const PAIRS_IN_REPORT = 10;
+const LOW_CONFIDENCE_IN_REPORT = 10;
+
+/** Indices of the `n` rows with the lowest score (rows without a prediction left out), lowest first; ties in input order. */
+export function leastConfident(rows: readonly { score: number | null }[], yPred: readonly (string | null)[], n: number): number[] {
+  return rows
+    .flatMap((r, i) => (r.score !== null && yPred[i] !== null ? [i] : []))
+    .sort((a, b) => rows[a].score! - rows[b].score! || a - b)
+    .slice(0, n);
+}
+
+/** Each distinct row's thumbnail (null when it has none), read `concurrency` at a time. */
+async function thumbnails(
+  rows: { index: number; cell: string }[],
+  opts: { baseDir: string; fetch: EvalOptions['fetch']; maxPixels: number; concurrency: number },
+): Promise<Map<number, Thumbnail | null>> {
+  const limit = pLimit(Math.max(1, opts.concurrency));
+  const unique = [...new Map(rows.map((r) => [r.index, r.cell])).entries()];
+  const made = await Promise.all(unique.map(([index, cell]) => limit(async () => [index, await thumbnailForCell(cell, opts)] as const)));
+  return new Map(made);
+}
 
 export async function evalCommand(opts: EvalOptions): Promise<EvalResult> {
   const log = opts.log ?? (() => {});
@@ -99,7 +121,7 @@ export async function evalCommand(opts: EvalOptions): Promise<EvalResult> {
   const yTrue: string[] = [];
   const yPred: (string | null)[] = [];
   const ranked: string[][] = [];
-  const rowInfo: { id: string; title: string; score: number | null }[] = [];
+  const rowInfo: { id: string; title: string; score: number | null; image: string }[] = [];
   const headProbs: Record<string, Float32Array | null>[] = [];
   let emptyLabel = 0;
   let blankedTitles = 0;
@@ -117,7 +139,9 @@ export async function evalCommand(opts: EvalOptions): Promise<EvalResult> {
         pathScorer?.add(label, p.probs);
         calibrationScorer.add(label, p.record, p.probs, p.rawProbs());
         ranked.push(p.record.top_categories.map((t) => t.category));
-        rowInfo.push({ id: row.id, title: row.title, score: p.record.score });
+        // A path bundle's rows are judged on their most probable full path, so that is the score shown beside them.
+        const score = p.record.status !== 'ok' ? null : p.record.path ? p.record.path.full_path_score : p.record.score;
+        rowInfo.push({ id: row.id, title: row.title, score, image: row.image });
         if (opts.ablation) headProbs.push(p.heads);
         if (p.record.status === 'error') errors++;
         progress.update({ rows: yTrue.length, errors, warnings: 0, bytesRead: catalog.bytesRead(), totalBytes });
@@ -155,14 +179,27 @@ export async function evalCommand(opts: EvalOptions): Promise<EvalResult> {
       { name: 'fused', predicted: yPred.filter((p) => p !== null).length, metrics },
     ];
   }
-  const pairs = mostConfusedPairs(metrics, PAIRS_IN_REPORT).map((pair) => ({
-    ...pair,
-    examples: rowInfo.filter((_, i) => yTrue[i] === pair.trueLabel && yPred[i] === pair.predLabel).slice(0, EXAMPLES_PER_PAIR),
+  const pairRows = mostConfusedPairs(metrics, PAIRS_IN_REPORT).map((pair) => ({
+    pair,
+    rows: rowInfo.flatMap((_, i) => (yTrue[i] === pair.trueLabel && yPred[i] === pair.predLabel ? [i] : [])).slice(0, EXAMPLES_PER_PAIR),
   }));
+  const example = (i: number) => ({ id: rowInfo[i].id, title: rowInfo[i].title, score: rowInfo[i].score });
+  const pairs = pairRows.map(({ pair, rows }) => ({ ...pair, examples: rows.map(example) }));
+  const lowRows = leastConfident(rowInfo, yPred, LOW_CONFIDENCE_IN_REPORT);
+  const lowConfidence: LowConfidenceRow[] = lowRows.map((i) => ({ ...example(i), score: rowInfo[i].score!, trueLabel: yTrue[i], predLabel: yPred[i]! }));
   const meta = { model: path.resolve(opts.model), input: opts.input === '-' ? 'stdin' : path.resolve(opts.input), createdAt: new Date().toISOString(), toolVersion: opts.toolVersion };
   const fusion = bundle.manifest.fusion ? { heads: bundle.heads.map((h) => ({ name: h.name, weight: h.weight })), selection: bundle.manifest.fusion.selection ?? null } : null;
-  if (opts.json) fs.writeFileSync(opts.json, JSON.stringify({ ...meta, emptyLabel, blankedTitles, metrics, paths, calibration, ablation, fusion, mostConfused: pairs }, null, 2) + '\n');
-  if (opts.report) fs.writeFileSync(opts.report, renderEvalReport({ metrics, paths, calibration, confusedExamples: pairs, meta, ablation, fusion }));
+  if (opts.json) fs.writeFileSync(opts.json, JSON.stringify({ ...meta, emptyLabel, blankedTitles, metrics, paths, calibration, ablation, fusion, mostConfused: pairs, lowConfidence }, null, 2) + '\n');
+  if (opts.report) {
+    // Thumbnails only for the rows the report shows, read again after the run (a few dozen): the report is one file.
+    const thumbs = await thumbnails(
+      [...pairRows.flatMap((p) => p.rows), ...lowRows].map((i) => ({ index: i, cell: rowInfo[i].image })),
+      { baseDir: opts.imageRoot ?? catalog.baseDir, fetch: opts.fetch, maxPixels: opts.maxPixels, concurrency: opts.concurrency },
+    );
+    const confusedExamples = pairRows.map(({ pair, rows }) => ({ ...pair, examples: rows.map((i) => ({ ...example(i), thumbnail: thumbs.get(i) ?? null })) }));
+    const low = lowConfidence.map((r, k) => ({ ...r, thumbnail: thumbs.get(lowRows[k]) ?? null }));
+    fs.writeFileSync(opts.report, renderEvalReport({ metrics, paths, calibration, confusedExamples, lowConfidence: low, meta, ablation, fusion }));
+  }
   const gateFailures: string[] = [];
   if (opts.minAccuracy !== undefined && metrics.accuracy < opts.minAccuracy) {
     gateFailures.push(`accuracy ${metrics.accuracy.toFixed(4)} is below --min-accuracy ${opts.minAccuracy}`);

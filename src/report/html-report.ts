@@ -1,16 +1,30 @@
 // The evaluation report as one self-contained HTML page: inline CSS, no scripts, nothing fetched, so it opens
-// offline and from a mail attachment. Every label, title and id is user data and goes through escapeHtml.
+// offline and from a mail attachment. Every label, title and id is user data and goes through escapeHtml; photos
+// are embedded as data: URIs of JPEG bytes (src/report/thumbnail.ts), never a URL or path from the catalog.
 import { compareCodePoints } from '../head/labels.js';
 import type { EvalMetrics } from './metrics.js';
 import type { PathMetrics } from './path-metrics.js';
 import { thinCurve, type CalibrationReport } from './calibration-report.js';
 import { ECE_BINS, type CalibrationFigures } from '../head/calibration.js';
+import type { Thumbnail } from './thumbnail.js';
 
 export interface ConfusedExample {
   id: string;
   title: string;
   /** Probability of the (wrong) predicted class; null when unknown. */
   score: number | null;
+  /** The row's photo; null or absent when it has none or it could not be read. */
+  thumbnail?: Thumbnail | null;
+}
+
+/** A row among the least confident of the eval: its top-1 (a path bundle: full path) probability is among the lowest. */
+export interface LowConfidenceRow {
+  id: string;
+  title: string;
+  trueLabel: string;
+  predLabel: string;
+  score: number;
+  thumbnail?: Thumbnail | null;
 }
 
 export interface ConfusedPairExamples {
@@ -34,6 +48,8 @@ export interface EvalReportInput {
   /** Calibration figures, reliability, the precision–coverage curve and targets; null or absent: no section. */
   calibration?: CalibrationReport | null;
   confusedExamples: ConfusedPairExamples[];
+  /** The least confident rows, lowest score first; null or absent: no section. */
+  lowConfidence?: LowConfidenceRow[] | null;
   meta: ReportMeta;
   /** eval --ablation: each head alone, then fused (null or one entry: no section). */
   ablation?: readonly { name: string; predicted: number; metrics: EvalMetrics }[] | null;
@@ -115,6 +131,9 @@ table { border-collapse: collapse; }
 .pair h3 .n { color: var(--muted); font-weight: 400; }
 .examples { width: 100%; font-size: 13px; }
 .examples .id { white-space: nowrap; color: var(--muted); max-width: 12em; overflow: hidden; text-overflow: ellipsis; }
+.examples td.photo { width: 104px; padding: 4px 8px 4px 0; text-align: center; vertical-align: middle; }
+.examples td.photo img { display: block; margin: 0 auto; max-width: 96px; max-height: 96px; border-radius: 4px; background: var(--soft); }
+.examples td.photo .none { color: var(--muted); font-size: 11px; }
 .empty { color: var(--muted); font-style: italic; }
 .figs { display: flex; flex-wrap: wrap; gap: 12px 28px; align-items: flex-start; }
 .figs figure { margin: 0; }
@@ -203,16 +222,31 @@ function heatmap(m: EvalMetrics): string {
   );
 }
 
+/** What a thumbnail's src may be: base64 JPEG bytes, nothing else (a defence in depth: it is built from bytes). */
+const DATA_URI = /^data:image\/jpeg;base64,[A-Za-z0-9+/]+={0,2}$/;
+
+/** A photo cell: the thumbnail, or a quiet note when the row has none (no image, or one that could not be read). */
+function photoCell(t: Thumbnail | null | undefined): string {
+  if (!t || !DATA_URI.test(t.src)) return '<td class="photo"><span class="none">no photo</span></td>';
+  const w = Math.max(1, Math.round(t.width));
+  const h = Math.max(1, Math.round(t.height));
+  return `<td class="photo"><img src="${t.src}" width="${w}" height="${h}" alt=""></td>`;
+}
+
+/** Whether a table gets a photo column: only when one of its rows has a photo to show. */
+const anyPhoto = (rows: readonly { thumbnail?: Thumbnail | null }[]) => rows.some((r) => r.thumbnail && DATA_URI.test(r.thumbnail.src));
+
 function pairs(list: ConfusedPairExamples[]): string {
   if (list.length === 0) return '<p class="empty">No confused pairs to show.</p>';
   const sections = list.map((p) => {
+    const photos = anyPhoto(p.examples);
     const rows = p.examples.map(
       (e) =>
-        `<tr><td class="id" title="${escapeHtml(e.id)}">${escapeHtml(e.id)}</td><td class="lab">${escapeHtml(e.title)}</td>` +
+        `<tr>${photos ? photoCell(e.thumbnail) : ''}<td class="id" title="${escapeHtml(e.id)}">${escapeHtml(e.id)}</td><td class="lab">${escapeHtml(e.title)}</td>` +
         `<td class="num">${e.score === null ? '—' : e.score.toFixed(3)}</td></tr>`,
     );
     const table = rows.length
-      ? `<table class="examples"><thead><tr><th>id</th><th>title</th><th class="num" title="probability of the predicted class">score</th></tr></thead><tbody>${rows.join('')}</tbody></table>`
+      ? `<table class="examples"><thead><tr>${photos ? '<th>photo</th>' : ''}<th>id</th><th>title</th><th class="num" title="probability of the predicted class">score</th></tr></thead><tbody>${rows.join('')}</tbody></table>`
       : '<p class="empty">No example rows.</p>';
     return (
       `<section class="pair"><h3><span class="lab">${escapeHtml(p.trueLabel)}</span> → <span class="lab">${escapeHtml(p.predLabel)}</span> ` +
@@ -220,6 +254,23 @@ function pairs(list: ConfusedPairExamples[]): string {
     );
   });
   return `<div class="pairs">${sections.join('')}</div>`;
+}
+
+/** The least confident rows: where a person reviewing the model's answers would look first. */
+function lowConfidenceSection(list: LowConfidenceRow[]): string {
+  if (list.length === 0) return '<p class="empty">No row has a score.</p>';
+  const photos = anyPhoto(list);
+  const rows = list.map(
+    (r) =>
+      `<tr>${photos ? photoCell(r.thumbnail) : ''}<td class="id" title="${escapeHtml(r.id)}">${escapeHtml(r.id)}</td><td class="lab">${escapeHtml(r.title)}</td>` +
+      `<td class="lab">${escapeHtml(r.trueLabel)}</td><td class="lab">${escapeHtml(r.predLabel)}${r.predLabel === r.trueLabel ? '' : '<span class="badge">wrong</span>'}</td>` +
+      `<td class="num">${r.score.toFixed(3)}</td></tr>`,
+  );
+  return (
+    `<p>The ${plural(list.length, 'row')} with the lowest top-1 probability, lowest first.</p>` +
+    `<table class="examples"><thead><tr>${photos ? '<th>photo</th>' : ''}<th>id</th><th>title</th><th>label</th><th>predicted</th>` +
+    `<th class="num" title="probability of the predicted class">score</th></tr></thead><tbody>${rows.join('')}</tbody></table>`
+  );
 }
 
 /** Ablation: the variants' headline figures, then per-class F1 side by side (best of a row in bold). */
@@ -520,7 +571,7 @@ export function renderEvalReport(input: EvalReportInput): string {
 <html lang="en">
 <head>
 <meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; img-src data:">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="generator" content="categorize ${escapeHtml(meta.toolVersion)}">
 <title>${escapeHtml(title)}</title>
@@ -542,6 +593,7 @@ ${classTable(m)}
 ${heatmap(m)}
 <h2>Most confused pairs</h2>
 ${pairs(input.confusedExamples)}
+${input.lowConfidence ? `<h2>Least confident rows</h2>\n${lowConfidenceSection(input.lowConfidence)}` : ''}
 </main>
 <footer>Precision, recall and F1 follow scikit-learn with zero_division=0 over the labels that occur as true or predicted
 labels; macro F1 is their unweighted mean, weighted F1 their support-weighted mean.</footer>

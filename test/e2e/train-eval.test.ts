@@ -6,6 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { runCli, ensureDemo, demo, readJsonl } from '../helpers/cli.js';
 import { syntheticCatalog } from '../../bench/synthetic-catalog.js';
+import sharp from 'sharp';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'categorize-train-'));
 const enc = { text: path.join(demo.bundle, 'encoders', 'text'), image: path.join(demo.bundle, 'encoders', 'image') };
@@ -125,6 +126,57 @@ test('eval: table on stdout, JSON, HTML report, quality gates, unseen labels', a
   assert.equal(gate.code, 3);
   assert.match(gate.stderr, /accuracy 0\.\d+ is below --min-accuracy 0\.99/);
   assert.match(gate.stderr, /macro-F1 0\.\d+ is below --min-macro-f1 0\.99/);
+});
+
+test('eval --report: a thumbnail beside each example row that has a readable photo, none (and no failure) for the others', async () => {
+  // Six rows, all labelled with a class the bundle does not know, so each one is an example of a confused pair and,
+  // being fewer than the report's ten, all of them are among the least confident rows.
+  const [header, ...rows] = fs.readFileSync(demo.catalog, 'utf8').trimEnd().split('\n');
+  assert.equal(header, 'id,title,description,image,category');
+  const images = rows.map((r) => /,(images\/[^,]+\.(?:png|jpe?g|webp)),/.exec(r)?.[1]).filter((x): x is string => x !== undefined);
+  const dir = path.dirname(demo.catalog);
+  fs.writeFileSync(path.join(dir, 'not-an-image.jpg'), 'plain text, not a JPEG');
+  const csv = [
+    header,
+    `R1,Acme revised biography 320 pages,A gripping story,${images[0]},Unknown`,
+    `R2,"Lego <script>alert('x')</script> ""set""",A customer favourite,${images[1]},Unknown`,
+    'R3,Orbit powerful laptop 16 GB RAM,No photo at all,,Unknown',
+    'R4,Pico long lasting perfume,Its photo is gone,images/missing.png,Unknown',
+    'R5,Acme garden hose,Its photo is not an image,not-an-image.jpg,Unknown',
+    'R6,Orbit tablet,Its photo is behind a scheme eval does not read,ftp://example.com/a.jpg,Unknown',
+  ].join('\n');
+  const input = path.join(dir, 'holdout-thumbs.csv');
+  fs.writeFileSync(input, csv + '\n');
+  const html = path.join(tmp, 'thumbs.html');
+  const r = await runCli(['eval', input, '--label-column', 'category', '-m', demo.bundle, '--report', html, '--json', path.join(tmp, 'thumbs.json'), '-q']);
+  fs.rmSync(input);
+  fs.rmSync(path.join(dir, 'not-an-image.jpg'));
+  assert.equal(r.code, 0, r.stderr);
+  const page = fs.readFileSync(html, 'utf8');
+  const low = page.slice(page.indexOf('<h2>Least confident rows</h2>'));
+  const lowRows = low.match(/<tr><td class="photo">.*?<\/tr>/g) ?? [];
+  assert.equal(lowRows.length, 6, 'every row is among the least confident');
+  const rowOf = (id: string) => lowRows.find((row) => row.includes(`>${id}</td>`))!;
+  for (const id of ['R1', 'R2']) assert.match(rowOf(id), /<img src="data:image\/jpeg;base64,[A-Za-z0-9+/]+={0,2}" width="\d+" height="\d+" alt="">/, id);
+  for (const id of ['R3', 'R4', 'R5', 'R6']) assert.match(rowOf(id), /<span class="none">no photo<\/span>/, id);
+  // Each thumbnail is a real JPEG of at most 96 px.
+  for (const [, b64] of page.matchAll(/src="data:image\/jpeg;base64,([^"]+)"/g)) {
+    const meta = await sharp(Buffer.from(b64, 'base64')).metadata();
+    assert.equal(meta.format, 'jpeg');
+    assert.ok(Math.max(meta.width!, meta.height!) <= 96);
+  }
+  // The confused pairs' examples carry the same photos.
+  const pairs = page.slice(page.indexOf('<h2>Most confused pairs</h2>'), page.indexOf('<h2>Least confident rows</h2>'));
+  assert.equal(pairs.match(/<img src="data:image\/jpeg;base64,/g)?.length, 2);
+  // User text stays escaped; nothing but the data URIs is loaded.
+  assert.doesNotMatch(page, /<script/i);
+  assert.ok(page.includes('Lego &lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &quot;set&quot;'));
+  const rest = page.replace(/ src="data:image\/jpeg;base64,[A-Za-z0-9+/]+={0,2}"/g, '').replace(/xmlns="http:\/\/www\.w3\.org\/2000\/svg"/g, '');
+  assert.doesNotMatch(rest, /https?:\/\/|\bsrc=|\bhref=/i);
+  // The JSON lists the same least confident rows, without thumbnails.
+  const j = JSON.parse(fs.readFileSync(path.join(tmp, 'thumbs.json'), 'utf8'));
+  assert.deepEqual(j.lowConfidence.map((x: { id: string }) => x.id).sort(), ['R1', 'R2', 'R3', 'R4', 'R5', 'R6']);
+  assert.ok(j.lowConfidence.every((x: { thumbnail?: unknown }) => x.thumbnail === undefined));
 });
 
 test('train usage errors exit 2 with a precise message', async () => {

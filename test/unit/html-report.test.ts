@@ -6,7 +6,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { goldenDir } from '../helpers/paths.js';
 import { computeMetrics, mostConfusedPairs, type EvalMetrics } from '../../src/report/metrics.js';
-import { escapeHtml, renderEvalReport, type ConfusedPairExamples } from '../../src/report/html-report.js';
+import { escapeHtml, renderEvalReport, type ConfusedPairExamples, type LowConfidenceRow } from '../../src/report/html-report.js';
+import type { Thumbnail } from '../../src/report/thumbnail.js';
 
 const EVIL = '<script>alert("x")</script>';
 const meta = { model: 'models/demo', input: 'holdout.csv', createdAt: '2026-01-02T03:04:05Z', toolVersion: '0.1.0' };
@@ -82,7 +83,7 @@ test('self-contained: no external URLs, scripts, links or imports', () => {
   assert.doesNotMatch(html, /\b(src|href)=/i);
   assert.doesNotMatch(html, /url\(|@import|<link|<script|<iframe|<object/i);
   // A CSP pins it down even if a future change slipped something in.
-  assert.match(html, /Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'"/);
+  assert.match(html, /Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; img-src data:"/);
 });
 
 test('tables are balanced', () => {
@@ -121,4 +122,76 @@ test('no scored rows: renders without a matrix', () => {
   const html = renderEvalReport({ metrics: m, confusedExamples: [], meta });
   assert.match(html, /No rows with a prediction/);
   assert.equal(html.match(/class="hm-cell/g), null);
+});
+
+// A real 1×1 JPEG is not needed to test the markup: any base64 payload is what the renderer sees.
+const thumb: Thumbnail = { src: 'data:image/jpeg;base64,/9j/4AAQSkZJRgABAQAAAQABAAD//Z==', width: 96, height: 48 };
+
+function withPhotos(m: EvalMetrics): { confusedExamples: ConfusedPairExamples[]; lowConfidence: LowConfidenceRow[] } {
+  const confusedExamples = mostConfusedPairs(m, 5).map((p) => ({
+    ...p,
+    examples: [
+      { id: 'with-photo', title: `Lego "set" ${EVIL}`, score: 0.61, thumbnail: thumb },
+      { id: 'no-photo', title: 'Lego box', score: 0.55, thumbnail: null },
+    ],
+  }));
+  const lowConfidence: LowConfidenceRow[] = [
+    { id: 'low-1', title: `It's <b>odd</b> ${EVIL}`, trueLabel: EVIL, predLabel: 'Books', score: 0.31, thumbnail: thumb },
+    { id: 'low-2', title: 'Plain', trueLabel: 'Books', predLabel: 'Books', score: 0.42 },
+  ];
+  return { confusedExamples, lowConfidence };
+}
+
+test('thumbnails: an <img> with the data URI beside rows that have a photo, "no photo" beside the others', () => {
+  const m = small();
+  const html = renderEvalReport({ metrics: m, ...withPhotos(m), meta });
+  const pairs = html.slice(html.indexOf('<h2>Most confused pairs</h2>'), html.indexOf('<h2>Least confident rows</h2>'));
+  const low = html.slice(html.indexOf('<h2>Least confident rows</h2>'));
+  const nPairs = mostConfusedPairs(m, 5).length;
+  assert.ok(nPairs > 0);
+  assert.equal(pairs.match(/<img src="data:image\/jpeg;base64,[^"]+" width="96" height="48" alt="">/g)!.length, nPairs);
+  assert.equal(pairs.match(/<span class="none">no photo<\/span>/g)!.length, nPairs);
+  assert.equal(pairs.match(/<th>photo<\/th>/g)!.length, nPairs);
+  assert.equal(low.match(/<img src="data:image\/jpeg;base64,/g)!.length, 1);
+  assert.equal(low.match(/no photo/g)!.length, 1);
+  assert.match(low, /low-1.*0\.310.*low-2.*0\.420/s);
+  assert.match(low, /<span class="badge">wrong<\/span>/);
+  // The photos change nothing about escaping.
+  assert.doesNotMatch(html, /<script|<b>odd|<b>set/i);
+  assert.ok(html.includes('It&#39;s &lt;b&gt;odd&lt;/b&gt; &lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;'));
+  assert.ok(html.includes('Lego &quot;set&quot;'));
+});
+
+test('thumbnails: no photo column where no row has one; a src that is not a base64 JPEG data URI is never written', () => {
+  const m = small();
+  const bogus: Thumbnail[] = [
+    { src: 'javascript:alert(1)', width: 1, height: 1 },
+    { src: 'data:text/html;base64,PHNjcmlwdD4=', width: 1, height: 1 },
+    { src: 'data:image/jpeg;base64,AAAA" onerror="alert(1)', width: 1, height: 1 },
+    { src: 'https://example.com/x.jpg', width: 1, height: 1 },
+  ];
+  const confusedExamples = mostConfusedPairs(m, 5).map((p) => ({ ...p, examples: bogus.map((t, i) => ({ id: `r${i}`, title: 't', score: 0.5, thumbnail: t })) }));
+  const lowConfidence = [{ id: 'r', title: 't', trueLabel: 'Books', predLabel: 'Books', score: 0.5 }];
+  const html = renderEvalReport({ metrics: m, confusedExamples, lowConfidence, meta });
+  assert.doesNotMatch(html, /<img|javascript:|onerror|data:text|https?:/i);
+  assert.doesNotMatch(html, /<th>photo<\/th>/);
+});
+
+test('photos keep the page self-contained and balanced', () => {
+  const m = small();
+  const html = renderEvalReport({ metrics: m, ...withPhotos(m), meta });
+  const rest = html.replace(/ src="data:image\/jpeg;base64,[A-Za-z0-9+/]+={0,2}"/g, '');
+  assert.doesNotMatch(rest, /https?:|\/\/[a-z0-9]/i);
+  assert.doesNotMatch(rest, /\b(src|href)=/i);
+  for (const tag of ['table', 'tr', 'td', 'th', 'section', 'div']) {
+    const open = html.match(new RegExp(`<${tag}[\\s>]`, 'g'))?.length ?? 0;
+    const close = html.match(new RegExp(`</${tag}>`, 'g'))?.length ?? 0;
+    assert.equal(open, close, `<${tag}> ${open} opened, ${close} closed`);
+  }
+});
+
+test('least confident rows: no section without the list, a note when it is empty', () => {
+  const m = small();
+  assert.doesNotMatch(renderEvalReport({ metrics: m, confusedExamples: [], meta }), /Least confident rows/);
+  assert.match(renderEvalReport({ metrics: m, confusedExamples: [], lowConfidence: [], meta }), /<h2>Least confident rows<\/h2>\n<p class="empty">No row has a score\.<\/p>/);
 });
