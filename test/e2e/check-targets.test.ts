@@ -39,7 +39,7 @@ interface Rec {
   path_scores?: number[];
 }
 
-/** The demo bundle's targets as train would store them for --target-precision 0.95,0.9 (0.95: none, 0.9: one). */
+/** The demo bundle's targets as train would store them for --target-precision 0.995,0.9 (0.995: none, 0.9: one). */
 let flatTargets: TargetThreshold[];
 let flatCurve: PrecisionCurve;
 /** run's records on the demo catalog with the flat bundle, its labels, and each row's CSV line. */
@@ -58,8 +58,8 @@ before(async () => {
   const manifestFile = path.join(flat, 'manifest.json');
   const m = JSON.parse(fs.readFileSync(manifestFile, 'utf8'));
   flatCurve = m.calibration.curve;
-  flatTargets = [thresholdForTarget(flatCurve, 0.95), thresholdForTarget(flatCurve, 0.9)];
-  assert.equal(flatTargets[0].threshold, null, 'the demo held-out rows cannot vouch for 0.95: the first target with a threshold is 0.9');
+  flatTargets = [thresholdForTarget(flatCurve, 0.995), thresholdForTarget(flatCurve, 0.9)];
+  assert.equal(flatTargets[0].threshold, null, 'the demo held-out rows cannot vouch for 0.995: the first target with a threshold is 0.9');
   assert.ok(flatTargets[1].threshold !== null);
   m.calibration.targets = flatTargets;
   fs.writeFileSync(manifestFile, JSON.stringify(m, null, 2));
@@ -177,9 +177,9 @@ test('a flat bundle: --min-confidence / --low-confidence override the target for
   assert.match(both.stdout, /scores? below 0\.5 \(--low-confidence\)/);
 
   // A target the bundle cannot vouch for, and a bundle without calibration: one-line usage errors, before any row.
-  const unsupported = await runCli(['check', demo.catalog, '-m', flat, '--label-column', 'category', '--target-precision', '0.95']);
+  const unsupported = await runCli(['check', demo.catalog, '-m', flat, '--label-column', 'category', '--target-precision', '0.995']);
   assert.equal(unsupported.code, 2);
-  assert.match(unsupported.stderr, /--target-precision 0\.95: .* cannot vouch for it: the 480 held-out rows vouch for precision 0\.\d+ at most/);
+  assert.match(unsupported.stderr, /--target-precision 0\.995: .* cannot vouch for it: the 480 held-out rows vouch for precision 0\.\d+ at most/);
   assert.equal(unsupported.stderr.trim().split('\n').length, 1, unsupported.stderr);
   const plain = path.join(tmp, 'plain');
   const t = await runCli(['train', demo.train, '--label-column', 'category', '--features', 'tfidf', '--C', '10', '--validation', '0', '-o', plain, '-q']);

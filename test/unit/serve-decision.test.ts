@@ -24,7 +24,7 @@ import { UsageError } from '../../src/errors.js';
 
 const RESPONSE_KEYS = ['category', 'score', 'top_categories', 'tags'];
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'categorize-serve-decision-'));
-/** The demo bundle with targets 0.95 (none: its held-out rows cannot vouch for it) and 0.9, as train stores them. */
+/** The demo bundle with targets 0.995 (none: its held-out rows cannot vouch for it) and 0.9, as train stores them. */
 const targeted = path.join(tmp, 'targeted');
 /** The demo bundle without calibration. */
 const uncalibrated = path.join(tmp, 'uncalibrated');
@@ -35,7 +35,7 @@ before(async () => {
   await ensureDemo();
   const m = JSON.parse(fs.readFileSync(path.join(demo.bundle, 'manifest.json'), 'utf8'));
   curve = m.calibration.curve;
-  const targets = [thresholdForTarget(curve, 0.95), thresholdForTarget(curve, 0.9)];
+  const targets = [thresholdForTarget(curve, 0.995), thresholdForTarget(curve, 0.9)];
   assert.equal(targets[0].threshold, null);
   t90 = targets[1].threshold!;
   fs.cpSync(demo.bundle, targeted, { recursive: true });
@@ -65,7 +65,7 @@ test('requestDecision: the server\'s decision, a request\'s own target from the 
   assert.equal(requestDecision({ ...served, decision: null }, undefined), null);
   const refused = (s: ServeDecision, p: number, re: RegExp, code: string) =>
     assert.throws(() => requestDecision(s, p), (e: unknown) => e instanceof HttpError && e.status === 400 && e.code === code && re.test(e.message) && !e.message.includes('\n'));
-  refused(served, 0.95, /^target_precision 0\.95: the bundle cannot vouch for it: the 480 held-out rows vouch for precision 0\.\d+ at most/, 'target_unsupported');
+  refused(served, 0.995, /^target_precision 0\.995: the bundle cannot vouch for it: the 480 held-out rows vouch for precision 0\.\d+ at most/, 'target_unsupported');
   refused({ calibration: undefined, decision: null, source: 'bundle' }, 0.9, /^target_precision 0\.9 needs a calibrated bundle: the bundle has no calibration/, 'not_calibrated');
 });
 
@@ -165,9 +165,9 @@ test('a bundle with targets: /predict adds decision and target_precision; a requ
   assert.equal(own.status, 200);
   assert.deepEqual({ ...own.body, decision: null, target_precision: null }, { ...r.body, decision: null, target_precision: null });
   assert.deepEqual([own.body.decision, own.body.target_precision], [own.body.score >= t80 ? 'accept' : 'review', 0.8]);
-  const refused = await predict(server, { ...fields, target_precision: '0.95' });
+  const refused = await predict(server, { ...fields, target_precision: '0.995' });
   assert.equal(refused.status, 400);
-  assert.match(refused.body.detail, /^target_precision 0\.95: the bundle cannot vouch for it: the 480 held-out rows/);
+  assert.match(refused.body.detail, /^target_precision 0\.995: the bundle cannot vouch for it: the 480 held-out rows/);
   const bad = await predict(server, { ...fields, target_precision: '1' });
   assert.equal(bad.status, 422);
   assert.deepEqual(bad.body.detail.map((d: { loc: string[]; type: string }) => [d.loc.join('.'), d.type]), [['body.target_precision', 'less_than']]);
@@ -189,9 +189,9 @@ test('a bundle with targets: /predict/batch records carry run\'s decision fields
   assert.ok(own.text.trim().split('\n').every((l) => JSON.parse(l).target_precision === 0.8), own.text);
   const csv = await batch(server, '', 'text/csv');
   assert.equal(csv.text.split('\n')[0], [...RECORD_FIELDS, ...DECISION_FIELDS].join(','));
-  const refused = await batch(server, '?target_precision=0.95');
+  const refused = await batch(server, '?target_precision=0.995');
   assert.equal(refused.status, 400);
-  assert.match(JSON.parse(refused.text).detail, /^target_precision 0\.95: the bundle cannot vouch for it/);
+  assert.match(JSON.parse(refused.text).detail, /^target_precision 0\.995: the bundle cannot vouch for it/);
   const metrics = await (await fetch(`${server.url}/metrics`)).text();
   assert.match(metrics, /^categorize_target_precision 0\.9$/m);
   assert.match(metrics, new RegExp(`^categorize_decision_threshold ${String(t90).replace(/\./g, '\\.')}$`, 'm'));
@@ -212,9 +212,9 @@ test('--target-precision: the server decides at it; one the bundle cannot vouch 
   } finally {
     await s.close();
   }
-  const bad = await startServer(serveOptions({ model: targeted, targetPrecision: 0.95 }));
+  const bad = await startServer(serveOptions({ model: targeted, targetPrecision: 0.995 }));
   try {
-    await assert.rejects(bad.ready, (e: unknown) => e instanceof UsageError && /--target-precision 0\.95: .* cannot vouch for it/.test((e as Error).message));
+    await assert.rejects(bad.ready, (e: unknown) => e instanceof UsageError && /--target-precision 0\.995: .* cannot vouch for it/.test((e as Error).message));
   } finally {
     await bad.close();
   }
