@@ -3,7 +3,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import { Command, CommanderError, Option } from 'commander';
 import { runCommand, type RunSummary } from '../commands/run.js';
-import { AUTO_FOLDS_MAX_ROWS, trainCommand, type TrainSummary } from '../commands/train.js';
+import { AUTO_FOLDS_MAX_ROWS, DEFAULT_IMAGE_PREPROCESSING, trainCommand, type TrainSummary } from '../commands/train.js';
+import { IMAGE_PREPROCESSING, type ImagePreprocessing } from '../embed/image-preprocess.js';
 import { evalCommand } from '../commands/eval.js';
 import { mergeCommand } from '../commands/merge.js';
 import { formatFor } from '../io/prediction-writer.js';
@@ -30,6 +31,7 @@ interface TrainFlags extends PipelineFlags {
   output: string;
   features?: FeatureKind[];
   preset?: PresetName;
+  imagePreprocessing: ImagePreprocessing;
   C: number | 'auto';
   classWeight?: 'balanced';
   maxIter: number;
@@ -238,6 +240,11 @@ function buildProgram(io: Io, env: NodeJS.ProcessEnv, setCode: (c: number) => vo
           .choices(PRESET_NAMES),
       )
       .option('--features <list>', "classifier input: any of text, image, tfidf (default: the preset's; with a model flag and no --preset: text,image)", featureList)
+      .addOption(
+        new Option('--image-preprocessing <mode>', 'how photos are resized for the image model, recorded in the bundle (run, eval, check and serve follow it): exact = torchvision/PIL bilinear, as the original service; fast = libvips with JPEG shrink-on-load (see README: Performance)')
+          .choices([...IMAGE_PREPROCESSING])
+          .default(DEFAULT_IMAGE_PREPROCESSING),
+      )
       .option('--C <c|auto>', `inverse L2 regularisation strength (scikit-learn’s C); auto: chosen per head from ${C_GRID.join(', ')} by log-loss on the held-out --fusion-share`, cOption, 'auto')
       .addOption(new Option('--class-weight <mode>', 'weight classes inversely to their frequency').choices(['balanced']))
       .option('--max-iter <n>', 'L-BFGS iterations at most', intOption(1, 1_000_000), 1000)
@@ -278,6 +285,7 @@ function buildProgram(io: Io, env: NodeJS.ProcessEnv, setCode: (c: number) => vo
       output: f.output,
       features: f.features,
       preset: f.preset,
+      imagePreprocessing: f.imagePreprocessing,
       tfidf: {
         minDf: dfBound(f.minDf),
         maxDf: dfBound(f.maxDf),

@@ -70,10 +70,13 @@ export interface RunSummary {
   cache: ReturnType<typeof cacheSummary>;
   /** Peak resident memory of the process so far (worker threads included), MB. */
   peakRssMB: number;
+  /** CPU time (user + system, every thread) spent after start-up, seconds: rows' cost whatever else the machine ran. */
+  rowsCpuSeconds: number;
   meanBatch: { text: number | null; image: number | null };
 }
 
 
+const cpuSeconds = (u: NodeJS.CpuUsage) => (u.user + u.system) / 1e6;
 const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : null);
 
 export async function runCommand(opts: RunOptions): Promise<RunSummary> {
@@ -114,6 +117,7 @@ export async function runCommand(opts: RunOptions): Promise<RunSummary> {
     if (existing) rows = skipDone(rows, existing.ids, opts.output);
     rows = untilAborted(rows, opts.signal);
     const startupSeconds = (performance.now() - started) / 1000;
+    const cpuAtStart = process.cpuUsage();
     const totalBytes = opts.input === '-' ? null : fs.statSync(opts.input).size;
     progress.start(totalBytes);
     const stats = { rows: 0, ok: 0, errors: 0, warned: 0, reasons: {} as Record<string, number> };
@@ -176,6 +180,7 @@ export async function runCommand(opts: RunOptions): Promise<RunSummary> {
       encoders: encoders.plan,
       cache: cacheSummary(session.cache),
       peakRssMB: Math.round(process.resourceUsage().maxRSS / 1024),
+      rowsCpuSeconds: cpuSeconds(process.cpuUsage(cpuAtStart)),
       meanBatch: { text: mean(batches.text), image: mean(batches.image) },
     };
   } finally {

@@ -4,6 +4,7 @@ import path from 'node:path';
 import crypto from 'node:crypto';
 import { ConfigError } from '../errors.js';
 import type { ImagePreprocess } from './model-dir.js';
+import { IMAGE_PREPROCESSING, preprocessingOf } from '../embed/image-preprocess.js';
 import type { TapInfo } from './tap.js';
 import type { PresetName } from './preset.js';
 import { tfidfFromJSON, tfidfBlockDim, type TfidfBlockModel, type TfidfModel } from '../head/tfidf.js';
@@ -19,9 +20,11 @@ export const BUNDLE_FORMAT = 'categorize-bundle';
  * 3 added linear heads (`type: 'linear'`, head-io's binary file, scored in JS with the TF-IDF block sparse);
  * 4 added category paths (`paths`): written only by bundles that have them, so flat bundles stay readable by older tools;
  * 5 added calibration (`calibration`: a temperature, and the held-out curve that turns a target precision into a
- * threshold): older tools would score such a bundle uncalibrated, so they refuse it.
+ * threshold): older tools would score such a bundle uncalibrated, so they refuse it;
+ * 6 added the image block's `preprocess.method: 'fast'` (libvips resize; absent: 'exact', PIL's): written only by
+ * bundles trained with it, which older tools would feed exact-resized photos, so they refuse them.
  */
-export const BUNDLE_FORMAT_VERSION = 5;
+export const BUNDLE_FORMAT_VERSION = 6;
 
 /** What `train` stores about calibration and decisions (calibration.ts). */
 export interface BundleCalibration {
@@ -203,6 +206,7 @@ export function loadBundle(location: string): ModelBundle {
     kinds.add(b.kind);
     if (!Number.isInteger(b.dim) || b.dim <= 0) fail(dir, `feature '${b.kind}' has invalid dim ${String(b.dim)}`);
     if (b.offset !== width) fail(dir, `feature '${b.kind}' offset ${b.offset} should be ${width} (blocks must be contiguous)`);
+    if (b.kind === 'image') checkImagePreprocessing(dir, b.preprocess?.method, m.formatVersion);
     width += b.dim;
   }
   const heads = bundleHeads(dir, m as BundleManifest, fail);
@@ -239,6 +243,18 @@ export function loadBundle(location: string): ModelBundle {
     fail(dir, `the tfidf block is ${tfidfBlock.dim} wide but the TF-IDF files have ${tfidfBlockDim(tfidfModels)} terms`);
   }
   return { dir, manifest: m as BundleManifest, heads, top, tfidf, tfidfBlock: tfidfModels, means, width };
+}
+
+/**
+ * The image block's preprocessing: absent or 'exact' (formats 1–5, imported heads), or 'fast' from format 6 on; an
+ * unknown method is refused rather than preprocessed some other way than the head was trained on.
+ */
+function checkImagePreprocessing(dir: string, method: unknown, formatVersion: number): void {
+  if (method === undefined) return;
+  if (!IMAGE_PREPROCESSING.includes(method as never)) {
+    fail(dir, `the image block's preprocess.method is '${String(method)}', expected one of ${IMAGE_PREPROCESSING.join(', ')}`);
+  }
+  if (method === 'fast' && formatVersion < 6) fail(dir, `the image block's preprocess.method 'fast' needs format version 6, the manifest says ${formatVersion}`);
 }
 
 /** A manifest's calibration: positive finite temperatures and a well-formed curve. */
@@ -329,6 +345,11 @@ export interface BundleParts {
   topLevel?: { classes: string[]; heads: BundleHeadPart[] };
 }
 
+/** Whether a layout's image block is preprocessed the fast way (format 6). */
+function fastImages(features: FeatureBlock[]): boolean {
+  return features.some((b) => b.kind === 'image' && preprocessingOf(b.preprocess) === 'fast');
+}
+
 /** Writes a bundle folder; file contents depend only on the inputs, so equal inputs give identical bytes. */
 export function saveBundle(location: string, parts: BundleParts): void {
   const dir = path.resolve(location);
@@ -363,7 +384,7 @@ export function saveBundle(location: string, parts: BundleParts): void {
   }
   const manifest: BundleManifest = {
     format: BUNDLE_FORMAT,
-    formatVersion: rest.calibration ? 5 : rest.paths ? 4 : linear ? 3 : fused || parts.charTfidfJson ? 2 : 1,
+    formatVersion: fastImages(rest.features) ? 6 : rest.calibration ? 5 : rest.paths ? 4 : linear ? 3 : fused || parts.charTfidfJson ? 2 : 1,
     ...rest,
     ...(fused
       ? { fusion: { method: 'log-linear' as const, heads: parts.heads.map((h, i) => ({ ...h.spec!, ...entries[i]! })), selection: parts.fusionSelection } }

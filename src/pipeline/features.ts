@@ -8,7 +8,7 @@ import type { FeatureBlock, ModelBundle } from '../models/bundle.js';
 import { MicroBatcher } from './micro-batcher.js';
 import { resolveImageRef, loadImageBytes, readImageFile, fetchImageWithValidator, probeImageUrl, DEFAULT_MAX_BYTES, type FetchOptions } from '../io/image-source.js';
 import type { EmbedCache, EmbedCacheStats } from './embed-cache.js';
-import { preprocessImage } from '../embed/image-preprocess.js';
+import { inThreadDecoder, type ImageDecoder } from '../runtime/image-decoder.js';
 import { oneLine, RowError } from '../errors.js';
 import { tfidfBlockDim, tfidfBlockRow, type SparseRow, type TfidfBlockModel } from '../head/tfidf.js';
 import type { HeadRow } from '../head/scoring.js';
@@ -46,6 +46,8 @@ export interface FeatureOptions {
    */
   cache?: EmbedCache;
   identity?: { text?: string; image?: string };
+  /** Where images are decoded (OpenEncoders.decoder: worker threads); default this thread. */
+  decoder?: ImageDecoder;
 }
 
 export interface RowFeatures {
@@ -187,15 +189,20 @@ export class FeatureExtractor {
     const spec = (this.imageBlock as Extract<FeatureBlock, { kind: 'image' }>).preprocess;
     // Errors name the image as the row gave it (path or URL), not the buffer it was read into.
     const name = given ? 'the uploaded file' : cell;
-    const decode = (bytes: Buffer): Promise<Float32Array> => preprocessImage(bytes, spec, undefined, undefined, { maxPixels: this.opts.maxPixels, name });
+    const decoder = this.opts.decoder ?? inThreadDecoder;
+    const decodeOpts = { maxPixels: this.opts.maxPixels, name };
+    const decode = (bytes: Buffer): Promise<Float32Array> => decoder.decode(bytes, spec, decodeOpts);
     const cache = this.opts.cache;
     const ns = this.imageNamespace;
     if (!cache || !ns) {
       let pixels: Float32Array;
       try {
         pixels = await this.io(async () => {
-          const bytes = given ?? (await loadImageBytes(resolveImageRef(cell, { baseDir: this.opts.imageRoot }), this.opts.fetch));
-          return decode(bytes);
+          if (given) return decode(given);
+          const ref = resolveImageRef(cell, { baseDir: this.opts.imageRoot });
+          // A file is read where it is decoded; without a cache nothing here needs its bytes.
+          if (ref.kind === 'file') return decoder.decodeFile(ref.path, this.opts.fetch.maxBytes ?? DEFAULT_MAX_BYTES, spec, decodeOpts);
+          return decode(await loadImageBytes(ref, this.opts.fetch));
         });
       } catch (err) {
         return { ok: false, code: err instanceof RowError ? err.code : 'image_error', message: oneLine(err) };

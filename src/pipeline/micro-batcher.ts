@@ -3,7 +3,7 @@
 export interface MicroBatcherOptions {
   /** Most items in one call. */
   maxBatch: number;
-  /** Longest an item waits for companions before a partial batch goes out. */
+  /** Longest an item waits for companions before a partial batch goes out, when a call slot is free for it. */
   maxWaitMs: number;
   /** Calls in flight at once; more batches queue. */
   maxInFlight: number;
@@ -26,6 +26,8 @@ export class MicroBatcher<I, O> {
   private buffer: Pending<I, O>[] = [];
   private ready: Pending<I, O>[][] = [];
   private timer: NodeJS.Timeout | undefined;
+  /** The buffer's wait is over but every call slot was taken: it leaves as soon as one frees. */
+  private overdue = false;
   private inFlight = 0;
   /** Batch sizes sent, for summaries and tests. */
   readonly batchSizes: number[] = [];
@@ -41,8 +43,19 @@ export class MicroBatcher<I, O> {
     return new Promise<O>((resolve, reject) => {
       this.buffer.push({ item, resolve, reject });
       if (this.buffer.length >= this.opts.maxBatch) this.seal();
-      else if (!this.timer) this.timer = setTimeout(() => this.seal(), this.opts.maxWaitMs);
+      else if (!this.timer && !this.overdue) this.timer = setTimeout(() => this.waited(), this.opts.maxWaitMs);
     });
+  }
+
+  /**
+   * maxWaitMs is up. With a call slot free the partial batch leaves now; with every slot taken it would only queue,
+   * so it stays open and keeps filling until a slot frees (a model busy with the previous batches gets fewer,
+   * fuller ones: int8 MobileNetV2 costs 5.4 ms of CPU per image at batch 1, 3.8 at 8).
+   */
+  private waited(): void {
+    this.timer = undefined;
+    if (this.inFlight < this.opts.maxInFlight) this.seal();
+    else this.overdue = true;
   }
 
   /** Sends whatever is buffered now, without waiting for the timer (end of input). */
@@ -55,6 +68,7 @@ export class MicroBatcher<I, O> {
       clearTimeout(this.timer);
       this.timer = undefined;
     }
+    this.overdue = false;
     if (this.buffer.length === 0) return;
     this.ready.push(this.buffer);
     this.buffer = [];
@@ -68,7 +82,8 @@ export class MicroBatcher<I, O> {
       this.batchSizes.push(batch.length);
       void this.execute(batch).finally(() => {
         this.inFlight--;
-        this.pump();
+        if (this.overdue && this.ready.length === 0) this.seal();
+        else this.pump();
       });
     }
   }

@@ -95,7 +95,7 @@ export class Predictor {
     this.classes = bundle.manifest.classes;
     const paths = bundle.manifest.paths;
     this.taxonomy = paths ? { tree: new Taxonomy(this.classes), minScore: opts.minPathScore ?? paths.minPathScore } : null;
-    this.extractor = new FeatureExtractor(bundle.manifest.features, encoders.text, encoders.image, opts, bundle.tfidfBlock);
+    this.extractor = new FeatureExtractor(bundle.manifest.features, encoders.text, encoders.image, { ...opts, decoder: encoders.decoder }, bundle.tfidfBlock);
     this.heads = bundle.heads.map((head, h) => this.runner(head, classifiers[h]));
     this.topHeads = (bundle.top?.heads ?? []).map((head, h) => this.runner(head, topClassifiers[h]));
   }

@@ -35,7 +35,7 @@ test('every non-empty feature subset trains and runs every row; text + image fus
     assert.deepEqual(m.features.map((f: { kind: string }) => f.kind), ['text', 'image', 'tfidf'].filter((k) => kinds.includes(k)));
     const hasText = kinds.includes('text') || kinds.includes('tfidf');
     if (hasText && kinds.includes('image')) {
-      assert.equal(m.formatVersion, 5);
+      assert.equal(m.formatVersion, 6, 'calibrated (5), with the default fast image preprocessing (6)');
       assert.equal(m.classifier, undefined);
       assert.deepEqual(m.fusion.heads.map((h: { name: string }) => h.name), ['text', 'image']);
       assert.deepEqual(m.fusion.heads[0].kinds, kinds.filter((k) => k !== 'image'));

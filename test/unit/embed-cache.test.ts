@@ -18,6 +18,7 @@ import { sha256File } from '../../src/models/bundle.js';
 import type { CatalogRow } from '../../src/io/catalog-reader.js';
 import type { FeatureBlock } from '../../src/models/bundle.js';
 import { ConfigError } from '../../src/errors.js';
+import { preprocessImage, withPreprocessing } from '../../src/embed/image-preprocess.js';
 import { repoRoot } from '../helpers/paths.js';
 
 const moduleUrl = pathToFileURL(path.join(repoRoot, 'dist', 'src', 'pipeline', 'embed-cache.js')).href;
@@ -619,7 +620,51 @@ test('extractor, image URLs: with an ETag or Last-Modified a warm pass only send
   }
 });
 
-test('modelIdentity: file hash, output and every preprocessing setting are part of it', () => {
+test("extractor: the image block's preprocessing is the one applied, and exact and fast vectors never meet in the cache", async (t) => {
+  const dir = tempDir(t);
+  const cache = EmbedCache.open({ dir: path.join(dir, 'cache') });
+  try {
+    // A downscaled photo with detail, so that the two resizes give different pixels.
+    const raw = Buffer.alloc(600 * 400 * 3);
+    for (let i = 0; i < raw.length; i++) raw[i] = (i * 7919) % 251;
+    const jpeg = await sharp(raw, { raw: { width: 600, height: 400, channels: 3 } }).jpeg({ quality: 85 }).toBuffer();
+    fs.writeFileSync(path.join(dir, 'photo.jpg'), jpeg);
+    const rows = [row(0, 'a photo', 'photo.jpg')];
+    const image = { kind: 'image' as const, modelPath: '/m/model.onnx' };
+    const modes = {
+      exact: { layout: layout.map((b) => (b.kind === 'image' ? { ...b, preprocess: withPreprocessing(preprocess, 'exact') } : b)), identity: modelIdentity({ ...image, preprocess }, 'aa') },
+      fast: { layout: layout.map((b) => (b.kind === 'image' ? { ...b, preprocess: withPreprocessing(preprocess, 'fast') } : b)), identity: modelIdentity({ ...image, preprocess: withPreprocessing(preprocess, 'fast') }, 'aa') },
+    };
+    assert.notEqual(modes.exact.identity, modes.fast.identity);
+    const pass = async (mode: keyof typeof modes) => {
+      const pixels: Float32Array[] = [];
+      const embedder = new (class extends FakeImage {
+        override embedPixels(p: Float32Array, count: number): Promise<Float32Array> {
+          pixels.push(p.slice());
+          return super.embedPixels(p, count);
+        }
+      })();
+      const [f] = await extractAll(new FeatureExtractor(modes[mode].layout, new FakeText(), embedder, options(dir, cache, { text: 'fake-text', image: modes[mode].identity })), rows);
+      return { vector: f!.vectors.image!, pixels, calls: embedder.images };
+    };
+    const exact = await pass('exact');
+    assert.deepEqual(exact.pixels, [await preprocessImage(jpeg, preprocess)]);
+    const fast = await pass('fast');
+    assert.equal(fast.calls, 1, 'the exact vector is not served to a fast bundle');
+    const fastPixels = await preprocessImage(jpeg, withPreprocessing(preprocess, 'fast'));
+    assert.deepEqual(fast.pixels, [fastPixels], 'the fast resize is the one fed to the model');
+    assert.notDeepEqual(fastPixels, exact.pixels[0]);
+    assert.ok(!sameBits(fast.vector, exact.vector));
+    const [exactAgain, fastAgain] = [await pass('exact'), await pass('fast')];
+    assert.equal(exactAgain.calls + fastAgain.calls, 0, 'each mode hits its own vectors');
+    assert.ok(sameBits(exactAgain.vector, exact.vector));
+    assert.ok(sameBits(fastAgain.vector, fast.vector));
+  } finally {
+    await cache.close();
+  }
+});
+
+test('modelIdentity: file hash, output and every preprocessing setting (the resize method too) are part of it', () => {
   const text = { kind: 'text' as const, modelPath: '/m/model.onnx', tokenizerDir: '/m', output: 'last_hidden_state', pooling: 'mean' as const, normalize: true, maxLength: 256 };
   const base = modelIdentity(text, 'aa', 'tok');
   assert.match(base, /^text\/\d+ onnx=aa /);
@@ -642,9 +687,14 @@ test('modelIdentity: file hash, output and every preprocessing setting are part 
     modelIdentity({ ...image, preprocess: { ...image.preprocess, crop: 192 } }, 'aa'),
     modelIdentity({ ...image, preprocess: { ...image.preprocess, mean: [0.5, 0.5, 0.5] } }, 'aa'),
     modelIdentity({ ...image, preprocess: { ...image.preprocess, std: [0.5, 0.5, 0.5] } }, 'aa'),
+    modelIdentity({ ...image, preprocess: { ...image.preprocess, method: 'fast' as const } }, 'aa'),
   ]) {
     assert.notEqual(other, ib);
   }
+  // The resize method: 'fast' vectors live under their own identity; 'exact', spelt out or not, is the identity
+  // caches were filled under before the method existed (the regex above), so they keep serving.
+  assert.equal(modelIdentity({ ...image, preprocess: { ...image.preprocess, method: 'exact' as const } }, 'aa'), ib);
+  assert.match(modelIdentity({ ...image, preprocess: { ...image.preprocess, method: 'fast' as const } }, 'aa'), / preprocessing=fast$/);
 });
 
 test('openEncoders: identity names the ONNX file actually run (hashed once, with or without an expected sha256)', { skip: !fs.existsSync(path.join(repoRoot, 'models/demo/encoders/text/model.onnx')) }, async () => {

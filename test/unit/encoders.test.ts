@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { encoderPlan, openEncoders, MAX_CPU_REPLICAS } from '../../src/pipeline/encoders.js';
+import { encoderPlan, imageDecoders, openEncoders, MAX_CPU_REPLICAS } from '../../src/pipeline/encoders.js';
 import { repoRoot } from '../helpers/paths.js';
 import { allOrNone } from '../../src/runtime/encoder-client.js';
 
@@ -20,12 +20,19 @@ test('encoderPlan: explicit --replicas / --threads win; a GPU runs one copy per 
   assert.deepEqual(encoderPlan(['text', 'image'], { threads: 0, gpu: true }, 8), { text: { replicas: 1, threads: 4 }, image: { replicas: 1, threads: 4 } });
 });
 
+test('imageDecoders: one decoding thread per 4 cores, 1 to 4; an explicit count wins (0: the main thread)', () => {
+  assert.deepEqual([1, 2, 4, 5, 8, 16, 64].map((cores) => imageDecoders(undefined, cores)), [1, 1, 1, 2, 2, 4, 4]);
+  assert.equal(imageDecoders(0, 8), 0);
+  assert.equal(imageDecoders(3, 2), 3);
+});
+
 const demo = path.join(repoRoot, 'models/demo/encoders');
 test('openEncoders: copies of a model split the calls and give the same vectors', { skip: !fs.existsSync(path.join(demo, 'image/model.onnx')) }, async () => {
   const one = await openEncoders([{ kind: 'image', location: path.join(demo, 'image') }], { device: 'cpu', threads: 1, replicas: 1 });
   const three = await openEncoders([{ kind: 'image', location: path.join(demo, 'image') }], { device: 'cpu', threads: 1, replicas: 3 });
   try {
     assert.deepEqual(three.plan, { image: { replicas: 3, threads: 1 } });
+    assert.ok(three.decoder && three.decoder.workers >= 1, 'an image model comes with its decoding threads');
     assert.equal(three.image!.size, 3);
     const crop = 224 * 224 * 3;
     const inputs = Array.from({ length: 6 }, (_, i) => new Float32Array(crop).map((_, k) => Math.sin(k * (i + 1) * 1e-3)));

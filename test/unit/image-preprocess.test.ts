@@ -11,6 +11,8 @@ import {
   configureSharp,
   imagenetPreprocess,
   preprocessImage,
+  preprocessingOf,
+  withPreprocessing,
   resizedSize,
   roundHalfEven,
   type ImagePreprocessSpec,
@@ -181,6 +183,99 @@ test('libvips path cuts the crop itself when the resized image would be huge (25
   assert.deepEqual(viaVips, await preprocessImage(png, spec, undefined, 0, { strategy: 'pil' }));
   // Row 0 of the crop is source row round((16000 - 224) / 2) = 7888.
   assert.equal(at(viaVips, 0, 0, 0), level((7888 * 7) & 255, 0));
+});
+
+// ---------------------------------------------------------------- 'fast' preprocessing
+
+const fastSpec: ImagePreprocessSpec = { ...spec, method: 'fast' };
+
+/** The 1.4 MP gradient + hard-edged blocks photo of the libvips test above, as a JPEG. */
+async function gradientPhoto(w = 1400, h = 1000): Promise<Buffer> {
+  const raw = Buffer.alloc(w * h * 3);
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      const o = (y * w + x) * 3;
+      const block = ((x >> 6) + (y >> 6)) % 3 === 0;
+      raw[o] = block ? 230 : (x * 255) / w;
+      raw[o + 1] = block ? 40 : (y * 255) / h;
+      raw[o + 2] = (x + y) % 256;
+    }
+  }
+  return sharp(raw, { raw: { width: w, height: h, channels: 3 } }).jpeg({ quality: 90 }).toBuffer();
+}
+
+test("preprocessing method: absent is 'exact'; withPreprocessing leaves 'exact' out of the spec", () => {
+  assert.equal(preprocessingOf(spec), 'exact');
+  assert.equal(preprocessingOf(fastSpec), 'fast');
+  assert.deepEqual(withPreprocessing(fastSpec, 'exact'), spec);
+  assert.ok(!('method' in withPreprocessing(fastSpec, 'exact')), 'no method key: exact manifests read as before');
+  assert.deepEqual(withPreprocessing(spec, 'fast'), fastSpec);
+});
+
+// Tolerance, stated: on a downscaled photo 'fast' is within 0.02 mean and 0.5 max (normalised units; one grey level
+// is ~0.017) of the exact PIL tensor. Measured: this gradient photo 0.0084 / 0.28, the golden 640x480 JPEG 0.0012 /
+// 0.035; the 40 flipkart originals (up to 22 MP) 0.010 mean, 1.7 max on the sharpest edge.
+test("fast: a 3x224x224 tensor close to the exact one on a 1.4 MP photo, computed by libvips with shrink-on-load", async (t) => {
+  const jpeg = await gradientPhoto();
+  const fast = await preprocessImage(jpeg, fastSpec);
+  assert.equal(fast.length, N);
+  assert.ok(fast.every(Number.isFinite));
+  const exact = await preprocessImage(jpeg, spec, undefined, 0, { strategy: 'pil' });
+  const d = diff(fast, exact);
+  t.diagnostic(`fast vs exact (PIL): max ${d.max.toFixed(4)} mean ${d.mean.toFixed(4)}`);
+  assert.ok(d.mean < 0.02 && d.max < 0.5, `mean ${d.mean} max ${d.max}`);
+  // It is libvips' resize with fastShrinkOnLoad, not the exact path's (which keeps a x2 margin above 1 MP).
+  assert.deepEqual(fast, await preprocessImage(jpeg, spec, undefined, 0, { strategy: 'sharp', fastShrinkOnLoad: true }));
+  assert.notDeepEqual(fast, await preprocessImage(jpeg));
+});
+
+test('fast: downscales under 1 MP go through libvips too; the golden 640x480 photo stays close to torchvision', async (t) => {
+  const entry = manifest.images.find((e) => e.file === 'photo-640x480.jpg')!;
+  const file = path.join(imagesDir, entry.file);
+  const fast = await preprocessImage(file, fastSpec);
+  assert.deepEqual(fast, await preprocessImage(file, spec, undefined, 0, { strategy: 'sharp', fastShrinkOnLoad: true }));
+  const d = diff(fast, await referenceTensor(entry));
+  t.diagnostic(`fast vs torchvision: max ${d.max.toFixed(4)} mean ${d.mean.toFixed(4)}`);
+  assert.ok(d.mean > 0, 'not the exact path');
+  assert.ok(d.mean < 0.02 && d.max < 0.5, `mean ${d.mean} max ${d.max}`);
+});
+
+test('fast: the same centre crop: bands outside the crop never reach it', async () => {
+  // 1024x512 -> 512x256; the crop is resized columns 144..367, i.e. source columns 288..735: red left of them,
+  // blue right of them, green inside (a margin of 8 source pixels for the resampling kernels).
+  const w = 1024;
+  const h = 512;
+  const raw = Buffer.alloc(w * h * 3);
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      const o = (y * w + x) * 3;
+      if (x < 280) raw[o] = 255;
+      else if (x >= 744) raw[o + 2] = 255;
+      else raw[o + 1] = 255;
+    }
+  }
+  const png = await sharp(raw, { raw: { width: w, height: h, channels: 3 } }).png().toBuffer();
+  const fast = await preprocessImage(png, fastSpec);
+  for (let row = 0; row < 224; row += 37) {
+    for (const col of [0, 1, 112, 222, 223]) {
+      assert.equal(at(fast, 0, row, col), level(0, 0), `no red at (${row}, ${col})`);
+      assert.equal(at(fast, 1, row, col), level(255, 1), `green at (${row}, ${col})`);
+      assert.equal(at(fast, 2, row, col), level(0, 2), `no blue at (${row}, ${col})`);
+    }
+  }
+  // Narrow the margin to nothing and the edge columns pick the bands up: the crop is where it should be.
+  const tight = Buffer.from(raw);
+  for (let y = 0; y < h; y++) for (let x = 280; x < 288; x++) tight.set([255, 0, 0], (y * w + x) * 3);
+  const edge = await preprocessImage(await sharp(tight, { raw: { width: w, height: h, channels: 3 } }).png().toBuffer(), fastSpec);
+  assert.ok(at(edge, 0, 100, 0) > level(0, 0), 'red just left of the crop bleeds into its first column');
+  assert.equal(at(edge, 0, 100, 4), level(0, 0));
+});
+
+test('fast: upscaled images keep the exact path (libvips would shift them and saves nothing there)', async () => {
+  for (const file of ['small-120x90.jpg', 'portrait-190x400.jpg', 'tall-60x1500.png']) {
+    const p = path.join(imagesDir, file);
+    assert.deepEqual(await preprocessImage(p, fastSpec), await preprocessImage(p), file);
+  }
 });
 
 test('channel order and normalisation: pure red gives the exact per-channel constants', async () => {

@@ -43,6 +43,30 @@ test('never runs more than maxInFlight batches at once', async () => {
   assert.equal(peak, 2);
 });
 
+test('with every call slot busy, a partial batch stays open past maxWaitMs and leaves, fuller, when a slot frees', async () => {
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  const calls: number[][] = [];
+  const b = new MicroBatcher<number, number>(async (xs) => {
+    calls.push(xs);
+    if (calls.length === 1) await gate;
+    return xs;
+  }, { maxBatch: 8, maxWaitMs: 2, maxInFlight: 1 });
+  const first = b.submit(0);
+  await sleep(10); // the first batch ([0]) left after maxWaitMs and holds the only slot
+  const rest = [1, 2, 3].map((x) => b.submit(x));
+  await sleep(10);
+  rest.push(b.submit(4), b.submit(5));
+  await sleep(10);
+  assert.deepEqual(calls, [[0]], 'nothing else leaves while the slot is taken');
+  release();
+  assert.deepEqual(await Promise.all([first, ...rest]), [0, 1, 2, 3, 4, 5]);
+  assert.deepEqual(calls, [[0], [1, 2, 3, 4, 5]]);
+  // A slot free again: a partial batch leaves after maxWaitMs as before.
+  await b.submit(6);
+  assert.deepEqual(calls.at(-1), [6]);
+});
+
 test('a failing batch is retried item by item: only the bad item fails', async () => {
   const b = new MicroBatcher<number, number>(async (xs) => {
     if (xs.includes(3)) throw new Error('bad item 3');

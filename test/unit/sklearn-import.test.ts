@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { repoRoot } from '../helpers/paths.js';
 import { loadBundle, type EncoderBlock } from '../../src/models/bundle.js';
+import { preprocessingOf } from '../../src/embed/image-preprocess.js';
 import { Classifier } from '../../src/head/classifier.js';
 import { topTags } from '../../src/head/tfidf.js';
 import { ENGLISH_STOP_WORDS } from '../../src/head/stop-words-en.js';
@@ -98,6 +99,7 @@ test('imported bundles name the registry default text and image models, with the
     assert.deepEqual(t!.preprocess, { maxLength: text.entry.preprocess.maxLength, pooling: 'mean', normalize: text.entry.normalize });
     const p = image.entry.preprocess;
     assert.deepEqual(im!.preprocess, { resize: p.resize, crop: p.crop, mean: p.mean, std: p.std });
+    assert.equal(preprocessingOf(im!.preprocess), 'exact', "the service's heads were fitted on torchvision's resize");
     assert.equal(bundle.means.get('text')!.length, golden.textDim);
     assert.equal(bundle.means.get('image')!.length, golden.imageDim);
     assert.equal(bundle.manifest.training?.importedFrom, 'scikit-learn');
