@@ -2,32 +2,20 @@
 // demo catalog through the real binary, and what it prints.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parse } from 'csv-parse/sync';
 import { repoRoot } from '../helpers/paths.js';
+import { runNode } from '../helpers/cli.js';
 
 const script = path.join(repoRoot, 'dist', 'scripts', 'demo.js');
 const catalog = path.join(repoRoot, 'fixtures', 'real-demo', 'catalog.csv');
 
-function node(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, args, { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
-
 test('the demo at 60 training and 30 held-out rows prints the run summary, predictions and the report path', async () => {
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'categorize-demo-'));
   const report = path.join(out, 'report.html');
-  const r = await node([script, '--train-rows', '60', '--eval-rows', '30', '--out', out, '--report', report]);
+  const r = await runNode(script, ['--train-rows', '60', '--eval-rows', '30', '--out', out, '--report', report]);
   assert.equal(r.code, 0, r.stderr + r.stdout);
   const text = r.stdout;
   assert.match(text, /300 Flipkart products with a photo each, 7 categories/);
@@ -61,10 +49,10 @@ test('the demo at 60 training and 30 held-out rows prints the run summary, predi
 });
 
 test('the demo refuses sizes the catalog cannot hold, exit 2', async () => {
-  const r = await node([script, '--train-rows', '250', '--eval-rows', '100', '--out', path.join(os.tmpdir(), 'categorize-demo-never')]);
+  const r = await runNode(script, ['--train-rows', '250', '--eval-rows', '100', '--out', path.join(os.tmpdir(), 'categorize-demo-never')]);
   assert.equal(r.code, 2);
   assert.match(r.stderr, /--train-rows 250 \+ --eval-rows 100 exceed the catalog's 300 rows/);
-  const bad = await node([script, '--train-rows', 'many']);
+  const bad = await runNode(script, ['--train-rows', 'many']);
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /--train-rows must be a whole number/);
 });

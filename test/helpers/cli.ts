@@ -13,8 +13,13 @@ export interface CliResult {
 export const bin = path.join(repoRoot, 'bin', 'categorize.js');
 
 export function runCli(args: string[], opts: { stdin?: string; cwd?: string; env?: Record<string, string> } = {}): Promise<CliResult> {
+  return runNode(bin, args, opts);
+}
+
+/** Runs a node script of the repository (the CLI binary, or e.g. the demo orchestration) and collects its output. */
+export function runNode(script: string, args: string[], opts: { stdin?: string; cwd?: string; env?: Record<string, string> } = {}): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [bin, ...args], {
+    const child = spawn(process.execPath, [script, ...args], {
       cwd: opts.cwd ?? repoRoot,
       env: { ...process.env, ...opts.env },
       stdio: ['pipe', 'pipe', 'pipe'],
