@@ -196,6 +196,13 @@ export function toDenseFloat64(X: DesignMatrix): Float64Array {
   return out;
 }
 
+/** The part (CsrBlock.parts) column `c` belongs to: the last one starting at or before it. */
+export function partOf(parts: Int32Array, c: number): number {
+  let part = parts.length - 1;
+  while (part > 0 && c < parts[part]!) part--;
+  return part;
+}
+
 /**
  * Held-out rows as a model fitted on `train` sees a new row: TF-IDF columns no training row has are dropped (a
  * vocabulary fitted on the training rows alone would not have them) and each part is L2-normalised again, as the
@@ -216,8 +223,7 @@ export function heldOutScaling(S: CsrBlock, train: Int32Array, test: Int32Array)
     for (let p = S.indptr[i]!; p < S.indptr[i + 1]!; p++) {
       const c = S.indices[p]!;
       if (!seen[c]) continue;
-      let part = P - 1;
-      while (part > 0 && c < parts[part]!) part--;
+      const part = partOf(parts, c);
       kept[part] += S.values[p]! * S.values[p]!;
     }
     for (let part = 0; part < P; part++) factor[a * P + part] = kept[part]! > 0 ? 1 / Math.sqrt(kept[part]!) : 0;
@@ -236,8 +242,7 @@ export function heldOutCsr(S: CsrBlock, train: Int32Array, test: Int32Array): Cs
     for (let p = S.indptr[i]!; p < S.indptr[i + 1]!; p++) {
       const c = S.indices[p]!;
       if (!seen[c]) continue;
-      let part = P - 1;
-      while (part > 0 && c < parts[part]!) part--;
+      const part = partOf(parts, c);
       indices.push(c);
       values.push(S.values[p]! * factor[a * P + part]!);
     }

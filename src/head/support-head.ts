@@ -4,7 +4,7 @@
 // the model, a fit's memory and a row's cost all follow the (term, class) pairs the data has, not K × vocabulary.
 // It is fitted by stochastic gradient descent (AdaGrad, one step size per term) over shuffled rows, regularised
 // by early stopping: the number of epochs is chosen on held-out log-loss, as L-BFGS heads choose C.
-import { heldOutScaling, type CsrBlock } from './design-matrix.js';
+import { heldOutScaling, partOf, type CsrBlock } from './design-matrix.js';
 import { mulberry32, shuffleInPlace } from './random.js';
 import { softmaxResidualInPlace } from './loss.js';
 import { classIndexArray, rowLogLoss, softmaxInto, QUANTISED_MAX, type ClassIndexArray, type LinearHead } from './scoring.js';
@@ -166,9 +166,7 @@ export function fitSupportHead(X: CsrBlock, y: ArrayLike<number>, K: number, tas
     z.set(b);
     for (let p = indptr[i]!; p < indptr[i + 1]!; p++) {
       const j = indices[p]!;
-      let part = P - 1;
-      while (part > 0 && j < parts[part]!) part--;
-      const v = values[p]! * factor[a * P + part]!;
+      const v = values[p]! * factor[a * P + partOf(parts, j)]!;
       for (let q = colptr[j]!, e = colptr[j + 1]!; q < e; q++) z[classIndex[q]!]! += v * W[q]!;
     }
     return softmaxInto(z, z) as Float64Array;
