@@ -184,19 +184,27 @@ function charNgrams(doc: string, [minN, maxN]: [number, number], emit: (feature:
 }
 
 /** sklearn's `_char_wb_ngrams`: each white-space-separated word padded with one space each side. */
-function charWbNgrams(doc: string, [minN, maxN]: [number, number], emit: (feature: string) => void): void {
-  for (const word of doc.replace(WHITE_SPACES_RE, ' ').match(WORDS_RE) ?? []) {
-    const w = codePoints(` ${word} `);
-    const wLen = w.length;
-    for (let n = minN; n <= maxN; n++) {
-      let offset = 0;
-      emit(w.slice(0, n));
-      while (offset + n < wLen) {
-        offset++;
-        emit(w.slice(offset, offset + n));
-      }
-      if (offset === 0) break; // a word shorter than n is counted once
+function charWbNgrams(doc: string, range: [number, number], emit: (feature: string) => void): void {
+  for (const word of charWbWords(doc)) charWbWordNgrams(word, range, emit);
+}
+
+/** The words `_char_wb_ngrams` takes n-grams of, in order. */
+function charWbWords(doc: string): string[] {
+  return doc.replace(WHITE_SPACES_RE, ' ').match(WORDS_RE) ?? [];
+}
+
+/** One word's char_wb n-grams: the word padded with a space each side, n-grams by code point. */
+function charWbWordNgrams(word: string, [minN, maxN]: [number, number], emit: (feature: string) => void): void {
+  const w = codePoints(` ${word} `);
+  const wLen = w.length;
+  for (let n = minN; n <= maxN; n++) {
+    let offset = 0;
+    emit(w.slice(0, n));
+    while (offset + n < wLen) {
+      offset++;
+      emit(w.slice(offset, offset + n));
     }
+    if (offset === 0) break; // a word shorter than n is counted once
   }
 }
 
@@ -405,20 +413,67 @@ export function fitTfidf(texts: Iterable<string>, config: Partial<TfidfConfig> =
   return { config: cfg, vocabulary, terms, idf };
 }
 
+/**
+ * What transform keeps per model between calls: a count per column with the columns touched (reset after each
+ * document, so a row costs its features, not the vocabulary), and for char_wb each word's in-vocabulary n-gram
+ * columns. A char_wb row is the concatenation of its words' n-grams and catalog text repeats its words, so a word
+ * seen before costs one lookup instead of one per n-gram (flipkart-products' descriptions: ~4× less time a row).
+ */
+interface TransformState {
+  counts: Float64Array;
+  touched: Int32Array;
+  words: Map<string, Int32Array> | null;
+}
+const transformStates = new WeakMap<TfidfModel, TransformState>();
+/** Words whose columns are kept per model; past it the memo starts over (bounded memory on any stream). */
+const WORD_MEMO_MAX = 100_000;
+
+function transformState(model: TfidfModel): TransformState {
+  let st = transformStates.get(model);
+  if (!st) {
+    const n = model.terms.length;
+    st = { counts: new Float64Array(n), touched: new Int32Array(n), words: model.config.analyzer === 'char_wb' ? new Map() : null };
+    transformStates.set(model, st);
+  }
+  return st;
+}
+
 /** Tf-idf row of one document (sklearn's `transform`); out-of-vocabulary features are ignored. */
 export function transform(model: TfidfModel, text: string): SparseRow {
   const { vocabulary, idf, config } = model;
-  const counts = new Map<number, number>();
-  analyzeInto(config, text, (f) => {
-    const c = vocabulary.get(f);
-    if (c !== undefined) counts.set(c, (counts.get(c) ?? 0) + 1);
-  });
-  const indices = Int32Array.from(counts.keys()).sort();
-  const values = new Float64Array(indices.length);
+  const { counts, touched, words } = transformState(model);
+  let distinct = 0;
+  const add = (c: number): void => {
+    if (counts[c]++ === 0) touched[distinct++] = c;
+  };
+  if (words) {
+    for (const word of charWbWords(config.lowercase ? text.toLowerCase() : text)) {
+      let cols = words.get(word);
+      if (cols === undefined) {
+        const found: number[] = [];
+        charWbWordNgrams(word, config.ngramRange, (f) => {
+          const c = vocabulary.get(f);
+          if (c !== undefined) found.push(c);
+        });
+        cols = Int32Array.from(found);
+        if (words.size >= WORD_MEMO_MAX) words.clear();
+        words.set(word, cols);
+      }
+      for (let t = 0; t < cols.length; t++) add(cols[t]!);
+    }
+  } else {
+    analyzeInto(config, text, (f) => {
+      const c = vocabulary.get(f);
+      if (c !== undefined) add(c);
+    });
+  }
+  const indices = touched.slice(0, distinct).sort();
+  const values = new Float64Array(distinct);
   let sq = 0;
-  for (let t = 0; t < indices.length; t++) {
+  for (let t = 0; t < distinct; t++) {
     const c = indices[t]!;
-    const raw = counts.get(c)!;
+    const raw = counts[c]!;
+    counts[c] = 0;
     const w = (config.sublinearTf ? Math.log(raw) + 1 : raw) * idf[c]!;
     values[t] = w;
     sq += w * w;
@@ -437,9 +492,21 @@ export function transform(model: TfidfModel, text: string): SparseRow {
 export function topTags(model: TfidfModel, text: string, k: number): string[] {
   if (!Number.isInteger(k) || k < 0) throw new RangeError(`topTags: k must be an integer >= 0, got ${k}`);
   if (k === 0) return [];
-  const { indices, values } = transform(model, text);
+  return topTagsOfRow(model, transform(model, text), k);
+}
+
+/**
+ * topTags of a row `transform(model, text)` already gave, or a block row whose first part it is (tfidfBlockRow puts
+ * the word part first; columns past the model's vocabulary are not looked at).
+ */
+export function topTagsOfRow(model: TfidfModel, row: SparseRow, k: number): string[] {
+  if (!Number.isInteger(k) || k < 0) throw new RangeError(`topTags: k must be an integer >= 0, got ${k}`);
+  const dim = model.terms.length;
+  let n = 0;
+  while (n < row.indices.length && row.indices[n]! < dim) n++;
+  const { indices, values } = row;
   const pos: number[] = [];
-  for (let t = 0; t < indices.length; t++) if (values[t]! > 0) pos.push(t);
+  for (let t = 0; t < n; t++) if (values[t]! > 0) pos.push(t);
   pos.sort((a, b) => values[b]! - values[a]! || indices[a]! - indices[b]!);
   const out: string[] = [];
   for (let t = 0; t < pos.length && t < k; t++) out.push(model.terms[indices[pos[t]!]!]!);

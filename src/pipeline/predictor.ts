@@ -8,7 +8,7 @@ import { applyTopLabel, type Decision } from '../head/calibration.js';
 import type { BundleHead, ModelBundle } from '../models/bundle.js';
 import { fuseHeads, headInput } from '../head/fusion.js';
 import { LinearClassifier, type Classifier, topClasses } from '../head/classifier.js';
-import { topTags } from '../head/tfidf.js';
+import { topTags, topTagsOfRow } from '../head/tfidf.js';
 import { FeatureExtractor, assembleFeatures, bundleLayout, linearHeadRow, type FeatureOptions, type FeatureLayout, type RowFeatures } from './features.js';
 import { MicroBatcher } from './micro-batcher.js';
 import type { OpenEncoders } from './encoders.js';
@@ -129,9 +129,17 @@ export class Predictor {
     for (const h of [...this.heads, ...this.topHeads]) h.flush?.();
   }
 
+  /** The row's top-k tags; the TF-IDF block row already holds the tags' word part when the block has one. */
+  private tags(f: RowFeatures): string[] {
+    const model = this.bundle.tfidf;
+    if (!model || !f.text) return [];
+    if (f.tfidf && this.bundle.tfidfBlock?.word === model) return topTagsOfRow(model, f.tfidf, this.opts.topKTags);
+    return topTags(model, f.text, this.opts.topKTags);
+  }
+
   async predict(row: CatalogRow, kept?: Record<string, string>): Promise<Prediction> {
     const f = await this.extractor.extract(row);
-    const tags = this.bundle.tfidf && f.text ? topTags(this.bundle.tfidf, f.text, this.opts.topKTags) : [];
+    const tags = this.tags(f);
     const decision = this.opts.decision;
     const failed = (error: string): Prediction => {
       const record: PredictionRecord = {

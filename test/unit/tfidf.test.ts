@@ -13,7 +13,9 @@ import {
   numpyArgsort,
   tfidfFromJSON,
   tfidfToJSON,
+  tfidfBlockRow,
   topTags,
+  topTagsOfRow,
   transform,
   type TfidfConfig,
 } from '../../src/head/tfidf.js';
@@ -147,6 +149,28 @@ test('transform returns sorted indices and unit l2 rows', () => {
   const empty = transform(m, '...');
   assert.equal(empty.indices.length, 0);
   assert.equal(empty.values.length, 0);
+});
+
+test('transform: remembered char_wb words and the reused counts give the same rows in any order', () => {
+  const docs = ['Red red cotton shirt', 'cotton socks, red', 'Shirt SHIRT shirt', 'zzz qqq'];
+  const fresh = (): ReturnType<typeof fitTfidf> => fitTfidf(golden.texts.concat(docs), { analyzer: 'char_wb', ngramRange: [2, 5] });
+  const first = docs.map((d) => transform(fresh(), d)); // each on a model that has seen nothing yet
+  const m = fresh();
+  for (const order of [[0, 1, 2, 3], [3, 2, 1, 0], [2, 0, 2, 1]]) {
+    for (const i of order) {
+      const row = transform(m, docs[i]!);
+      assert.deepEqual(Array.from(row.indices), Array.from(first[i]!.indices), docs[i]);
+      assert.deepEqual(Array.from(row.values), Array.from(first[i]!.values), docs[i]);
+    }
+  }
+});
+
+test('topTagsOfRow reads the word part of a block row as topTags reads the text', () => {
+  const word = fitTfidf(golden.texts);
+  const block = { word, char: fitTfidf(golden.texts, { analyzer: 'char_wb', ngramRange: [2, 4] }) };
+  for (const text of golden.texts.concat(golden.unseen)) {
+    for (const k of [0, 1, 3, 50]) assert.deepEqual(topTagsOfRow(word, tfidfBlockRow(block, text), k), topTags(word, text, k), text);
+  }
 });
 
 test('config: min_df count vs proportion, validation and sklearn errors', () => {
