@@ -25,6 +25,11 @@ export interface ImageEmbedder {
   readonly size?: number;
   /** `pixels` may be transferred away; callers pass a buffer they no longer need. */
   embedPixels(pixels: Float32Array, count: number): Promise<Float32Array>;
+  /**
+   * One image per tensor, all the same size, batched where the model runs (a worker thread), so that this thread
+   * copies no pixels; the tensors may be transferred away. Without it the batch is put together here.
+   */
+  embedTensors?(tensors: Float32Array[]): Promise<Float32Array>;
 }
 
 export interface FeatureOptions {
@@ -108,6 +113,11 @@ export class FeatureExtractor {
     }
     if (image) {
       this.imageBatcher = new MicroBatcher(async (tensors: Float32Array[]) => {
+        if (image.embedTensors) {
+          // Each tensor is transferred whole: one that is a view into a larger buffer goes as a copy.
+          const own = tensors.map((t) => (t.byteOffset === 0 && t.byteLength === t.buffer.byteLength ? t : t.slice()));
+          return split(await image.embedTensors(own), tensors.length, image.dim);
+        }
         const per = tensors[0].length;
         const batch = new Float32Array(per * tensors.length);
         tensors.forEach((t, i) => batch.set(t, i * per));

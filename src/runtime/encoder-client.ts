@@ -56,6 +56,11 @@ export class EncoderWorker {
     return this.request({ type: 'pixels', id: 0, pixels, count }, [pixels.buffer as ArrayBuffer]);
   }
 
+  /** One image per tensor, batched in the worker; the buffers are transferred: the caller must not touch them. */
+  embedTensors(tensors: Float32Array[]): Promise<Float32Array> {
+    return this.request({ type: 'tensors', id: 0, tensors }, tensors.map((t) => t.buffer as ArrayBuffer));
+  }
+
   private request(req: Exclude<EncoderRequest, { type: 'close' }>, transfer: ArrayBuffer[]): Promise<Float32Array> {
     if (this.dead) return Promise.reject(this.dead);
     const id = this.nextId++;
@@ -114,6 +119,11 @@ export class EncoderPool {
   /** The pixel buffer is transferred: the caller must not touch it afterwards. */
   embedPixels(pixels: Float32Array, count: number): Promise<Float32Array> {
     return this.dispatch((w) => w.embedPixels(pixels, count));
+  }
+
+  /** One image per tensor; the buffers are transferred: the caller must not touch them. */
+  embedTensors(tensors: Float32Array[]): Promise<Float32Array> {
+    return this.dispatch((w) => w.embedTensors(tensors));
   }
 
   private async dispatch(call: (w: EncoderWorker) => Promise<Float32Array>): Promise<Float32Array> {

@@ -9,6 +9,8 @@ export type EncoderInit =
 export type EncoderRequest =
   | { type: 'texts'; id: number; texts: string[] }
   | { type: 'pixels'; id: number; pixels: Float32Array; count: number }
+  /** One tensor per image, batched in the worker (the main thread then copies no pixels). */
+  | { type: 'tensors'; id: number; tensors: Float32Array[] }
   | { type: 'close' };
 
 export type EncoderReply =

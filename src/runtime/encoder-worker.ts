@@ -13,6 +13,15 @@ function describe(err: unknown): { message: string; code: string; exitCode: numb
   return { message: err instanceof Error ? err.message : String(err), code: 'model_run', exitCode: 1 };
 }
 
+/** One batch buffer from per-image tensors (a single one as it is). */
+function concat(tensors: Float32Array[]): Float32Array {
+  if (tensors.length === 1) return tensors[0]!;
+  const per = tensors[0]!.length;
+  const batch = new Float32Array(per * tensors.length);
+  tensors.forEach((t, i) => batch.set(t, i * per));
+  return batch;
+}
+
 async function main(): Promise<void> {
   let encoder: TextEncoder | ImageEncoder;
   try {
@@ -32,7 +41,9 @@ async function main(): Promise<void> {
       const vectors =
         req.type === 'texts'
           ? await (encoder as TextEncoder).embed(req.texts)
-          : await (encoder as ImageEncoder).embed(req.pixels, req.count);
+          : req.type === 'pixels'
+            ? await (encoder as ImageEncoder).embed(req.pixels, req.count)
+            : await (encoder as ImageEncoder).embed(concat(req.tensors), req.tensors.length);
       // Copy out of ONNX Runtime's buffer so the transfer cannot touch memory the session still owns.
       const owned = new Float32Array(vectors);
       port.postMessage({ id: req.id, ok: true, vectors: owned } satisfies EncoderReply, [owned.buffer]);
