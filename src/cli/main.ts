@@ -172,7 +172,7 @@ function buildProgram(io: Io, env: NodeJS.ProcessEnv, setCode: (c: number) => vo
       .requiredOption('-m, --model <dir>', 'model bundle folder (manifest.json, classifier.onnx, tfidf.json)')
       .option('-o, --output <file>', "predictions file (.jsonl, .ndjson or .csv), or '-' for stdout", '-')
       .addOption(new Option('--format <format>', 'output format (default: from the file extension; JSONL on stdout)').choices(['jsonl', 'csv']))
-      .option('--keep-columns <a,b>', 'input columns to copy into each output record', listOption, [])
+      .option('--keep-columns <a,b>', 'input columns to copy into each output record (one named like an output field, e.g. category, is written as input_<name>)', listOption, [])
       .option('--top-n <n>', 'categories listed per row in top_categories', intOption(1, 1000), 3)
       .option('--top-k-tags <k>', 'tags per row', intOption(0, 1000), 5)
       .option('--min-path-score <p>', MIN_PATH_SCORE_HELP, floatOption(0, 1))

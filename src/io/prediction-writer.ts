@@ -71,7 +71,23 @@ export function formatFor(target: string, explicit?: string): OutputFormat {
 
 /** The CSV output's header line, as fields. */
 export function csvHeader(keep: string[], shape: RecordShape = {}): string[] {
-  return [...RECORD_FIELDS, ...(shape.paths ? PATH_FIELDS : []), ...(shape.decision ? DECISION_FIELDS : []), ...keep];
+  return [...outputFields(shape), ...keptFieldNames(keep, shape)];
+}
+
+function outputFields(shape: RecordShape): string[] {
+  return [...RECORD_FIELDS, ...(shape.paths ? PATH_FIELDS : []), ...(shape.decision ? DECISION_FIELDS : [])];
+}
+
+/**
+ * The output name of each kept input column: its own, or `input_<name>` when an output field has that name (keeping
+ * the stored `category` beside the predicted one is common; writing it over the prediction would be a silent lie).
+ */
+export function keptFieldNames(keep: string[], shape: RecordShape = {}): string[] {
+  const taken = new Set(outputFields(shape));
+  const names = keep.map((k) => (taken.has(k) ? `input_${k}` : k));
+  const twice = names.find((n, i) => names.indexOf(n) !== i);
+  if (twice !== undefined) throw new UsageError(`--keep-columns: two kept columns would both be written as "${twice}"`, 'keep_columns');
+  return names;
 }
 
 /** A record's decision fields as JSON values (nulls without a decision). */
@@ -104,6 +120,9 @@ export class PredictionWriter {
   private syncTimer: NodeJS.Timeout | undefined;
   private dirty = false;
 
+  /** The kept columns' output names (keptFieldNames). */
+  private readonly keptNames: string[];
+
   private constructor(
     private readonly out: NodeJS.WritableStream,
     private readonly format: OutputFormat,
@@ -113,6 +132,7 @@ export class PredictionWriter {
     private readonly ownsStream: boolean,
     private readonly target: string,
   ) {
+    this.keptNames = keptFieldNames(keep, shape);
     out.on('error', (err: Error) => {
       this.failure ??= new CategorizeError('output_write', `cannot write ${target === '-' ? 'stdout' : target}: ${err.message}`);
     });
@@ -173,7 +193,7 @@ export class PredictionWriter {
         ...(this.shape.paths ? pathFields(r.path) : {}),
         ...(this.shape.decision ? decisionFields(r.decision) : {}),
       };
-      for (const k of this.keep) base[k] = r.kept?.[k] ?? '';
+      this.keep.forEach((k, i) => (base[this.keptNames[i]!] = r.kept?.[k] ?? ''));
       return JSON.stringify(base) + '\n';
     }
     return stringify([

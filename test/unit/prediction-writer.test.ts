@@ -70,6 +70,32 @@ test('CSV: header, quoting, JSON-encoded list cells, empty cells for nulls', asy
   assert.equal(rows[1].error, 'no_input: no text and no image');
 });
 
+test('a kept column named like an output field is written as input_<name>, never over the prediction', async () => {
+  const labelled: PredictionRecord = { ...rec, kept: { category: 'Bags', decision: 'x', brand: 'Acme' } };
+  const shape = { decision: true };
+  const stdout = new PassThrough();
+  let text = '';
+  stdout.on('data', (d: Buffer) => (text += d.toString()));
+  const w = await PredictionWriter.open('-', { format: 'jsonl', keep: ['category', 'decision', 'brand'], shape, stdout });
+  await w.writeRecord(labelled);
+  await w.close();
+  const a = JSON.parse(text);
+  assert.equal(a.category, 'Shoes "running"');
+  assert.equal(a.input_category, 'Bags');
+  assert.equal(a.decision, null);
+  assert.equal(a.input_decision, 'x');
+  assert.equal(a.brand, 'Acme');
+  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'categorize-w-')), 'p.csv');
+  const c = await PredictionWriter.open(file, { format: 'csv', keep: ['category'] });
+  await c.writeRecord(labelled);
+  await c.close();
+  const rows = parse(fs.readFileSync(file), { columns: true }) as Record<string, string>[];
+  assert.deepEqual(Object.keys(rows[0]!), [...RECORD_FIELDS, 'input_category']);
+  assert.equal(rows[0]!.category, 'Shoes "running"');
+  assert.equal(rows[0]!.input_category, 'Bags');
+  await assert.rejects(PredictionWriter.open('-', { format: 'jsonl', keep: ['category', 'input_category'], stdout: new PassThrough() }), /both be written as "input_category"/);
+});
+
 test('an output folder that does not exist is a usage error', async () => {
   await assert.rejects(PredictionWriter.open('/nonexistent-dir/x.jsonl', { format: 'jsonl', keep: [] }), /output folder does not exist/);
 });
