@@ -17,7 +17,7 @@ import { parseShard, type Shard } from '../pipeline/shard.js';
 import { addModelsCommand } from './models-cli.js';
 import { addCheckCommand } from './check-cli.js';
 import { addServeCommand } from './serve-cli.js';
-import type { FeatureKind } from '../head/target.js';
+import { EARLY_BLOCK_SCALES, type FeatureKind, type FusionMode } from '../head/target.js';
 import { PRESET_NAMES, type PresetName } from '../models/preset.js';
 import type { DfBound } from '../head/tfidf.js';
 
@@ -43,7 +43,7 @@ interface TrainFlags extends PipelineFlags {
   charNgramRange: string;
   sublinearTf: boolean;
   charMaxFeatures: number;
-  fusion: 'late' | 'joint';
+  fusion: FusionMode;
   fusionShare: number;
   fusionFolds: number | 'auto';
   stopWords: string;
@@ -257,7 +257,7 @@ function buildProgram(io: Io, env: NodeJS.ProcessEnv, setCode: (c: number) => vo
       .option('--no-sublinear-tf', 'TF-IDF term frequency tf instead of 1 + log(tf) (scikit-learn’s default)')
       .option('--char-ngram-range <min,max|none>', 'character n-grams inside words (char_wb) added to the TF-IDF block; none: words only', '2,5')
       .option('--char-max-features <n>', 'keep the n most frequent character n-grams', intOption(1), 100_000)
-      .addOption(new Option('--fusion <mode>', 'text + image: late = a head per modality, weights learned on held-out rows (a row missing one is predicted from the other); joint = one head over all features').choices(['late', 'joint']).default('late'))
+      .addOption(new Option('--fusion <mode>', `text + image: late = a head per modality, weights learned on held-out rows (a row missing one is predicted from the other); early = those heads for rows missing one, and for rows with both one head over [TF-IDF | w × standardised image] (w: ${EARLY_BLOCK_SCALES.join(', ')} × the weight that makes the image block as long as the text's, and C, chosen on held-out rows); auto = late or early, whichever predicts the held-out rows with both better; joint = one head over all features for every row`).choices(['auto', 'late', 'early', 'joint']).default('auto'))
       .addOption(
         new Option('--head <kind>', 'full: logistic regression over every class × feature (L-BFGS, C chosen); support: weights only where a TF-IDF term is over-represented in a class, epochs chosen on held-out log-loss (--features tfidf; for thousands of classes); auto: full unless its weights would not fit in memory')
           .choices(['auto', 'full', 'support'])

@@ -188,7 +188,7 @@ export async function evalCommand(opts: EvalOptions): Promise<EvalResult> {
   const lowRows = leastConfident(rowInfo, yPred, LOW_CONFIDENCE_IN_REPORT);
   const lowConfidence: LowConfidenceRow[] = lowRows.map((i) => ({ ...example(i), score: rowInfo[i].score!, trueLabel: yTrue[i], predLabel: yPred[i]! }));
   const meta = { model: path.resolve(opts.model), input: opts.input === '-' ? 'stdin' : path.resolve(opts.input), createdAt: new Date().toISOString(), toolVersion: opts.toolVersion };
-  const fusion = bundle.manifest.fusion ? { heads: bundle.heads.map((h) => ({ name: h.name, weight: h.weight })), selection: bundle.manifest.fusion.selection ?? null } : null;
+  const fusion = bundle.manifest.fusion ? { heads: bundle.heads.map((h) => ({ name: h.name, weight: h.weight, ...(h.route ? { route: h.route } : {}), ...(h.blockWeight !== undefined ? { blockWeight: h.blockWeight } : {}) })), selection: bundle.manifest.fusion.selection ?? null } : null;
   if (opts.json) fs.writeFileSync(opts.json, JSON.stringify({ ...meta, emptyLabel, blankedTitles, metrics, paths, calibration, ablation, fusion, mostConfused: pairs, lowConfidence }, null, 2) + '\n');
   if (opts.report) {
     // Thumbnails only for the rows the report shows, read again after the run (a few dozen): the report is one file.

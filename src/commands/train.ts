@@ -14,8 +14,8 @@ import { collectFeatures, type CollectedRow } from '../pipeline/collect.js';
 import { cacheSummary, openEmbedCache, type EmbedCacheSetting } from '../pipeline/bundle-session.js';
 import type { EmbedCache } from '../pipeline/embed-cache.js';
 import { silentFitProgressReporter, silentProgress, type FitProgressReporter, type ProgressReporter } from '../pipeline/progress.js';
-import { saveBundle, sha256File, type FeatureBlock, type ModelRef } from '../models/bundle.js';
-import { trainModel, type FeatureKind, type FittedHead, type FusionSelection, type HeadSettings, type ModelCalibration, type TrainedModel } from '../head/target.js';
+import { saveBundle, sha256File, type BundleHeadPart, type FeatureBlock, type ModelRef } from '../models/bundle.js';
+import { trainModel, type FeatureKind, type FittedHead, type FusionMode, type FusionSelection, type HeadSettings, type ModelCalibration, type TrainedModel } from '../head/target.js';
 import { FitPool } from '../head/fit-pool.js';
 import type { FitProgress } from '../head/selection.js';
 import { FitEta } from './fit-eta.js';
@@ -61,8 +61,8 @@ export interface TrainOptions extends EncoderOptions, Omit<FeatureOptions, 'imag
   charNgramRange: [number, number] | null;
   /** Most frequent character n-grams kept (bounds the bundle and the head on large catalogs). */
   charMaxFeatures: number | null;
-  /** 'late': per-modality heads with learned weights (text and image features); 'joint': one head. */
-  fusion: 'late' | 'joint';
+  /** How text and image are combined (target.ts FusionMode): late, early, auto (whichever held-out rows prefer) or joint. */
+  fusion: FusionMode;
   /** Share of the rows held out to choose the fusion weights (and C, with cGrid). */
   fusionShare: number;
   /** --C auto: each head's C chosen from these on the held-out share; null: lr.C. */
@@ -323,6 +323,12 @@ function bundleRef(bundleDir: string, model: ResolvedModel, modelPath: string): 
   };
 }
 
+/** A fitted head's bundle entry: none for a lone joint head (the bundle's classifier), else its name, blocks, weight and route. */
+function headSpec(h: FittedHead): BundleHeadPart['spec'] {
+  if (h.name === 'joint' && !h.route) return undefined;
+  return { name: h.name, kinds: h.kinds, classes: h.head.classes, weight: h.weight, ...(h.route ? { route: h.route } : {}), ...(h.blockWeight !== undefined ? { blockWeight: h.blockWeight } : {}) };
+}
+
 export async function trainCommand(opts: TrainOptions): Promise<TrainSummary> {
   const started = performance.now();
   const log = opts.log ?? (() => {});
@@ -495,6 +501,12 @@ export async function trainCommand(opts: TrainOptions): Promise<TrainSummary> {
     } else if (opts.cGrid) {
       log(`C chosen on ${sel.rows} held-out rows: ${sel.heads.map((h) => `${h.name} ${h.C}`).join(', ')}`);
     }
+    const e = sel.early;
+    if (e) {
+      const figures = (f: { macroF1: number; logLoss: number }) => `macro-F1 ${f.macroF1.toFixed(4)}, log-loss ${f.logLoss.toFixed(4)}`;
+      const kind = e.chosen ? `early fusion${opts.fusion === 'early' ? ' (--fusion early)' : ''}` : 'late fusion';
+      log(`fusion: ${kind} for rows with text and image — on ${e.rows} held-out rows early (image block weight ${e.blockWeight}, C ${e.C}) ${figures(e.early)}, late ${figures(e.late)}${e.chosen ? '; rows missing one use its late head' : ''}`);
+    }
   }
   if (topModel) {
     // Both models vectorised the same rows with the same settings: the bundle's one TF-IDF serves both.
@@ -547,7 +559,7 @@ export async function trainCommand(opts: TrainOptions): Promise<TrainSummary> {
     heads: model.heads.map((h) => ({
       // Pruned for sparse scoring; its agreement with the fitted model measured on the rows it was fitted on.
       ...linearBundleHead(h.head, finalIdx.map((i) => rows[i])),
-      spec: h.name === 'joint' ? undefined : { name: h.name, kinds: h.kinds, classes: h.head.classes, weight: h.weight },
+      spec: headSpec(h),
     })),
     fusionSelection: model.selection ? { ...model.selection } : undefined,
     topLevel: topModel
@@ -555,7 +567,7 @@ export async function trainCommand(opts: TrainOptions): Promise<TrainSummary> {
           classes: topModel.classes,
           heads: topModel.heads.map((h) => ({
             ...linearBundleHead(h.head, finalIdx.map((i) => rows[i]), TOP_LEVEL_PRUNE_TOLERANCE),
-            spec: h.name === 'joint' ? undefined : { name: h.name, kinds: h.kinds, classes: h.head.classes, weight: h.weight },
+            spec: headSpec(h),
           })),
         }
       : undefined,

@@ -363,8 +363,10 @@ export function shippedPredictions(
   const fused = new Float64Array(rows.length * K);
   const heads: Record<string, (Float32Array | null)[]> = Object.fromEntries(model.heads.map((h) => [h.name, []]));
   rows.forEach((r, i) => {
+    // Early fusion's routes, as run takes them (predictor.ts).
+    const complete = model.blocks.every((b) => (b.kind === 'tfidf' ? r.text !== '' : r.vectors[b.kind] !== undefined));
     const outputs = shipped.map(({ h, linear }) => {
-      const row = trainedHeadRow(h.head, r);
+      const row = h.route === undefined || (h.route === 'complete') === complete ? trainedHeadRow(h.head, r) : null;
       return { classes: h.head.classes, weight: h.weight, probs: row ? scoreRow(linear, row) : null };
     });
     outputs.forEach((o, k) => heads[shipped[k]!.h.name]!.push(o.probs ? fuseHeads([o], classes) : null));

@@ -12,6 +12,24 @@ import { rowLogLoss } from './scoring.js';
 export interface DenseBlock {
   kind: 'text' | 'image';
   dim: number;
+  /**
+   * Its standardised values are multiplied by this (default 1): early fusion's block weight, which sets how far a
+   * 1,280-d image block may outweigh an L2-normalised TF-IDF row under one penalty. Folded into the scaler (scale ÷
+   * weight), so the fitted head, its held-out scores and the bundle all read w × the standardised block.
+   */
+  weight?: number;
+}
+
+/** StandardScaler's scale divided by each dense block's weight (in place), so standardising gives w × z. */
+export function weightScaler(scaler: StandardScalerParams, blocks: readonly DenseBlock[]): StandardScalerParams {
+  let j = 0;
+  for (const b of blocks) {
+    const w = b.weight ?? 1;
+    if (!(w > 0 && Number.isFinite(w))) throw new RangeError(`block weight must be a positive number, got ${w}`);
+    if (w !== 1) for (let t = 0; t < b.dim; t++) scaler.scale[j + t] /= w;
+    j += b.dim;
+  }
+  return scaler;
 }
 
 /**
@@ -336,7 +354,7 @@ export async function fitPath(design: HeadDesign, task: PathTask, onEvent?: (e: 
   const K = classIndex.length;
   const { rows, y, weight } = distinctPairs(design, task.train, yAll, K, task.lr.classWeight === 'balanced');
   // The scaler sees every training row (duplicates included), as StandardScaler would.
-  const scaler = dd > 0 ? fitStandardScaler(gatherDense(design, task.train, means, dd), task.train.length, dd) : null;
+  const scaler = dd > 0 ? weightScaler(fitStandardScaler(gatherDense(design, task.train, means, dd), task.train.length, dd), design.denseBlocks) : null;
   const X = solverDesign(design, rows, means, scaler);
   const Xtest = task.test.length > 0 ? solverDesign(design, task.test, means, scaler, task.train) : null;
   const fittedScaler = scaler ?? { mean: new Float64Array(0), scale: new Float64Array(0) };

@@ -9,6 +9,8 @@ import type { FeatureBlock } from '../models/bundle.js';
 import { fitTfidf, tfidfBlockDim, tfidfBlockRow, type TfidfBlockModel, type TfidfConfig } from './tfidf.js';
 import { fuseHeads, type WeightCandidate } from './fusion.js';
 import { calibrateTemperature, type CalibrationFigures, type TemperatureFit } from './calibration.js';
+import { computeMetrics } from '../report/metrics.js';
+import { rowLogLoss } from './scoring.js';
 import { duplicateGroups, stratifiedHoldout, stratifiedKFold, type Split } from './split.js';
 import { fitLabelEncoder, encodeLabels } from './labels.js';
 import type { StandardScalerParams } from './scaler.js';
@@ -36,7 +38,7 @@ export interface HeadSettings {
    * 'late': with text and image features, one head per modality, fused with weights learned on a held-out share
    * of the rows (`fusionShare`, split with `seed`); 'joint': one head over every block.
    */
-  fusion: 'late' | 'joint';
+  fusion: FusionMode;
   fusionShare: number;
   seed: number;
   /** --C auto: each head's C is chosen from these by log-loss on the held-out share; null: lr.C for all. */
@@ -134,6 +136,35 @@ export function modalityGroups(features: readonly FeatureKind[]): { name: 'text'
   ];
 }
 
+/**
+ * How text and image are combined. 'late': a head per modality, log-linear fusion with a learned weight. 'early':
+ * those heads for rows missing a modality, and one head over [TF-IDF | w × standardised image] (w and C chosen on
+ * held-out rows) for rows that have both. 'auto': late or early, whichever predicts the held-out rows that have both
+ * better (log-loss, then macro-F1). 'joint': one head over every block for every row.
+ */
+export type FusionMode = 'late' | 'early' | 'auto' | 'joint';
+
+/**
+ * Early fusion's image block weights tried, as multiples of the weight that makes the standardised image block as long
+ * as the text's part of the row (earlyBlockWeight). Unweighted, a 1,280-d standardised block is ~36 units long beside a
+ * TF-IDF row of L2-normalised parts (word, characters: sqrt(2)), and its columns would take the penalty's whole budget.
+ */
+export const EARLY_BLOCK_SCALES: readonly number[] = [0.5, 1, 2, 4];
+
+/**
+ * The image block weight at which w × its standardised row (length ~sqrt(d)) is `scale` times as long as the text's
+ * part: the TF-IDF block's L2-normalised parts (length 1 each) and a standardised dense text block (~sqrt(d)).
+ */
+export function earlyBlockWeight(scale: number, blocks: { imageDim: number; textDim: number; tfidfParts: number }): number {
+  const text = Math.sqrt(blocks.textDim + blocks.tfidfParts);
+  return (scale * text) / Math.sqrt(blocks.imageDim);
+}
+
+/** Whether a row has every block of `kinds` (the rows early fusion's joint head is fitted on and routed). */
+export function rowHasAll(r: CollectedRow, kinds: readonly FeatureKind[]): boolean {
+  return kinds.every((k) => (k === 'tfidf' ? r.text !== '' : r.vectors[k] !== undefined));
+}
+
 /** Whether a row has any of these blocks: text for text/tfidf, an embedding for image. */
 export function rowHas(r: CollectedRow, kinds: readonly FeatureKind[]): boolean {
   return kinds.some((k) => (k === 'tfidf' ? r.text !== '' : r.vectors[k] !== undefined));
@@ -150,6 +181,28 @@ export interface FittedHead {
   rowSpace: boolean;
   /** A support head (C is NaN): its epochs, and the held-out log-loss per epoch of each split they were chosen on. */
   support: { epochs: number; heldOut: { rows: number; logLoss: number[] }[] } | null;
+  /**
+   * Early fusion: 'complete' (the joint head) scores only rows that have every block, 'incomplete' (the per-modality
+   * heads) only rows missing one; absent: every row that has the head's modality.
+   */
+  route?: 'complete' | 'incomplete';
+  /** Early fusion's joint head: the weight its image block was given. */
+  blockWeight?: number;
+}
+
+/** Early fusion as selection saw it: the weight and C chosen, and both kinds' figures on the held-out rows that have both modalities. */
+export interface EarlySelection {
+  /** Whether it was chosen over late fusion (or asked for with fusion 'early'). */
+  chosen: boolean;
+  blockWeight: number;
+  C: number;
+  rows: number;
+  early: { macroF1: number; logLoss: number };
+  late: { macroF1: number; logLoss: number };
+  /** Each (block weight, C) tried with its held-out log-loss. */
+  trials: { blockWeight: number; C: number; logLoss: number }[];
+  /** Each block weight at its chosen C: held-out log-loss (what chose the weight) and macro-F1, on the same rows. */
+  weights: { blockWeight: number; C: number; logLoss: number; macroF1: number }[];
 }
 
 export interface FusionSelection {
@@ -167,6 +220,8 @@ export interface FusionSelection {
   candidates: WeightCandidate[];
   /** Each C tried per head (--C auto) with its held-out log-loss. */
   cTrials: CTrial[];
+  /** Early fusion's candidate (fusion 'early' or 'auto' with text and image), or absent. */
+  early?: EarlySelection;
 }
 
 export interface TrainedModel {
@@ -196,18 +251,118 @@ export interface ModelCalibration {
  * their temperature, and the figures before and after it. Null when a head has no held-out predictions (a support
  * head, or no selection).
  */
-function calibrateHeldOut(heldOut: (Map<number, Float64Array> | null)[], weights: number[], y: Int32Array, classes: string[]): ModelCalibration | null {
+function calibrateHeldOut(heldOut: (Map<number, Float64Array> | null)[], weights: number[], y: Int32Array, classes: string[], complete: Map<number, Float64Array> | null = null): ModelCalibration | null {
   if (heldOut.length === 0 || heldOut.some((h) => h === null)) return null;
   const rows = Int32Array.from(new Set(heldOut.flatMap((h) => [...h!.keys()]))).sort();
   if (rows.length === 0) return null;
   const K = classes.length;
   const raw = new Float64Array(rows.length * K);
-  rows.forEach((r, i) => {
-    const p = fuseHeads(heldOut.map((h, k) => ({ classes, weight: weights[k]!, probs: h!.get(r) ?? null })), classes)!;
-    raw.set(p, i * K);
-  });
+  rows.forEach((r, i) => raw.set(complete?.get(r) ?? lateFused(heldOut as Map<number, Float64Array>[], weights, classes, r), i * K));
   const { fit, before, after, probs } = calibrateTemperature(raw, Int32Array.from(rows, (r) => y[r]!), K);
   return { fit, before, after, heldOut: { rows, raw, probs } };
+}
+
+/**
+ * Early fusion's candidate: one head over every block, fitted on the rows that have them all, its image block weighted
+ * by each of EARLY_BLOCK_SCALES' weights in turn (C chosen per weight by held-out log-loss on the same splits as the
+ * late heads, from the grid's values within a factor of 10 of the text head's C: the text carries most of such a
+ * head, and the path costs half the whole grid), the weight with the least held-out log-loss kept. It is chosen
+ * ('auto') when it predicts those held-out rows better than late fusion does (log-loss, then macro-F1), then refitted
+ * on all its rows; with 'early' it always is.
+ */
+async function selectEarly(
+  rows: CollectedRow[],
+  y: Int32Array,
+  classes: string[],
+  tfidf: TfidfBlockModel,
+  settings: HeadSettings,
+  pool: FitPool,
+  splits: Split[],
+  grid: number[],
+  textC: number,
+  lr: FitOptions,
+  progress: { procedure: string; report: FitProgress['report'] },
+  late: (r: number) => ArrayLike<number>,
+): Promise<{ selection: EarlySelection; head: FittedHead | null; heldOut: Map<number, Float64Array> | null }> {
+  const kinds = canonicalKinds(settings.features);
+  const idx = Int32Array.from(rows.keys()).filter((i) => rowHasAll(rows[i]!, kinds));
+  const base = headDesign(rows, idx, y, classes.length, kinds, settings.dims, tfidf);
+  if (base.sparse && useRowSpace(base, settings.solver ?? 'auto')) base.basis = await pool.basis(base.sparse, base.distinct);
+  checkFitMemory('joint', base, settings);
+  const weighted = (w: number): HeadDesign => ({ ...base, denseBlocks: base.denseBlocks.map((b) => (b.kind === 'image' ? { ...b, weight: w } : b)) });
+  const shape = { imageDim: settings.dims.image ?? 0, textDim: kinds.includes('text') ? (settings.dims.text ?? 0) : 0, tfidfParts: kinds.includes('tfidf') ? (tfidf.char ? 2 : 1) : 0 };
+  const near = grid.filter((C) => C >= textC / 10 - 1e-12 && C <= textC * 10 + 1e-12);
+  // The planned fits count the whole grid: the C values left out are reported skipped, as a stopped path's are.
+  for (const C of grid.filter((c) => !near.includes(c))) {
+    for (let k = 0; k < EARLY_BLOCK_SCALES.length * splits.length; k++) progress.report({ procedure: progress.procedure, head: 'joint', C, final: false, event: { type: 'skipped', C } });
+  }
+  const tried = await Promise.all(
+    EARLY_BLOCK_SCALES.map((c) => earlyBlockWeight(c, shape)).map(async (w) => {
+      const design = weighted(w);
+      const chosen = await selectHeadC(pool, { name: 'joint', design, rows: idx }, splits, near, lr, y, progress, settings.stopPaths ?? true);
+      const logLoss = chosen.trials.find((t) => t.C === chosen.C)!.logLoss;
+      return { w, design, chosen, logLoss };
+    }),
+  );
+  // The least held-out log-loss; on a tie the smaller weight (the list is ascending).
+  const best = tried.reduce((a, b) => (b.logLoss < a.logLoss ? b : a));
+  const held = [...best.chosen.heldOut.keys()].sort((a, b) => a - b);
+  const early = heldOutFigures(held, (r) => best.chosen.heldOut.get(r)!, y, classes);
+  const lateFigures = heldOutFigures(held, late, y, classes);
+  // Log-loss decides: late fusion's weight was chosen for its macro-F1 on these very rows, which flatters that figure.
+  const chosen = settings.fusion === 'early' || early.logLoss < lateFigures.logLoss || (early.logLoss === lateFigures.logLoss && early.macroF1 > lateFigures.macroF1);
+  const selection: EarlySelection = {
+    chosen,
+    blockWeight: best.w,
+    C: best.chosen.C,
+    rows: held.length,
+    early,
+    late: lateFigures,
+    trials: tried.flatMap((t) => t.chosen.trials.map((c) => ({ blockWeight: t.w, C: c.C, logLoss: c.logLoss }))),
+    weights: tried.map((t) => ({ blockWeight: t.w, C: t.chosen.C, ...heldOutFigures(held, (r) => t.chosen.heldOut.get(r)!, y, classes) })),
+  };
+  if (!chosen) {
+    progress.report({ procedure: progress.procedure, head: 'joint', C: best.chosen.C, final: true, event: { type: 'skipped', C: best.chosen.C } });
+    return { selection, head: null, heldOut: null };
+  }
+  const all = Int32Array.from({ length: best.design.n }, (_, i) => i);
+  checkTwoClasses('joint', best.design, all);
+  const C = best.chosen.C;
+  const res = await pool.path(best.design, { train: all, test: new Int32Array(0), Cs: [C], lr: { ...settings.lr, threads: 1 }, keep: true, init: best.chosen.start ?? undefined }, (event) =>
+    progress.report({ procedure: progress.procedure, head: 'joint', C, final: true, event }),
+  );
+  const head: FittedHead = {
+    name: 'joint',
+    kinds,
+    C,
+    head: trainedHead(res.head!, classes, kinds, settings.dims, tfidf, best.design),
+    weight: 1,
+    rowSpace: best.design.basis !== null,
+    support: null,
+    route: 'complete',
+    blockWeight: best.w,
+  };
+  return { selection, head, heldOut: best.chosen.heldOut };
+}
+
+/** A held-out row's late-fused probabilities (over the heads that predicted it). */
+function lateFused(heldOut: Map<number, Float64Array>[], weights: number[], classes: string[], r: number): Float32Array {
+  return fuseHeads(heldOut.map((h, k) => ({ classes, weight: weights[k]!, probs: h.get(r) ?? null })), classes)!;
+}
+
+/** Macro-F1 (argmax) and mean log-loss of held-out probabilities on some rows. */
+function heldOutFigures(rows: number[], probs: (r: number) => ArrayLike<number>, y: Int32Array, classes: string[]): { macroF1: number; logLoss: number } {
+  const yPred: string[] = [];
+  let logLoss = 0;
+  for (const r of rows) {
+    const p = probs(r);
+    let arg = 0;
+    for (let k = 1; k < classes.length; k++) if (p[k]! > p[arg]!) arg = k;
+    yPred.push(classes[arg]!);
+    logLoss += rowLogLoss(p[y[r]!]!);
+  }
+  const m = computeMetrics({ yTrue: rows.map((r) => classes[y[r]!]!), yPred, ranked: yPred.map((c) => [c]), modelClasses: classes });
+  return { macroF1: m.macroF1, logLoss: logLoss / Math.max(1, rows.length) };
 }
 
 /**
@@ -223,7 +378,7 @@ const SELECTION_FTOL = SCIPY_DEFAULT_FTOL;
  * grid it selects over (none when there is one head and one C).
  */
 function procedurePlan(settings: Pick<HeadSettings, 'features' | 'fusion' | 'cGrid' | 'lr'>): { late: boolean; groups: { name: string; kinds: FeatureKind[] }[]; grid: number[] | null } {
-  const late = modalityGroups(settings.features).length > 1 && settings.fusion === 'late';
+  const late = modalityGroups(settings.features).length > 1 && settings.fusion !== 'joint';
   const groups = late ? modalityGroups(settings.features) : [{ name: 'joint', kinds: canonicalKinds(settings.features) }];
   const selecting = late || (settings.cGrid !== null && settings.cGrid.length > 1);
   return { late, groups, grid: selecting ? (settings.cGrid ?? [settings.lr.C ?? 1]) : null };
@@ -236,12 +391,20 @@ export function plannedFits(
 ): PlannedFit[] {
   const { groups, grid } = procedurePlan(settings);
   const splits = settings.selectionFolds > 1 ? settings.selectionFolds : 1;
-  return groups.flatMap(({ name: head }, g) => [
+  const early = plansEarly(settings, grid, support)
+    ? [...EARLY_BLOCK_SCALES.flatMap(() => Array.from({ length: splits }, () => grid!.map((C) => ({ head: 'joint', C, final: false }))).flat()), { head: 'joint', C: null, final: true }]
+    : [];
+  return [...groups.flatMap(({ name: head }, g) => [
     // A support head runs one fit per split (its epochs, C NaN), even with a fixed C: a held-out share then.
     ...(support[g] ? Array.from({ length: grid ? splits : 1 }, () => ({ head, C: NaN, final: false })) : []),
     ...(grid && !support[g] ? Array.from({ length: splits }, () => grid.map((C) => ({ head, C, final: false }))).flat() : []),
     { head, C: null, final: true },
-  ]);
+  ]), ...early];
+}
+
+/** Whether a procedure selects an early-fusion head too: text and image, fusion 'early' or 'auto', C selected, no support head. */
+function plansEarly(settings: Pick<HeadSettings, 'features' | 'fusion'>, grid: number[] | null, support: boolean[]): boolean {
+  return modalityGroups(settings.features).length > 1 && (settings.fusion === 'early' || settings.fusion === 'auto') && grid !== null && !support.some(Boolean);
 }
 
 /** Whether a head's TF-IDF block is solved in row space: as asked, or ('auto') where that is cheaper. */
@@ -515,7 +678,19 @@ export async function trainModel(rows: CollectedRow[], labels: string[], setting
       selection ??= { ...base, heads: heads.map((h, k) => ({ name: h.g.name, weight: weights[k]!, C: h.C, macroF1: NaN })), fused: null, candidates: [] };
     }
     const fitted = heads.map((h, k): FittedHead => ({ name: h.g.name, kinds: h.g.kinds, C: h.C, head: h.head, weight: late ? weights[k]! : 1, rowSpace: h.rowSpace, support: h.support }));
-    const calibration = selecting ? calibrateHeldOut(heads.map((h) => h.chosen?.heldOut ?? null), fitted.map((h) => h.weight), y, classes) : null;
+    let complete: Map<number, Float64Array> | null = null;
+    if (plansEarly(settings, grid, designs.map((d) => d.support)) && selection) {
+      const lateHeldOut = heads.map((h) => h.chosen!.heldOut);
+      const textC = heads.find((h) => h.g.name === 'text')!.C;
+      const early = await selectEarly(rows, y, classes, tfidf, settings, pool, splits, grid!, textC, selectionLr, { procedure, report: (e) => progress.report(e) }, (r) => lateFused(lateHeldOut, weights, classes, r));
+      selection.early = early.selection;
+      if (early.selection.chosen) {
+        for (const h of fitted) h.route = 'incomplete';
+        fitted.push(early.head!);
+        complete = early.heldOut;
+      }
+    }
+    const calibration = selecting ? calibrateHeldOut(heads.map((h) => h.chosen?.heldOut ?? null), fitted.map((h) => h.weight), y, classes, complete) : null;
     return { classes, tfidf, blocks, means, heads: fitted, selection, calibration };
   } finally {
     await ownPool?.close();

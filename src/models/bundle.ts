@@ -22,9 +22,11 @@ export const BUNDLE_FORMAT = 'categorize-bundle';
  * 5 added calibration (`calibration`: a temperature, and the held-out curve that turns a target precision into a
  * threshold): older tools would score such a bundle uncalibrated, so they refuse it;
  * 6 added the image block's `preprocess.method: 'fast'` (libvips resize; absent: 'exact', PIL's): written only by
- * bundles trained with it, which older tools would feed exact-resized photos, so they refuse them.
+ * bundles trained with it, which older tools would feed exact-resized photos, so they refuse them;
+ * 7 added early fusion's head routes (`route`: the joint head for rows with every block, the per-modality heads for
+ * the rest): older tools would fuse all three heads on every row, so they refuse such bundles.
  */
-export const BUNDLE_FORMAT_VERSION = 6;
+export const BUNDLE_FORMAT_VERSION = 7;
 
 /** What `train` stores about calibration and decisions (calibration.ts). */
 export interface BundleCalibration {
@@ -95,6 +97,13 @@ export interface HeadSpec {
   classes: string[];
   /** Its weight in the log-linear fusion (the weights of the heads a row has are renormalised to sum to 1). */
   weight: number;
+  /**
+   * Early fusion (format 7): 'complete', this head scores only rows that have every block of the layout; 'incomplete',
+   * only rows missing one. Absent: every row that has one of its blocks (a joint head: every row).
+   */
+  route?: 'complete' | 'incomplete';
+  /** Early fusion's joint head: the weight its image block was given (already folded into its scaler; for reports). */
+  blockWeight?: number;
 }
 
 export interface BundleManifest {
@@ -297,6 +306,7 @@ function checkedHeads(dir: string, m: BundleManifest, specs: HeadSpec[], classes
     if (type === 'linear' && h.kinds?.includes('tfidf') && h.kinds[h.kinds.length - 1] !== 'tfidf') fail(dir, `linear head '${h.name}' must read the tfidf block last`);
     if (!Array.isArray(h.classes) || h.classes.length < 1 || h.classes.some((c) => !classes.includes(c))) fail(dir, `head '${h.name}' classes must be bundle classes`);
     if (!(typeof h.weight === 'number' && h.weight >= 0 && Number.isFinite(h.weight))) fail(dir, `head '${h.name}' weight must be a number >= 0`);
+    if (h.route !== undefined && h.route !== 'complete' && h.route !== 'incomplete') fail(dir, `head '${h.name}' route must be 'complete' or 'incomplete', got ${JSON.stringify(h.route)}`);
     const slices: [number, number][] = (h.kinds ?? []).map((k) => {
       const b = m.features.find((f) => f.kind === k);
       if (!b) fail(dir, `head '${h.name}' reads block '${k}', which the layout lacks`);
@@ -384,7 +394,7 @@ export function saveBundle(location: string, parts: BundleParts): void {
   }
   const manifest: BundleManifest = {
     format: BUNDLE_FORMAT,
-    formatVersion: fastImages(rest.features) ? 6 : rest.calibration ? 5 : rest.paths ? 4 : linear ? 3 : fused || parts.charTfidfJson ? 2 : 1,
+    formatVersion: parts.heads.some((h) => h.spec?.route !== undefined) ? 7 : fastImages(rest.features) ? 6 : rest.calibration ? 5 : rest.paths ? 4 : linear ? 3 : fused || parts.charTfidfJson ? 2 : 1,
     ...rest,
     ...(fused
       ? { fusion: { method: 'log-linear' as const, heads: parts.heads.map((h, i) => ({ ...h.spec!, ...entries[i]! })), selection: parts.fusionSelection } }

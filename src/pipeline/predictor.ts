@@ -5,7 +5,7 @@
 import type { CatalogRow } from '../io/catalog-reader.js';
 import type { PredictionRecord, RecordDecision } from '../io/prediction-writer.js';
 import { applyTopLabel, type Decision } from '../head/calibration.js';
-import type { BundleHead, ModelBundle } from '../models/bundle.js';
+import type { BundleHead, FeatureBlock, ModelBundle } from '../models/bundle.js';
 import { fuseHeads, headInput } from '../head/fusion.js';
 import { LinearClassifier, type Classifier, topClasses } from '../head/classifier.js';
 import { topTags, topTagsOfRow } from '../head/tfidf.js';
@@ -163,18 +163,26 @@ export class Predictor {
       let dense: Float32Array | undefined;
       const x = () => (dense ??= assembleFeatures(f, this.layout));
       // A head runs when the row has any of its blocks (the rest of its input imputed); a joint head always does.
+      // Early fusion routes: the joint head takes the rows with every block, the per-modality heads the rest.
+      const has = (k: FeatureBlock['kind']) => f.vectors[k] !== undefined || (k === 'tfidf' && f.tfidf !== undefined);
+      const complete = this.bundle.manifest.features.every((b) => has(b.kind));
+      // A head routed away from this row is still scored (each head alone: eval --ablation) but not fused.
       const scored = (runners: HeadRunner[]) =>
         Promise.all(
           runners.map(async ({ head, score }) => {
-            const present = head.name === 'joint' || head.kinds.some((k) => f.vectors[k] !== undefined || (k === 'tfidf' && f.tfidf !== undefined));
-            return { classes: head.classes, weight: head.weight, probs: present ? await score(f, x) : null };
+            const present = head.name === 'joint' || head.kinds.some(has);
+            const routed = head.route === undefined || (head.route === 'complete') === complete;
+            return { classes: head.classes, weight: head.weight, probs: present ? await score(f, x) : null, routed };
           }),
         );
       const [outputs, topOutputs] = await Promise.all([scored(this.heads), scored(this.topHeads)]);
+      const routedOnly = (os: typeof outputs) => os.map((o) => (o.routed ? o : { ...o, probs: null }));
+      const fusedOutputs = routedOnly(outputs);
+      const fusedTop = routedOnly(topOutputs);
       // The calibrated probabilities (temperatures, then top-label scaling) and, for a calibrated bundle, the raw ones.
       const combined = (temperature: number, topTemperature: number): Float32Array | null => {
-        const fused = fuseHeads(outputs, this.classes, temperature);
-        const topLevel = this.bundle.top ? fuseHeads(topOutputs, this.bundle.top.classes, topTemperature) : null;
+        const fused = fuseHeads(fusedOutputs, this.classes, temperature);
+        const topLevel = this.bundle.top ? fuseHeads(fusedTop, this.bundle.top.classes, topTemperature) : null;
         return fused && topLevel && this.taxonomy ? Float32Array.from(this.taxonomy.tree.withTopLevel(fused, topLevel, this.bundle.top!.classes)) : fused;
       };
       const calibration = this.bundle.manifest.calibration;

@@ -35,11 +35,14 @@ test('every non-empty feature subset trains and runs every row; text + image fus
     assert.deepEqual(m.features.map((f: { kind: string }) => f.kind), ['text', 'image', 'tfidf'].filter((k) => kinds.includes(k)));
     const hasText = kinds.includes('text') || kinds.includes('tfidf');
     if (hasText && kinds.includes('image')) {
-      assert.equal(m.formatVersion, 6, 'calibrated (5), with the default fast image preprocessing (6)');
+      // --fusion auto: late fusion, or early fusion's joint head beside the late ones for rows that have both (7).
+      const early = m.fusion.selection.early;
+      assert.ok(early && early.rows > 0 && early.trials.length > 0, 'the early candidate was tried');
+      assert.equal(m.formatVersion, early.chosen ? 7 : 6, 'calibrated (5), with the default fast image preprocessing (6), routes (7)');
       assert.equal(m.classifier, undefined);
-      assert.deepEqual(m.fusion.heads.map((h: { name: string }) => h.name), ['text', 'image']);
+      assert.deepEqual(m.fusion.heads.map((h: { name: string }) => h.name), early.chosen ? ['text', 'image', 'joint'] : ['text', 'image']);
       assert.deepEqual(m.fusion.heads[0].kinds, kinds.filter((k) => k !== 'image'));
-      const w = m.fusion.heads.map((h: { weight: number }) => h.weight);
+      const w = m.fusion.heads.slice(0, 2).map((h: { weight: number }) => h.weight);
       assert.ok(Math.abs(w[0] + w[1] - 1) < 1e-9, `weights ${w}`);
       assert.ok(m.fusion.selection.rows > 0 && m.fusion.selection.candidates.length === 21);
       for (const h of m.fusion.heads) assert.ok(fs.existsSync(path.join(out, h.file)), h.file);
@@ -82,9 +85,46 @@ function damagedCatalog(): { file: string; noText: Set<string>; noImage: Set<str
   return { file, noText, noImage };
 }
 
+test('--fusion early: a joint head routed to rows with text and image, the late heads to the rest; a bad route is refused', async () => {
+  const out = path.join(tmp, 'early');
+  const t = await runCli(['train', demo.train, '--label-column', 'category', '--text-model', enc.text, '--image-model', enc.image, '-o', out, '--validation', '0', '--fusion', 'early', '--features', 'image,tfidf', '--fusion-folds', '0']);
+  assert.equal(t.code, 0, t.stderr);
+  assert.match(t.stderr, /fusion: early fusion \(--fusion early\) for rows with text and image — on \d+ held-out rows early \(image block weight [\d.]+, C [\d.]+\)/);
+  const m = manifest(out);
+  assert.equal(m.formatVersion, 7);
+  assert.deepEqual(m.fusion.heads.map((h: { name: string; route: string }) => [h.name, h.route]), [['text', 'incomplete'], ['image', 'incomplete'], ['joint', 'complete']]);
+  assert.deepEqual(m.fusion.heads[2].kinds, ['image', 'tfidf']);
+  assert.ok(m.fusion.heads[2].blockWeight > 0);
+  const { file, noText, noImage } = damagedCatalog();
+  try {
+    const o = path.join(tmp, 'early.jsonl');
+    const r = await runCli(['run', file, '-m', out, '-o', o, '-q']);
+    assert.equal(r.code, 0, r.stderr);
+    const recs = readJsonl(o) as { id: string; status: string; category: string; score: number }[];
+    assert.equal(recs.length, 320);
+    for (const rec of recs) assert.equal(rec.status, 'ok', rec.id);
+    // A row without text is the image head's alone: the same as a late bundle with only that head's weight would say.
+    const j = path.join(tmp, 'early-ablation.json');
+    const e = await runCli(['eval', file, '--label-column', 'category', '-m', out, '-q', '--json', j, '--ablation']);
+    assert.equal(e.code, 0, e.stderr);
+    const ev = JSON.parse(fs.readFileSync(j, 'utf8'));
+    assert.deepEqual(ev.ablation.map((v: { name: string }) => v.name), ['text', 'image', 'joint', 'fused']);
+    assert.deepEqual(ev.fusion.heads.map((h: { route: string }) => h.route), ['incomplete', 'incomplete', 'complete']);
+    assert.ok(noText.size > 0 && noImage.size > 0);
+  } finally {
+    fs.rmSync(file);
+  }
+  const m2 = manifest(out);
+  m2.fusion.heads[2].route = 'sometimes';
+  fs.writeFileSync(path.join(out, 'manifest.json'), JSON.stringify(m2));
+  const bad = await runCli(['run', demo.catalog, '-m', out, '-o', path.join(tmp, 'bad.jsonl'), '-q']);
+  assert.equal(bad.code, 2, bad.stderr);
+  assert.match(bad.stderr, /head 'joint' route must be 'complete' or 'incomplete'/);
+});
+
 test('missing modality: a row without text or with a broken image is predicted from what it has, with its warning', async () => {
   const out = path.join(tmp, 'late');
-  assert.equal((await train(out, '--features', 'text,image,tfidf', '--C', '1')).code, 0);
+  assert.equal((await train(out, '--features', 'text,image,tfidf', '--C', '1', '--fusion', 'late')).code, 0);
   const { file, noText, noImage } = damagedCatalog();
   try {
     const r = await runCli(['run', file, '-m', out, '-o', path.join(tmp, 'damaged.jsonl'), '-q']);
@@ -122,7 +162,7 @@ test('missing modality: a row without text or with a broken image is predicted f
 
 test('eval --ablation prints and reports text only, image only and fused; --blank-titles blanks a seeded share', async () => {
   const out = path.join(tmp, 'abl');
-  assert.equal((await train(out, '--features', 'image,tfidf', '--fusion-folds', '0')).code, 0);
+  assert.equal((await train(out, '--features', 'image,tfidf', '--fusion-folds', '0', '--fusion', 'late')).code, 0);
   const html = path.join(tmp, 'abl.html');
   const json = path.join(tmp, 'abl.json');
   const e = await runCli(['eval', demo.catalog, '--label-column', 'category', '-m', out, '--ablation', '--report', html, '--json', json, '--blank-titles', '0.3', '--seed', '5']);

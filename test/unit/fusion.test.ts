@@ -3,7 +3,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { chooseFusionWeight, fuseHeads, headInput } from '../../src/head/fusion.js';
-import { trainModel, type HeadSettings } from '../../src/head/target.js';
+import { EARLY_BLOCK_SCALES, earlyBlockWeight, trainModel, type FusionMode, type HeadSettings } from '../../src/head/target.js';
+import { weightScaler } from '../../src/head/modality-head.js';
 import { temperatureScale } from '../../src/head/calibration.js';
 import { shippedPredictions } from '../../src/head/linear-head.js';
 import { twoModalityRows as synthetic } from '../helpers/two-modality-rows.js';
@@ -59,7 +60,7 @@ test('chooseFusionWeight: grid includes each head alone, so it is never worse on
   assert.ok(best.macroF1 >= onlyA.macroF1 && best.macroF1 >= candidates.find((c) => c.w === 0)!.macroF1);
 });
 
-const settings = (fusion: 'late' | 'joint'): HeadSettings => ({
+const settings = (fusion: FusionMode): HeadSettings => ({
   features: ['image', 'tfidf'],
   dims: { image: 8 },
   tfidf: {},
@@ -116,4 +117,58 @@ test('trainModel joint: one head over every block; deterministic for a seed', as
   assert.deepEqual(a.heads.map((h) => h.name), ['joint']);
   assert.equal(a.heads[0].C, b.heads[0].C);
   close(a.heads[0].head.model.coef, b.heads[0].head.model.coef, 0);
+});
+
+test('early fusion block weight: the image block is scaled to `scale` times the text part\'s length, folded into the scaler', () => {
+  // A 1,280-d standardised block (~35.8 long) beside word + character TF-IDF parts (sqrt(2) long).
+  assert.ok(Math.abs(earlyBlockWeight(1, { imageDim: 1280, textDim: 0, tfidfParts: 2 }) - Math.SQRT2 / Math.sqrt(1280)) < 1e-15);
+  assert.ok(Math.abs(earlyBlockWeight(2, { imageDim: 16, textDim: 32, tfidfParts: 1 }) - (2 * Math.sqrt(33)) / 4) < 1e-15);
+  const scaler = { mean: new Float64Array(5), scale: Float64Array.from([1, 2, 3, 4, 5]) };
+  weightScaler(scaler, [{ kind: 'text', dim: 2 }, { kind: 'image', dim: 3, weight: 0.25 }]);
+  assert.deepEqual(Array.from(scaler.scale), [1, 2, 12, 16, 20], '(x − mean) / (scale / w) = w × z on the image columns only');
+  assert.throws(() => weightScaler(scaler, [{ kind: 'image', dim: 5, weight: 0 }]), /positive/);
+});
+
+test('trainModel early: a joint head for rows with both modalities, the late heads for the rest', async () => {
+  const train = synthetic(400, 5);
+  const test = synthetic(200, 6);
+  const model = await trainModel(train.rows, train.labels, settings('early'));
+  assert.deepEqual(model.heads.map((h) => [h.name, h.route]), [['text', 'incomplete'], ['image', 'incomplete'], ['joint', 'complete']]);
+  const joint = model.heads[2]!;
+  assert.deepEqual(joint.kinds, ['image', 'tfidf']);
+  const early = model.selection!.early!;
+  assert.equal(early.chosen, true);
+  const grid = EARLY_BLOCK_SCALES.map((c) => earlyBlockWeight(c, { imageDim: 8, textDim: 0, tfidfParts: 1 }));
+  assert.ok(grid.includes(joint.blockWeight!) && early.blockWeight === joint.blockWeight);
+  // Every weight × the grid's C values within a factor of 10 of the text head's C.
+  const textC = model.heads[0]!.C;
+  const near = [0.1, 1, 10].filter((C) => C >= textC / 10 && C <= textC * 10);
+  assert.equal(early.trials.length, grid.length * near.length);
+  assert.deepEqual([...new Set(early.trials.map((t) => t.C))], near);
+  assert.equal(early.weights.length, grid.length);
+  // The chosen weight has the least held-out log-loss of any (weight, C).
+  assert.equal(Math.min(...early.trials.map((t) => t.logLoss)), early.trials.find((t) => t.blockWeight === early.blockWeight && t.C === early.C)!.logLoss);
+  // Both kinds were judged on the same held-out rows: those that have text and an image.
+  assert.equal(early.rows, model.selection!.rows);
+  const p = shippedPredictions(model, test.rows, model.classes);
+  const K = model.classes.length;
+  const T = model.calibration!.fit.temperature;
+  test.rows.forEach((r, i) => {
+    const own = r.text === '' ? p.heads.image[i]! : p.heads.joint[i]!;
+    close(p.fused.subarray(i * K, (i + 1) * K), temperatureScale(own, T, new Float64Array(K)), 1e-6);
+  });
+});
+
+test('trainModel auto: late or early by the held-out log-loss of the rows with both, the same for a seed', async () => {
+  const train = synthetic(300, 7);
+  const a = await trainModel(train.rows, train.labels, settings('auto'));
+  const b = await trainModel(train.rows, train.labels, settings('auto'));
+  const e = a.selection!.early!;
+  const better = e.early.logLoss < e.late.logLoss || (e.early.logLoss === e.late.logLoss && e.early.macroF1 > e.late.macroF1);
+  assert.equal(e.chosen, better);
+  assert.deepEqual(a.heads.map((h) => h.name), better ? ['text', 'image', 'joint'] : ['text', 'image']);
+  assert.deepEqual(b.selection!.early, e);
+  assert.deepEqual(b.heads.map((h) => [h.name, h.C, h.weight, h.blockWeight]), a.heads.map((h) => [h.name, h.C, h.weight, h.blockWeight]));
+  // Late fusion asks for no early candidate at all.
+  assert.equal((await trainModel(train.rows, train.labels, settings('late'))).selection!.early, undefined);
 });
