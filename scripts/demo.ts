@@ -142,11 +142,17 @@ export async function runDemo(opts: DemoOptions, print: (line: string) => void):
   env.CATEGORIZE_CACHE = path.join(opts.out, 'model-cache');
 
   print('1. train (--preset embedded): photos through the shipped int8 MobileNetV2, titles and descriptions through TF-IDF; one classifier per');
-  print('   modality, their weights and regularisation chosen on held-out folds of the training rows');
+  print('   modality, and one over both where that predicts held-out rows better (early fusion); weights and regularisation chosen on');
+  print('   held-out folds of the training rows');
   const train = await step('train', ['train', files.train, '--label-column', 'category', ...MODEL_FLAGS, ...TRAIN_FLAGS, '--seed', String(opts.seed), '-o', files.bundle, '--quiet']);
-  const manifest = JSON.parse(fs.readFileSync(path.join(files.bundle, 'manifest.json'), 'utf8')) as { fusion?: { heads?: { name: string; weight: number }[] } };
-  const weights = manifest.fusion?.heads?.map((h) => `${h.name === 'text' ? 'text (TF-IDF)' : h.name} ${h.weight.toFixed(2)}`).join(', ');
-  print(`   ${train.seconds.toFixed(1)} s · bundle in ${rel(files.bundle)}${weights ? ` · learned weights: ${weights}` : ''}`);
+  const manifest = JSON.parse(fs.readFileSync(path.join(files.bundle, 'manifest.json'), 'utf8')) as { fusion?: { heads?: { name: string; weight: number; route?: string; blockWeight?: number }[] } };
+  const heads = manifest.fusion?.heads ?? [];
+  const late = heads.filter((h) => h.name !== 'joint').map((h) => `${h.name === 'text' ? 'text (TF-IDF)' : h.name} ${h.weight.toFixed(2)}`).join(', ');
+  const joint = heads.find((h) => h.name === 'joint');
+  const fusion = joint
+    ? ` · early fusion (image block weight ${joint.blockWeight?.toFixed(3)}) for rows with text and a photo; late fusion ${late} for the rest`
+    : late ? ` · late fusion, learned weights: ${late}` : '';
+  print(`   ${train.seconds.toFixed(1)} s · bundle in ${rel(files.bundle)}${fusion}`);
 
   print(`2. eval: the bundle on the ${evalRows.length} held-out rows, with an HTML report`);
   const ev = await step('eval', ['eval', files.eval, '--label-column', 'category', '--model', files.bundle, '--json', files.evalJson, '--report', opts.report, '--quiet']);
