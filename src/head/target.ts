@@ -264,9 +264,9 @@ function calibrateHeldOut(heldOut: (Map<number, Float64Array> | null)[], weights
 
 /**
  * Early fusion's candidate: one head over every block, fitted on the rows that have them all, its image block weighted
- * by each of EARLY_BLOCK_SCALES' weights in turn (C chosen per weight by held-out log-loss on the same splits as the
- * late heads, from the grid's values within a factor of 10 of the text head's C: the text carries most of such a
- * head, and the path costs half the whole grid), the weight with the least held-out log-loss kept. It is chosen
+ * by each of EARLY_BLOCK_SCALES' weights at the text head's C, the weight with the least held-out log-loss kept and
+ * its C then chosen among the grid's values within a factor of 10 of the text head's (held-out log-loss, the same
+ * splits as the late heads). It is chosen
  * ('auto') when it predicts those held-out rows better than late fusion does (log-loss, then macro-F1), then refitted
  * on all its rows; with 'early' it always is.
  */
@@ -291,21 +291,27 @@ async function selectEarly(
   checkFitMemory('joint', base, settings);
   const weighted = (w: number): HeadDesign => ({ ...base, denseBlocks: base.denseBlocks.map((b) => (b.kind === 'image' ? { ...b, weight: w } : b)) });
   const shape = { imageDim: settings.dims.image ?? 0, textDim: kinds.includes('text') ? (settings.dims.text ?? 0) : 0, tfidfParts: kinds.includes('tfidf') ? (tfidf.char ? 2 : 1) : 0 };
+  // Two stages: every weight at the text head's C (the text carries most of such a head), then the best weight along
+  // the grid's other values within a factor of 10 of it. 4 + 2 fits a split instead of 4 × 3.
   const near = grid.filter((C) => C >= textC / 10 - 1e-12 && C <= textC * 10 + 1e-12);
-  // The planned fits count the whole grid: the C values left out are reported skipped, as a stopped path's are.
-  for (const C of grid.filter((c) => !near.includes(c))) {
-    for (let k = 0; k < EARLY_BLOCK_SCALES.length * splits.length; k++) progress.report({ procedure: progress.procedure, head: 'joint', C, final: false, event: { type: 'skipped', C } });
-  }
-  const tried = await Promise.all(
+  const others = near.filter((C) => C !== textC);
+  const select = (design: HeadDesign, Cs: number[]) => selectHeadC(pool, { name: 'joint', design, rows: idx }, splits, Cs, lr, y, progress, settings.stopPaths ?? true);
+  const atTextC = await Promise.all(
     EARLY_BLOCK_SCALES.map((c) => earlyBlockWeight(c, shape)).map(async (w) => {
       const design = weighted(w);
-      const chosen = await selectHeadC(pool, { name: 'joint', design, rows: idx }, splits, near, lr, y, progress, settings.stopPaths ?? true);
-      const logLoss = chosen.trials.find((t) => t.C === chosen.C)!.logLoss;
-      return { w, design, chosen, logLoss };
+      const chosen = await select(design, [textC]);
+      return { w, design, chosen, logLoss: chosen.trials[0]!.logLoss };
     }),
   );
   // The least held-out log-loss; on a tie the smaller weight (the list is ascending).
-  const best = tried.reduce((a, b) => (b.logLoss < a.logLoss ? b : a));
+  const bestW = atTextC.reduce((a, b) => (b.logLoss < a.logLoss ? b : a));
+  const along = others.length > 0 ? await select(bestW.design, others) : null;
+  const alongLoss = along ? along.trials.find((t) => t.C === along.C)!.logLoss : Infinity;
+  const best = { w: bestW.w, design: bestW.design, chosen: along && alongLoss < bestW.logLoss ? along : bestW.chosen };
+  // The planned fits count every weight × the whole grid: the ones not run are reported skipped, as a stopped path's are.
+  const unrun = (EARLY_BLOCK_SCALES.length * grid.length - EARLY_BLOCK_SCALES.length - others.length) * splits.length;
+  const skip = grid.find((C) => !near.includes(C)) ?? textC;
+  for (let k = 0; k < unrun; k++) progress.report({ procedure: progress.procedure, head: 'joint', C: skip, final: false, event: { type: 'skipped', C: skip } });
   const held = [...best.chosen.heldOut.keys()].sort((a, b) => a - b);
   const early = heldOutFigures(held, (r) => best.chosen.heldOut.get(r)!, y, classes);
   const lateFigures = heldOutFigures(held, late, y, classes);
@@ -318,8 +324,11 @@ async function selectEarly(
     rows: held.length,
     early,
     late: lateFigures,
-    trials: tried.flatMap((t) => t.chosen.trials.map((c) => ({ blockWeight: t.w, C: c.C, logLoss: c.logLoss }))),
-    weights: tried.map((t) => ({ blockWeight: t.w, C: t.chosen.C, ...heldOutFigures(held, (r) => t.chosen.heldOut.get(r)!, y, classes) })),
+    trials: [
+      ...atTextC.map((t) => ({ blockWeight: t.w, C: textC, logLoss: t.logLoss })),
+      ...(along?.trials ?? []).map((c) => ({ blockWeight: bestW.w, C: c.C, logLoss: c.logLoss })),
+    ],
+    weights: atTextC.map((t) => ({ blockWeight: t.w, C: textC, ...heldOutFigures(held, (r) => t.chosen.heldOut.get(r)!, y, classes) })),
   };
   if (!chosen) {
     progress.report({ procedure: progress.procedure, head: 'joint', C: best.chosen.C, final: true, event: { type: 'skipped', C: best.chosen.C } });

@@ -62,7 +62,8 @@ test('CSV output: header, JSON-encoded list cells, --keep-columns, --top-n, --to
   assert.equal(r.code, 0, r.stderr);
   assert.equal(r.stderr, '');
   const header = fs.readFileSync(out('demo.csv'), 'utf8').split('\n')[0];
-  assert.equal(header, [...FIELDS, 'category', 'title'].join(','));
+  // The stored category is kept beside the prediction, never over it.
+  assert.equal(header, [...FIELDS, 'input_category', 'title'].join(','));
   const rows = parse(fs.readFileSync(out('demo.csv')), { columns: false, from_line: 2 }) as string[][];
   const input = csvRows(demo.catalog);
   assert.equal(rows.length, input.length);
