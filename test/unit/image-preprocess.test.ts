@@ -145,20 +145,7 @@ test('golden images: libvips path close to torchvision', async (t) => {
 });
 
 test('libvips path on a 1.4 MP photo stays close to the exact path', async (t) => {
-  // Smooth gradient + hard-edged blocks, made here so the repo carries no big file.
-  const w = 1400;
-  const h = 1000;
-  const raw = Buffer.alloc(w * h * 3);
-  for (let y = 0; y < h; y++) {
-    for (let x = 0; x < w; x++) {
-      const o = (y * w + x) * 3;
-      const block = ((x >> 6) + (y >> 6)) % 3 === 0;
-      raw[o] = block ? 230 : (x * 255) / w;
-      raw[o + 1] = block ? 40 : (y * 255) / h;
-      raw[o + 2] = (x + y) % 256;
-    }
-  }
-  const jpeg = await sharp(raw, { raw: { width: w, height: h, channels: 3 } }).jpeg({ quality: 90 }).toBuffer();
+  const jpeg = await gradientPhoto();
   const viaVips = await preprocessImage(jpeg); // auto: > 1 MP goes to libvips
   const exact = await preprocessImage(jpeg, spec, undefined, 0, { strategy: 'pil' });
   const d = diff(viaVips, exact);
@@ -189,7 +176,7 @@ test('libvips path cuts the crop itself when the resized image would be huge (25
 
 const fastSpec: ImagePreprocessSpec = { ...spec, method: 'fast' };
 
-/** The 1.4 MP gradient + hard-edged blocks photo of the libvips test above, as a JPEG. */
+/** A 1.4 MP smooth gradient with hard-edged blocks, as a JPEG: made here so the repo carries no big file. */
 async function gradientPhoto(w = 1400, h = 1000): Promise<Buffer> {
   const raw = Buffer.alloc(w * h * 3);
   for (let y = 0; y < h; y++) {
