@@ -2,7 +2,7 @@
 // and pruned to a tolerance), and measures how far a head's probabilities move from the model it was built from.
 import { linearHeadRow, type RowFeatures } from '../pipeline/features.js';
 import { tfidfBlockRow } from './tfidf.js';
-import type { TrainedHead, TrainedModel } from './target.js';
+import { rowHasAll, type TrainedHead, type TrainedModel } from './target.js';
 import { fuseHeads } from './fusion.js';
 import { supportLinearHead } from './support-head.js';
 import { classIndexArray, linearLogits, scoreRow, softmaxInto, QUANTISED_MAX, type HeadRow, type LinearHead } from './scoring.js';
@@ -364,7 +364,7 @@ export function shippedPredictions(
   const heads: Record<string, (Float32Array | null)[]> = Object.fromEntries(model.heads.map((h) => [h.name, []]));
   rows.forEach((r, i) => {
     // Early fusion's routes, as run takes them (predictor.ts).
-    const complete = model.blocks.every((b) => (b.kind === 'tfidf' ? r.text !== '' : r.vectors[b.kind] !== undefined));
+    const complete = rowHasAll(r, model.blocks.map((b) => b.kind));
     const outputs = shipped.map(({ h, linear }) => {
       const row = h.route === undefined || (h.route === 'complete') === complete ? trainedHeadRow(h.head, r) : null;
       return { classes: h.head.classes, weight: h.weight, probs: row ? scoreRow(linear, row) : null };

@@ -34,10 +34,7 @@ export interface HeadSettings {
   /** Character n-gram TF-IDF appended to the tfidf block (e.g. char_wb 2–5), or null for words only. */
   charTfidf: Partial<TfidfConfig> | null;
   lr: Omit<AsyncLogisticOptions, 'init' | 'onIteration' | 'gradMaxAbs'>;
-  /**
-   * 'late': with text and image features, one head per modality, fused with weights learned on a held-out share
-   * of the rows (`fusionShare`, split with `seed`); 'joint': one head over every block.
-   */
+  /** How text and image are combined (FusionMode); selection runs on `fusionShare` or `selectionFolds`, split with `seed`. */
   fusion: FusionMode;
   fusionShare: number;
   seed: number;
@@ -160,14 +157,19 @@ export function earlyBlockWeight(scale: number, blocks: { imageDim: number; text
   return (scale * text) / Math.sqrt(blocks.imageDim);
 }
 
-/** Whether a row has every block of `kinds` (the rows early fusion's joint head is fitted on and routed). */
-export function rowHasAll(r: CollectedRow, kinds: readonly FeatureKind[]): boolean {
-  return kinds.every((k) => (k === 'tfidf' ? r.text !== '' : r.vectors[k] !== undefined));
+/** Whether a row has a block: text for tfidf, an embedding for text or image. */
+function hasBlock(r: Pick<CollectedRow, 'text' | 'vectors'>, k: FeatureKind): boolean {
+  return k === 'tfidf' ? r.text !== '' : r.vectors[k] !== undefined;
 }
 
-/** Whether a row has any of these blocks: text for text/tfidf, an embedding for image. */
-export function rowHas(r: CollectedRow, kinds: readonly FeatureKind[]): boolean {
-  return kinds.some((k) => (k === 'tfidf' ? r.text !== '' : r.vectors[k] !== undefined));
+/** Whether a row has every block of `kinds` (the rows early fusion's joint head is fitted on and routed). */
+export function rowHasAll(r: Pick<CollectedRow, 'text' | 'vectors'>, kinds: readonly FeatureKind[]): boolean {
+  return kinds.every((k) => hasBlock(r, k));
+}
+
+/** Whether a row has any of these blocks. */
+export function rowHas(r: Pick<CollectedRow, 'text' | 'vectors'>, kinds: readonly FeatureKind[]): boolean {
+  return kinds.some((k) => hasBlock(r, k));
 }
 
 export interface FittedHead {
@@ -266,9 +268,8 @@ function calibrateHeldOut(heldOut: (Map<number, Float64Array> | null)[], weights
  * Early fusion's candidate: one head over every block, fitted on the rows that have them all, its image block weighted
  * by each of EARLY_BLOCK_SCALES' weights at the text head's C, the weight with the least held-out log-loss kept and
  * its C then chosen among the grid's values within a factor of 10 of the text head's (held-out log-loss, the same
- * splits as the late heads). It is chosen
- * ('auto') when it predicts those held-out rows better than late fusion does (log-loss, then macro-F1), then refitted
- * on all its rows; with 'early' it always is.
+ * splits as the late heads). It is chosen ('auto') when it predicts those held-out rows better than late fusion does
+ * (log-loss, then macro-F1), then refitted on all its rows; with 'early' it always is.
  */
 async function selectEarly(
   rows: CollectedRow[],
