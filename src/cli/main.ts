@@ -25,6 +25,8 @@ const pkg = JSON.parse(fs.readFileSync(new URL('../../../package.json', import.m
 
 interface TrainFlags extends PipelineFlags {
   labelColumn: string;
+  attribute: string[];
+  minAttributeCount: number;
   targetPrecision: number[];
   pathSeparator: string;
   minPathScore: number;
@@ -117,6 +119,12 @@ function formatTrainSummary(s: TrainSummary): string {
       lines.push(t.threshold === null ? `  target precision ${t.target}: none stored (${t.reason})` : `  target precision ${t.target}: score ≥ ${t.threshold.toFixed(4)}, held-out coverage ${(100 * t.coverage).toFixed(1)}%, precision ${t.precision.toFixed(4)} (lower bound ${t.lower.toFixed(4)})`);
     }
   }
+  for (const a of s.attributes) {
+    const cal = 'none' in a.calibration ? '' : ` · ECE ${a.calibration.after.ece.toFixed(4)} after temperature ${a.calibration.temperature.toFixed(3)}`;
+    const fused = a.fusion?.fused ? ` · held-out fused macro-F1 ${f(a.fusion.fused.macroF1)}` : '';
+    const early = a.fusion?.early?.chosen ? ' (early fusion)' : '';
+    lines.push(`  attribute ${a.name}: ${a.classes} values, ${a.rows} rows · heads ${a.heads.map((h) => `${h.name} C ${h.C}${a.heads.length > 1 ? ` weight ${h.weight.toFixed(2)}` : ''}`).join(', ')}${early}${fused}${cal}`);
+  }
   if (s.cache) lines.push(`  embedding cache: ${s.cache.hits} hits, ${s.cache.misses} misses, ${(s.cache.usedBytes / 1e6).toFixed(1)} MB in ${s.cache.dir}`);
   lines.push(`  elapsed: ${s.elapsedSeconds.toFixed(1)} s`);
   return lines.join('\n');
@@ -177,6 +185,7 @@ function buildProgram(io: Io, env: NodeJS.ProcessEnv, setCode: (c: number) => vo
       .option('--top-k-tags <k>', 'tags per row', intOption(0, 1000), 5)
       .option('--min-path-score <p>', MIN_PATH_SCORE_HELP, floatOption(0, 1))
       .option('--target-precision <p>', TARGET_PRECISION_HELP, oneTargetPrecision)
+      .option('--attributes <a,b>', 'predict only these of the bundle\'s attributes (train --attribute); default all', listOption)
       .option('--review-output <file>', 'also write the rows decided review to this file (same format), for a labelling queue')
       .option('--max-error-rate <r>', 'exit 3 when the share of error rows exceeds r (after writing everything)', floatOption(0, 1), 1)
       .option('--resume', 'continue an output a killed or interrupted run left: keep its complete records, do the rest')
@@ -184,7 +193,7 @@ function buildProgram(io: Io, env: NodeJS.ProcessEnv, setCode: (c: number) => vo
       .option('--shard <i/n>', 'process only the rows whose id hashes into shard i of n (0-based), e.g. 2/8', parseShard)
       .option('--json-summary <file>', 'write the run summary as JSON'),
     'override',
-  ).action(async (input: string, flags: PipelineFlags & { output: string; format?: string; model: string; keepColumns: string[]; topN: number; topKTags: number; minPathScore?: number; targetPrecision?: number; reviewOutput?: string; maxErrorRate: number; resume?: boolean; force?: boolean; shard?: Shard; jsonSummary?: string }) => {
+  ).action(async (input: string, flags: PipelineFlags & { output: string; format?: string; model: string; keepColumns: string[]; topN: number; topKTags: number; minPathScore?: number; targetPrecision?: number; attributes?: string[]; reviewOutput?: string; maxErrorRate: number; resume?: boolean; force?: boolean; shard?: Shard; jsonSummary?: string }) => {
     const log = cliLog(flags, io);
     log.event('start', { command: 'run', version: pkg.version, input, output: flags.output, model: flags.model, shard: flags.shard ? `${flags.shard.index}/${flags.shard.count}` : null, resume: Boolean(flags.resume) });
     const stop = onStopSignals(log);
@@ -201,6 +210,7 @@ function buildProgram(io: Io, env: NodeJS.ProcessEnv, setCode: (c: number) => vo
         topKTags: flags.topKTags,
         minPathScore: flags.minPathScore,
         targetPrecision: flags.targetPrecision,
+        attributes: flags.attributes,
         reviewOutput: flags.reviewOutput,
         maxErrorRate: flags.maxErrorRate,
         resume: Boolean(flags.resume),
@@ -231,6 +241,8 @@ function buildProgram(io: Io, env: NodeJS.ProcessEnv, setCode: (c: number) => vo
       .description('Fit a classifier head on a labelled catalog (same embedding pipeline as run), validate it, write a model bundle.')
       .argument('<input>', "labelled catalog CSV or TSV, or '-' for stdin")
       .requiredOption('--label-column <name>', 'column holding each row’s category, or its category path (levels split on --path-separator)')
+      .option('--attribute <a,b>', 'also predict these columns (e.g. gender,colour,usage,season; repeatable) from the same embeddings: each gets its own heads, fusion, C and calibration, chosen as the category\'s; a row without a value is left out of that attribute only', (v: string, prev: string[]) => [...prev, ...listOption(v)], [] as string[])
+      .option('--min-attribute-count <n>', 'attribute values seen fewer times are reported and left out of that attribute', intOption(1, 1_000_000), 2)
       .option('--path-separator <sep>', 'a label column whose labels hold this is a column of category paths (e.g. "Home > Kitchen > Cups"; also /, >>, |); spaces around levels are trimmed', '>')
       .option('--min-path-score <p>', 'path bundles: the default answer threshold of run, eval, check and serve (a node is answered when its probability reaches p)', floatOption(0, 1), 0.5)
       .option('--target-precision <p,...>', 'store the score threshold for each target precision (e.g. 0.95,0.98; repeatable): the lowest whose held-out precision has a 95% lower bound ≥ p; run decides accept/review at the first', targetPrecisions, [] as number[])
@@ -279,6 +291,8 @@ function buildProgram(io: Io, env: NodeJS.ProcessEnv, setCode: (c: number) => vo
       ...pipelineOptions(f, io, env),
       input,
       labelColumn: f.labelColumn,
+      attributes: f.attribute,
+      minAttributeCount: f.minAttributeCount,
       pathSeparator: f.pathSeparator,
       minPathScore: f.minPathScore,
       targetPrecision: f.targetPrecision,

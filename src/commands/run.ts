@@ -4,7 +4,7 @@ import path from 'node:path';
 import type { CatalogRow } from '../io/catalog-reader.js';
 import { PredictionWriter, type OutputFormat } from '../io/prediction-writer.js';
 import { orderedMap } from '../pipeline/ordered-map.js';
-import { cacheSummary, openBundleSession, type BundleRunOptions } from '../pipeline/bundle-session.js';
+import { cacheSummary, openBundleSession, selectAttributes, type BundleRunOptions } from '../pipeline/bundle-session.js';
 import { silentProgress, type ProgressReporter } from '../pipeline/progress.js';
 import { reasonCode, UsageError } from '../errors.js';
 import { readExistingOutput, type ExistingOutput } from '../io/output-resume.js';
@@ -94,12 +94,12 @@ export async function runCommand(opts: RunOptions): Promise<RunSummary> {
       if (opts.reviewOutput !== undefined && !decided) {
         throw new UsageError(`--review-output needs a target precision: pass --target-precision, or train the bundle with one`, 'usage');
       }
-      existing = await checkOutput(opts, { paths: bundle.manifest.paths !== undefined, decision: decided });
+      existing = await checkOutput(opts, { paths: bundle.manifest.paths !== undefined, decision: decided, attributes: selectAttributes(bundle, opts.attributes, opts.model).map((a) => a.name) });
       if (opts.reviewOutput !== undefined) checkReviewOutput(opts);
     },
   });
   const { catalog, encoders, predictor, bundle } = session;
-  const shape = { paths: bundle.manifest.paths !== undefined, decision: session.decision !== null };
+  const shape = { paths: bundle.manifest.paths !== undefined, decision: session.decision !== null, attributes: predictor.attributeNames };
   let writer: PredictionWriter | undefined;
   let reviewWriter: PredictionWriter | undefined;
   try {

@@ -15,7 +15,7 @@ import { cacheSummary, openEmbedCache, type EmbedCacheSetting } from '../pipelin
 import type { EmbedCache } from '../pipeline/embed-cache.js';
 import { silentFitProgressReporter, silentProgress, type FitProgressReporter, type ProgressReporter } from '../pipeline/progress.js';
 import { saveBundle, sha256File, type BundleHeadPart, type FeatureBlock, type ModelRef } from '../models/bundle.js';
-import { trainModel, type FeatureKind, type FittedHead, type FusionMode, type FusionSelection, type HeadSettings, type ModelCalibration, type TrainedModel } from '../head/target.js';
+import { fitTfidfBlock, trainModel, type FeatureKind, type FittedHead, type FusionMode, type FusionSelection, type HeadSettings, type ModelCalibration, type TrainedModel } from '../head/target.js';
 import { FitPool } from '../head/fit-pool.js';
 import type { FitProgress } from '../head/selection.js';
 import { FitEta } from './fit-eta.js';
@@ -36,6 +36,10 @@ export interface TrainOptions extends EncoderOptions, Omit<FeatureOptions, 'imag
   embedCache?: EmbedCacheSetting;
   input: string;
   labelColumn: string;
+  /** Attribute columns (--attribute) predicted beside the label column from the same embeddings, each with its own heads. */
+  attributes?: string[];
+  /** An attribute value seen fewer times is reported and left out of that attribute's fit (default 2). */
+  minAttributeCount?: number;
   /** Labels holding this separator are category paths (stored with levels joined by " > "); default '>'. */
   pathSeparator?: string;
   /** A path bundle's default --min-path-score for run, eval, check and serve; default 0.5. */
@@ -139,7 +143,53 @@ export interface TrainSummary {
   calibration: BundleCalibration | { none: string };
   /** Embedding cache counters (--cache), or null. */
   cache: ReturnType<typeof cacheSummary>;
+  /** Each attribute (--attribute): its rows, values left out, heads, fusion and calibration. */
+  attributes: AttributeSummary[];
   elapsedSeconds: number;
+}
+
+export interface AttributeSummary {
+  name: string;
+  classes: number;
+  /** Rows fitted on; rows without a value; values left out for being rarer than --min-attribute-count (and their rows). */
+  rows: number;
+  withoutValue: number;
+  dropped: { value: string; count: number }[];
+  heads: HeadFit[];
+  fusion: FusionSelection | null;
+  calibration: BundleCalibration | { none: string };
+}
+
+type HeadFit = TrainSummary['fit']['heads'][number];
+
+/** The default of --min-attribute-count. */
+export const DEFAULT_MIN_ATTRIBUTE_COUNT = 2;
+
+/** Output fields an attribute may not be named like (its CSV columns `<name>` and `<name>_score` would clash). */
+const RESERVED_ATTRIBUTE_NAMES = new Set(['id', 'category', 'score', 'top_categories', 'tags', 'status', 'error', 'warnings', 'decision', 'target_precision', 'attributes', 'path_depth', 'path_complete', 'path_scores', 'full_path', 'full_path_score']);
+
+/** --attribute names: each a column other than the label column, named once, not like an output field. */
+export function checkAttributeNames(names: string[], labelColumn: string): void {
+  const seen = new Set<string>();
+  for (const name of names) {
+    if (name.trim() === '') throw new UsageError('--attribute needs column names, got an empty one', 'attribute');
+    if (name === labelColumn) throw new UsageError(`--attribute ${name} is the --label-column; name other columns`, 'attribute');
+    if (seen.has(name)) throw new UsageError(`--attribute ${name} is named twice`, 'attribute');
+    if (RESERVED_ATTRIBUTE_NAMES.has(name) || RESERVED_ATTRIBUTE_NAMES.has(name.replace(/_score$/, ''))) {
+      throw new UsageError(`--attribute ${name}: an output field has that name (${[...RESERVED_ATTRIBUTE_NAMES].join(', ')}); rename the column`, 'attribute');
+    }
+    seen.add(name);
+  }
+}
+
+/** One attribute's training rows (indices into the rows given) and values; empty values and rare values left out. */
+export function attributeRows(values: string[], minCount: number): { idx: number[]; labels: string[]; withoutValue: number; dropped: { value: string; count: number }[] } {
+  const counts = new Map<string, number>();
+  for (const v of values) if (v !== '') counts.set(v, (counts.get(v) ?? 0) + 1);
+  const dropped = [...counts].filter(([, n]) => n < minCount).map(([value, count]) => ({ value, count })).sort((a, b) => b.count - a.count || (a.value < b.value ? -1 : 1));
+  const rare = new Set(dropped.map((d) => d.value));
+  const idx = values.flatMap((v, i) => (v !== '' && !rare.has(v) ? [i] : []));
+  return { idx, labels: idx.map((i) => values[i]!), withoutValue: values.filter((v) => v === '').length, dropped };
 }
 
 const figures = (f: CalibrationFigures) => ({ logLoss: f.logLoss, brier: f.brier, ece: f.ece });
@@ -229,6 +279,40 @@ function bundleCalibration(
     curve,
     targets: targets.map((target) => thresholdForTarget(curve, target)),
   };
+}
+
+/** What `train` says about a model's selection: C and fusion weights, and early fusion against late. */
+function selectionLines(model: TrainedModel, opts: Pick<TrainOptions, 'fusion' | 'cGrid'>, prefix = ''): string[] {
+  const lines: string[] = [];
+  if (!model.selection || model.heads.some((h) => h.support)) return lines;
+  const sel = model.selection;
+  if (sel.fused) {
+    lines.push(`${prefix}fusion weights chosen on ${sel.rows} held-out rows: ${sel.heads.map((h) => `${h.name} ${h.weight.toFixed(2)} (C ${h.C}; alone: macro-F1 ${h.macroF1.toFixed(4)})`).join(', ')}; fused macro-F1 ${sel.fused.macroF1.toFixed(4)}`);
+  } else if (opts.cGrid) {
+    lines.push(`${prefix}C chosen on ${sel.rows} held-out rows: ${sel.heads.map((h) => `${h.name} ${h.C}`).join(', ')}`);
+  }
+  const e = sel.early;
+  if (e) {
+    const figures = (f: { macroF1: number; logLoss: number }) => `macro-F1 ${f.macroF1.toFixed(4)}, log-loss ${f.logLoss.toFixed(4)}`;
+    const kind = e.chosen ? `early fusion${opts.fusion === 'early' ? ' (--fusion early)' : ''}` : 'late fusion';
+    lines.push(`${prefix}fusion: ${kind} for rows with text and image — on ${e.rows} held-out rows early (image block weight ${e.blockWeight}, C ${e.C}) ${figures(e.early)}, late ${figures(e.late)}${e.chosen ? '; rows missing one use its late head' : ''}`);
+  }
+  return lines;
+}
+
+/** Each head's fit, as the summary and the manifest report it. */
+function headFits(model: TrainedModel): HeadFit[] {
+  return model.heads.map((h) => ({
+    name: h.name,
+    kind: h.support ? ('support' as const) : ('full' as const),
+    /** A support head's epochs and the held-out log-loss per epoch they were chosen by. */
+    support: h.support,
+    weight: h.weight,
+    C: h.C,
+    converged: h.head.model.converged,
+    iterations: h.head.model.iterations,
+    loss: h.head.model.loss,
+  }));
 }
 
 function pick(m: EvalMetrics): SplitMetrics {
@@ -337,6 +421,8 @@ export async function trainCommand(opts: TrainOptions): Promise<TrainSummary> {
   if (stack.note) log(stack.note);
   const kinds = new Set(stack.features);
   if (kinds.size === 0) throw new UsageError('--features needs at least one of text, image, tfidf');
+  const attributeNames = opts.attributes ?? [];
+  checkAttributeNames(attributeNames, opts.labelColumn);
   // Models first: a missing model fails before the catalog is read.
   const models: Partial<Record<'text' | 'image', ResolvedModel>> = {};
   const resolve = async (kind: 'text' | 'image', arg: string | undefined) => {
@@ -357,7 +443,7 @@ export async function trainCommand(opts: TrainOptions): Promise<TrainSummary> {
     models.image = image;
   }
   const catalog = await openCatalog(opts.input, {
-    columns: { ...opts.columns, require: { text: kinds.has('text') || kinds.has('tfidf'), image: kinds.has('image') }, extra: [opts.labelColumn] },
+    columns: { ...opts.columns, require: { text: kinds.has('text') || kinds.has('tfidf'), image: kinds.has('image') }, extra: [opts.labelColumn, ...attributeNames] },
     delimiter: opts.delimiter,
     stdin: opts.stdin,
   });
@@ -450,7 +536,21 @@ export async function trainCommand(opts: TrainOptions): Promise<TrainSummary> {
   // sums favour departments with many leaves.
   const topLevels = tree && tree.topLevels.length > 1 && tree.maxDepth > 1 ? labels.map((l) => pathLevels(l)[0]) : null;
   const splitPaths = tree ? { tree, minPathScore: opts.minPathScore ?? DEFAULT_MIN_PATH_SCORE, topLevels } : null;
+  // Attributes: each fitted on the final rows that have a value for it (rare values left out), like the category.
+  const finalRows = finalIdx.map((i) => rows[i]!);
+  const minAttributeCount = opts.minAttributeCount ?? DEFAULT_MIN_ATTRIBUTE_COUNT;
+  const attributeSets = attributeNames.map((name) => {
+    const a = attributeRows(finalRows.map((r) => r.row.extra[name]!.trim()), minAttributeCount);
+    const classCount = new Set(a.labels).size;
+    const dropped = a.dropped.length > 0 ? `; left out, seen fewer than ${minAttributeCount} times: ${a.dropped.map((d) => `${JSON.stringify(d.value)} (${d.count})`).join(', ')}` : '';
+    if (classCount < 2) throw new UsageError(`--attribute ${name}: needs at least two values seen ${minAttributeCount}+ times, found ${classCount} (${a.withoutValue} rows without a value${dropped})`, 'one_class');
+    log(`attribute ${name}: ${classCount} values on ${a.idx.length} rows (${a.withoutValue} without a value)${dropped}`);
+    return { name, ...a };
+  });
+  // One TF-IDF for the final model and every attribute (fitted on the final rows, as trainModel would): one tfidf.json.
+  const finalTfidf = fitTfidfBlock(finalRows, settings);
   let topModel: TrainedModel | null = null;
+  let attributeModels: TrainedModel[] = [];
   let validation: SplitMetrics | null = null;
   let validationProbs: Float64Array | null = null;
   let cv: TrainSummary['cv'] = null;
@@ -458,11 +558,20 @@ export async function trainCommand(opts: TrainOptions): Promise<TrainSummary> {
   try {
     const validating = holdout ? runs(() => scoreSplit(rows, labels, classes, holdout.train, holdout.test, (w) => procedure(`validation${w}`), splitPaths)) : null;
     const folds = cvSplits.map((split, f) => runs(() => scoreSplit(rows, labels, classes, split.train, split.test, (w) => procedure(`cv ${f + 1}/${opts.cv}${w}`), splitPaths)));
-    const final = runs(() => trainModel(finalIdx.map((i) => rows[i]), finalIdx.map((i) => labels[i]), procedure('final')));
+    const final = runs(() => trainModel(finalRows, finalIdx.map((i) => labels[i]), { ...procedure('final'), tfidfModel: finalTfidf }));
+    const attributesFitted = attributeSets.map((a) =>
+      runs(() =>
+        trainModel(a.idx.map((i) => finalRows[i]!), a.labels, {
+          ...procedure(`attribute ${a.name}`),
+          tfidfModel: finalTfidf,
+          selectionFolds: opts.selectionFolds === 'auto' ? (a.idx.length <= AUTO_FOLDS_MAX_ROWS ? 5 : 0) : opts.selectionFolds,
+        }),
+      ),
+    );
     // Stratified on the full paths, the top-level model's held-out rows are the main model's: they calibrate together.
-    const finalTop = topLevels ? runs(() => trainModel(finalIdx.map((i) => rows[i]), finalIdx.map((i) => topLevels[i]), { ...procedure('final, top level'), strata: finalIdx.map((i) => labels[i]) })) : null;
+    const finalTop = topLevels ? runs(() => trainModel(finalRows, finalIdx.map((i) => topLevels[i]), { ...procedure('final, top level'), strata: finalIdx.map((i) => labels[i]), tfidfModel: finalTfidf })) : null;
     let scored: (SplitMetrics & { probs: Float64Array }) | null;
-    [scored, model, topModel] = await Promise.all([validating ?? Promise.resolve(null), final, finalTop]);
+    [scored, model, topModel, attributeModels] = await Promise.all([validating ?? Promise.resolve(null), final, finalTop, Promise.all(attributesFitted)]);
     if (scored) {
       const { probs, ...figures } = scored;
       validation = figures;
@@ -494,20 +603,7 @@ export async function trainCommand(opts: TrainOptions): Promise<TrainSummary> {
     const curves = s.heldOut.map((c) => `${c.logLoss.map((l) => l.toFixed(3)).join(' ')} on ${c.rows} rows`).join('; ');
     log(`${h.name} head: support head (${h.head.support!.values.length.toLocaleString('en')} term–class weights), ${s.epochs} epochs chosen by held-out log-loss per epoch (${curves})`);
   }
-  if (model.selection && model.heads.every((h) => !h.support)) {
-    const sel = model.selection;
-    if (sel.fused) {
-      log(`fusion weights chosen on ${sel.rows} held-out rows: ${sel.heads.map((h) => `${h.name} ${h.weight.toFixed(2)} (C ${h.C}; alone: macro-F1 ${h.macroF1.toFixed(4)})`).join(', ')}; fused macro-F1 ${sel.fused.macroF1.toFixed(4)}`);
-    } else if (opts.cGrid) {
-      log(`C chosen on ${sel.rows} held-out rows: ${sel.heads.map((h) => `${h.name} ${h.C}`).join(', ')}`);
-    }
-    const e = sel.early;
-    if (e) {
-      const figures = (f: { macroF1: number; logLoss: number }) => `macro-F1 ${f.macroF1.toFixed(4)}, log-loss ${f.logLoss.toFixed(4)}`;
-      const kind = e.chosen ? `early fusion${opts.fusion === 'early' ? ' (--fusion early)' : ''}` : 'late fusion';
-      log(`fusion: ${kind} for rows with text and image — on ${e.rows} held-out rows early (image block weight ${e.blockWeight}, C ${e.C}) ${figures(e.early)}, late ${figures(e.late)}${e.chosen ? '; rows missing one use its late head' : ''}`);
-    }
-  }
+  for (const line of selectionLines(model, opts)) log(line);
   if (topModel) {
     // Both models vectorised the same rows with the same settings: the bundle's one TF-IDF serves both.
     if (tfidfBlockDim(topModel.tfidf) !== tfidfBlockDim(model.tfidf)) throw new Error('internal: the top-level model saw another TF-IDF vocabulary than the main one');
@@ -515,23 +611,45 @@ export async function trainCommand(opts: TrainOptions): Promise<TrainSummary> {
   }
   const validationRows = validationProbs && holdout ? { labels: holdout.test.map((i) => labels[i]), probs: validationProbs } : null;
   const calibration = bundleCalibration(model, topModel, finalIdx.map((i) => labels[i]), opts.targetPrecision ?? [], validationRows);
+  const attributes = attributeSets.map((a, k) => {
+    const m = attributeModels[k]!;
+    const rowsOf = a.idx.map((i) => finalRows[i]!);
+    for (const line of selectionLines(m, opts, `attribute ${a.name}: `)) log(line);
+    const summary: AttributeSummary = {
+      name: a.name,
+      classes: m.classes.length,
+      rows: a.idx.length,
+      withoutValue: a.withoutValue,
+      dropped: a.dropped,
+      heads: headFits(m),
+      fusion: m.selection,
+      calibration: bundleCalibration(m, null, a.labels, opts.targetPrecision ?? [], null),
+    };
+    const part = {
+      name: a.name,
+      classes: m.classes,
+      // Every attribute head names itself (a lone head too): the bundle's layout, TF-IDF and imputation are shared.
+      heads: m.heads.map((h) => ({ ...linearBundleHead(h.head, rowsOf), spec: headSpec(h) ?? { name: h.name, kinds: h.kinds, classes: h.head.classes, weight: 1 } })),
+      ...(m.selection ? { selection: { ...m.selection } } : {}),
+      ...('none' in summary.calibration ? {} : { calibration: summary.calibration }),
+      training: {
+        rows: a.idx.length,
+        withoutValue: a.withoutValue,
+        dropped: a.dropped,
+        minCount: minAttributeCount,
+        classCounts: Object.fromEntries(m.classes.map((c) => [c, a.labels.filter((l) => l === c).length])),
+        heads: summary.heads,
+      },
+    };
+    return { summary, part };
+  });
   const bundleDir = path.resolve(opts.output);
   const blocks: FeatureBlock[] = model.blocks.map((b) => {
     if (b.kind === 'text') return { ...b, model: bundleRef(bundleDir, models.text!, textSpec!.modelPath), preprocess: { maxLength: textSpec!.maxLength, pooling: 'mean', normalize: textSpec!.normalize } };
     if (b.kind === 'image') return { ...b, model: bundleRef(bundleDir, models.image!, imageSpec!.modelPath), preprocess: imageSpec!.preprocess };
     return b;
   });
-  const fits = model.heads.map((h) => ({
-    name: h.name,
-    kind: h.support ? ('support' as const) : ('full' as const),
-    /** A support head's epochs and the held-out log-loss per epoch they were chosen by. */
-    support: h.support,
-    weight: h.weight,
-    C: h.C,
-    converged: h.head.model.converged,
-    iterations: h.head.model.iterations,
-    loss: h.head.model.loss,
-  }));
+  const fits = headFits(model);
   saveBundle(bundleDir, {
     manifest: {
       toolVersion: opts.toolVersion,
@@ -571,11 +689,12 @@ export async function trainCommand(opts: TrainOptions): Promise<TrainSummary> {
           })),
         }
       : undefined,
+    attributes: attributes.map((a) => a.part),
     means: model.means,
     tfidfJson: tfidfToJSON(model.tfidf.word),
     charTfidfJson: model.tfidf.char ? tfidfToJSON(model.tfidf.char) : null,
   });
-  for (const h of model.heads) {
+  for (const h of [...model.heads, ...attributeModels.flatMap((m) => m.heads)]) {
     if (!h.head.model.converged) log(`warning: L-BFGS stopped after ${h.head.model.iterations} iterations without converging on the ${h.name} head (${h.head.model.message}); raise --max-iter`);
   }
   return {
@@ -605,6 +724,7 @@ export async function trainCommand(opts: TrainOptions): Promise<TrainSummary> {
     fusion: model.selection,
     calibration,
     cache: cacheStats,
+    attributes: attributes.map((a) => a.summary),
     elapsedSeconds: (performance.now() - started) / 1000,
   };
 }

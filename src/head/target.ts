@@ -66,6 +66,11 @@ export interface HeadSettings {
    * top-level head set passes the full paths, so its held-out rows are the main head's and the two calibrate together.
    */
   strata?: string[];
+  /**
+   * The TF-IDF block's vectorizers, already fitted (default: fitted here on the rows trained on). A bundle's
+   * attributes use the category model's, fitted on the same rows, so one tfidf.json serves every target.
+   */
+  tfidfModel?: TfidfBlockModel;
 }
 
 export interface TrainedHead {
@@ -623,7 +628,7 @@ export async function trainModel(rows: CollectedRow[], labels: string[], setting
   const progress = settings.progress ?? silentFitProgress;
   const procedure = settings.procedure ?? 'train';
   try {
-    const tfidf = fitTfidfBlock(rows, settings);
+    const tfidf = settings.tfidfModel ?? fitTfidfBlock(rows, settings);
     const blocks = layoutBlocks(settings.features, settings.dims, tfidf);
     const means = blockMeans(rows, blocks.filter((b) => b.kind !== 'tfidf'));
     const { late, groups, grid } = procedurePlan(settings);

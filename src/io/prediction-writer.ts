@@ -22,6 +22,16 @@ export interface PredictionRecord {
   path?: RecordPath;
   /** With a target precision in effect: whether the row can be applied unseen (`accept`) or needs a person (`review`). */
   decision?: RecordDecision;
+  /** A bundle with attributes (train --attribute): each attribute's prediction by name; absent on error rows. */
+  attributes?: Record<string, RecordAttribute>;
+}
+
+/** One attribute's prediction: its value and score, its top values, and its decision where its calibration has the target. */
+export interface RecordAttribute {
+  value: string | null;
+  score: number | null;
+  top: { value: string; prob: number }[];
+  decision?: RecordDecision;
 }
 
 /** A row's accept/review decision and the target precision whose threshold made it. */
@@ -54,6 +64,13 @@ export interface RecordShape {
   paths?: boolean;
   /** A target precision's DECISION_FIELDS. */
   decision?: boolean;
+  /** The attributes the records carry (JSONL `attributes`; CSV `<name>`, `<name>_score` and, with a decision, `<name>_decision`). */
+  attributes?: string[];
+}
+
+/** An attribute's CSV columns, in order. */
+function attributeColumns(name: string, shape: RecordShape): string[] {
+  return [name, `${name}_score`, ...(shape.decision ? [`${name}_decision`] : [])];
 }
 
 /** Output format from --format or the file extension; stdout defaults to JSONL. */
@@ -75,7 +92,19 @@ export function csvHeader(keep: string[], shape: RecordShape = {}): string[] {
 }
 
 function outputFields(shape: RecordShape): string[] {
-  return [...RECORD_FIELDS, ...(shape.paths ? PATH_FIELDS : []), ...(shape.decision ? DECISION_FIELDS : [])];
+  return [...RECORD_FIELDS, ...(shape.paths ? PATH_FIELDS : []), ...(shape.decision ? DECISION_FIELDS : []), ...(shape.attributes ?? []).flatMap((a) => attributeColumns(a, shape))];
+}
+
+/** A record's attributes as JSONL writes them: every attribute of the run, nulls on an error row. */
+function attributeObject(r: PredictionRecord, names: string[], decision: boolean): Record<string, unknown> {
+  return Object.fromEntries(
+    names.map((name) => {
+      const a = r.attributes?.[name];
+      const fields: Record<string, unknown> = { value: a?.value ?? null, score: a?.score === null || a?.score === undefined ? null : round(a.score), top: (a?.top ?? []).map((t) => ({ value: t.value, prob: round(t.prob) })) };
+      if (decision) Object.assign(fields, decisionFields(a?.decision));
+      return [name, fields];
+    }),
+  );
 }
 
 /**
@@ -192,6 +221,7 @@ export class PredictionWriter {
         warnings: r.warnings,
         ...(this.shape.paths ? pathFields(r.path) : {}),
         ...(this.shape.decision ? decisionFields(r.decision) : {}),
+        ...(this.shape.attributes?.length ? { attributes: attributeObject(r, this.shape.attributes, this.shape.decision === true) } : {}),
       };
       this.keep.forEach((k, i) => (base[this.keptNames[i]!] = r.kept?.[k] ?? ''));
       return JSON.stringify(base) + '\n';
@@ -206,9 +236,14 @@ export class PredictionWriter {
         r.status,
         r.error ?? '',
         JSON.stringify(r.warnings),
-        ...[...(this.shape.paths ? Object.values(pathFields(r.path)) : []), ...(this.shape.decision ? Object.values(decisionFields(r.decision)) : [])].map((v) =>
-          v === null ? '' : typeof v === 'string' ? v : JSON.stringify(v),
-        ),
+        ...[
+          ...(this.shape.paths ? Object.values(pathFields(r.path)) : []),
+          ...(this.shape.decision ? Object.values(decisionFields(r.decision)) : []),
+          ...(this.shape.attributes ?? []).flatMap((name) => {
+            const a = r.attributes?.[name];
+            return [a?.value ?? null, a?.score === null || a?.score === undefined ? null : round(a.score), ...(this.shape.decision ? [a?.decision?.decision ?? null] : [])];
+          }),
+        ].map((v) => (v === null ? '' : typeof v === 'string' ? v : JSON.stringify(v))),
         ...this.keep.map((k) => r.kept?.[k] ?? ''),
       ],
     ]);

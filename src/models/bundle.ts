@@ -144,6 +144,30 @@ export interface BundleManifest {
   /** Temperature and decision thresholds (format 5); absent: scores are the heads' raw fused probabilities. */
   calibration?: BundleCalibration;
   training?: Record<string, unknown>;
+  /**
+   * Attributes predicted beside the category from the same features (`train --attribute`): each its own heads, fusion
+   * and calibration over the bundle's layout, TF-IDF and imputation. An additive field: older tools ignore it and
+   * predict the category as before; bundles without it have no attributes.
+   */
+  attributes?: AttributeSpec[];
+}
+
+/** One attribute of a bundle (manifest `attributes`): the column it was trained on, its classes, heads and calibration. */
+export interface AttributeSpec {
+  /** The catalog column (eval and check read their labels from it) and the name run's records use. */
+  name: string;
+  classes: string[];
+  fusion: { method: 'log-linear'; heads: HeadSpec[]; selection?: Record<string, unknown> };
+  calibration?: BundleCalibration;
+  training?: Record<string, unknown>;
+}
+
+/** An attribute ready to score: its heads checked against the layout. */
+export interface BundleAttribute {
+  name: string;
+  classes: string[];
+  heads: BundleHead[];
+  calibration: BundleCalibration | null;
 }
 
 /** A head ready to load: its file and where its input comes from in the full feature vector. */
@@ -169,6 +193,8 @@ export interface ModelBundle {
   means: Map<FeatureBlock['kind'], Float32Array>;
   /** Total classifier input width. */
   width: number;
+  /** The attributes predicted beside the category (manifest `attributes`), in manifest order; empty when none. */
+  attributes: BundleAttribute[];
 }
 
 function fail(dir: string, what: string): never {
@@ -229,6 +255,7 @@ export function loadBundle(location: string): ModelBundle {
     if (topSpec.classes.some((c) => !tops.has(c))) fail(dir, 'manifest.json paths.top classes must be the top levels of the classes');
     top = { classes: topSpec.classes, heads: checkedHeads(dir, m as BundleManifest, topSpec.heads, topSpec.classes, fail) };
   }
+  const attributes = bundleAttributes(dir, m as BundleManifest);
   const means = new Map<FeatureBlock['kind'], Float32Array>();
   const imp = readJsonFile(dir, m.imputation?.file ?? 'imputation.json') as { means?: Record<string, number[]> };
   for (const b of m.features.filter(isEncoderBlock)) {
@@ -251,7 +278,7 @@ export function loadBundle(location: string): ModelBundle {
   if (tfidfBlock && tfidfModels && tfidfBlockDim(tfidfModels) !== tfidfBlock.dim) {
     fail(dir, `the tfidf block is ${tfidfBlock.dim} wide but the TF-IDF files have ${tfidfBlockDim(tfidfModels)} terms`);
   }
-  return { dir, manifest: m as BundleManifest, heads, top, tfidf, tfidfBlock: tfidfModels, means, width };
+  return { dir, manifest: m as BundleManifest, heads, top, tfidf, tfidfBlock: tfidfModels, means, width, attributes };
 }
 
 /**
@@ -281,6 +308,24 @@ function checkCalibration(dir: string, c: Partial<BundleCalibration>, top: boole
     curve.thresholds.every((t, j) => typeof t === 'number' && (j === 0 || t < curve.thresholds[j - 1]!));
   if (!ok) fail(dir, 'manifest.json calibration.curve must list descending thresholds with rising accepted counts and correct ≤ accepted');
   if (!Array.isArray(c.targets)) fail(dir, 'manifest.json calibration.targets must be a list');
+}
+
+/** A manifest's attributes, each checked like the category: classes, calibration, and heads against the layout. */
+function bundleAttributes(dir: string, m: BundleManifest): BundleAttribute[] {
+  if (m.attributes === undefined) return [];
+  if (!Array.isArray(m.attributes)) fail(dir, 'manifest.json attributes must be a list');
+  const names = new Set<string>();
+  return m.attributes.map((a) => {
+    if (typeof a?.name !== 'string' || a.name.trim() === '') fail(dir, 'manifest.json attributes need a name each');
+    if (names.has(a.name)) fail(dir, `attribute '${a.name}' listed twice`);
+    names.add(a.name);
+    if (!Array.isArray(a.classes) || a.classes.length < 2 || a.classes.some((c) => typeof c !== 'string') || new Set(a.classes).size !== a.classes.length) {
+      fail(dir, `attribute '${a.name}' must list at least two distinct classes`);
+    }
+    if (a.fusion?.method !== 'log-linear' || !Array.isArray(a.fusion.heads) || a.fusion.heads.length === 0) fail(dir, `attribute '${a.name}' must have log-linear fusion heads`);
+    if (a.calibration !== undefined) checkCalibration(dir, a.calibration, false);
+    return { name: a.name, classes: a.classes, heads: checkedHeads(dir, m, a.fusion.heads, a.classes, fail), calibration: a.calibration ?? null };
+  });
 }
 
 /** The heads a manifest names (the fusion's, or its single classifier over every block), checked against the layout. */
@@ -343,7 +388,7 @@ export type BundleHeadPart = ({ onnx: Uint8Array } | { linear: LinearHead; pruni
 };
 
 export interface BundleParts {
-  manifest: Omit<BundleManifest, 'format' | 'formatVersion' | 'classifier' | 'imputation' | 'tfidf' | 'fusion'> & { tfidf: boolean };
+  manifest: Omit<BundleManifest, 'format' | 'formatVersion' | 'classifier' | 'imputation' | 'tfidf' | 'fusion' | 'attributes'> & { tfidf: boolean };
   /** One head over every block (classifier.bin / classifier.onnx), or per-modality heads with their fusion weights. */
   heads: BundleHeadPart[];
   fusionSelection?: Record<string, unknown>;
@@ -353,6 +398,8 @@ export interface BundleParts {
   charTfidfJson?: unknown | null;
   /** A path bundle's top-level head set (manifest `paths.top`; files `top-…`). */
   topLevel?: { classes: string[]; heads: BundleHeadPart[] };
+  /** Attributes (manifest `attributes`; files `attribute-<i>-head-…`): every head with its spec. */
+  attributes?: { name: string; classes: string[]; heads: BundleHeadPart[]; selection?: Record<string, unknown>; calibration?: BundleCalibration; training?: Record<string, unknown> }[];
 }
 
 /** Whether a layout's image block is preprocessed the fast way (format 6). */
@@ -392,6 +439,15 @@ export function saveBundle(location: string, parts: BundleParts): void {
       },
     };
   }
+  const attributes: AttributeSpec[] | undefined = !parts.attributes?.length
+    ? undefined
+    : parts.attributes.map((a, i) => ({
+      name: a.name,
+      classes: a.classes,
+      fusion: { method: 'log-linear' as const, heads: a.heads.map((h) => ({ ...h.spec!, ...writeHead(h, `attribute-${i}-head-${h.spec!.name}`) })), ...(a.selection ? { selection: a.selection } : {}) },
+      ...(a.calibration ? { calibration: a.calibration } : {}),
+      ...(a.training ? { training: a.training } : {}),
+    }));
   const manifest: BundleManifest = {
     format: BUNDLE_FORMAT,
     formatVersion: parts.heads.some((h) => h.spec?.route !== undefined) ? 7 : fastImages(rest.features) ? 6 : rest.calibration ? 5 : rest.paths ? 4 : linear ? 3 : fused || parts.charTfidfJson ? 2 : 1,
@@ -401,6 +457,7 @@ export function saveBundle(location: string, parts: BundleParts): void {
       : { classifier: entries[0]! }),
     imputation: { file: 'imputation.json' },
     tfidf: tfidf ? { file: 'tfidf.json', ...(parts.charTfidfJson ? { charFile: 'tfidf-char.json' } : {}) } : null,
+    ...(attributes ? { attributes } : {}),
   };
   if (parts.charTfidfJson) fs.writeFileSync(path.join(dir, 'tfidf-char.json'), JSON.stringify(parts.charTfidfJson) + '\n');
   const means = Object.fromEntries(Object.entries(parts.means).map(([k, v]) => [k, Array.from(v, (x) => Math.fround(x))]));

@@ -3,9 +3,9 @@
 // through a micro-batcher.
 // `run` writes what it returns; `eval` scores it against labels. Same code, so eval measures what run ships.
 import type { CatalogRow } from '../io/catalog-reader.js';
-import type { PredictionRecord, RecordDecision } from '../io/prediction-writer.js';
+import type { PredictionRecord, RecordAttribute, RecordDecision } from '../io/prediction-writer.js';
 import { applyTopLabel, type Decision } from '../head/calibration.js';
-import type { BundleHead, FeatureBlock, ModelBundle } from '../models/bundle.js';
+import type { BundleAttribute, BundleHead, FeatureBlock, ModelBundle } from '../models/bundle.js';
 import { fuseHeads, headInput } from '../head/fusion.js';
 import { LinearClassifier, type Classifier, topClasses } from '../head/classifier.js';
 import { topTags, topTagsOfRow } from '../head/tfidf.js';
@@ -14,6 +14,13 @@ import { MicroBatcher } from './micro-batcher.js';
 import type { OpenEncoders } from './encoders.js';
 import { oneLine } from '../errors.js';
 import { Taxonomy, type PathAnswer } from '../head/taxonomy.js';
+
+/** An attribute as the predictor runs it: the bundle's attribute, its loaded heads, and its accept/review threshold if any. */
+export interface PredictorAttribute {
+  attribute: BundleAttribute;
+  classifiers: Classifier[];
+  decision?: Decision;
+}
 
 export interface PredictorOptions extends FeatureOptions {
   topN: number;
@@ -55,6 +62,8 @@ export interface Prediction {
   probs: Float32Array | null;
   /** Per head (by name), its own probabilities over the bundle's classes, or null when the row lacks its modality. */
   heads: Record<string, Float32Array | null>;
+  /** Per attribute run (by name): its calibrated probabilities (its classes' order) and each head's alone; absent for an error row. */
+  attributes: Record<string, { probs: Float32Array; heads: Record<string, Float32Array | null> }>;
   /**
    * A calibrated bundle's probabilities before calibration (eval's before/after figures), else `probs`; computed
    * when asked, so run does not fuse every row twice.
@@ -81,6 +90,8 @@ export class Predictor {
   /** Calibration temperatures of the main and the top-level head sets (1: a bundle without calibration). */
   private readonly temperature: number;
   private readonly topTemperature: number;
+  /** The attributes this run predicts (all the bundle's, or --attributes), each with its heads. */
+  private readonly attributes: { attribute: BundleAttribute; runners: HeadRunner[]; decision?: Decision }[];
 
   constructor(
     private readonly bundle: ModelBundle,
@@ -88,6 +99,7 @@ export class Predictor {
     classifiers: Classifier[],
     topClassifiers: Classifier[],
     private readonly opts: PredictorOptions,
+    attributes: PredictorAttribute[] = [],
   ) {
     this.layout = bundleLayout(bundle);
     this.temperature = bundle.manifest.calibration?.temperature ?? 1;
@@ -98,6 +110,12 @@ export class Predictor {
     this.extractor = new FeatureExtractor(bundle.manifest.features, encoders.text, encoders.image, { ...opts, decoder: encoders.decoder }, bundle.tfidfBlock);
     this.heads = bundle.heads.map((head, h) => this.runner(head, classifiers[h]));
     this.topHeads = (bundle.top?.heads ?? []).map((head, h) => this.runner(head, topClassifiers[h]));
+    this.attributes = attributes.map((a) => ({ attribute: a.attribute, runners: a.attribute.heads.map((head, h) => this.runner(head, a.classifiers[h]!)), decision: a.decision }));
+  }
+
+  /** The attributes predicted (their names, in bundle order). */
+  get attributeNames(): string[] {
+    return this.attributes.map((a) => a.attribute.name);
   }
 
   /** Linear heads score the row at once; ONNX heads take the dense layout through a micro-batcher. */
@@ -126,7 +144,7 @@ export class Predictor {
   /** Sends partial batches now (end of input). */
   flush(): void {
     this.extractor.flush();
-    for (const h of [...this.heads, ...this.topHeads]) h.flush?.();
+    for (const h of [...this.heads, ...this.topHeads, ...this.attributes.flatMap((a) => a.runners)]) h.flush?.();
   }
 
   /** The row's top-k tags; the TF-IDF block row already holds the tags' word part when the block has one. */
@@ -155,7 +173,7 @@ export class Predictor {
       };
       // An error row is for review (decide() says so): a person looks at it.
       if (decision) record.decision = decide(record, decision);
-      return { record, probs: null, heads: {}, rawProbs: () => null };
+      return { record, probs: null, heads: {}, attributes: {}, rawProbs: () => null };
     };
     if (!f.ok) return failed(f.error ?? 'unknown error');
     try {
@@ -175,7 +193,7 @@ export class Predictor {
             return { classes: head.classes, weight: head.weight, probs: present ? await score(f, x) : null, routed };
           }),
         );
-      const [outputs, topOutputs] = await Promise.all([scored(this.heads), scored(this.topHeads)]);
+      const [outputs, topOutputs, attributeOutputs] = await Promise.all([scored(this.heads), scored(this.topHeads), Promise.all(this.attributes.map((a) => scored(a.runners)))]);
       const routedOnly = (os: typeof outputs) => os.map((o) => (o.routed ? o : { ...o, probs: null }));
       const fusedOutputs = routedOnly(outputs);
       const fusedTop = routedOnly(topOutputs);
@@ -203,7 +221,21 @@ export class Predictor {
       }
       const record: PredictionRecord = { id: row.id, ...answer, top_categories: top, tags, status: 'ok', error: null, warnings, kept };
       if (decision) record.decision = decide(record, decision);
-      return { record, probs, heads, rawProbs };
+      // Each attribute as the category: its routed heads fused, at its temperature, then its top-label scaling.
+      const attributes: Prediction['attributes'] = {};
+      this.attributes.forEach(({ attribute, decision }, k) => {
+        const os = attributeOutputs[k]!;
+        const c = attribute.calibration;
+        let p = fuseHeads(routedOnly(os), attribute.classes, c?.temperature ?? 1);
+        if (!p) return;
+        if (c?.topLabel) p = applyTopLabel(p, c.topLabel, new Float32Array(p.length));
+        const ranked = topClasses(p, attribute.classes, this.opts.topN);
+        const value: RecordAttribute = { value: ranked[0]!.category, score: ranked[0]!.prob, top: ranked.map((t) => ({ value: t.category, prob: t.prob })) };
+        if (decision) value.decision = { decision: value.score! >= decision.threshold ? 'accept' : 'review', target: decision.target };
+        (record.attributes ??= {})[attribute.name] = value;
+        attributes[attribute.name] = { probs: p, heads: Object.fromEntries(attribute.heads.map((head, h) => [head.name, os[h]!.probs ? fuseHeads([os[h]!], attribute.classes) : null])) };
+      });
+      return { record, probs, heads, attributes, rawProbs };
     } catch (err) {
       return failed(`classifier_failed: ${oneLine(err)}`);
     }
