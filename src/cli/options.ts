@@ -101,3 +101,22 @@ export function targetPrecisionMinimums(value: string, previous: { target: numbe
     ([t, precision]) => ({ target: t, precision }),
   );
 }
+
+/** A minimum for the category (`0.9`) and/or named attributes (`colour:0.6`): --min-accuracy and --min-macro-f1 of eval. */
+export interface TargetMinimums {
+  category?: number;
+  attributes: { attribute: string; min: number }[];
+}
+
+/** "x" (the category) or "attribute:x", comma-separated and/or repeated; a target given twice keeps its last minimum. */
+export function targetMinimums(value: string, previous: TargetMinimums = { attributes: [] }): TargetMinimums {
+  const out: TargetMinimums = { category: previous.category, attributes: [...previous.attributes] };
+  for (const part of value.split(',').map((p) => p.trim())) {
+    const m = /^(?:([^:]+?)\s*:\s*)?(\S+)$/.exec(part);
+    const min = m ? share(m[2]!) : null;
+    if (!m || min === null) throw new InvalidArgumentError(`expected a minimum from 0 to 1 (the category's, e.g. 0.9) or attribute:minimum (e.g. colour:0.6), got '${part}'.`);
+    if (m[1] === undefined) out.category = min;
+    else out.attributes = [...out.attributes.filter((a) => a.attribute !== m[1]), { attribute: m[1], min }];
+  }
+  return out;
+}

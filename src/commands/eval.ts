@@ -3,13 +3,13 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import pLimit from 'p-limit';
-import { labelledRows, type CatalogRow } from '../io/catalog-reader.js';
+import { labelledRows, resolveColumn, type CatalogRow } from '../io/catalog-reader.js';
 import { topClasses } from '../head/classifier.js';
 import { orderedMap } from '../pipeline/ordered-map.js';
 import { openBundleSession, type BundleRunOptions } from '../pipeline/bundle-session.js';
 import { silentProgress, type ProgressReporter } from '../pipeline/progress.js';
 import { computeMetrics, mostConfusedPairs, type EvalMetrics } from '../report/metrics.js';
-import { formatAblationTable, formatCalibrationTable, formatMetricsTable, formatPathTable } from '../report/table.js';
+import { formatAblationTable, formatAttributeTable, formatCalibrationTable, formatMetricsTable, formatPathTable } from '../report/table.js';
 import { PathMetricsAccumulator, type PathMetrics } from '../report/path-metrics.js';
 import { Taxonomy, canonicalPath } from '../head/taxonomy.js';
 import { UsageError } from '../errors.js';
@@ -27,6 +27,8 @@ export interface EvalOptions extends BundleRunOptions {
   minHf?: number;
   /** Path bundles: exit 3 when accuracy at a level is below its minimum (level 1 = top). */
   minLevelAccuracy?: { level: number; share: number }[];
+  /** Attribute gates (--min-accuracy / --min-macro-f1 NAME:X): exit 3 when the attribute's figure is below its minimum. */
+  attributeGates?: AttributeGate[];
   /** Exit 3 when, at a target's threshold (resolveDecision: run --target-precision's), the accepted rows' precision is below its minimum. */
   minPrecisionAt?: PrecisionGate[];
   /** Also score each modality head alone (text-only, image-only) on the same embeddings. */
@@ -53,8 +55,26 @@ export interface EvalResult {
   blankedTitles: number;
   /** Calibration figures (before/after for a calibrated bundle), the precision–coverage curve and each target's decisions. */
   calibration: CalibrationReport;
+  /** The bundle's attributes whose column the catalog has, side by side with the category. */
+  attributes: AttributeEval[];
   /** One line per failed quality gate (--min-accuracy, --min-macro-f1, --min-precision-at …); empty when all pass. */
   gateFailures: string[];
+}
+
+/** A quality gate on one attribute's figure (eval --min-macro-f1 colour:0.6). */
+export interface AttributeGate {
+  attribute: string;
+  metric: 'accuracy' | 'macroF1';
+  min: number;
+}
+
+/** One attribute judged against its column: rows with a value, its metrics, and with --ablation each head alone. */
+export interface AttributeEval {
+  name: string;
+  /** Rows skipped for an empty value in the attribute's column. */
+  emptyLabel: number;
+  metrics: EvalMetrics;
+  ablation: AblationVariant[] | null;
 }
 
 export interface AblationVariant {
@@ -98,7 +118,17 @@ async function thumbnails(
 export async function evalCommand(opts: EvalOptions): Promise<EvalResult> {
   const log = opts.log ?? (() => {});
   const progress = opts.progress ?? silentProgress;
-  const { bundle, catalog, predictor, cache, close } = await openBundleSession(opts, { extra: [opts.labelColumn], topN: 3, topKTags: 0 });
+  const { bundle, catalog, predictor, cache, close, attributes: predicted } = await openBundleSession(opts, { extra: [opts.labelColumn], attributeColumns: true, topN: 3, topKTags: 0 });
+  // The attributes judged: those predicted whose column the catalog has; a gate on any other is a usage error.
+  const judged = predicted.filter((a) => resolveColumn(catalog.header, a.name) >= 0);
+  for (const a of predicted.filter((a) => !judged.includes(a))) log(`attribute ${a.name}: the catalog has no '${a.name}' column, not judged`);
+  const badGate = (opts.attributeGates ?? []).find((g) => !judged.some((a) => a.name === g.attribute));
+  if (badGate) {
+    await close();
+    const known = bundle.attributes.map((a) => a.name);
+    throw new UsageError(`--min-${badGate.metric === 'macroF1' ? 'macro-f1' : 'accuracy'} ${badGate.attribute}:${badGate.min}: ${known.includes(badGate.attribute) ? `the catalog has no '${badGate.attribute}' column (or --attributes left it out)` : `the bundle has no attribute '${badGate.attribute}'${known.length ? ` (it has ${known.join(', ')})` : ''}`}`, 'usage');
+  }
+  const attributeRows = judged.map((a) => ({ a, yTrue: [] as string[], yPred: [] as (string | null)[], ranked: [] as string[][], heads: [] as Record<string, Float32Array | null>[], emptyLabel: 0 }));
   const pathSpec = bundle.manifest.paths;
   if (!pathSpec && (opts.minHf !== undefined || opts.minLevelAccuracy?.length)) {
     await close();
@@ -143,6 +173,18 @@ export async function evalCommand(opts: EvalOptions): Promise<EvalResult> {
         const score = p.record.status !== 'ok' ? null : p.record.path ? p.record.path.full_path_score : p.record.score;
         rowInfo.push({ id: row.id, title: row.title, score, image: row.image });
         if (opts.ablation) headProbs.push(p.heads);
+        for (const at of attributeRows) {
+          const label = row.extra[at.a.name]!.trim();
+          if (label === '') {
+            at.emptyLabel++;
+            continue;
+          }
+          const r = p.record.attributes?.[at.a.name];
+          at.yTrue.push(label);
+          at.yPred.push(r?.value ?? null);
+          at.ranked.push((r?.top ?? []).map((t) => t.value));
+          if (opts.ablation) at.heads.push(p.attributes[at.a.name]?.heads ?? {});
+        }
         if (p.record.status === 'error') errors++;
         progress.update({ rows: yTrue.length, errors, warnings: 0, bytesRead: catalog.bytesRead(), totalBytes });
       },
@@ -168,17 +210,20 @@ export async function evalCommand(opts: EvalOptions): Promise<EvalResult> {
   if (opts.ablation) {
     const names = bundle.heads.map((h) => h.name);
     if (names.length < 2) log(`--ablation: this bundle has one head (${names[0]}), nothing to take apart; train with text and image features and --fusion late`);
-    ablation = [
-      // Each head is scored on the rows that have its modality (the others it cannot see at all).
-      ...(names.length < 2 ? [] : names).map((name) => {
-        const idx = headProbs.flatMap((h, i) => (h[name] ? [i] : []));
-        const top = idx.map((i) => topClasses(headProbs[i][name]!, classes, 3).map((t) => t.category));
-        const m = computeMetrics({ yTrue: idx.map((i) => yTrue[i]), yPred: top.map((t) => t[0]), ranked: top, modelClasses: classes });
-        return { name, predicted: idx.length, metrics: m };
-      }),
-      { name: 'fused', predicted: yPred.filter((p) => p !== null).length, metrics },
-    ];
+    ablation = ablationVariants(names, headProbs, yTrue, yPred, classes, metrics);
   }
+  const attributes: AttributeEval[] = attributeRows.map((at) => {
+    const m = computeMetrics({ yTrue: at.yTrue, yPred: at.yPred, ranked: at.ranked, modelClasses: at.a.classes });
+    if (at.emptyLabel > 0) log(`attribute ${at.a.name}: ${at.emptyLabel} rows without a value were skipped`);
+    if (m.unseenLabels.length > 0) log(`attribute ${at.a.name}: values the bundle does not know (counted as errors): ${m.unseenLabels.map((u) => `${u.label} (${u.count})`).join(', ')}`);
+    const ab = opts.ablation ? ablationVariants(at.a.heads.map((h) => h.name), at.heads, at.yTrue, at.yPred, at.a.classes, m) : null;
+    return { name: at.a.name, emptyLabel: at.emptyLabel, metrics: m, ablation: ab };
+  });
+  const attributeFusion = (name: string) => {
+    const a = judged.find((x) => x.name === name)!;
+    const spec = bundle.manifest.attributes?.find((x) => x.name === name);
+    return { heads: a.heads.map((h) => ({ name: h.name, weight: h.weight, ...(h.route ? { route: h.route } : {}) })), selection: spec?.fusion.selection ?? null };
+  };
   const pairRows = mostConfusedPairs(metrics, PAIRS_IN_REPORT).map((pair) => ({
     pair,
     rows: rowInfo.flatMap((_, i) => (yTrue[i] === pair.trueLabel && yPred[i] === pair.predLabel ? [i] : [])).slice(0, EXAMPLES_PER_PAIR),
@@ -189,7 +234,7 @@ export async function evalCommand(opts: EvalOptions): Promise<EvalResult> {
   const lowConfidence: LowConfidenceRow[] = lowRows.map((i) => ({ ...example(i), score: rowInfo[i].score!, trueLabel: yTrue[i], predLabel: yPred[i]! }));
   const meta = { model: path.resolve(opts.model), input: opts.input === '-' ? 'stdin' : path.resolve(opts.input), createdAt: new Date().toISOString(), toolVersion: opts.toolVersion };
   const fusion = bundle.manifest.fusion ? { heads: bundle.heads.map((h) => ({ name: h.name, weight: h.weight, ...(h.route ? { route: h.route } : {}), ...(h.blockWeight !== undefined ? { blockWeight: h.blockWeight } : {}) })), selection: bundle.manifest.fusion.selection ?? null } : null;
-  if (opts.json) fs.writeFileSync(opts.json, JSON.stringify({ ...meta, emptyLabel, blankedTitles, metrics, paths, calibration, ablation, fusion, mostConfused: pairs, lowConfidence }, null, 2) + '\n');
+  if (opts.json) fs.writeFileSync(opts.json, JSON.stringify({ ...meta, emptyLabel, blankedTitles, metrics, paths, calibration, ablation, fusion, mostConfused: pairs, lowConfidence, attributes: attributes.map((a) => ({ ...a, fusion: attributeFusion(a.name) })) }, null, 2) + '\n');
   if (opts.report) {
     // Thumbnails only for the rows the report shows, read again after the run (a few dozen): the report is one file.
     const thumbs = await thumbnails(
@@ -198,7 +243,7 @@ export async function evalCommand(opts: EvalOptions): Promise<EvalResult> {
     );
     const confusedExamples = pairRows.map(({ pair, rows }) => ({ ...pair, examples: rows.map((i) => ({ ...example(i), thumbnail: thumbs.get(i) ?? null })) }));
     const low = lowConfidence.map((r, k) => ({ ...r, thumbnail: thumbs.get(lowRows[k]) ?? null }));
-    fs.writeFileSync(opts.report, renderEvalReport({ metrics, paths, calibration, confusedExamples, lowConfidence: low, meta, ablation, fusion }));
+    fs.writeFileSync(opts.report, renderEvalReport({ metrics, paths, calibration, confusedExamples, lowConfidence: low, meta, ablation, fusion, attributes: attributes.map((a) => ({ ...a, fusion: attributeFusion(a.name) })) }));
   }
   const gateFailures: string[] = [];
   if (opts.minAccuracy !== undefined && metrics.accuracy < opts.minAccuracy) {
@@ -216,12 +261,33 @@ export async function evalCommand(opts: EvalOptions): Promise<EvalResult> {
     else if (at.accuracy < min) gateFailures.push(`level ${level} accuracy ${at.accuracy.toFixed(4)} is below --min-level-accuracy ${level}:${min}`);
   }
   gateFailures.push(...precisionGateFailures(calibration));
+  for (const g of opts.attributeGates ?? []) {
+    const m = attributes.find((a) => a.name === g.attribute)!.metrics;
+    const value = g.metric === 'accuracy' ? m.accuracy : m.macroF1;
+    const flag = g.metric === 'accuracy' ? '--min-accuracy' : '--min-macro-f1';
+    if (value < g.min) gateFailures.push(`${g.attribute} ${g.metric === 'accuracy' ? 'accuracy' : 'macro-F1'} ${value.toFixed(4)} is below ${flag} ${g.attribute}:${g.min}`);
+  }
   const table =
     formatMetricsTable(metrics, { color: opts.color, pathLabels: paths !== null }) +
     (paths ? '\n\n' + formatPathTable(paths) : '') +
     '\n\n' + formatCalibrationTable(calibration) +
-    (ablation && ablation.length > 1 ? '\n\n' + formatAblationTable(ablation) : '');
-  return { metrics, paths, emptyLabel, ablation, blankedTitles, calibration, table, gateFailures };
+    (ablation && ablation.length > 1 ? '\n\n' + formatAblationTable(ablation) : '') +
+    (attributes.length > 0 ? '\n\n' + formatAttributeTable(metrics, attributes) : '') +
+    attributes.map((a) => (a.ablation && a.ablation.length > 1 ? `\n\nattribute ${a.name}: ` + formatAblationTable(a.ablation) : '')).join('');
+  return { metrics, paths, emptyLabel, ablation, blankedTitles, calibration, table, gateFailures, attributes };
+}
+
+/** --ablation: each head alone, on the rows that have its modality (it cannot see the others at all), then fused. */
+function ablationVariants(names: string[], headProbs: Record<string, Float32Array | null>[], yTrue: string[], yPred: (string | null)[], classes: string[], fused: EvalMetrics): AblationVariant[] {
+  return [
+    ...(names.length < 2 ? [] : names).map((name) => {
+      const idx = headProbs.flatMap((h, i) => (h[name] ? [i] : []));
+      const top = idx.map((i) => topClasses(headProbs[i]![name]!, classes, 3).map((t) => t.category));
+      const m = computeMetrics({ yTrue: idx.map((i) => yTrue[i]!), yPred: top.map((t) => t[0]!), ranked: top, modelClasses: classes });
+      return { name, predicted: idx.length, metrics: m };
+    }),
+    { name: 'fused', predicted: yPred.filter((p) => p !== null).length, metrics: fused },
+  ];
 }
 
 /** Rows with the title blanked for the picked share (--blank-titles), counted through `onBlank`. */

@@ -16,6 +16,8 @@ export interface ColumnOptions {
   require: { text: boolean; image: boolean };
   /** Extra columns to carry through (keep-columns, labels); each must exist. */
   extra: string[];
+  /** Extra columns carried through when the file has them (a bundle's attribute labels in eval and check). */
+  optional?: string[];
 }
 
 export interface CatalogRow {
@@ -89,7 +91,8 @@ async function peekFirstLine(stream: NodeJS.ReadableStream): Promise<{ head: Buf
   return { head, line, rest: it as AsyncIterator<Buffer> };
 }
 
-function resolveColumn(header: string[], name: string): number {
+/** The column's index in the header (exact name first, then ignoring case), or -1. */
+export function resolveColumn(header: string[], name: string): number {
   const exact = header.indexOf(name);
   if (exact >= 0) return exact;
   const lower = name.toLowerCase();
@@ -175,6 +178,10 @@ export async function openCatalog(source: string, opts: OpenCatalogOptions): Pro
     if (i < 0) throw missingColumn('requested', [name], header, 'the column flags');
     return [name, i] as const;
   });
+  for (const name of col.optional ?? []) {
+    const i = resolveColumn(header, name);
+    if (i >= 0 && !col.extra.includes(name)) extraIdx.push([name, i] as const);
+  }
 
   async function* rows(): AsyncGenerator<CatalogRow> {
     let index = 0;

@@ -60,6 +60,8 @@ export interface BundleSession {
   predictor: Predictor;
   /** The accept/review threshold in effect (resolveDecision), or null: records carry no decision. */
   decision: Decision | null;
+  /** The attributes predicted (all the bundle's, or --attributes). */
+  attributes: BundleAttribute[];
   cache: EmbedCache | undefined;
   close(): Promise<void>;
 }
@@ -96,7 +98,7 @@ export function attributeDecision(attribute: BundleAttribute, decision: Decision
  */
 export async function openBundleSession(
   opts: BundleRunOptions,
-  spec: { extra: string[]; topN: number; topKTags: number; beforeCatalog?: (bundle: ModelBundle, decision: Decision | null) => Promise<void> | void },
+  spec: { extra: string[]; /** Read each predicted attribute's column too, when the catalog has it (eval, check). */ attributeColumns?: boolean; topN: number; topKTags: number; beforeCatalog?: (bundle: ModelBundle, decision: Decision | null) => Promise<void> | void },
 ): Promise<BundleSession> {
   const bundle = loadBundle(opts.model);
   const decision = resolveDecision(bundle.manifest.calibration, opts.targetPrecision, opts.model);
@@ -105,7 +107,7 @@ export async function openBundleSession(
   // A model missing from the cache fails here, before a byte of the catalog (maybe stdin) is read.
   const requests = await resolveBundleModels(bundle, bundle.manifest.features.filter(isEncoderBlock), opts, opts.models);
   const catalog = await openCatalog(opts.input, {
-    columns: { ...opts.columns, require: bundleInputs(bundle), extra: spec.extra },
+    columns: { ...opts.columns, require: bundleInputs(bundle), extra: spec.extra, optional: spec.attributeColumns ? attributes.map((a) => a.name) : [] },
     delimiter: opts.delimiter,
     stdin: opts.stdin,
   });
@@ -141,6 +143,7 @@ export async function openBundleSession(
     encoders,
     predictor,
     decision,
+    attributes,
     cache,
     close: async () => {
       // The cache first: its queued writes are the work of this run, worth keeping even if a model fails to close.

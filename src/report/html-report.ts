@@ -55,6 +55,25 @@ export interface EvalReportInput {
   ablation?: readonly { name: string; predicted: number; metrics: EvalMetrics }[] | null;
   /** The bundle's fusion weights and how they were chosen. */
   fusion?: { heads: { name: string; weight: number }[]; selection: Record<string, unknown> | null } | null;
+  /** The bundle's attributes judged against their columns: one section each (headline, ablation, per class, confusion). */
+  attributes?: readonly AttributeReportSection[];
+}
+
+export interface AttributeReportSection {
+  name: string;
+  metrics: EvalMetrics;
+  ablation: readonly { name: string; predicted: number; metrics: EvalMetrics }[] | null;
+  fusion: EvalReportInput['fusion'];
+}
+
+/** An attribute's section: its figures as the category's, under its own heading. */
+function attributeSection(a: AttributeReportSection): string {
+  const id = `attribute-${a.name.replace(/[^A-Za-z0-9_-]/g, '_')}`;
+  return (
+    `<section id="${escapeHtml(id)}"><h2>Attribute: ${escapeHtml(a.name)}</h2>\n${headline(a.metrics)}\n` +
+    (a.ablation && a.ablation.length > 1 ? `<h3>Ablation: each modality alone and fused</h3>\n${ablationSection(a.ablation, a.fusion)}\n` : '') +
+    `<h3>Per value</h3>\n${classTable(a.metrics)}\n<h3>Confusion matrix</h3>\n${heatmap(a.metrics)}</section>`
+  );
 }
 
 const ENTITIES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
@@ -594,6 +613,7 @@ ${heatmap(m)}
 <h2>Most confused pairs</h2>
 ${pairs(input.confusedExamples)}
 ${input.lowConfidence ? `<h2>Least confident rows</h2>\n${lowConfidenceSection(input.lowConfidence)}` : ''}
+${(input.attributes ?? []).map(attributeSection).join('\n')}
 </main>
 <footer>Precision, recall and F1 follow scikit-learn with zero_division=0 over the labels that occur as true or predicted
 labels; macro F1 is their unweighted mean, weighted F1 their support-weighted mean.</footer>

@@ -175,6 +175,13 @@ function grid(head: string[], rows: string[][]): string[] {
 }
 
 /** eval --ablation: one line per variant (each head alone, then fused), the same figures side by side. */
+/** The category and each attribute side by side (eval with an attribute bundle). */
+export function formatAttributeTable(category: EvalMetrics, attributes: readonly { name: string; metrics: EvalMetrics }[]): string {
+  const head = ['target', 'rows', 'labels', 'accuracy', 'macro F1', 'weighted F1', 'top-3'];
+  const row = (name: string, m: EvalMetrics) => [name, String(m.n), String(m.confusion.labels.length), pct(m.accuracy), m.macroF1.toFixed(4), m.weightedF1.toFixed(4), pct(m.top3Accuracy)];
+  return ['Category and attributes (each attribute over the rows with a value in its column)', ...grid(head, [row('category', category), ...attributes.map((a) => row(a.name, a.metrics))])].join('\n');
+}
+
 export function formatAblationTable(variants: readonly { name: string; predicted: number; metrics: EvalMetrics }[]): string {
   const head = ['variant', 'rows', 'accuracy', 'macro F1', 'weighted F1', 'top-3'];
   const rows = variants.map((v) => [
