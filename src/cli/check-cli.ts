@@ -2,17 +2,20 @@
 // when a check fails. Kept out of main.ts so the command is one registration line there.
 import fs from 'node:fs';
 import { Command, Option } from 'commander';
-import { checkAnnotations, checkCommand, DEFAULT_LOW_CONFIDENCE, DEFAULT_MIN_CONFIDENCE, DEFAULT_THRESHOLDS, formatFinding, listedFindings, type CheckOutcome, type CheckResult, type CheckThresholds } from '../commands/check.js';
+import { checkAnnotations, checkCommand, checkLabel, DEFAULT_LOW_CONFIDENCE, DEFAULT_MIN_CONFIDENCE, DEFAULT_THRESHOLDS, formatFinding, listedFindings, type CheckOutcome, type CheckResult, type CheckThresholds } from '../commands/check.js';
 import { ExitCode, UsageError } from '../errors.js';
 import { displayWidth } from '../report/table.js';
-import { MIN_PATH_SCORE_HELP, floatOption, intOption, levelShares, oneTargetPrecision, type LevelShare } from './options.js';
+import { MIN_PATH_SCORE_HELP, floatOption, intOption, levelShares, listOption, oneTargetPrecision, targetShares, type LevelShare, type TargetShares } from './options.js';
 import { addPipelineOptions, cliLog, pipelineOptions, type Io, type PipelineFlags } from './pipeline-options.js';
 import { makeProgress } from './progress.js';
 
 const pkg = JSON.parse(fs.readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
 
-interface CheckFlags extends PipelineFlags, Omit<CheckThresholds, 'maxDisagreementRateByLevel'> {
+interface CheckFlags extends PipelineFlags, Omit<CheckThresholds, 'maxDisagreementRateByLevel' | 'maxDisagreementRate' | 'maxLowConfidenceRate' | 'attributes'> {
   model: string;
+  maxDisagreementRate: TargetShares;
+  maxLowConfidenceRate: TargetShares;
+  attributes?: string[];
   maxDisagreementRateLevel?: LevelShare[];
   minPathScore?: number;
   targetPrecision?: number;
@@ -51,18 +54,18 @@ function levelThresholds(c: CheckOutcome): string {
 
 /** One line per check, then the rows behind each failing check (up to maxListed), then the verdict. */
 export function formatCheckSummary(r: CheckResult, opts: { color: boolean; maxListed: number }): string {
-  const nameWidth = Math.max(...r.checks.map((c) => displayWidth(c.name)));
+  const nameWidth = Math.max(...r.checks.map((c) => displayWidth(checkLabel(c))));
   const out = [`categorize check: ${r.rows} rows of ${clean(r.input === '-' ? 'stdin' : r.input)} · model ${clean(r.model)}`];
   for (const c of r.checks) {
     const [word, codes] = STATUS[c.status];
-    const name = c.name + ' '.repeat(nameWidth - displayWidth(c.name));
+    const name = checkLabel(c) + ' '.repeat(nameWidth - displayWidth(checkLabel(c)));
     out.push(`  ${paint(opts.color, word, codes)}  ${name}  ${clean(c.summary)}${c.status === 'skip' ? '' : ` · ${threshold(c)}`}`);
   }
   for (const c of r.checks.filter((x) => x.status === 'fail')) {
     const listed = listedFindings(c);
     if (listed.length === 0 || opts.maxListed === 0) continue;
     const what = c.name === 'unknown_category' ? plural(listed.length, 'category', 'categories') : plural(listed.length, 'row', 'rows');
-    out.push('', `${paint(opts.color, c.name, '1')}: ${what}${listed.length > opts.maxListed ? `, first ${opts.maxListed}` : ''}`);
+    out.push('', `${paint(opts.color, checkLabel(c), '1')}: ${what}${listed.length > opts.maxListed ? `, first ${opts.maxListed}` : ''}`);
     for (const f of listed.slice(0, opts.maxListed)) out.push(`  ${clean(formatFinding(f))}`);
     if (listed.length > opts.maxListed) out.push(`  … ${listed.length - opts.maxListed} more (--max-listed, or --json for all)`);
   }
@@ -75,6 +78,14 @@ export function formatCheckSummary(r: CheckResult, opts: { color: boolean; maxLi
       : paint(opts.color, `categorize check: passed (${ran} checks${skipped ? `, ${skipped} skipped` : ''})`, '32'),
   );
   return out.join('\n');
+}
+
+/** Attribute limits given as attribute:r, by attribute (only when some are, so a report without them keeps its shape). */
+function attributeLimits(flags: Pick<CheckFlags, 'maxDisagreementRate' | 'maxLowConfidenceRate'>): Pick<CheckThresholds, 'attributes'> {
+  const limits: NonNullable<CheckThresholds['attributes']> = {};
+  for (const a of flags.maxDisagreementRate.attributes) (limits[a.attribute] ??= {}).maxDisagreementRate = a.share;
+  for (const a of flags.maxLowConfidenceRate.attributes) (limits[a.attribute] ??= {}).maxLowConfidenceRate = a.share;
+  return Object.keys(limits).length > 0 ? { attributes: limits } : {};
 }
 
 export function addCheckCommand(program: Command, io: Io, env: NodeJS.ProcessEnv, setCode: (c: number) => void): void {
@@ -105,13 +116,14 @@ export function addCheckCommand(program: Command, io: Io, env: NodeJS.ProcessEnv
         floatOption(0, 1),
       )
       .option('--min-path-score <p>', MIN_PATH_SCORE_HELP, floatOption(0, 1))
-      .option('--max-disagreement-rate <r>', 'fail when the share of labelled rows that disagree with a confident prediction exceeds r (path bundles: at any level)', floatOption(0, 1), d.maxDisagreementRate)
+      .option('--max-disagreement-rate <r|attribute:r>', "fail when the share of labelled rows that disagree with a confident prediction exceeds r (path bundles: at any level); attribute:r sets a bundle attribute's own limit (its column checked like the category's; default r)", targetShares('a maximum rate'), { category: d.maxDisagreementRate, attributes: [] })
+      .option('--attributes <a,b>', "check only these of the bundle's attributes (each against its own column, when the catalog has it); default all", listOption)
       .option(
         '--max-disagreement-rate-level <level:r,...>',
         'path bundles: also fail when the share of labelled rows whose path first differs at that level (1 = top) exceeds r; pairs comma-separated or repeated, e.g. 1:0,3:0.05. Every limit must hold: to allow sibling leaves but no wrong top level, --max-disagreement-rate 0.1 --max-disagreement-rate-level 1:0 (default: no level limit)',
         levelShares,
       )
-      .option('--max-low-confidence-rate <r>', 'fail when the share of predicted rows of low confidence (for review at the target precision, or scoring below --low-confidence) exceeds r', floatOption(0, 1), d.maxLowConfidenceRate)
+      .option('--max-low-confidence-rate <r|attribute:r>', "fail when the share of predicted rows of low confidence (for review at the target precision, or scoring below --low-confidence) exceeds r; attribute:r sets a bundle attribute's own limit", targetShares('a maximum rate'), { category: d.maxLowConfidenceRate, attributes: [] })
       .option('--max-duplicate-ids <n>', 'fail when more than n ids appear more than once', intOption(0), d.maxDuplicateIds)
       .option('--max-empty-titles <n>', 'fail when more than n rows have an empty title', intOption(0), d.maxEmptyTitles)
       .option('--max-image-problem-rate <r>', 'fail when the share of rows with a missing or unreadable image exceeds r (bundles that use images)', floatOption(0, 1), d.maxImageProblemRate)
@@ -134,13 +146,15 @@ export function addCheckCommand(program: Command, io: Io, env: NodeJS.ProcessEnv
       input,
       labelColumn: flags.labelColumn,
       model: flags.model,
+      attributes: flags.attributes,
       minPathScore: flags.minPathScore,
       targetPrecision: flags.targetPrecision,
       minConfidence: flags.minConfidence,
       lowConfidence: flags.lowConfidence,
       thresholds: {
-        maxDisagreementRate: flags.maxDisagreementRate,
-        maxLowConfidenceRate: flags.maxLowConfidenceRate,
+        maxDisagreementRate: flags.maxDisagreementRate.category ?? d.maxDisagreementRate,
+        maxLowConfidenceRate: flags.maxLowConfidenceRate.category ?? d.maxLowConfidenceRate,
+        ...attributeLimits(flags),
         maxDuplicateIds: flags.maxDuplicateIds,
         maxEmptyTitles: flags.maxEmptyTitles,
         maxImageProblemRate: flags.maxImageProblemRate,

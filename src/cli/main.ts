@@ -10,7 +10,7 @@ import { mergeCommand } from '../commands/merge.js';
 import { formatFor } from '../io/prediction-writer.js';
 import { CategorizeError, ExitCode, UsageError, oneLine } from '../errors.js';
 import { makeFitProgress, makeProgress } from './progress.js';
-import { MIN_PATH_SCORE_HELP, TARGET_PRECISION_HELP, floatOption, intOption, levelShares, listOption, oneTargetPrecision, targetMinimums, targetPrecisionMinimums, targetPrecisions, type TargetMinimums } from './options.js';
+import { MIN_PATH_SCORE_HELP, TARGET_PRECISION_HELP, floatOption, intOption, levelShares, listOption, oneTargetPrecision, targetPrecisionMinimums, targetPrecisions, targetShares, type TargetShares } from './options.js';
 import { addPipelineOptions, cliLog, pipelineOptions, type Io, type PipelineFlags } from './pipeline-options.js';
 import { CliLog } from './log.js';
 import { parseShard, type Shard } from '../pipeline/shard.js';
@@ -339,8 +339,8 @@ function buildProgram(io: Io, env: NodeJS.ProcessEnv, setCode: (c: number) => vo
       .requiredOption('-m, --model <dir>', 'model bundle folder')
       .option('--json <file>', 'write every figure (metrics, per-class, confusion matrix) as JSON')
       .option('--report <file>', 'write a self-contained HTML report')
-      .option('--min-accuracy <x|attribute:x>', "exit 3 when accuracy is below x; attribute:x judges a bundle attribute's column (repeatable, e.g. 0.9,colour:0.7)", targetMinimums)
-      .option('--min-macro-f1 <x|attribute:x>', "exit 3 when macro-F1 is below x; attribute:x judges a bundle attribute's column (repeatable, e.g. 0.85,colour:0.6)", targetMinimums)
+      .option('--min-accuracy <x|attribute:x>', "exit 3 when accuracy is below x; attribute:x judges a bundle attribute's column (repeatable, e.g. 0.9,colour:0.7)", targetShares('a minimum accuracy'))
+      .option('--min-macro-f1 <x|attribute:x>', "exit 3 when macro-F1 is below x; attribute:x judges a bundle attribute's column (repeatable, e.g. 0.85,colour:0.6)", targetShares('a minimum macro-F1'))
       .option('--attributes <a,b>', "judge only these of the bundle's attributes (each against its own column, when the catalog has it); default all", listOption)
       .option('--min-path-score <p>', MIN_PATH_SCORE_HELP, floatOption(0, 1))
       .option('--min-hf <x>', 'path bundles: exit 3 when hierarchical F1 (at the answer threshold) is below x', floatOption(0, 1))
@@ -354,7 +354,7 @@ function buildProgram(io: Io, env: NodeJS.ProcessEnv, setCode: (c: number) => vo
       .option('--blank-titles <share>', 'blank this share of titles (rows picked from id and --seed) to measure how missing titles are handled', floatOption(0, 1), 0)
       .option('--seed <n>', 'seed for --blank-titles', intOption(0, 2 ** 31 - 1), 0),
     'override',
-  ).action(async (input: string, flags: PipelineFlags & { labelColumn: string; model: string; json?: string; report?: string; minAccuracy?: TargetMinimums; minMacroF1?: TargetMinimums; attributes?: string[]; minPathScore?: number; minHf?: number; minLevelAccuracy?: { level: number; share: number }[]; minPrecisionAt?: { target: number; precision: number }[]; ablation?: boolean; blankTitles: number; seed: number }) => {
+  ).action(async (input: string, flags: PipelineFlags & { labelColumn: string; model: string; json?: string; report?: string; minAccuracy?: TargetShares; minMacroF1?: TargetShares; attributes?: string[]; minPathScore?: number; minHf?: number; minLevelAccuracy?: { level: number; share: number }[]; minPrecisionAt?: { target: number; precision: number }[]; ablation?: boolean; blankTitles: number; seed: number }) => {
     const result = await evalCommand({
       ...pipelineOptions(flags, io, env),
       input,
@@ -366,8 +366,8 @@ function buildProgram(io: Io, env: NodeJS.ProcessEnv, setCode: (c: number) => vo
       minMacroF1: flags.minMacroF1?.category,
       attributes: flags.attributes,
       attributeGates: [
-        ...(flags.minAccuracy?.attributes ?? []).map((g) => ({ ...g, metric: 'accuracy' as const })),
-        ...(flags.minMacroF1?.attributes ?? []).map((g) => ({ ...g, metric: 'macroF1' as const })),
+        ...(flags.minAccuracy?.attributes ?? []).map((g) => ({ attribute: g.attribute, min: g.share, metric: 'accuracy' as const })),
+        ...(flags.minMacroF1?.attributes ?? []).map((g) => ({ attribute: g.attribute, min: g.share, metric: 'macroF1' as const })),
       ],
       minPathScore: flags.minPathScore,
       minHf: flags.minHf,

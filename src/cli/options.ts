@@ -102,21 +102,26 @@ export function targetPrecisionMinimums(value: string, previous: { target: numbe
   );
 }
 
-/** A minimum for the category (`0.9`) and/or named attributes (`colour:0.6`): --min-accuracy and --min-macro-f1 of eval. */
-export interface TargetMinimums {
+/** A share for the category (`0.9`) and/or named attributes (`colour:0.6`): eval's --min-macro-f1, check's --max-disagreement-rate. */
+export interface TargetShares {
   category?: number;
-  attributes: { attribute: string; min: number }[];
+  attributes: { attribute: string; share: number }[];
 }
 
-/** "x" (the category) or "attribute:x", comma-separated and/or repeated; a target given twice keeps its last minimum. */
-export function targetMinimums(value: string, previous: TargetMinimums = { attributes: [] }): TargetMinimums {
-  const out: TargetMinimums = { category: previous.category, attributes: [...previous.attributes] };
-  for (const part of value.split(',').map((p) => p.trim())) {
-    const m = /^(?:([^:]+?)\s*:\s*)?(\S+)$/.exec(part);
-    const min = m ? share(m[2]!) : null;
-    if (!m || min === null) throw new InvalidArgumentError(`expected a minimum from 0 to 1 (the category's, e.g. 0.9) or attribute:minimum (e.g. colour:0.6), got '${part}'.`);
-    if (m[1] === undefined) out.category = min;
-    else out.attributes = [...out.attributes.filter((a) => a.attribute !== m[1]), { attribute: m[1], min }];
-  }
-  return out;
+/**
+ * A parser of "x" (the category's) or "attribute:x", comma-separated and/or repeated; a target given twice keeps its
+ * last share. `what` names the share in the error (e.g. "a minimum macro-F1").
+ */
+export function targetShares(what: string): (value: string, previous?: TargetShares) => TargetShares {
+  return (value, previous = { attributes: [] }) => {
+    const out: TargetShares = { category: previous.category, attributes: [...previous.attributes] };
+    for (const part of value.split(',').map((p) => p.trim())) {
+      const m = /^(?:([^:]+?)\s*:\s*)?(\S+)$/.exec(part);
+      const v = m ? share(m[2]!) : null;
+      if (!m || v === null) throw new InvalidArgumentError(`expected ${what} from 0 to 1 for the category (e.g. 0.9) or attribute:share (e.g. colour:0.6), got '${part}'.`);
+      if (m[1] === undefined) out.category = v;
+      else out.attributes = [...out.attributes.filter((a) => a.attribute !== m[1]), { attribute: m[1], share: v }];
+    }
+    return out;
+  };
 }

@@ -12,9 +12,9 @@ import { UsageError } from '../errors.js';
 import type { Decision } from '../head/calibration.js';
 import { decide } from '../pipeline/predictor.js';
 import { Taxonomy, canonicalPath, pathLevels, withAncestors, type LevelShare } from '../head/taxonomy.js';
-import { bundleInputs, type ModelBundle } from '../models/bundle.js';
+import { bundleInputs, type BundleAttribute, type ModelBundle } from '../models/bundle.js';
 import { orderedMap } from '../pipeline/ordered-map.js';
-import { openBundleSession, type BundleRunOptions } from '../pipeline/bundle-session.js';
+import { attributeDecision, openBundleSession, type BundleRunOptions } from '../pipeline/bundle-session.js';
 import { silentProgress, type ProgressReporter } from '../pipeline/progress.js';
 import { renderJUnit, type JUnitCase } from '../report/junit.js';
 import { formatAnnotation } from '../report/github-annotations.js';
@@ -37,6 +37,8 @@ export interface CheckThresholds {
   maxImageProblemRate: number;
   maxUnknownCategories: number;
   maxErrorRate: number;
+  /** Per attribute (by name), its own maximum rates; absent: maxDisagreementRate and maxLowConfidenceRate. */
+  attributes?: Record<string, { maxDisagreementRate?: number; maxLowConfidenceRate?: number }>;
 }
 
 // No level has its own limit by default, not even the top one: a confident disagreement may be the model's mistake
@@ -117,6 +119,8 @@ export interface ConfidenceCutoff {
 
 export interface CheckOutcome {
   name: CheckName;
+  /** An attribute's disagreement or low_confidence (a bundle attribute judged against its own column); absent: the category's. */
+  attribute?: string;
   status: 'pass' | 'fail' | 'skip';
   /** Why a skipped check did not run; null otherwise. */
   skipReason: string | null;
@@ -170,7 +174,8 @@ export interface CheckResult {
   /** The target precision in effect and its threshold (whether or not an option overrode it for both checks), or null. */
   decision: (Decision & { from: '--target-precision' | 'bundle' }) | null;
   checks: CheckOutcome[];
-  failed: CheckName[];
+  /** The failed checks by checkLabel (an attribute's as `disagreement:colour`). */
+  failed: string[];
   startedAt: string;
   elapsedSeconds: number;
 }
@@ -179,6 +184,11 @@ const pct = (x: number) => `${(100 * x).toFixed(2)}%`;
 const prob = (x: number) => x.toFixed(2);
 const plural = (n: number, one: string, many: string) => `${n} ${n === 1 ? one : many}`;
 const quote = (s: string) => `'${s}'`;
+
+/** A check's name as reports list it: `disagreement`, or an attribute's `disagreement:colour`. */
+export function checkLabel(c: Pick<CheckOutcome, 'name' | 'attribute'>): string {
+  return c.attribute === undefined ? c.name : `${c.name}:${c.attribute}`;
+}
 
 function finding(row: CatalogRow, detail: string): Finding {
   return { line: row.line, id: row.id, detail };
@@ -305,6 +315,77 @@ function hasColumn(header: string[], name: string): boolean {
   return header.some((h) => h === name || h.toLowerCase() === lower);
 }
 
+/** One attribute's observations: rows with a stored value, predicted rows, and its two confidence checks' findings. */
+interface AttributeTally {
+  attribute: BundleAttribute;
+  cutoffs: ConfidenceCutoffs;
+  labelled: number;
+  predicted: number;
+  /** Stored values the attribute's model does not know (not judged for disagreement). */
+  unknown: number;
+  readonly disagreement: Finding[];
+  readonly lowConfidence: Finding[];
+}
+
+/** An attribute's disagreement (a confident prediction other than the stored value) and low confidence on one row. */
+function observeAttribute(a: AttributeTally, row: CatalogRow, rec: PredictionRecord): void {
+  const p = rec.attributes?.[a.attribute.name];
+  if (rec.status !== 'ok' || !p || p.score === null || p.value === null) return;
+  a.predicted++;
+  const { disagreement: sure, lowConfidence: low, decision } = a.cutoffs;
+  const accepted = (source: ConfidenceCutoff['source'], score: number) => (source === 'target' ? p.score! >= decision!.threshold : p.score! >= score);
+  if (!accepted(low.source, low.score)) {
+    const next = p.top[1];
+    a.lowConfidence.push(finding(row, `${a.attribute.name}: predicted ${quote(p.value)} with ${prob(p.score)}${next ? ` (runner-up ${quote(next.value)} ${prob(next.prob)})` : ''}`));
+  }
+  if (row.error) return;
+  const stored = (row.extra[a.attribute.name] ?? '').trim();
+  if (stored === '') return;
+  a.labelled++;
+  if (!a.attribute.classes.includes(stored)) a.unknown++;
+  else if (accepted(sure.source, sure.score) && p.value !== stored) {
+    a.disagreement.push(finding(row, `${a.attribute.name}: stored ${quote(stored)}, predicted ${quote(p.value)} (${prob(p.score)})`));
+  }
+}
+
+/** An attribute's two checks, each against the attribute's own limit (else the category's). */
+function attributeOutcomes(a: AttributeTally, th: CheckThresholds): CheckOutcome[] {
+  const name = a.attribute.name;
+  const own = th.attributes?.[name] ?? {};
+  const { disagreement: sure, lowConfidence: low } = a.cutoffs;
+  const unknown = a.unknown > 0 ? `; ${plural(a.unknown, 'stored value', 'stored values')} unknown to the model not judged` : '';
+  const disagreement = rateOutcome('disagreement', '--max-disagreement-rate', own.maxDisagreementRate ?? th.maxDisagreementRate, a.disagreement, a.labelled - a.unknown, (n, of, r) =>
+    `${name}: ${n} of ${plural(of, 'labelled row', 'labelled rows')} (${r}) ${n === 1 ? 'disagrees' : 'disagree'} with a prediction scored ≥ ${cutoffValue(sure)} (${sure.from})${unknown}`,
+  );
+  const lowConfidence = rateOutcome('low_confidence', '--max-low-confidence-rate', own.maxLowConfidenceRate ?? th.maxLowConfidenceRate, a.lowConfidence, a.predicted, (n, of, r) =>
+    `${name}: ${n} of ${plural(of, 'predicted row', 'predicted rows')} (${r}) ${low.source === 'target' ? `${n === 1 ? 'is' : 'are'} for review: scored` : n === 1 ? 'scores' : 'score'} below ${cutoffValue(low)} (${low.from})`,
+  );
+  return [
+    { ...disagreement, attribute: name, cutoff: sure },
+    { ...lowConfidence, attribute: name, cutoff: low },
+  ];
+}
+
+/** A check of a share of rows against its maximum. */
+function rateOutcome(name: CheckName, flag: string, max: number, findings: Finding[], checked: number, words: (n: number, of: number, rate: string) => string): CheckOutcome {
+  const rate = checked > 0 ? findings.length / checked : 0;
+  const status = rate > max ? 'fail' : 'pass';
+  const summary = words(findings.length, checked, pct(rate));
+  return {
+    name,
+    status,
+    skipReason: null,
+    count: findings.length,
+    rows: findings.length,
+    checked,
+    rate,
+    threshold: { flag, on: 'rate', max },
+    summary,
+    message: `${summary}; ${status === 'fail' ? 'over' : 'within'} ${flag} ${pct(max)}`,
+    findings,
+  };
+}
+
 /** Per-row observations gathered in the single pass; turned into outcomes at the end. */
 class Tally {
   rows = 0;
@@ -329,8 +410,9 @@ export async function checkCommand(opts: CheckOptions): Promise<CheckResult> {
   const startedAt = new Date().toISOString();
   const progress = opts.progress ?? silentProgress;
   // Two classes per row: the runner-up makes a low-confidence finding readable.
-  const { bundle, catalog, predictor, decision, close } = await openBundleSession(opts, {
+  const { bundle, catalog, predictor, decision, close, attributes } = await openBundleSession(opts, {
     extra: opts.labelColumn ? [opts.labelColumn] : [],
+    attributeColumns: true,
     topN: 2,
     topKTags: 0,
     // A misfit level limit fails before the catalog is opened or a model loaded.
@@ -346,6 +428,22 @@ export async function checkCommand(opts: CheckOptions): Promise<CheckResult> {
     opts.log?.(`warning: --target-precision ${opts.targetPrecision} has no effect: --min-confidence and --low-confidence set both checks`);
   }
   const t = new Tally();
+  // Each attribute whose column the catalog has is checked like the category, by its own decision at the same target.
+  const judged = attributes.filter((a) => hasColumn(catalog.header, a.name));
+  const unknownLimit = Object.keys(opts.thresholds.attributes ?? {}).find((n) => !judged.some((a) => a.name === n));
+  if (unknownLimit !== undefined) {
+    await close();
+    throw new UsageError(`a limit names attribute '${unknownLimit}', which ${bundle.attributes.some((a) => a.name === unknownLimit) ? `the catalog has no column for (or --attributes left out)` : `the bundle does not have${bundle.attributes.length ? ` (it has ${bundle.attributes.map((a) => a.name).join(', ')})` : ''}`}`, 'usage');
+  }
+  const attributeTallies: AttributeTally[] = judged.map((attribute) => ({
+    attribute,
+    cutoffs: confidenceCutoffs(opts, attributeDecision(attribute, decision) ?? null, false),
+    labelled: 0,
+    predicted: 0,
+    unknown: 0,
+    disagreement: [],
+    lowConfidence: [],
+  }));
   try {
     const totalBytes = opts.input === '-' ? null : fs.statSync(opts.input).size;
     progress.start(totalBytes);
@@ -355,6 +453,7 @@ export async function checkCommand(opts: CheckOptions): Promise<CheckResult> {
       async (row) => ({ row, p: await predictor.predict(row) }),
       ({ row, p }) => {
         observe(t, row, p.record, opts, { known, paths, titleColumn, usesImages: inputs.image, cutoffs });
+        for (const a of attributeTallies) observeAttribute(a, row, p.record);
         if (p.record.warnings.length > 0) warned++;
         progress.update({ rows: t.rows, errors: t.predictionError.length, warnings: warned, bytesRead: catalog.bytesRead(), totalBytes });
       },
@@ -364,7 +463,7 @@ export async function checkCommand(opts: CheckOptions): Promise<CheckResult> {
     progress.stop();
     await close();
   }
-  const checks = outcomes(t, opts, { idColumn, titleColumn, usesImages: inputs.image, classes: bundle.manifest.classes.length, paths, cutoffs });
+  const checks = [...outcomes(t, opts, { idColumn, titleColumn, usesImages: inputs.image, classes: bundle.manifest.classes.length, paths, cutoffs }), ...attributeTallies.flatMap((a) => attributeOutcomes(a, opts.thresholds))];
   const result: CheckResult = {
     input: opts.input,
     inputPath: opts.input === '-' ? null : path.resolve(opts.input),
@@ -375,7 +474,7 @@ export async function checkCommand(opts: CheckOptions): Promise<CheckResult> {
     paths: paths ? { separator: paths.separator, minPathScore: paths.minPathScore, depth: paths.depth } : null,
     decision: decision ? { ...decision, from: opts.targetPrecision !== undefined ? '--target-precision' : 'bundle' } : null,
     checks,
-    failed: checks.filter((c) => c.status === 'fail').map((c) => c.name),
+    failed: checks.filter((c) => c.status === 'fail').map(checkLabel),
     startedAt,
     elapsedSeconds: (performance.now() - started) / 1000,
   };
@@ -488,31 +587,7 @@ function outcomes(
   ctx: { idColumn: boolean; titleColumn: boolean; usesImages: boolean; classes: number; paths: PathTree | null; cutoffs: ConfidenceCutoffs },
 ): CheckOutcome[] {
   const th = opts.thresholds;
-  const rateCheck = (
-    name: CheckName,
-    flag: string,
-    max: number,
-    findings: Finding[],
-    checked: number,
-    words: (n: number, of: number, rate: string) => string,
-  ): CheckOutcome => {
-    const rate = checked > 0 ? findings.length / checked : 0;
-    const status = rate > max ? 'fail' : 'pass';
-    const summary = words(findings.length, checked, pct(rate));
-    return {
-      name,
-      status,
-      skipReason: null,
-      count: findings.length,
-      rows: findings.length,
-      checked,
-      rate,
-      threshold: { flag, on: 'rate', max },
-      summary,
-      message: `${summary}; ${status === 'fail' ? 'over' : 'within'} ${flag} ${pct(max)}`,
-      findings,
-    };
-  };
+  const rateCheck = rateOutcome;
   const countCheck = (name: CheckName, flag: string, max: number, count: number, findings: Finding[], checked: number, summary: string): CheckOutcome => {
     const status = count > max ? 'fail' : 'pass';
     return {
@@ -709,7 +784,7 @@ export function checkJson(result: CheckResult, opts: Pick<CheckOptions, 'labelCo
 /** One JUnit test case per check; a failure quotes up to maxListed offending rows. */
 export function checkJUnit(result: CheckResult, maxListed: number): string {
   const cases: JUnitCase[] = result.checks.map((c) => {
-    const base = { name: c.name, classname: 'categorize.check', time: 0 };
+    const base = { name: checkLabel(c), classname: 'categorize.check', time: 0 };
     if (c.status === 'skip') return { ...base, skipped: { message: c.skipReason ?? 'skipped' } };
     if (c.status === 'pass') return { ...base, systemOut: c.message };
     const listed = listedFindings(c);
@@ -748,9 +823,9 @@ export function checkJUnit(result: CheckResult, maxListed: number): string {
 export function checkAnnotations(result: CheckResult, opts: { file: string; maxAnnotations: number }): string[] {
   const ran = result.checks.filter((c) => c.status !== 'skip');
   const ordered = [...ran.filter((c) => c.status === 'fail'), ...ran.filter((c) => c.status === 'pass')];
-  const all = ordered.flatMap((c) => c.findings.map((f) => ({ check: c.name, f })));
+  const all = ordered.flatMap((c) => c.findings.map((f) => ({ check: checkLabel(c), f })));
   // A confidence check's title says what made the row count, since that moves with the bundle's target.
-  const title = new Map(ran.map((c) => [c.name, c.cutoff ? `${c.name}: ${c.cutoff.criterion}` : c.name]));
+  const title = new Map(ran.map((c) => [checkLabel(c), c.cutoff ? `${checkLabel(c)}: ${c.cutoff.criterion}` : checkLabel(c)]));
   const lines = all.slice(0, opts.maxAnnotations).map(({ check, f }) =>
     formatAnnotation({ level: 'warning', file: opts.file, line: f.line, title: title.get(check), message: `id ${f.id}: ${f.detail}` }),
   );
@@ -765,7 +840,7 @@ export function checkAnnotations(result: CheckResult, opts: { file: string; maxA
     );
   }
   for (const c of result.checks.filter((c) => c.status === 'fail')) {
-    lines.push(formatAnnotation({ level: 'error', title: 'categorize check', message: `${c.name} failed: ${c.message}` }));
+    lines.push(formatAnnotation({ level: 'error', title: 'categorize check', message: `${checkLabel(c)} failed: ${c.message}` }));
   }
   return lines;
 }
