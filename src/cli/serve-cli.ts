@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import type { Command } from 'commander';
 import { serveCommand } from '../commands/serve.js';
 import { ExitCode } from '../errors.js';
-import { MIN_PATH_SCORE_HELP, TARGET_PRECISION_HELP, floatOption, intOption, oneTargetPrecision } from './options.js';
+import { MIN_PATH_SCORE_HELP, TARGET_PRECISION_HELP, floatOption, intOption, listOption, oneTargetPrecision } from './options.js';
 import { addPipelineOptions, cliLog, pipelineOptions, type Io, type PipelineFlags } from './pipeline-options.js';
 import type { CliLog } from './log.js';
 
@@ -22,6 +22,7 @@ interface ServeFlags extends PipelineFlags {
   topN: number;
   minPathScore?: number;
   targetPrecision?: number;
+  attributes?: string[];
 }
 
 /** First signal: graceful shutdown (the command returns, exit 0). A second one: exit at once, 130/143. */
@@ -60,7 +61,8 @@ export function addServeCommand(program: Command, io: Io, env: NodeJS.ProcessEnv
       .option('--allow-image-urls', '/predict/batch: fetch http(s) image URLs that rows name (default: refused, as the server would fetch what clients ask)')
       .option('--top-n <n>', 'categories listed in top_categories', intOption(1, 1000), 3)
       .option('--min-path-score <p>', `${MIN_PATH_SCORE_HELP}; a request may send its own min_path_score`, floatOption(0, 1))
-      .option('--target-precision <p>', `${TARGET_PRECISION_HELP}; answers add decision and target_precision, and a request may send its own target_precision`, oneTargetPrecision),
+      .option('--target-precision <p>', `${TARGET_PRECISION_HELP}; answers add decision and target_precision, and a request may send its own target_precision`, oneTargetPrecision)
+      .option('--attributes <a,b>', "answer only these of the bundle's attributes (train --attribute; answers add an attributes object); default all", listOption),
     'override',
   );
   // The shared flags say what they mean for a catalog run; two mean something else here.
@@ -81,6 +83,7 @@ export function addServeCommand(program: Command, io: Io, env: NodeJS.ProcessEnv
         topN: flags.topN,
         minPathScore: flags.minPathScore,
         targetPrecision: flags.targetPrecision,
+        attributes: flags.attributes,
         maxUploadBytes: Math.round(flags.maxUploadMb * 1024 * 1024),
         requestTimeoutMs: flags.requestTimeoutMs,
         maxQueue: flags.maxQueue,

@@ -118,6 +118,11 @@ export class Predictor {
     return this.attributes.map((a) => a.attribute.name);
   }
 
+  /** The attributes predicted, as the bundle has them (their calibration decides again at another target). */
+  get predictedAttributes(): BundleAttribute[] {
+    return this.attributes.map((a) => a.attribute);
+  }
+
   /** Linear heads score the row at once; ONNX heads take the dense layout through a micro-batcher. */
   private runner(head: BundleHead, classifier: Classifier): HeadRunner {
     if (classifier instanceof LinearClassifier) {

@@ -170,7 +170,7 @@ export async function runBatch(rows: AsyncIterable<CatalogRow>, opts: BatchRunOp
   const output = new PassThrough({ highWaterMark: opts.outputBuffer });
   const paths = opts.paths ?? null;
   const decision = opts.decision ?? null;
-  const writer = await PredictionWriter.open('-', { format: opts.format, keep: [], shape: { paths: paths !== null, decision: decision !== null }, stdout: output });
+  const writer = await PredictionWriter.open('-', { format: opts.format, keep: [], shape: { paths: paths !== null, decision: decision !== null, attributes: opts.predictor.attributeNames }, stdout: output });
   const reanswerAt = paths && opts.minPathScore !== undefined && opts.minPathScore !== paths.minScore ? opts.minPathScore : undefined;
   const done = orderedMap(
     untilAborted(rows, opts.signal),
@@ -179,7 +179,7 @@ export async function runBatch(rows: AsyncIterable<CatalogRow>, opts: BatchRunOp
       const { record: predicted, probs } = await opts.predictor.predict(await screenImageRef(row, opts.policy));
       const answered = paths && reanswerAt !== undefined && probs ? answerAt(predicted, probs, paths.tree, reanswerAt) : predicted;
       // Decided again: a path re-answered at the request's threshold, or the request's own target, may decide otherwise.
-      const record = withDecision(answered, decision);
+      const record = withDecision(answered, decision, opts.predictor.predictedAttributes);
       return { ...record, tags: record.tags.slice(0, opts.topKTags) };
     },
     async (record) => {

@@ -1,9 +1,9 @@
 // Accept/review decisions as `serve` makes them: the server's target precision (--target-precision, else the bundle's
 // first stored target), a request's own `target_precision` resolved against the bundle's calibration like run's flag,
 // and a record's decision made again when a request changes the target or re-answers a path at its min_path_score.
-import type { BundleSession } from '../pipeline/bundle-session.js';
+import { attributeDecision, type BundleSession } from '../pipeline/bundle-session.js';
 import type { PredictionRecord } from '../io/prediction-writer.js';
-import type { BundleCalibration } from '../models/bundle.js';
+import type { BundleAttribute, BundleCalibration } from '../models/bundle.js';
 import { resolveDecision, type Decision } from '../head/calibration.js';
 import { decide } from '../pipeline/predictor.js';
 import { CategorizeError } from '../errors.js';
@@ -38,10 +38,24 @@ export function requestDecision(served: ServeDecision, requested: number | undef
   }
 }
 
-/** `record` decided at `decision` (made again: its answer or the target may differ from what the predictor used). */
-export function withDecision(record: PredictionRecord, decision: Decision | null): PredictionRecord {
+/**
+ * `record` decided at `decision` (made again: its answer or the target may differ from what the predictor used); its
+ * attributes too, each at its own threshold for that target (none where its calibration cannot vouch for it).
+ */
+export function withDecision(record: PredictionRecord, decision: Decision | null, attributes: readonly BundleAttribute[] = []): PredictionRecord {
   if (!decision) return record;
-  return { ...record, decision: decide(record, decision) };
+  const decided: PredictionRecord = { ...record, decision: decide(record, decision) };
+  if (record.attributes) {
+    decided.attributes = Object.fromEntries(
+      Object.entries(record.attributes).map(([name, a]) => {
+        const spec = attributes.find((x) => x.name === name);
+        const at = spec ? attributeDecision(spec, decision) : undefined;
+        const { decision: _, ...rest } = a;
+        return [name, at && a.score !== null ? { ...rest, decision: { decision: a.score >= at.threshold ? ('accept' as const) : ('review' as const), target: at.target } } : rest];
+      }),
+    );
+  }
+  return decided;
 }
 
 /**

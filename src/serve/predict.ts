@@ -148,10 +148,10 @@ export async function predictUpload(
     }
     const answered = form.minPathScore === undefined || form.minPathScore === paths.minScore ? predicted : answerAt(predicted, probs, paths.tree, form.minPathScore);
     // Decided again: the answer at the request's min_path_score, or the request's target, may decide otherwise.
-    const record = withDecision(answered, decision);
-    return { body: { ...pathResponse(record, probs, paths.tree, form.topKTags), ...decisionResponse(record, decision) }, warnings: record.warnings };
+    const record = withDecision(answered, decision, predictor.predictedAttributes);
+    return { body: { ...pathResponse(record, probs, paths.tree, form.topKTags), ...decisionResponse(record, decision), ...attributesResponse(record, predictor) }, warnings: record.warnings };
   }
-  const record = withDecision(predicted, decision);
+  const record = withDecision(predicted, decision, predictor.predictedAttributes);
   if (record.status !== 'ok' || record.category === null || record.score === null) {
     throw new HttpError(500, `prediction failed: ${record.error ?? 'unknown error'}`, reasonCode(record.error ?? ''));
   }
@@ -162,8 +162,28 @@ export async function predictUpload(
       top_categories: record.top_categories.map((t) => ({ category: t.category, prob: t.prob })),
       tags: record.tags.slice(0, form.topKTags),
       ...decisionResponse(record, decision),
+      ...attributesResponse(record, predictor),
     },
     warnings: record.warnings,
+  };
+}
+
+/** What a response adds, last, for a bundle with attributes: each attribute's value, score, top values and decision. */
+export interface AttributesResponse {
+  attributes: Record<string, { value: string | null; score: number | null; top: { value: string; prob: number }[]; decision?: RecordDecision['decision']; target_precision?: number }>;
+}
+
+/** A record's attributes as /predict answers them; nothing for a bundle without attributes (the original keys only). */
+function attributesResponse(record: PredictionRecord, predictor: Predictor): AttributesResponse | Record<string, never> {
+  const names = predictor.attributeNames;
+  if (names.length === 0) return {};
+  return {
+    attributes: Object.fromEntries(
+      names.map((name) => {
+        const a = record.attributes?.[name];
+        return [name, { value: a?.value ?? null, score: a?.score ?? null, top: a?.top ?? [], ...(a?.decision ? { decision: a.decision.decision, target_precision: a.decision.target } : {}) }];
+      }),
+    ),
   };
 }
 
