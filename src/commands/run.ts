@@ -73,10 +73,13 @@ export interface RunSummary {
   /** CPU time (user + system, every thread) spent after start-up, seconds: rows' cost whatever else the machine ran. */
   rowsCpuSeconds: number;
   meanBatch: { text: number | null; image: number | null };
+  /** Texts and images the encoders embedded (cache hits excluded): one each per row, however many attributes. */
+  embedded: { text: number; image: number };
 }
 
 
 const cpuSeconds = (u: NodeJS.CpuUsage) => (u.user + u.system) / 1e6;
+const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
 const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : null);
 
 export async function runCommand(opts: RunOptions): Promise<RunSummary> {
@@ -182,6 +185,7 @@ export async function runCommand(opts: RunOptions): Promise<RunSummary> {
       peakRssMB: Math.round(process.resourceUsage().maxRSS / 1024),
       rowsCpuSeconds: cpuSeconds(process.cpuUsage(cpuAtStart)),
       meanBatch: { text: mean(batches.text), image: mean(batches.image) },
+      embedded: { text: sum(batches.text), image: sum(batches.image) },
     };
   } finally {
     progress.stop();

@@ -145,6 +145,8 @@ export interface TrainSummary {
   cache: ReturnType<typeof cacheSummary>;
   /** Each attribute (--attribute): its rows, values left out, heads, fusion and calibration. */
   attributes: AttributeSummary[];
+  /** Texts and images the encoders embedded (cache hits excluded): once per row for the category and every attribute. */
+  embedded: { text: number; image: number };
   elapsedSeconds: number;
 }
 
@@ -461,6 +463,7 @@ export async function trainCommand(opts: TrainOptions): Promise<TrainSummary> {
   if (kinds.has('tfidf')) encoderBlocks.push({ kind: 'tfidf', offset: 0, dim: 0 });
   let cache: EmbedCache | undefined;
   let cacheStats: ReturnType<typeof cacheSummary> = null;
+  const embedded = { text: 0, image: 0 };
   try {
     cache = openEmbedCache(opts.embedCache, log);
     const totalBytes = opts.input === '-' ? null : fs.statSync(opts.input).size;
@@ -476,6 +479,9 @@ export async function trainCommand(opts: TrainOptions): Promise<TrainSummary> {
     });
     progress.stop();
     cacheStats = cacheSummary(cache);
+    const batches = extractor.batchSizes;
+    embedded.text = batches.text.reduce((a, b) => a + b, 0);
+    embedded.image = batches.image.reduce((a, b) => a + b, 0);
   } finally {
     await cache?.close();
     await encoders.close();
@@ -725,6 +731,7 @@ export async function trainCommand(opts: TrainOptions): Promise<TrainSummary> {
     calibration,
     cache: cacheStats,
     attributes: attributes.map((a) => a.summary),
+    embedded,
     elapsedSeconds: (performance.now() - started) / 1000,
   };
 }
