@@ -17,6 +17,7 @@ import { silentFitProgressReporter, silentProgress, type FitProgressReporter, ty
 import { saveBundle, sha256File, type BundleHeadPart, type FeatureBlock, type ModelRef } from '../models/bundle.js';
 import { fitTfidfBlock, trainModel, type FeatureKind, type FittedHead, type FusionMode, type FusionSelection, type HeadSettings, type ModelCalibration, type TrainedModel } from '../head/target.js';
 import { FitPool } from '../head/fit-pool.js';
+import { SharedBasis } from '../head/shared-basis.js';
 import type { FitProgress } from '../head/selection.js';
 import { FitEta } from './fit-eta.js';
 import { tfidfBlockDim, tfidfToJSON, type TfidfConfig } from '../head/tfidf.js';
@@ -564,18 +565,22 @@ export async function trainCommand(opts: TrainOptions): Promise<TrainSummary> {
   try {
     const validating = holdout ? runs(() => scoreSplit(rows, labels, classes, holdout.train, holdout.test, (w) => procedure(`validation${w}`), splitPaths)) : null;
     const folds = cvSplits.map((split, f) => runs(() => scoreSplit(rows, labels, classes, split.train, split.test, (w) => procedure(`cv ${f + 1}/${opts.cv}${w}`), splitPaths)));
-    const final = runs(() => trainModel(finalRows, finalIdx.map((i) => labels[i]), { ...procedure('final'), tfidfModel: finalTfidf }));
+    // Every head of the final model, its top-level set and the attributes solves its TF-IDF block over some of the
+    // final rows: one row-space basis serves them all (shared-basis.ts).
+    const sharedBasis = new SharedBasis(finalRows, finalTfidf, pool);
+    const final = runs(() => trainModel(finalRows, finalIdx.map((i) => labels[i]), { ...procedure('final'), tfidfModel: finalTfidf, sharedBasis }));
     const attributesFitted = attributeSets.map((a) =>
       runs(() =>
         trainModel(a.idx.map((i) => finalRows[i]!), a.labels, {
           ...procedure(`attribute ${a.name}`),
           tfidfModel: finalTfidf,
+          sharedBasis,
           selectionFolds: opts.selectionFolds === 'auto' ? (a.idx.length <= AUTO_FOLDS_MAX_ROWS ? 5 : 0) : opts.selectionFolds,
         }),
       ),
     );
     // Stratified on the full paths, the top-level model's held-out rows are the main model's: they calibrate together.
-    const finalTop = topLevels ? runs(() => trainModel(finalRows, finalIdx.map((i) => topLevels[i]), { ...procedure('final, top level'), strata: finalIdx.map((i) => labels[i]), tfidfModel: finalTfidf })) : null;
+    const finalTop = topLevels ? runs(() => trainModel(finalRows, finalIdx.map((i) => topLevels[i]), { ...procedure('final, top level'), strata: finalIdx.map((i) => labels[i]), tfidfModel: finalTfidf, sharedBasis })) : null;
     let scored: (SplitMetrics & { probs: Float64Array }) | null;
     [scored, model, topModel, attributeModels] = await Promise.all([validating ?? Promise.resolve(null), final, finalTop, Promise.all(attributesFitted)]);
     if (scored) {

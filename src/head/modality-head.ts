@@ -56,6 +56,8 @@ export interface HeadDesign {
   distinct: Int32Array;
   /** The TF-IDF block in row space (rowspace.ts), over the distinct rows (L's row = a row's content id); null: over its columns. */
   basis: RowSpaceBasis | null;
+  /** With a shared basis (shared-basis.ts): per content id, its row of the basis's L; absent: L's row is the content id. */
+  basisRows?: Int32Array;
 }
 
 /** A SharedArrayBuffer-backed typed array (shared with workers, not copied). */
@@ -226,16 +228,18 @@ export function csrRows(S: CsrBlock, rows: Int32Array): CsrBlock {
  * plus r²/2 per row.
  */
 export function basisCoordinates(basis: RowSpaceBasis, S: CsrBlock, X: CsrBlock): Float32Array {
-  const { r, T, pivots } = basis;
+  const { r, T } = basis;
+  const P = basis.pivotRows ?? S;
+  const pivotRow = (k: number) => (basis.pivotRows ? k : basis.pivots[k]!);
   const out = new Float32Array((X.indptr.length - 1) * r);
   const scratch = new Float64Array(S.dim);
   const g = new Float64Array(r);
   for (let a = 0; a + 1 < X.indptr.length; a++) {
     for (let p = X.indptr[a]!; p < X.indptr[a + 1]!; p++) scratch[X.indices[p]!] += X.values[p]!;
     for (let k = 0; k < r; k++) {
-      const row = pivots[k]!;
+      const row = pivotRow(k);
       let dot = 0;
-      for (let p = S.indptr[row]!, end = S.indptr[row + 1]!; p < end; p++) dot += scratch[S.indices[p]!]! * S.values[p]!;
+      for (let p = P.indptr[row]!, end = P.indptr[row + 1]!; p < end; p++) dot += scratch[P.indices[p]!]! * P.values[p]!;
       g[k] = dot;
     }
     for (let p = X.indptr[a]!; p < X.indptr[a + 1]!; p++) scratch[X.indices[p]!] = 0;
@@ -267,7 +271,8 @@ function solverDesign(design: HeadDesign, rows: Int32Array, means: Float64Array[
     const coords = held ? basisCoordinates(basis, design.sparse!, held) : null;
     rows.forEach((i, a) => {
       if (dense) out.set(dense!.subarray(a * dd, (a + 1) * dd), a * width);
-      const c = design.content[i]!;
+      // A shared basis holds more rows than the design's: basisRows says which of its L rows each content id is.
+      const c = design.basisRows ? design.basisRows[design.content[i]!]! : design.content[i]!;
       out.set(coords ? coords.subarray(a * basis.r, (a + 1) * basis.r) : basis.L.subarray(c * basis.r, (c + 1) * basis.r), a * width + dd);
     });
     return makeDesign(rows.length, out, width, null);

@@ -15,6 +15,16 @@ export interface RowSpaceBasis {
   pivots: Int32Array;
   /** r × r lower-triangular, row-major: the pivot rows in the basis (float64, for mapping weights back). */
   T: Float64Array;
+  /**
+   * The pivot rows themselves (r rows, CSR over S's columns), when the basis serves designs other than the one it was
+   * built from (shared-basis.ts): `pivots` then index rows of no design's S. Absent: pivots are rows of the S given.
+   */
+  pivotRows?: CsrBlock;
+}
+
+/** Where pivot a's stored values are: in `pivotRows` when the basis has its own, else row pivots[a] of S. */
+function pivotSource(basis: RowSpaceBasis, S: CsrBlock): { P: CsrBlock; row: (a: number) => number } {
+  return basis.pivotRows ? { P: basis.pivotRows, row: (a) => a } : { P: S, row: (a) => basis.pivots[a]! };
 }
 
 /**
@@ -186,8 +196,10 @@ export async function rowSpaceBasis(
  * are contiguous), then scatters m over the pivot rows' stored values.
  */
 export function weightsFromBasis(basis: RowSpaceBasis, S: CsrBlock, V: Float64Array, rows: number, stride: number, offset: number): Float64Array {
-  const { r, T, pivots } = basis;
-  const { indptr, indices, values, dim } = S;
+  const { r, T } = basis;
+  const { P, row: pivotRow } = pivotSource(basis, S);
+  const { indptr, indices, values } = P;
+  const dim = S.dim;
   const W = new Float64Array(rows * dim);
   const m = new Float64Array(r);
   for (let k = 0; k < rows; k++) {
@@ -203,7 +215,7 @@ export function weightsFromBasis(basis: RowSpaceBasis, S: CsrBlock, V: Float64Ar
     for (let a = 0; a < r; a++) {
       const ma = m[a]!;
       if (ma === 0) continue;
-      const row = pivots[a]!;
+      const row = pivotRow(a);
       for (let p = indptr[row]!, end = indptr[row + 1]!; p < end; p++) W[wo + indices[p]!] += ma * values[p]!;
     }
   }

@@ -16,6 +16,7 @@ import { fitLabelEncoder, encodeLabels } from './labels.js';
 import type { StandardScalerParams } from './scaler.js';
 import type { CsrBlock } from './design-matrix.js';
 import type { AsyncLogisticOptions, LogisticFit } from './logistic.js';
+import type { SharedBasis } from './shared-basis.js';
 import { sharedArray, solverWidth, type DenseBlock, type FitOptions, type HeadDesign, type HeadParams, type PathEvent } from './modality-head.js';
 import { FitPool } from './fit-pool.js';
 import { checkTwoClasses, designRows, positions, selectFusionWeight, selectHeadC, silentFitProgress, type CTrial, type FitProgress, type PlannedFit } from './selection.js';
@@ -71,6 +72,18 @@ export interface HeadSettings {
    * attributes use the category model's, fitted on the same rows, so one tfidf.json serves every target.
    */
   tfidfModel?: TfidfBlockModel;
+  /**
+   * One row-space basis for the heads of every target trained on the same rows and TF-IDF (shared-basis.ts): a
+   * design it covers takes its basis from there instead of building its own.
+   */
+  sharedBasis?: SharedBasis;
+}
+
+/** Puts a design's TF-IDF block in row space: the shared basis when it covers the design's rows, else its own. */
+async function attachBasis(design: HeadDesign, designRows: CollectedRow[], tfidf: TfidfBlockModel, settings: Pick<HeadSettings, 'sharedBasis'>, pool: FitPool): Promise<void> {
+  const shared = settings.sharedBasis;
+  if (shared?.covers(designRows, tfidf) && (await shared.attach(design))) return;
+  design.basis = await pool.basis(design.sparse!, design.distinct);
 }
 
 export interface TrainedHead {
@@ -103,7 +116,7 @@ function layoutBlocks(kinds: readonly FeatureKind[], dims: HeadSettings['dims'],
 }
 
 /** The rows' TF-IDF block as CSR (an empty text is an empty row), in arrays from the given allocators. */
-function tfidfCsr(rows: CollectedRow[], tfidf: TfidfBlockModel, ints: (len: number) => Int32Array, floats: (len: number) => Float64Array): CsrBlock {
+export function tfidfCsr(rows: CollectedRow[], tfidf: TfidfBlockModel, ints: (len: number) => Int32Array, floats: (len: number) => Float64Array): CsrBlock {
   const parts = rows.map((r) => (r.text === '' ? null : tfidfBlockRow(tfidf, r.text)));
   const indptr = ints(rows.length + 1);
   parts.forEach((p, i) => (indptr[i + 1] = indptr[i]! + (p?.indices.length ?? 0)));
@@ -293,7 +306,7 @@ async function selectEarly(
   const kinds = canonicalKinds(settings.features);
   const idx = Int32Array.from(rows.keys()).filter((i) => rowHasAll(rows[i]!, kinds));
   const base = headDesign(rows, idx, y, classes.length, kinds, settings.dims, tfidf);
-  if (base.sparse && useRowSpace(base, settings.solver ?? 'auto')) base.basis = await pool.basis(base.sparse, base.distinct);
+  if (base.sparse && useRowSpace(base, settings.solver ?? 'auto')) await attachBasis(base, Array.from(idx, (i) => rows[i]!), tfidf, settings, pool);
   checkFitMemory('joint', base, settings);
   const weighted = (w: number): HeadDesign => ({ ...base, denseBlocks: base.denseBlocks.map((b) => (b.kind === 'image' ? { ...b, weight: w } : b)) });
   const shape = { imageDim: settings.dims.image ?? 0, textDim: kinds.includes('text') ? (settings.dims.text ?? 0) : 0, tfidfParts: kinds.includes('tfidf') ? (tfidf.char ? 2 : 1) : 0 };
@@ -661,7 +674,7 @@ export async function trainModel(rows: CollectedRow[], labels: string[], setting
           const blocks = layoutBlocks(g.kinds, settings.dims, tfidf);
           return { g, C: NaN, chosen: null, head: supportTrainedHead(fitted.fit, classes, blocks, tfidf), rowSpace: false, support: fitted.summary };
         }
-        if (design.sparse && useRowSpace(design, settings.solver ?? 'auto')) design.basis = await pool.basis(design.sparse, design.distinct);
+        if (design.sparse && useRowSpace(design, settings.solver ?? 'auto')) await attachBasis(design, Array.from(idx, (i) => rows[i]!), tfidf, settings, pool);
         checkFitMemory(g.name, design, settings);
         const chosen = selecting ? await selectHeadC(pool, { name: g.name, design, rows: idx }, splits, grid!, selectionLr, y, { procedure, report: (e) => progress.report(e) }, settings.stopPaths ?? true) : null;
         const all = Int32Array.from({ length: design.n }, (_, i) => i);
