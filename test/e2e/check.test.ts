@@ -283,7 +283,7 @@ test('without --label-column the label checks are skipped, not passed; --annotat
   assert.match(stdin.stderr, /--annotations needs the catalog as a file path/);
   const badRate = await runCli(['check', small, '-m', demo.bundle, '--max-disagreement-rate', '2']);
   assert.equal(badRate.code, 2);
-  assert.match(badRate.stderr, /--max-disagreement-rate.*expected a number from 0 to 1/);
+  assert.match(badRate.stderr, /--max-disagreement-rate.*expected a maximum rate from 0 to 1/);
   const badFormat = await runCli(['check', small, '-m', demo.bundle, '--annotations', 'gitlab']);
   assert.equal(badFormat.code, 2);
 });

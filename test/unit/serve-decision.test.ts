@@ -85,7 +85,7 @@ test('predictUpload: a path row re-answered at the request\'s min_path_score is 
   // A is sure (0.85), its leaf y less (0.6): complete at 0.5, stopped at A at 0.7.
   const probs = new Float32Array([0.25, 0.6, 0.15]);
   const decision = { target: 0.9, threshold: 0.55 };
-  const predictor = { predict: async () => ({ record: recordAt(probs, 0.5, decision), probs, heads: {} }) } as unknown as Predictor;
+  const predictor = { predict: async () => ({ record: recordAt(probs, 0.5, decision), probs, heads: {} }), attributeNames: [], predictedAttributes: [] } as unknown as Predictor;
   const png = Buffer.from('89504e470d0a1a0a0000000d49484452', 'hex');
   const form = { image: png, title: 't', description: '', topKTags: 5 };
   const paths = { tree, minScore: 0.5, separator: '>', source: 'bundle' as const };
@@ -102,7 +102,7 @@ test('predictUpload: a path row re-answered at the request\'s min_path_score is 
   assert.deepEqual(Object.keys(none.body), [...RESPONSE_KEYS, ...PATH_FIELDS]);
 
   const flatRecord: PredictionRecord = { id: '1', category: 'B > z', score: 0.7, top_categories: [{ category: 'B > z', prob: 0.7 }], tags: [], status: 'ok', error: null, warnings: [] };
-  const flatPredictor = { predict: async () => ({ record: flatRecord, probs, heads: {} }) } as unknown as Predictor;
+  const flatPredictor = { predict: async () => ({ record: flatRecord, probs, heads: {} }), attributeNames: [], predictedAttributes: [] } as unknown as Predictor;
   const flat = await predictUpload(flatPredictor, form, null, decision);
   assert.deepEqual(Object.keys(flat.body), [...RESPONSE_KEYS, ...DECISION_FIELDS]);
   assert.deepEqual([flat.body.decision, flat.body.target_precision], ['accept', 0.9]);
@@ -111,7 +111,7 @@ test('predictUpload: a path row re-answered at the request\'s min_path_score is 
 test('runBatch: a path row re-answered at the request\'s min_path_score carries the decision of that answer', async () => {
   const probs = new Float32Array([0.25, 0.6, 0.15]);
   const decision = { target: 0.9, threshold: 0.55 };
-  const predictor = { predict: async () => ({ record: recordAt(probs, 0.5, decision), probs, heads: {} }), flush: () => {} } as unknown as Predictor;
+  const predictor = { predict: async () => ({ record: recordAt(probs, 0.5, decision), probs, heads: {} }), flush: () => {}, attributeNames: [], predictedAttributes: [] } as unknown as Predictor;
   const paths = { tree, minScore: 0.5, separator: '>', source: 'bundle' as const };
   const rows = async function* () {
     yield { index: 0, line: 1, id: '1', title: 't', description: '', image: '', extra: {} };

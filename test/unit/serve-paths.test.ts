@@ -97,6 +97,8 @@ test('predictUpload on a path bundle: an unanswered row is a 200 with the path_u
       calls++;
       return { record: recordAt(split, 0.5), probs: split, heads: {} };
     },
+    attributeNames: [],
+    predictedAttributes: [],
   } as unknown as Predictor;
   const png = Buffer.from('89504e470d0a1a0a0000000d49484452', 'hex');
   const form = { image: png, title: 't', description: '', topKTags: 5 };
