@@ -10,7 +10,7 @@ import type { CollectedRow } from '../pipeline/collect.js';
 import type { CsrBlock } from './design-matrix.js';
 import type { FitPool } from './fit-pool.js';
 import type { HeadDesign } from './modality-head.js';
-import { sharedArray } from './modality-head.js';
+import { csrRows, sharedArray } from './modality-head.js';
 import { ROW_SPACE_MAX_ROWS, type RowSpaceBasis } from './rowspace.js';
 import { tfidfCsr } from './target.js';
 import type { TfidfBlockModel } from './tfidf.js';
@@ -21,19 +21,6 @@ function rowKey(S: CsrBlock, i: number): string {
   const from = S.indptr[i]!;
   const to = S.indptr[i + 1]!;
   return crypto.createHash('sha1').update(bytes(S.indices.subarray(from, to))).update(bytes(S.values.subarray(from, to))).digest('base64');
-}
-
-/** The CSR of some rows of S (the basis keeps its pivot rows, which no design's S need hold). */
-function csrRowsOf(S: CsrBlock, rows: Int32Array): CsrBlock {
-  const indptr = new Int32Array(rows.length + 1);
-  rows.forEach((r, a) => (indptr[a + 1] = indptr[a]! + S.indptr[r + 1]! - S.indptr[r]!));
-  const indices = new Int32Array(indptr[rows.length]!);
-  const values = new Float64Array(indices.length);
-  rows.forEach((r, a) => {
-    indices.set(S.indices.subarray(S.indptr[r]!, S.indptr[r + 1]!), indptr[a]!);
-    values.set(S.values.subarray(S.indptr[r]!, S.indptr[r + 1]!), indptr[a]!);
-  });
-  return { dim: S.dim, indptr, indices, values, parts: S.parts };
 }
 
 /** A design takes the shared basis when it has at least this share of the universe's rows. */
@@ -81,7 +68,7 @@ export class SharedBasis {
       }
       const basis = await this.pool.basis(S, Int32Array.from(distinct));
       // L's row a is distinct[a]; the pivots (rows of this S) are kept as rows of their own.
-      return { basis: { ...basis, pivotRows: csrRowsOf(S, basis.pivots) }, rowOf };
+      return { basis: { ...basis, pivotRows: csrRows(S, basis.pivots) }, rowOf };
     })();
     return this.master;
   }

@@ -3,6 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mulberry32 } from '../../src/head/random.js';
+import { classedSparseRows } from '../helpers/sparse-rows.js';
 import { csrFromDense, heldOutCsr, heldOutScaling, toDenseFloat64, type CsrBlock } from '../../src/head/design-matrix.js';
 import { pivotedCholesky, rowSpaceBasis, rowSpaceIsCheaper, sparseGram, weightsFromBasis } from '../../src/head/rowspace.js';
 import { ortTrailingUpdate } from '../../src/head/gemm-ort.js';
@@ -88,14 +89,7 @@ test('a C path in row space lands where the path over the columns lands', async 
   const n = 120;
   const dim = 400;
   const K = 3;
-  const rand = mulberry32(5);
-  const dense = new Float64Array(n * dim);
-  const y = new Int32Array(n);
-  for (let i = 0; i < n; i++) {
-    y[i] = i % K;
-    for (let t = 0; t < 6; t++) dense[i * dim + Math.floor(rand() * dim)] = rand();
-    for (let t = 0; t < 3; t++) dense[i * dim + y[i]! * 100 + Math.floor(rand() * 100)] = 1 + rand();
-  }
+  const { dense, y } = classedSparseRows(n, dim, K, 5);
   const S = csrFromDense(dense, n, dim);
   const design: HeadDesign = { n, y, nClasses: K, denseBlocks: [], dense: null, present: null, sparse: S, content: all(n), distinct: all(n), basis: null };
   const train = Int32Array.from({ length: 90 }, (_, i) => i);

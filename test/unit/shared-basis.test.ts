@@ -3,7 +3,7 @@
 // predicts what it predicts with bases of its own, and builds the basis once for all its heads and targets.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mulberry32 } from '../../src/head/random.js';
+import { classedSparseRows } from '../helpers/sparse-rows.js';
 import { csrFromDense } from '../../src/head/design-matrix.js';
 import { rowSpaceBasis } from '../../src/head/rowspace.js';
 import { fitPath, type HeadDesign } from '../../src/head/modality-head.js';
@@ -19,14 +19,7 @@ test('a head over some rows, in the basis of more rows (pivot rows kept with the
   const n = 150;
   const dim = 400;
   const K = 3;
-  const rand = mulberry32(7);
-  const dense = new Float64Array(n * dim);
-  const y = new Int32Array(n);
-  for (let i = 0; i < n; i++) {
-    y[i] = i % K;
-    for (let t = 0; t < 6; t++) dense[i * dim + Math.floor(rand() * dim)] = rand();
-    for (let t = 0; t < 3; t++) dense[i * dim + y[i]! * 100 + Math.floor(rand() * 100)] = 1 + rand();
-  }
+  const { dense, y } = classedSparseRows(n, dim, K, 7);
   const full = csrFromDense(dense, n, dim);
   const master = await rowSpaceBasis(full, range(0, n));
   const pivotRows = csrFromDense(Float64Array.from(Array.from(master.pivots).flatMap((p) => Array.from(dense.subarray(p * dim, (p + 1) * dim)))), master.r, dim);
