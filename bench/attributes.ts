@@ -35,11 +35,10 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { parse } from 'csv-parse/sync';
 import { stringify } from 'csv-stringify/sync';
-import { repoRoot, bin, shared, machine, gnuTime, timedProcess, stopTimedProcesses, firstMissing, type TimedRun } from './common.js';
+import { repoRoot, bin, shared, machine, gnuTime, timedProcess, stopTimedProcesses, firstMissing, printHeaderHelp, usageExit, type TimedRun } from './common.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -54,16 +53,11 @@ const { values: args } = parseArgs({
     help: { type: 'boolean', default: false },
   },
 });
-if (args.help) {
-  const lines = fs.readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n');
-  console.log(lines.slice(0, lines.findIndex((l) => !l.startsWith('//'))).join('\n'));
-  process.exit(0);
-}
+if (args.help) printHeaderHelp(import.meta.url);
 
 /** A usage error: said in one line, exit 2. */
 function usage(message: string): never {
-  console.error(`attributes: ${message} (see --help)`);
-  process.exit(2);
+  return usageExit('attributes', message);
 }
 function positive(name: string, v: string | undefined): number | undefined {
   if (v === undefined) return undefined;

@@ -155,3 +155,16 @@ export function firstMissing(paths: string[]): string | undefined {
   const p = paths.find((f) => !fs.existsSync(f));
   return p === undefined ? undefined : path.relative(repoRoot, p);
 }
+
+/** --help of a bench script: its header comment (the leading // lines of its source), then exit 0. */
+export function printHeaderHelp(scriptUrl: string): never {
+  const lines = fs.readFileSync(fileURLToPath(scriptUrl), 'utf8').split('\n');
+  console.log(lines.slice(0, lines.findIndex((l) => !l.startsWith('//'))).join('\n'));
+  process.exit(0);
+}
+
+/** A bench script's usage error: one line naming the script, exit 2. */
+export function usageExit(script: string, message: string): never {
+  console.error(`${script}: ${message} (see --help)`);
+  process.exit(2);
+}

@@ -42,7 +42,7 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { writeSyntheticCatalog } from './synthetic-catalog.js';
-import { repoRoot, bin, shared, machine, gnuTime, timedProcess, stopTimedProcesses, folderSize, firstMissing, type TimedOptions, type TimedRun } from './common.js';
+import { repoRoot, bin, shared, machine, gnuTime, timedProcess, stopTimedProcesses, folderSize, firstMissing, printHeaderHelp, usageExit, type TimedOptions, type TimedRun } from './common.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const CASES = ['amazon', 'taxonomy', 'photos', 'synthetic', 'fit'] as const;
@@ -69,16 +69,11 @@ const { values: args } = parseArgs({
     help: { type: 'boolean', default: false },
   },
 });
-if (args.help) {
-  const lines = fs.readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n');
-  console.log(lines.slice(0, lines.findIndex((l) => !l.startsWith('//'))).join('\n'));
-  process.exit(0);
-}
+if (args.help) printHeaderHelp(import.meta.url);
 
 /** A usage error: said in one line, exit 2. */
 function usage(message: string): never {
-  console.error(`train-catalogs: ${message} (see --help)`);
-  process.exit(2);
+  return usageExit('train-catalogs', message);
 }
 /** Seconds from '2h', '90m', '600s' or '600'. */
 function seconds(name: string, v: string): number {
