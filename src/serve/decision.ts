@@ -38,6 +38,16 @@ export function requestDecision(served: ServeDecision, requested: number | undef
   }
 }
 
+/** Each attribute's decision per target, resolved once: a batch decides every record at the same target. */
+const attributeThresholds = new WeakMap<BundleAttribute, Map<number, Decision | undefined>>();
+
+function attributeThreshold(attribute: BundleAttribute, decision: Decision): Decision | undefined {
+  let byTarget = attributeThresholds.get(attribute);
+  if (!byTarget) attributeThresholds.set(attribute, (byTarget = new Map()));
+  if (!byTarget.has(decision.target)) byTarget.set(decision.target, attributeDecision(attribute, decision));
+  return byTarget.get(decision.target);
+}
+
 /**
  * `record` decided at `decision` (made again: its answer or the target may differ from what the predictor used); its
  * attributes too, each at its own threshold for that target (none where its calibration cannot vouch for it).
@@ -49,7 +59,7 @@ export function withDecision(record: PredictionRecord, decision: Decision | null
     decided.attributes = Object.fromEntries(
       Object.entries(record.attributes).map(([name, a]) => {
         const spec = attributes.find((x) => x.name === name);
-        const at = spec ? attributeDecision(spec, decision) : undefined;
+        const at = spec ? attributeThreshold(spec, decision) : undefined;
         const { decision: _, ...rest } = a;
         return [name, at && a.score !== null ? { ...rest, decision: { decision: a.score >= at.threshold ? ('accept' as const) : ('review' as const), target: at.target } } : rest];
       }),
