@@ -223,41 +223,11 @@ export function csrRows(S: CsrBlock, rows: Int32Array): CsrBlock {
 }
 
 /**
- * Row-space coordinates (basis.r wide) of rows given as CSR over S's columns: each row dotted with the pivot rows,
- * then T·c = g by forward substitution (S_pivots = T·Qᵀ, so x·Q = T⁻¹·S_pivots·x). Costs the pivots' non-zeros
- * plus r²/2 per row.
- */
-export function basisCoordinates(basis: RowSpaceBasis, S: CsrBlock, X: CsrBlock): Float32Array {
-  const { r, T } = basis;
-  const P = basis.pivotRows ?? S;
-  const pivotRow = (k: number) => (basis.pivotRows ? k : basis.pivots[k]!);
-  const out = new Float32Array((X.indptr.length - 1) * r);
-  const scratch = new Float64Array(S.dim);
-  const g = new Float64Array(r);
-  for (let a = 0; a + 1 < X.indptr.length; a++) {
-    for (let p = X.indptr[a]!; p < X.indptr[a + 1]!; p++) scratch[X.indices[p]!] += X.values[p]!;
-    for (let k = 0; k < r; k++) {
-      const row = pivotRow(k);
-      let dot = 0;
-      for (let p = P.indptr[row]!, end = P.indptr[row + 1]!; p < end; p++) dot += scratch[P.indices[p]!]! * P.values[p]!;
-      g[k] = dot;
-    }
-    for (let p = X.indptr[a]!; p < X.indptr[a + 1]!; p++) scratch[X.indices[p]!] = 0;
-    for (let k = 0; k < r; k++) {
-      const ko = k * r;
-      let v = g[k]!;
-      for (let b = 0; b < k; b++) v -= T[ko + b]! * g[b]!;
-      g[k] = v / T[ko + k]!;
-      out[a * r + k] = g[k]!;
-    }
-  }
-  return out;
-}
-
-/**
  * The matrix the solver sees for `rows`: the dense blocks (imputed with `means`, standardised with the training
  * rows' `scaler`; null without dense blocks), then the TF-IDF block as CSR or, in row space, the rows' basis
- * coordinates.
+ * coordinates. Held-out rows (`heldOutFrom`: the rows fitted on) are always over the TF-IDF columns, scored as new
+ * rows (heldOutCsr): a row-space fit is mapped back to the columns to score them (originalCoef), which costs
+ * K·r²/2 per fit where their basis coordinates would cost r²/2 per held-out row.
  */
 function solverDesign(design: HeadDesign, rows: Int32Array, means: Float64Array[], scaler: StandardScalerParams | null, heldOutFrom?: Int32Array): DesignMatrix {
   const dd = denseWidth(design);
@@ -265,15 +235,14 @@ function solverDesign(design: HeadDesign, rows: Int32Array, means: Float64Array[
   if (dense) standardizeDense(dense, rows.length, dd, scaler!, dense);
   const held = design.sparse && heldOutFrom ? heldOutCsr(design.sparse, heldOutFrom, rows) : null;
   const basis = design.basis;
-  if (basis) {
+  if (basis && !heldOutFrom) {
     const width = dd + basis.r;
     const out = new Float32Array(rows.length * width);
-    const coords = held ? basisCoordinates(basis, design.sparse!, held) : null;
     rows.forEach((i, a) => {
       if (dense) out.set(dense!.subarray(a * dd, (a + 1) * dd), a * width);
       // A shared basis holds more rows than the design's: basisRows says which of its L rows each content id is.
       const c = design.basisRows ? design.basisRows[design.content[i]!]! : design.content[i]!;
-      out.set(coords ? coords.subarray(a * basis.r, (a + 1) * basis.r) : basis.L.subarray(c * basis.r, (c + 1) * basis.r), a * width + dd);
+      out.set(basis.L.subarray(c * basis.r, (c + 1) * basis.r), a * width + dd);
     });
     return makeDesign(rows.length, out, width, null);
   }
@@ -399,7 +368,9 @@ export async function fitPath(design: HeadDesign, task: PathTask, onEvent?: (e: 
     const stats: FitStats = { C, iterations: fit.iterations, evaluations: fit.evaluations, converged: fit.converged, loss: fit.loss, message: fit.message, seconds: (performance.now() - startedAt) / 1000 };
     fits.push(stats);
     if (Xtest) {
-      const p = expand(softmaxRowsInPlace(decisionFunctionDesign(Xtest, fit), Xtest.n, K), classIndex, design.nClasses);
+      // Held-out rows are over the TF-IDF columns: a row-space fit is scored there through its mapped-back weights.
+      const scorer = design.basis ? { ...fit, coef: originalCoef(design, fit.coef, K), nFeatures: dd + design.sparse!.dim } : fit;
+      const p = expand(softmaxRowsInPlace(decisionFunctionDesign(Xtest, scorer), Xtest.n, K), classIndex, design.nClasses);
       probs.push(p);
       const loss = heldOutLogLoss(p, design.y, task.test, design.nClasses);
       if (loss < least) [least, rises] = [loss, 0];

@@ -239,13 +239,16 @@ export const ROW_SPACE_MAX_ROWS = 16_000;
 
 /**
  * Whether fits of a head with n rows, dd dense columns and a sparse block of `dim` columns and `nnz` stored values
- * are cheaper in row space: per evaluation, products over n·(dd + n) dense numbers against CSR products and
- * L-BFGS passes over K·(dd + dim) parameters, plus the basis spread over the evaluations it serves.
+ * are cheaper in row space: per evaluation, products over n·(dd + width) dense numbers against CSR products and
+ * L-BFGS passes over K·(dd + dim) parameters, plus the basis spread over the evaluations it serves. Its own basis is
+ * n wide and costs its Gram and factor; a shared one (shared-basis.ts, `sharedWidth` wide) is built once for every
+ * head that takes it, so a head pays only for its width.
  */
-export function rowSpaceIsCheaper(n: number, dd: number, dim: number, nnz: number, K: number): boolean {
+export function rowSpaceIsCheaper(n: number, dd: number, dim: number, nnz: number, K: number, sharedWidth: number | null = null): boolean {
   if (dim === 0 || n > ROW_SPACE_MAX_ROWS) return false;
   const columns = (2 * n * dd * K) / GEMM_RATE + (2 * nnz * K) / SPARSE_RATE + (VECTOR_PASSES * (dd + dim) * K) / VECTOR_RATE;
-  const basis = (n * nnz) / 2 / GRAM_RATE + n ** 3 / 6 / CHOLESKY_RATE;
-  const rows = (2 * n * (dd + n) * K) / GEMM_RATE + (VECTOR_PASSES * (dd + n) * K) / VECTOR_RATE + basis / EVALUATIONS_PER_BASIS;
+  const width = sharedWidth ?? n;
+  const basis = sharedWidth === null ? (n * nnz) / 2 / GRAM_RATE + n ** 3 / 6 / CHOLESKY_RATE : 0;
+  const rows = (2 * n * (dd + width) * K) / GEMM_RATE + (VECTOR_PASSES * (dd + width) * K) / VECTOR_RATE + basis / EVALUATIONS_PER_BASIS;
   return rows < columns;
 }

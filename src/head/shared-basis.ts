@@ -53,6 +53,17 @@ export class SharedBasis {
     return this.universe.reduce((n, r) => n + (r.text !== '' ? 1 : 0), 0);
   }
 
+  private widthBound: number | null = null;
+
+  /**
+   * The basis's width at most, known before it is built: the universe's distinct non-empty texts (its rank is at
+   * most its distinct TF-IDF rows). What a head sharing it pays per row, where its own basis would cost its rows.
+   */
+  get width(): number {
+    this.widthBound ??= new Set(this.universe.filter((r) => r.text !== '').map((r) => r.text)).size;
+    return this.widthBound;
+  }
+
   /** The basis over the universe's distinct TF-IDF rows, built once (by whichever head asks first). */
   private build(): Promise<{ basis: RowSpaceBasis; rowOf: Map<string, number> }> {
     this.master ??= (async () => {

@@ -306,7 +306,8 @@ async function selectEarly(
   const kinds = canonicalKinds(settings.features);
   const idx = Int32Array.from(rows.keys()).filter((i) => rowHasAll(rows[i]!, kinds));
   const base = headDesign(rows, idx, y, classes.length, kinds, settings.dims, tfidf);
-  if (base.sparse && useRowSpace(base, settings.solver ?? 'auto')) await attachBasis(base, Array.from(idx, (i) => rows[i]!), tfidf, settings, pool);
+  const baseRows = Array.from(idx, (i) => rows[i]!);
+  if (base.sparse && useRowSpace(base, settings.solver ?? 'auto', sharedWidth(baseRows, tfidf, settings))) await attachBasis(base, baseRows, tfidf, settings, pool);
   checkFitMemory('joint', base, settings);
   const weighted = (w: number): HeadDesign => ({ ...base, denseBlocks: base.denseBlocks.map((b) => (b.kind === 'image' ? { ...b, weight: w } : b)) });
   const shape = { imageDim: settings.dims.image ?? 0, textDim: kinds.includes('text') ? (settings.dims.text ?? 0) : 0, tfidfParts: kinds.includes('tfidf') ? (tfidf.char ? 2 : 1) : 0 };
@@ -435,11 +436,20 @@ function plansEarly(settings: Pick<HeadSettings, 'features' | 'fusion'>, grid: n
   return modalityGroups(settings.features).length > 1 && (settings.fusion === 'early' || settings.fusion === 'auto') && grid !== null && !support.some(Boolean);
 }
 
-/** Whether a head's TF-IDF block is solved in row space: as asked, or ('auto') where that is cheaper. */
-function useRowSpace(design: HeadDesign, solver: 'auto' | 'rowspace' | 'columns'): boolean {
+/**
+ * Whether a head's TF-IDF block is solved in row space: as asked, or ('auto') where that is cheaper, in the shared
+ * basis when one covers its rows (`sharedWidth`: its width), else in a basis of its own.
+ */
+function useRowSpace(design: HeadDesign, solver: 'auto' | 'rowspace' | 'columns', sharedWidth: number | null = null): boolean {
   if (solver !== 'auto') return solver === 'rowspace';
   const dd = design.denseBlocks.reduce((s, b) => s + b.dim, 0);
-  return rowSpaceIsCheaper(design.distinct.length, dd, design.sparse!.dim, design.sparse!.indptr[design.n]!, design.nClasses);
+  return rowSpaceIsCheaper(design.distinct.length, dd, design.sparse!.dim, design.sparse!.indptr[design.n]!, design.nClasses, sharedWidth);
+}
+
+/** The shared basis's width when it covers these rows (attachBasis will take it), else null. */
+function sharedWidth(designRows: CollectedRow[], tfidf: TfidfBlockModel, settings: Pick<HeadSettings, 'sharedBasis'>): number | null {
+  const shared = settings.sharedBasis;
+  return shared?.covers(designRows, tfidf) ? shared.width : null;
 }
 
 /**
@@ -674,7 +684,8 @@ export async function trainModel(rows: CollectedRow[], labels: string[], setting
           const blocks = layoutBlocks(g.kinds, settings.dims, tfidf);
           return { g, C: NaN, chosen: null, head: supportTrainedHead(fitted.fit, classes, blocks, tfidf), rowSpace: false, support: fitted.summary };
         }
-        if (design.sparse && useRowSpace(design, settings.solver ?? 'auto')) await attachBasis(design, Array.from(idx, (i) => rows[i]!), tfidf, settings, pool);
+        const designRows = Array.from(idx, (i) => rows[i]!);
+        if (design.sparse && useRowSpace(design, settings.solver ?? 'auto', sharedWidth(designRows, tfidf, settings))) await attachBasis(design, designRows, tfidf, settings, pool);
         checkFitMemory(g.name, design, settings);
         const chosen = selecting ? await selectHeadC(pool, { name: g.name, design, rows: idx }, splits, grid!, selectionLr, y, { procedure, report: (e) => progress.report(e) }, settings.stopPaths ?? true) : null;
         const all = Int32Array.from({ length: design.n }, (_, i) => i);
