@@ -2,7 +2,7 @@
 // when a check fails. Kept out of main.ts so the command is one registration line there.
 import fs from 'node:fs';
 import { Command, Option } from 'commander';
-import { checkAnnotations, checkCommand, checkLabel, DEFAULT_LOW_CONFIDENCE, DEFAULT_MIN_CONFIDENCE, DEFAULT_THRESHOLDS, formatFinding, listedFindings, type CheckOutcome, type CheckResult, type CheckThresholds } from '../commands/check.js';
+import { checkAnnotations, checkCommand, checkLabel, DEFAULT_FLAG_PRECISION, DEFAULT_LOW_CONFIDENCE, DEFAULT_MIN_CONFIDENCE, DEFAULT_THRESHOLDS, formatFinding, listedFindings, type CheckOutcome, type CheckResult, type CheckThresholds } from '../commands/check.js';
 import { ExitCode, UsageError } from '../errors.js';
 import { displayWidth } from '../report/table.js';
 import { MIN_PATH_SCORE_HELP, floatOption, intOption, levelShares, listOption, oneTargetPrecision, targetShares, type LevelShare, type TargetShares } from './options.js';
@@ -22,6 +22,7 @@ interface CheckFlags extends PipelineFlags, Omit<CheckThresholds, 'maxDisagreeme
   labelColumn?: string;
   minConfidence?: number;
   lowConfidence?: number;
+  flagPrecision?: number;
   junit?: string;
   json?: string;
   annotations?: 'github';
@@ -102,12 +103,17 @@ export function addCheckCommand(program: Command, io: Io, env: NodeJS.ProcessEnv
       // No commander defaults for these two: a value given must be told from none, which leaves the bundle's target in charge.
       .option(
         '--target-precision <p>',
-        "judge the confidence checks by run's accept/review decision at this target precision: a disagreement is a row run would accept, low confidence a row it would send for review (the threshold the bundle's held-out rows vouch for; default: the first target train stored; without one, --min-confidence and --low-confidence)",
+        "judge low confidence by run's accept/review decision at this target precision: a row it would send for review (the threshold the bundle's held-out rows vouch for; default: the first target train stored; without one, --low-confidence); disagreement too where --flag-precision does not apply (path bundles, older bundles): a row run would accept whose answer differs",
         oneTargetPrecision,
       )
       .option(
+        '--flag-precision <p>',
+        `flat classes and attributes (bundles trained by this version): a disagreement is a stored label the model finds at most c probable (and does not answer), c the largest cutoff at which at least this share of the flagged rows are mislabelled, a 95% bound from the bundle's held-out rows; none flagged when no cutoff is vouched for (default: ${DEFAULT_FLAG_PRECISION})`,
+        floatOption(0, 1),
+      )
+      .option(
         '--min-confidence <p>',
-        `a prediction at least this probable that differs from the stored category is a disagreement (path bundles: probable at the highest level where the paths differ); overrides the target precision (default: the target's threshold, else ${DEFAULT_MIN_CONFIDENCE})`,
+        `a prediction at least this probable that differs from the stored category is a disagreement (path bundles: probable at the highest level where the paths differ); overrides --flag-precision and the target precision (default for path and older bundles: the target's threshold, else ${DEFAULT_MIN_CONFIDENCE})`,
         floatOption(0, 1),
       )
       .option(
@@ -151,6 +157,7 @@ export function addCheckCommand(program: Command, io: Io, env: NodeJS.ProcessEnv
       targetPrecision: flags.targetPrecision,
       minConfidence: flags.minConfidence,
       lowConfidence: flags.lowConfidence,
+      flagPrecision: flags.flagPrecision,
       thresholds: {
         maxDisagreementRate: flags.maxDisagreementRate.category ?? d.maxDisagreementRate,
         maxLowConfidenceRate: flags.maxLowConfidenceRate.category ?? d.maxLowConfidenceRate,

@@ -2,8 +2,10 @@
 // checks, each with a threshold; every finding keeps the CSV line it came from so reports can point into the file.
 // With a path bundle the label checks compare paths: a disagreement is placed at the highest level where the stored
 // path and the answered node part, since a wrong department is a worse finding than a sibling leaf.
-// A calibrated bundle with a target precision sets the two confidence checks: a disagreement is a row run would
-// accept unseen, low confidence a row it would send for review; --min-confidence / --low-confidence still override.
+// A calibrated bundle with a target precision sets low confidence (a row run would send for review) and, on path or
+// older bundles, disagreement (a row run would accept unseen against its label). A bundle that stores its held-out
+// label tail flags flat labels (and attributes) it finds improbable, at a stated precision (label-flags.ts);
+// --min-confidence / --low-confidence still override.
 import fs from 'node:fs';
 import path from 'node:path';
 import type { CatalogRow } from '../io/catalog-reader.js';
@@ -11,6 +13,7 @@ import type { PredictionRecord } from '../io/prediction-writer.js';
 import { UsageError } from '../errors.js';
 import type { Decision } from '../head/calibration.js';
 import { decide } from '../pipeline/predictor.js';
+import { flagCutoff, LABEL_TAIL_MAX, type FlagCutoff, type LabelTail } from '../head/label-flags.js';
 import { Taxonomy, canonicalPath, pathLevels, withAncestors, type LevelShare } from '../head/taxonomy.js';
 import { bundleInputs, type BundleAttribute, type ModelBundle } from '../models/bundle.js';
 import { orderedMap } from '../pipeline/ordered-map.js';
@@ -57,6 +60,8 @@ export const DEFAULT_THRESHOLDS: CheckThresholds = {
 /** The fixed scores of the confidence checks when neither an option nor a target precision sets them. */
 export const DEFAULT_MIN_CONFIDENCE = 0.8;
 export const DEFAULT_LOW_CONFIDENCE = 0.5;
+/** The share of disagreement flags that must be mislabelled rows, when the bundle can vouch for one (label-flags.ts). */
+export const DEFAULT_FLAG_PRECISION = 0.9;
 
 export interface CheckOptions extends BundleRunOptions {
   /** Column holding each row's stored category; without it the label checks are skipped. */
@@ -69,6 +74,12 @@ export interface CheckOptions extends BundleRunOptions {
   minConfidence?: number;
   /** A top score below this is low confidence. Undefined: a row decided review at the target, else DEFAULT_LOW_CONFIDENCE. */
   lowConfidence?: number;
+  /**
+   * Flat classes and attributes of a bundle that stores its held-out label tail, without minConfidence: a disagreement
+   * is a stored label the model finds at most c probable, c the largest cutoff at which at least this share of the
+   * flags are mislabelled (95% bound). Undefined: DEFAULT_FLAG_PRECISION.
+   */
+  flagPrecision?: number;
   thresholds: CheckThresholds;
   json?: string;
   junit?: string;
@@ -104,9 +115,10 @@ export interface ConfidenceCutoff {
   score: number;
   /**
    * 'option': --min-confidence / --low-confidence as given; 'default': that option's default (no target precision in
-   * effect); 'target': run's accept/review decision at a target precision.
+   * effect); 'target': run's accept/review decision at a target precision; 'flag-precision' (disagreement only): the
+   * stored label at most `score` probable, the cutoff chosen on the catalog for a precision of the flags (`flags`).
    */
-  source: 'option' | 'default' | 'target';
+  source: 'option' | 'default' | 'target' | 'flag-precision';
   /** The option that sets it, and overrides a target. */
   option: '--min-confidence' | '--low-confidence';
   /** source 'target': the target precision, named by --target-precision or the bundle's first stored one. */
@@ -115,6 +127,8 @@ export interface ConfidenceCutoff {
   from: string;
   /** Which rows count, in words (annotation titles), e.g. "score ≥ 0.9276 (the bundle's threshold for target precision 0.95)". */
   criterion: string;
+  /** source 'flag-precision': the cutoff chosen and what vouches for it (its score is the cutoff; 0 when none). */
+  flags?: FlagCutoff;
 }
 
 export interface CheckOutcome {
@@ -182,6 +196,8 @@ export interface CheckResult {
 
 const pct = (x: number) => `${(100 * x).toFixed(2)}%`;
 const prob = (x: number) => x.toFixed(2);
+/** A stored label's probability: small ones in exponent form, where two decimals would read 0.00. */
+const labelProb = (x: number) => (x >= 0.01 ? x.toFixed(2) : x === 0 ? '0' : x.toExponential(1));
 const plural = (n: number, one: string, many: string) => `${n} ${n === 1 ? one : many}`;
 const quote = (s: string) => `'${s}'`;
 
@@ -254,9 +270,10 @@ export interface ConfidenceCutoffs {
  * option's default, as before calibration. `paths`: a path bundle, whose decision is on the full path.
  */
 export function confidenceCutoffs(
-  opts: Pick<CheckOptions, 'minConfidence' | 'lowConfidence' | 'targetPrecision'>,
+  opts: Pick<CheckOptions, 'minConfidence' | 'lowConfidence' | 'targetPrecision' | 'flagPrecision'>,
   decision: Decision | null,
   paths: boolean,
+  tail: LabelTail | null = null,
 ): ConfidenceCutoffs {
   const target = decision ? { precision: decision.target, from: opts.targetPrecision !== undefined ? ('--target-precision' as const) : ('bundle' as const) } : null;
   const targetFrom = target ? (target.from === 'bundle' ? `the bundle's threshold for target precision ${target.precision}` : `the bundle's threshold for --target-precision ${target.precision}`) : '';
@@ -267,10 +284,19 @@ export function confidenceCutoffs(
     }
     return { score: decision.threshold, source: 'target', option, target, from: targetFrom, criterion: words(decision.threshold.toFixed(4), targetFrom, true) };
   };
+  // Flat classes whose bundle measured how improbable right labels look: flags at a stated precision (set once the
+  // whole catalog is seen: the cutoff depends on how many stored labels are improbable).
+  const flagPrecision = opts.flagPrecision ?? DEFAULT_FLAG_PRECISION;
+  const byFlags: ConfidenceCutoff | null =
+    opts.minConfidence === undefined && tail && !paths
+      ? { score: 0, source: 'flag-precision', option: '--min-confidence', target: null, from: opts.flagPrecision !== undefined ? `--flag-precision ${flagPrecision}` : `flag precision ${flagPrecision}`, criterion: '' }
+      : null;
   return {
-    disagreement: cutoff('--min-confidence', opts.minConfidence, DEFAULT_MIN_CONFIDENCE, (v, from, byTarget) =>
-      byTarget && paths ? `accepted: full path score ≥ ${v} (${from})` : `score ≥ ${v} (${from})`,
-    ),
+    disagreement:
+      byFlags ??
+      cutoff('--min-confidence', opts.minConfidence, DEFAULT_MIN_CONFIDENCE, (v, from, byTarget) =>
+        byTarget && paths ? `accepted: full path score ≥ ${v} (${from})` : `score ≥ ${v} (${from})`,
+      ),
     lowConfidence: cutoff('--low-confidence', opts.lowConfidence, DEFAULT_LOW_CONFIDENCE, (v, from, byTarget) =>
       byTarget ? `review: ${paths ? 'full path not reached or ' : ''}score < ${v} (${from})` : `score < ${v} (${from})`,
     ),
@@ -325,10 +351,40 @@ interface AttributeTally {
   unknown: number;
   readonly disagreement: Finding[];
   readonly lowConfidence: Finding[];
+  /** Flag-precision disagreement: the rows that may be flagged, settled once the catalog is seen. */
+  readonly candidates: FlagCandidate[];
+}
+
+/** A row whose stored label is the model's answer neither, and at most LABEL_TAIL_MAX probable: flagged within the cutoff. */
+interface FlagCandidate {
+  finding: Finding;
+  p: number;
+}
+
+/**
+ * Chooses a flag-precision cutoff over the whole catalog's candidates (`judged` labelled rows with known labels) and
+ * returns the flagged findings in line order; sets the cutoff's score, criterion and flags.
+ */
+function settleFlags(cutoff: ConfidenceCutoff, tail: LabelTail, candidates: FlagCandidate[], judged: number, precision: number): Finding[] {
+  const flags = flagCutoff(tail, candidates.map((c) => c.p), judged, precision);
+  cutoff.flags = flags;
+  cutoff.score = flags.cutoff ?? 0;
+  cutoff.criterion = flags.cutoff === null ? `none flagged (${cutoff.from})` : `stored label at most ${labelProb(flags.cutoff)} probable (${cutoff.from})`;
+  if (flags.cutoff === null) return [];
+  return candidates.filter((c) => c.p <= flags.cutoff!).map((c) => c.finding).sort((a, b) => a.line - b.line);
+}
+
+/** A flag-precision disagreement's summary: how many rows were flagged, and at what cutoff or why none. */
+function flagSummary(name: string, n: number, of: number, rate: string, cutoff: ConfidenceCutoff, what: string): string {
+  const f = cutoff.flags!;
+  const head = `${name}${n} of ${plural(of, 'labelled row', 'labelled rows')} (${rate})`;
+  const bound = `95% bound from ${f.heldOutRows.toLocaleString('en')} held-out rows`;
+  if (f.cutoff === null) return `${head} flagged: no cutoff of the stored ${what}'s probability vouches for ${cutoff.from} (${f.reason}; ${bound})`;
+  return `${head} ${n === 1 ? 'has' : 'have'} a stored ${what} the model finds at most ${labelProb(f.cutoff)} probable: at least ${f.lower.toFixed(3)} of them mislabelled (${bound}; ${cutoff.from})`;
 }
 
 /** An attribute's disagreement (a confident prediction other than the stored value) and low confidence on one row. */
-function observeAttribute(a: AttributeTally, row: CatalogRow, rec: PredictionRecord): void {
+function observeAttribute(a: AttributeTally, row: CatalogRow, rec: PredictionRecord, probs: Float32Array | null): void {
   const p = rec.attributes?.[a.attribute.name];
   if (rec.status !== 'ok' || !p || p.score === null || p.value === null) return;
   a.predicted++;
@@ -342,20 +398,31 @@ function observeAttribute(a: AttributeTally, row: CatalogRow, rec: PredictionRec
   const stored = (row.extra[a.attribute.name] ?? '').trim();
   if (stored === '') return;
   a.labelled++;
-  if (!a.attribute.classes.includes(stored)) a.unknown++;
-  else if (accepted(sure.source, sure.score) && p.value !== stored) {
+  const index = a.attribute.classes.indexOf(stored);
+  if (index < 0) a.unknown++;
+  else if (sure.source === 'flag-precision') {
+    const own = probs?.[index];
+    if (own !== undefined && p.value !== stored && own <= LABEL_TAIL_MAX) {
+      a.candidates.push({ finding: finding(row, `${a.attribute.name}: stored ${quote(stored)} (${labelProb(own)} probable), predicted ${quote(p.value)} (${prob(p.score)})`), p: own });
+    }
+  } else if (accepted(sure.source, sure.score) && p.value !== stored) {
     a.disagreement.push(finding(row, `${a.attribute.name}: stored ${quote(stored)}, predicted ${quote(p.value)} (${prob(p.score)})`));
   }
 }
 
 /** An attribute's two checks, each against the attribute's own limit (else the category's). */
-function attributeOutcomes(a: AttributeTally, th: CheckThresholds): CheckOutcome[] {
+function attributeOutcomes(a: AttributeTally, th: CheckThresholds, flagPrecision: number): CheckOutcome[] {
   const name = a.attribute.name;
   const own = th.attributes?.[name] ?? {};
   const { disagreement: sure, lowConfidence: low } = a.cutoffs;
   const unknown = a.unknown > 0 ? `; ${plural(a.unknown, 'stored value', 'stored values')} unknown to the model not judged` : '';
-  const disagreement = rateOutcome('disagreement', '--max-disagreement-rate', own.maxDisagreementRate ?? th.maxDisagreementRate, a.disagreement, a.labelled - a.unknown, (n, of, r) =>
-    `${name}: ${n} of ${plural(of, 'labelled row', 'labelled rows')} (${r}) ${n === 1 ? 'disagrees' : 'disagree'} with a prediction scored ≥ ${cutoffValue(sure)} (${sure.from})${unknown}`,
+  const judged = a.labelled - a.unknown;
+  const byFlags = sure.source === 'flag-precision';
+  if (byFlags) a.disagreement.push(...settleFlags(sure, a.attribute.calibration!.labelTail!, a.candidates, judged, flagPrecision));
+  const disagreement = rateOutcome('disagreement', '--max-disagreement-rate', own.maxDisagreementRate ?? th.maxDisagreementRate, a.disagreement, judged, (n, of, r) =>
+    byFlags
+      ? flagSummary(`${name}: `, n, of, r, sure, 'value') + unknown
+      : `${name}: ${n} of ${plural(of, 'labelled row', 'labelled rows')} (${r}) ${n === 1 ? 'disagrees' : 'disagree'} with a prediction scored ≥ ${cutoffValue(sure)} (${sure.from})${unknown}`,
   );
   const lowConfidence = rateOutcome('low_confidence', '--max-low-confidence-rate', own.maxLowConfidenceRate ?? th.maxLowConfidenceRate, a.lowConfidence, a.predicted, (n, of, r) =>
     `${name}: ${n} of ${plural(of, 'predicted row', 'predicted rows')} (${r}) ${low.source === 'target' ? `${n === 1 ? 'is' : 'are'} for review: scored` : n === 1 ? 'scores' : 'score'} below ${cutoffValue(low)} (${low.from})`,
@@ -393,6 +460,8 @@ class Tally {
   labelled = 0;
   notRagged = 0;
   readonly disagreement: Finding[] = [];
+  /** Flag-precision disagreement: the rows that may be flagged, settled once the catalog is seen. */
+  readonly candidates: FlagCandidate[] = [];
   readonly lowConfidence: Finding[] = [];
   readonly emptyTitle: Finding[] = [];
   readonly imageProblem: Finding[] = [];
@@ -423,9 +492,9 @@ export async function checkCommand(opts: CheckOptions): Promise<CheckResult> {
   const idColumn = hasColumn(catalog.header, opts.columns.id);
   const known = new Set(bundle.manifest.classes);
   const paths = pathTree(bundle, opts.minPathScore);
-  const cutoffs = confidenceCutoffs(opts, decision, paths !== null);
+  const cutoffs = confidenceCutoffs(opts, decision, paths !== null, bundle.manifest.calibration?.labelTail ?? null);
   if (opts.targetPrecision !== undefined && cutoffs.disagreement.source !== 'target' && cutoffs.lowConfidence.source !== 'target') {
-    opts.log?.(`warning: --target-precision ${opts.targetPrecision} has no effect: --min-confidence and --low-confidence set both checks`);
+    opts.log?.(`warning: --target-precision ${opts.targetPrecision} has no effect: ${cutoffs.disagreement.source === 'flag-precision' ? 'disagreement is judged by flag precision and --low-confidence sets low_confidence' : '--min-confidence and --low-confidence set both checks'}`);
   }
   const t = new Tally();
   // Each attribute whose column the catalog has is checked like the category, by its own decision at the same target.
@@ -437,13 +506,15 @@ export async function checkCommand(opts: CheckOptions): Promise<CheckResult> {
   }
   const attributeTallies: AttributeTally[] = judged.map((attribute) => ({
     attribute,
-    cutoffs: confidenceCutoffs(opts, attributeDecision(attribute, decision) ?? null, false),
+    cutoffs: confidenceCutoffs(opts, attributeDecision(attribute, decision) ?? null, false, attribute.calibration?.labelTail ?? null),
     labelled: 0,
     predicted: 0,
     unknown: 0,
     disagreement: [],
     lowConfidence: [],
+    candidates: [],
   }));
+  const classIndex = new Map(bundle.manifest.classes.map((c, i) => [c, i]));
   try {
     const totalBytes = opts.input === '-' ? null : fs.statSync(opts.input).size;
     progress.start(totalBytes);
@@ -452,8 +523,8 @@ export async function checkCommand(opts: CheckOptions): Promise<CheckResult> {
       catalog.rows,
       async (row) => ({ row, p: await predictor.predict(row) }),
       ({ row, p }) => {
-        observe(t, row, p.record, opts, { known, paths, titleColumn, usesImages: inputs.image, cutoffs });
-        for (const a of attributeTallies) observeAttribute(a, row, p.record);
+        observe(t, row, p.record, opts, { known, paths, titleColumn, usesImages: inputs.image, cutoffs, labelProb: (stored) => (p.probs ? (p.probs[classIndex.get(stored)!] ?? null) : null) });
+        for (const a of attributeTallies) observeAttribute(a, row, p.record, p.attributes[a.attribute.name]?.probs ?? null);
         if (p.record.warnings.length > 0) warned++;
         progress.update({ rows: t.rows, errors: t.predictionError.length, warnings: warned, bytesRead: catalog.bytesRead(), totalBytes });
       },
@@ -463,7 +534,12 @@ export async function checkCommand(opts: CheckOptions): Promise<CheckResult> {
     progress.stop();
     await close();
   }
-  const checks = [...outcomes(t, opts, { idColumn, titleColumn, usesImages: inputs.image, classes: bundle.manifest.classes.length, paths, cutoffs }), ...attributeTallies.flatMap((a) => attributeOutcomes(a, opts.thresholds))];
+  const flagPrecision = opts.flagPrecision ?? DEFAULT_FLAG_PRECISION;
+  if (cutoffs.disagreement.source === 'flag-precision') {
+    const judged = t.labelled - [...t.unknown.values()].reduce((n, u) => n + u.rows.length, 0);
+    t.disagreement.push(...settleFlags(cutoffs.disagreement, bundle.manifest.calibration!.labelTail!, t.candidates, judged, flagPrecision));
+  }
+  const checks = [...outcomes(t, opts, { idColumn, titleColumn, usesImages: inputs.image, classes: bundle.manifest.classes.length, paths, cutoffs }), ...attributeTallies.flatMap((a) => attributeOutcomes(a, opts.thresholds, flagPrecision))];
   const result: CheckResult = {
     input: opts.input,
     inputPath: opts.input === '-' ? null : path.resolve(opts.input),
@@ -488,7 +564,7 @@ function observe(
   row: CatalogRow,
   rec: PredictionRecord,
   opts: CheckOptions,
-  ctx: { known: Set<string>; paths: PathTree | null; titleColumn: boolean; usesImages: boolean; cutoffs: ConfidenceCutoffs },
+  ctx: { known: Set<string>; paths: PathTree | null; titleColumn: boolean; usesImages: boolean; cutoffs: ConfidenceCutoffs; labelProb?: (stored: string) => number | null },
 ): void {
   t.rows++;
   const first = t.firstLine.get(row.id);
@@ -533,6 +609,11 @@ function observe(
     const u = t.unknown.get(stored);
     if (u) u.rows.push(f);
     else t.unknown.set(stored, { rows: [f] });
+  } else if (sure.source === 'flag-precision') {
+    const own = ctx.labelProb?.(stored) ?? null;
+    if (rec.status === 'ok' && own !== null && rec.category !== stored && own <= LABEL_TAIL_MAX) {
+      t.candidates.push({ finding: finding(row, `stored ${quote(stored)} (${labelProb(own)} probable), predicted ${quote(rec.category!)} (${prob(rec.score!)})`), p: own });
+    }
   } else if (rec.status === 'ok' && (sure.source === 'target' ? decide(rec, ctx.cutoffs.decision!).decision === 'accept' : rec.score! >= sure.score) && rec.category !== stored) {
     t.disagreement.push(finding(row, `stored ${quote(stored)}, predicted ${quote(rec.category!)} (${prob(rec.score!)})`));
   }
@@ -624,7 +705,9 @@ function outcomes(
   if (!opts.labelColumn) disagreement = skipped('disagreement', '--max-disagreement-rate', 'rate', th.maxDisagreementRate, noLabels);
   else if (!ctx.paths) {
     disagreement = rateCheck('disagreement', '--max-disagreement-rate', th.maxDisagreementRate, t.disagreement, t.labelled, (n, of, r) =>
-      `${n} of ${plural(of, 'labelled row', 'labelled rows')} (${r}) ${n === 1 ? 'disagrees' : 'disagree'} with a prediction scored ≥ ${cutoffValue(sure)} (${sure.from})`,
+      sure.source === 'flag-precision'
+        ? flagSummary('', n, of, r, sure, 'category')
+        : `${n} of ${plural(of, 'labelled row', 'labelled rows')} (${r}) ${n === 1 ? 'disagrees' : 'disagree'} with a prediction scored ≥ ${cutoffValue(sure)} (${sure.from})`,
     );
   } else disagreement = pathDisagreementCheck(t, opts, ctx.paths, sure, rateCheck);
   disagreement.cutoff = sure;
@@ -753,8 +836,9 @@ export function checkJson(result: CheckResult, opts: Pick<CheckOptions, 'labelCo
   // The fixed scores in force (null where a target precision set the check instead: its cutoff says so).
   const score = (name: CheckName) => {
     const c = result.checks.find((x) => x.name === name)?.cutoff;
-    return c && c.source !== 'target' ? c.score : null;
+    return c && c.source !== 'target' && c.source !== 'flag-precision' ? c.score : null;
   };
+  const flags = result.checks.find((x) => x.name === 'disagreement')?.cutoff?.flags;
   return {
     tool: 'categorize check',
     toolVersion: opts.toolVersion,
@@ -765,6 +849,8 @@ export function checkJson(result: CheckResult, opts: Pick<CheckOptions, 'labelCo
       labelColumn: opts.labelColumn ?? null,
       minConfidence: score('disagreement'),
       lowConfidence: score('low_confidence'),
+      // Only when the category's disagreement was judged by it, so other reports keep their shape.
+      ...(flags ? { flagPrecision: flags.precision } : {}),
       targetPrecision: result.decision,
       thresholds: opts.thresholds,
       onImageError: opts.onImageError,

@@ -28,6 +28,7 @@ import type { LogisticOptions } from '../head/logistic.js';
 import { computeMetrics, type EvalMetrics } from '../report/metrics.js';
 import { CategorizeError, ConfigError, UsageError, reasonCode } from '../errors.js';
 import { PathMetricsAccumulator } from '../report/path-metrics.js';
+import { labelTail } from '../head/label-flags.js';
 import { applyTopLabel, calibrateTemperature, calibrationFigures, fitTopLabel, thresholdForTarget, topOneCurve, topOneCurveRows, type CalibrationFigures } from '../head/calibration.js';
 import type { BundleCalibration } from '../models/bundle.js';
 import { DEFAULT_MIN_PATH_SCORE, DEFAULT_PATH_SEPARATOR, Taxonomy, canonicalPath, holdsPaths, pathLevels } from '../head/taxonomy.js';
@@ -281,6 +282,9 @@ function bundleCalibration(
     after: figures(calibrationFigures(probs, y, K)),
     curve,
     targets: targets.map((target) => thresholdForTarget(curve, target)),
+    // How improbable right labels look on held-out rows: check's disagreement flags at a stated precision from it
+    // (flat classes; a path bundle's check compares paths level by level instead).
+    ...(topModel ? {} : { labelTail: labelTail(probs, y, K) }),
   };
 }
 

@@ -13,6 +13,7 @@ import type { LinearHead } from '../head/scoring.js';
 import type { HeadPruning } from '../head/linear-head.js';
 import { pathLevels } from '../head/taxonomy.js';
 import type { PrecisionCurve, TargetThreshold, TopLabelScaling } from '../head/calibration.js';
+import { LABEL_TAIL_MAX, type LabelTail } from '../head/label-flags.js';
 
 export const BUNDLE_FORMAT = 'categorize-bundle';
 /**
@@ -47,6 +48,8 @@ export interface BundleCalibration {
   curve: PrecisionCurve;
   /** The targets `train --target-precision` asked for, in that order: each threshold, or why there is none. */
   targets: TargetThreshold[];
+  /** Flat classes: the held-out rows' probabilities of their own labels where the answer is another (label-flags.ts). */
+  labelTail?: LabelTail;
 }
 
 /** How a head is stored: 'onnx' (a graph, ours or skl2onnx's; formats 1–2 have only these) or 'linear' (head-io.ts). */
@@ -308,6 +311,15 @@ function checkCalibration(dir: string, c: Partial<BundleCalibration>, top: boole
     curve.thresholds.every((t, j) => typeof t === 'number' && (j === 0 || t < curve.thresholds[j - 1]!));
   if (!ok) fail(dir, 'manifest.json calibration.curve must list descending thresholds with rising accepted counts and correct ≤ accepted');
   if (!Array.isArray(c.targets)) fail(dir, 'manifest.json calibration.targets must be a list');
+  const tail = c.labelTail;
+  const tailOk =
+    tail === undefined ||
+    (Number.isInteger(tail.rows) &&
+      tail.rows > 0 &&
+      Array.isArray(tail.values) &&
+      tail.values.length <= tail.rows &&
+      tail.values.every((v, j) => typeof v === 'number' && v >= 0 && v <= LABEL_TAIL_MAX && (j === 0 || v >= tail.values[j - 1]!)));
+  if (!tailOk) fail(dir, `manifest.json calibration.labelTail must have positive rows and at most that many ascending values in [0, ${LABEL_TAIL_MAX}]`);
 }
 
 /** A manifest's attributes, each checked like the category: classes, calibration, and heads against the layout. */

@@ -171,6 +171,21 @@ test('check: a flipped attribute value is a disagreement of that attribute, in t
   assert.ok(hits >= expected.length - 1 && found.length <= expected.length + 1, `flipped lines ${expected.join(',')}, found ${found.join(',')}`);
   assert.ok(checks.some((c) => c.name === 'low_confidence' && c.attribute === 'audience'));
   assert.match(fs.readFileSync(junit, "utf8"), /<testcase classname="categorize.check" name="disagreement:tone"/);
+
+  // Without --min-confidence each attribute is judged by flag precision, from its own held-out label tail: with 480
+  // held-out rows, 8 flips among 160 rows cannot be vouched for at 0.9 (right labels could make 0.9 of them), 16 can.
+  const flipped10 = rows.map((r, i) => (i % 10 === 0 ? { ...r, tone: r.tone === 'dark' ? 'light' : 'dark' } : r));
+  const file10 = path.join(tmp, 'flipped10.csv');
+  fs.writeFileSync(file10, stringify(flipped10, { header: true }));
+  const expected10 = flipped10.flatMap((_, i) => (i % 10 === 0 ? [i + 2] : []));
+  const json2 = path.join(tmp, 'check-flags.json');
+  const f = await runCli(['check', file10, '-m', withAttributes, '--label-column', 'category', '--max-disagreement-rate', '1', '--max-low-confidence-rate', '1', '--json', json2, '-q']);
+  assert.equal(f.code, 0, f.stdout + f.stderr);
+  const byFlags = (summary(json2).checks as { name: string; attribute?: string; summary: string; findings: { line: number }[]; cutoff: { source: string; flags: { cutoff: number | null; lower: number } } }[]).find((c) => c.name === 'disagreement' && c.attribute === 'tone')!;
+  assert.equal(byFlags.cutoff.source, 'flag-precision');
+  const flaggedLines = byFlags.findings.map((x) => x.line);
+  assert.ok(flaggedLines.every((l) => expected10.includes(l)) && flaggedLines.length >= expected10.length / 2, `flipped lines ${expected10.join(',')}, flagged ${flaggedLines.join(',')}: ${byFlags.summary}`);
+  assert.ok(byFlags.cutoff.flags.lower >= 0.9);
 });
 
 test('serve: /predict adds attributes (the original fields unchanged); a request target decides them too', async () => {

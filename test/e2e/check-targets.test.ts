@@ -1,6 +1,7 @@
 // End-to-end: `categorize check` on calibrated bundles with target precisions. The confidence checks follow run's own
-// accept/review decision (run's records are the oracle): a disagreement is a row run accepts against its label, low
-// confidence a row run sends for review; the options override the target per check; the reports say which cutoff
+// accept/review decision (run's records are the oracle): low confidence is a row run sends for review, and on a
+// bundle without a held-out label tail (older bundles, path bundles) a disagreement is a row run accepts against its
+// label; the options override the target per check; the reports say which cutoff
 // each check used. A flat bundle (the demo's, with targets added from its own held-out curve) and a path bundle
 // trained with --target-precision.
 import { test, before } from 'node:test';
@@ -62,6 +63,9 @@ before(async () => {
   assert.equal(flatTargets[0].threshold, null, 'the demo held-out rows cannot vouch for 0.995: the first target with a threshold is 0.9');
   assert.ok(flatTargets[1].threshold !== null);
   m.calibration.targets = flatTargets;
+  // As a bundle from before the held-out label tail: disagreement then follows the target too (decisions.test.ts
+  // covers flag precision).
+  delete m.calibration.labelTail;
   fs.writeFileSync(manifestFile, JSON.stringify(m, null, 2));
   const run = await runCli(['run', demo.catalog, '-m', flat, '--image-root', imageRoot, '-o', path.join(tmp, 'flat.jsonl'), '-q']);
   assert.equal(run.code, 0, run.stderr);

@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parse } from 'csv-parse/sync';
+import { stringify } from 'csv-stringify/sync';
 import { runCli, readJsonl } from '../helpers/cli.js';
 import { syntheticCatalog, syntheticCatalogCsv } from '../../bench/synthetic-catalog.js';
 
@@ -136,6 +137,64 @@ test('run --review-output: the review rows apart, in CSV as in JSONL; rebuilt fr
   const same = await runCli(['run', held, '-m', bundle, '-o', jout, '--force', '--review-output', jout, '-q']);
   assert.equal(same.code, 2);
   assert.match(same.stderr, /is the output itself/);
+});
+
+test('check: disagreement flags the stored labels the model finds improbable, at the precision asked for, vouched for by the held-out label tail', async () => {
+  // The held-out sample with one label in twenty moved to another class.
+  const rows = parse(fs.readFileSync(held, 'utf8'), { columns: true }) as Record<string, string>[];
+  const classes = [...new Set(rows.map((x) => x.category))].sort();
+  const flipped = new Set<string>();
+  rows.forEach((x, i) => {
+    if (i % 20 !== 7) return;
+    x.category = classes[(classes.indexOf(x.category) + 7) % classes.length]!;
+    flipped.add(x.id);
+  });
+  const noisy = path.join(tmp, 'noisy.csv');
+  fs.writeFileSync(noisy, stringify(rows, { header: true, columns: Object.keys(rows[0]!) }));
+  const tail = manifest(bundle).calibration.labelTail as { rows: number; values: number[] };
+  assert.equal(tail.rows, 1500);
+  assert.ok(tail.values.length > 0 && tail.values.every((v, i) => v >= 0 && v <= 0.5 && (i === 0 || v >= tail.values[i - 1]!)));
+
+  // The oracle: run's probability of each stored label.
+  const all = path.join(tmp, 'noisy.jsonl');
+  assert.equal((await runCli(['run', noisy, '-m', bundle, '-o', all, '--top-n', '30', '-q'])).code, 0);
+  const recs = readJsonl(all) as { id: string; category: string; top_categories: { category: string; prob: number }[] }[];
+  const own = recs.map((x, i) => x.top_categories.find((t) => t.category === rows[i]!.category)!.prob);
+  type Flags = { precision: number; cutoff: number | null; flagged: number; lower: number; heldOutRows: number; reason?: string };
+  const check = async (...extra: string[]) => {
+    const json = path.join(tmp, `check${extra.join('')}.json`);
+    const r = await runCli(['check', noisy, '-m', bundle, '--label-column', 'category', '--json', json, '--max-disagreement-rate', '1', '--max-low-confidence-rate', '1', ...extra]);
+    assert.equal(r.code, 0, r.stderr);
+    const j = JSON.parse(fs.readFileSync(json, 'utf8'));
+    const d = j.checks.find((c: { name: string }) => c.name === 'disagreement');
+    return { r, j, d, ids: (d.findings as { id: string }[]).map((f) => f.id) };
+  };
+
+  const { r, j, d, ids } = await check();
+  const flags = d.cutoff.flags as Flags;
+  assert.equal(d.cutoff.source, 'flag-precision');
+  assert.equal(j.settings.flagPrecision, 0.9);
+  assert.equal(j.settings.minConfidence, null);
+  assert.deepEqual([flags.precision, flags.heldOutRows], [0.9, 1500]);
+  assert.ok(flags.cutoff !== null && flags.cutoff <= 0.5 && flags.lower >= 0.9, JSON.stringify(flags));
+  // Exactly the rows whose stored label is at most that probable and not the answer.
+  const expected = recs.flatMap((x, i) => (own[i]! <= flags.cutoff! && x.category !== rows[i]!.category ? [x.id] : []));
+  assert.deepEqual(ids, expected);
+  assert.equal(flags.flagged, ids.length);
+  const right = ids.filter((id) => flipped.has(id)).length;
+  assert.ok(right / ids.length >= 0.9, `${right} of ${ids.length} flags are moved labels`);
+  assert.ok(right >= 10, `${right} of ${flipped.size} moved labels found`);
+  assert.match(r.stdout, new RegExp(`disagreement +${ids.length} of 600 labelled rows \\(.*\\) have a stored category the model finds at most \\S+ probable: at least 0\\.9\\d\\d of them mislabelled \\(95% bound from 1,500 held-out rows; flag precision 0\\.9\\)`));
+
+  // Asking for more flags no more rows; for less, no fewer. --min-confidence judges by the answer's score instead.
+  const strict = await check('--flag-precision', '0.99');
+  assert.ok(strict.ids.every((id) => ids.includes(id)));
+  if (strict.d.cutoff.flags.cutoff === null) assert.match(strict.d.summary, /flagged: no cutoff of the stored category's probability vouches for --flag-precision 0\.99 \(at best 0\.\d+ of the flags would be mislabelled; 95% bound from 1,500 held-out rows\)/);
+  const lax = await check('--flag-precision', '0.5');
+  assert.ok(ids.every((id) => lax.ids.includes(id)));
+  const byScore = await check('--min-confidence', '0.8');
+  assert.equal(byScore.d.cutoff.source, 'option');
+  assert.equal(byScore.j.settings.flagPrecision, undefined);
 });
 
 test('a bundle without calibration: no decision field, nothing changes; --target-precision and --review-output refused', async () => {

@@ -54,6 +54,17 @@ test('confidenceCutoffs: a target sets both checks unless its option is given; w
   assert.equal(paths.lowConfidence.criterion, "review: full path not reached or score < 0.9276 (the bundle's threshold for target precision 0.95)");
 });
 
+test('confidenceCutoffs: a bundle with a held-out label tail judges disagreement by flag precision, unless --min-confidence is given', () => {
+  const tail = { rows: 100, values: [0.01] };
+  const c = confidenceCutoffs({}, decision, false, tail);
+  assert.deepEqual(c.disagreement, { score: 0, source: 'flag-precision', option: '--min-confidence', target: null, from: 'flag precision 0.9', criterion: '' });
+  // The target still decides low confidence.
+  assert.equal(c.lowConfidence.source, 'target');
+  assert.equal(confidenceCutoffs({ flagPrecision: 0.95 }, null, false, tail).disagreement.from, '--flag-precision 0.95');
+  // --min-confidence overrides it; a path bundle compares paths by score; a bundle without a tail keeps the target.
+  assert.deepEqual([confidenceCutoffs({ minConfidence: 0.7 }, decision, false, tail).disagreement.source, confidenceCutoffs({}, decision, true, tail).disagreement.source, confidenceCutoffs({}, decision, false, null).disagreement.source], ['option', 'target', 'target']);
+});
+
 /** A result as checkCommand makes it: a failing disagreement judged at the target, a passing low_confidence by option. */
 function result(): CheckResult {
   const { disagreement, lowConfidence } = confidenceCutoffs({ lowConfidence: 0.5 }, decision, false);
