@@ -302,25 +302,72 @@ function* lbfgsSteps(x0: Float64Array, opts: LbfgsOptions): Generator<EvalReques
     if (iter >= maxIter) return done(false, `stopped: reached maxIter = ${maxIter}`);
     if (evals >= maxEval) return done(false, `stopped: reached maxEval = ${maxEval}`);
 
-    // d = -H·g by the two-loop recursion, newest pair first.
-    for (let i = 0; i < n; i++) d[i] = -g[i]!;
-    for (let t = 0; t < pairs; t++) {
-      const k = (head - 1 - t + m) % m;
-      const a = rho[k]! * dot(S, d, n, k * n, 0);
-      alpha[k] = a;
-      const o = k * n;
-      for (let i = 0; i < n; i++) d[i] -= a * Y[o + i]!;
+    // d = -H·g by the two-loop recursion, newest pair first. Each pass over d also takes the dot product the next
+    // step needs, in the same order (the same numbers as separate passes, with half the sweeps over memory), and the
+    // last one d·g and d·d.
+    const slot = (t: number) => (head - 1 - t + m) % m;
+    let next = 0;
+    let dg = 0;
+    let dd = 0;
+    if (pairs === 0) {
+      for (let i = 0; i < n; i++) {
+        const v = -g[i]!;
+        d[i] = v;
+        dg += v * g[i]!;
+        dd += v * v;
+      }
+    } else {
+      let so = slot(0) * n;
+      for (let i = 0; i < n; i++) {
+        const v = -g[i]!;
+        d[i] = v;
+        next += S[so + i]! * v;
+      }
+      for (let t = 0; t < pairs; t++) {
+        const k = slot(t);
+        const a = rho[k]! * next;
+        alpha[k] = a;
+        const yo = k * n;
+        next = 0;
+        if (t + 1 < pairs) {
+          so = slot(t + 1) * n;
+          for (let i = 0; i < n; i++) {
+            const v = d[i]! - a * Y[yo + i]!;
+            d[i] = v;
+            next += S[so + i]! * v;
+          }
+        } else {
+          // Then d *= gamma, and the second loop's first dot (the oldest pair's y).
+          const o = slot(pairs - 1) * n;
+          for (let i = 0; i < n; i++) {
+            const v = (d[i]! - a * Y[yo + i]!) * gamma;
+            d[i] = v;
+            next += Y[o + i]! * v;
+          }
+        }
+      }
+      for (let t = pairs - 1; t >= 0; t--) {
+        const k = slot(t);
+        const c = alpha[k]! - rho[k]! * next;
+        const o = k * n;
+        next = 0;
+        if (t > 0) {
+          const yo = slot(t - 1) * n;
+          for (let i = 0; i < n; i++) {
+            const v = d[i]! + c * S[o + i]!;
+            d[i] = v;
+            next += Y[yo + i]! * v;
+          }
+        } else {
+          for (let i = 0; i < n; i++) {
+            const v = d[i]! + c * S[o + i]!;
+            d[i] = v;
+            dg += v * g[i]!;
+            dd += v * v;
+          }
+        }
+      }
     }
-    if (pairs > 0) for (let i = 0; i < n; i++) d[i] *= gamma;
-    for (let t = pairs - 1; t >= 0; t--) {
-      const k = (head - 1 - t + m) % m;
-      const beta = rho[k]! * dot(Y, d, n, k * n, 0);
-      const c = alpha[k]! - beta;
-      const o = k * n;
-      for (let i = 0; i < n; i++) d[i] += c * S[o + i]!;
-    }
-
-    let dg = dot(d, g, n, 0, 0);
     const fresh = pairs === 0;
     if (!(dg < 0)) {
       if (fresh) return done(false, 'abnormal termination: gradient gives no descent direction');
@@ -329,7 +376,7 @@ function* lbfgsSteps(x0: Float64Array, opts: LbfgsOptions): Generator<EvalReques
       head = 0;
       continue;
     }
-    const dnorm = Math.sqrt(dot(d, d, n, 0, 0));
+    const dnorm = Math.sqrt(dd);
     // Unscaled steepest descent (first iteration, or after a restart) starts at a unit-length step.
     let stp = fresh ? Math.min(1 / dnorm, STPMAX) : 1;
 
