@@ -419,11 +419,16 @@ function* lbfgsSteps(x0: Float64Array, opts: LbfgsOptions): Generator<EvalReques
     // Accept: s = xNew - x, y = gNew - g go straight into the ring buffer.
     const o = head * n;
     let gs = 0;
+    let sy = 0;
+    let yy = 0;
     for (let i = 0; i < n; i++) {
       const si = xNew[i]! - x[i]!;
+      const yi = gNew[i]! - g[i]!;
       S[o + i] = si;
-      Y[o + i] = gNew[i]! - g[i]!;
+      Y[o + i] = yi;
       gs += g[i]! * si;
+      sy += si * yi;
+      yy += yi * yi;
     }
     const fOld = f;
     [x, xNew] = [xNew, x];
@@ -433,8 +438,6 @@ function* lbfgsSteps(x0: Float64Array, opts: LbfgsOptions): Generator<EvalReques
     gmax = gradSize(g);
     opts.onIteration?.(iter, f, gmax);
 
-    const sy = dot(S, Y, n, o, o);
-    const yy = dot(Y, Y, n, o, o);
     // Skip pairs without enough curvature (L-BFGS-B's test: s'y > eps·(-g's)), keeping H positive definite.
     if (sy > Number.EPSILON * -gs && yy > 0) {
       rho[head] = 1 / sy;
