@@ -109,6 +109,10 @@ test('row space is chosen where it is cheaper: few rows over a wide TF-IDF block
   assert.equal(rowSpaceIsCheaper(50_000, 0, 30_000, 2_000_000, 10), false, 'more rows than the Gram fits');
   assert.equal(rowSpaceIsCheaper(5000, 0, 2000, 100_000, 5), false, 'narrow block');
   assert.equal(rowSpaceIsCheaper(100, 1280, 0, 0, 5), false, 'no sparse block');
+  // myntra's final early-fusion head (5,531 rows with 1,280 image columns, 24,320 TF-IDF columns): a basis of its own
+  // (every row distinct with its photo) costs more than its columns; the shared basis, 3,572 wide and built anyway, not.
+  assert.equal(rowSpaceIsCheaper(5531, 1280, 24_320, 600_000, 34), false, 'own basis');
+  assert.equal(rowSpaceIsCheaper(5531, 1280, 24_320, 600_000, 34, 3572), true, 'shared basis');
 });
 
 test('duplicate rows: fitted once each with their counts as weights, the same fit as every copy (row space too)', async () => {
