@@ -122,7 +122,7 @@ export function addCheckCommand(program: Command, io: Io, env: NodeJS.ProcessEnv
         floatOption(0, 1),
       )
       .option('--min-path-score <p>', MIN_PATH_SCORE_HELP, floatOption(0, 1))
-      .option('--max-disagreement-rate <r|attribute:r>', "fail when the share of labelled rows that disagree with a confident prediction exceeds r (path bundles: at any level); attribute:r sets a bundle attribute's own limit (its column checked like the category's; default r)", targetShares('a maximum rate'), { category: d.maxDisagreementRate, attributes: [] })
+      .option('--max-disagreement-rate <r|attribute:r>', "fail when the share of labelled rows flagged for disagreement (an improbable stored label, or a confident prediction against it) exceeds r (path bundles: at any level); attribute:r sets a bundle attribute's own limit (its column checked like the category's; default r)", targetShares('a maximum rate'), { category: d.maxDisagreementRate, attributes: [] })
       .option('--attributes <a,b>', "check only these of the bundle's attributes (each against its own column, when the catalog has it); default all", listOption)
       .option(
         '--max-disagreement-rate-level <level:r,...>',
