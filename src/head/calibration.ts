@@ -394,9 +394,14 @@ export function fitTopLabel(scores: ArrayLike<number>, correct: ArrayLike<boolea
   return Number.isFinite(a) && Number.isFinite(b) ? { a, b } : null;
 }
 
+/** How far above the runner-up the top class is kept when its scaled probability would sink to it or below. */
+const TOP_MARGIN = 1e-6;
+
 /**
  * A probability row with its top class's probability scaled (TopLabelScaling), the others sharing the rest in their
- * proportions; never below what keeps the top class on top, so the answer is the same as before.
+ * proportions; never below what keeps the top class on top, so the answer is the same as before. Kept strictly on
+ * top (TOP_MARGIN, relative, well above float32 rounding): at a tie, ranking by probability would fall back on the
+ * class order and could answer the runner-up.
  */
 export function applyTopLabel<T extends Float32Array | Float64Array>(p: ArrayLike<number>, scaling: TopLabelScaling, out: T): T {
   const K = p.length;
@@ -407,9 +412,10 @@ export function applyTopLabel<T extends Float32Array | Float64Array>(p: ArrayLik
   const s = p[top]!;
   const rest = 1 - s;
   let scaled = 1 / (1 + Math.exp(-(scaling.a * logit(s) + scaling.b)));
-  // The top class stays on top: s' ≥ p₂·(1 − s')/(1 − s) ⟺ s' ≥ p₂ / (1 − s + p₂).
+  // The top class stays on top: s' ≥ p₂·(1 − s')/(1 − s) ⟺ s' ≥ p₂ / (1 − s + p₂), with a margin: at s' = p₂·(1 + ε)
+  // / (1 − s + p₂) the runner-up is p₂·(1 − p₂ε/(1 − s)) / (1 − s + p₂), so the top is at least (1 + ε) times it.
   // A top class holding all the mass (float32 rounds 1 − 1e-8 to 1) leaves the rest to share evenly.
-  if (rest > 0) scaled = Math.max(scaled, second / (rest + second));
+  if (rest > 0) scaled = Math.max(scaled, Math.min(s, (second / (rest + second)) * (1 + TOP_MARGIN)));
   else scaled = Math.max(scaled, 1 / K);
   const f = rest > 0 ? (1 - scaled) / rest : 0;
   for (let k = 0; k < K; k++) out[k] = k === top ? scaled : rest > 0 ? p[k]! * f : (1 - scaled) / (K - 1);

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { topClasses } from '../../src/head/classifier.js';
 import {
   applyTopLabel,
   calibrationFigures,
@@ -157,6 +158,17 @@ test('temperature scaling and top-label scaling keep every row a distribution an
       assert.ok(out.every((v) => v >= 0));
     }
   }
+  // Where the scaling would sink the top class to the runner-up it stays strictly above, in float32 too: a tie would be
+  // ranked by class order and answer the runner-up when that comes first (here 'a' before 'c').
+  for (const out of [new Float64Array(3), new Float32Array(3)]) {
+    applyTopLabel([0.35, 0.05, 0.6], { a: 0.2, b: -3 }, out);
+    assert.ok(out[2]! > out[0]!, `${Array.from(out)}`);
+    assert.ok(out[2]! / out[0]! < 1 + 1e-5, 'by a margin that moves no probability to speak of');
+    assert.deepEqual(topClasses(out, ['a', 'b', 'c'], 1)[0]!.category, 'c');
+  }
+  // A tie in the row itself stays a tie: the first class, as the argmax before scaling.
+  const tied = applyTopLabel([0.45, 0.45, 0.1], { a: 0.2, b: -3 }, new Float64Array(3));
+  assert.equal(tied[0], tied[1]);
   const t = temperatureScale([0.7, 0.2, 0.1], 2, new Float64Array(3));
   near(t[0]! / t[1]!, Math.sqrt(0.7 / 0.2), 1e-12, 'T = 2 takes square roots of the ratios');
   // Identity scaling (a 1, b 0) changes nothing.
