@@ -15,7 +15,7 @@ import { cacheSummary, openEmbedCache, type EmbedCacheSetting } from '../pipelin
 import type { EmbedCache } from '../pipeline/embed-cache.js';
 import { silentFitProgressReporter, silentProgress, type FitProgressReporter, type ProgressReporter } from '../pipeline/progress.js';
 import { saveBundle, sha256File, type BundleHeadPart, type FeatureBlock, type ModelRef } from '../models/bundle.js';
-import { fitTfidfBlock, MACRO_F1_VETO, trainModel, type FeatureKind, type FittedHead, type FusionMode, type FusionSelection, type HeadSettings, type ModelCalibration, type TrainedModel } from '../head/target.js';
+import { fitTfidfBlock, trainModel, type FeatureKind, type FittedHead, type FusionMode, type FusionSelection, type HeadSettings, type ModelCalibration, type TrainedModel } from '../head/target.js';
 import { FitPool } from '../head/fit-pool.js';
 import { SharedBasis } from '../head/shared-basis.js';
 import type { FitProgress } from '../head/selection.js';
@@ -301,8 +301,7 @@ function selectionLines(model: TrainedModel, opts: Pick<TrainOptions, 'fusion' |
   const e = sel.early;
   if (e) {
     const figures = (f: { macroF1: number; logLoss: number }) => `macro-F1 ${f.macroF1.toFixed(4)}, log-loss ${f.logLoss.toFixed(4)}`;
-    const vetoed = !e.chosen && e.lateMacroF1Wins >= MACRO_F1_VETO && e.early.logLoss < e.late.logLoss;
-    const kind = e.chosen ? `early fusion${opts.fusion === 'early' ? ' (--fusion early)' : ''}` : `late fusion${vetoed ? ` (its macro-F1 higher in ${(100 * e.lateMacroF1Wins).toFixed(0)}% of resamples)` : ''}`;
+    const kind = e.chosen ? `early fusion${opts.fusion === 'early' ? ' (--fusion early)' : ''}` : 'late fusion';
     lines.push(`${prefix}fusion: ${kind} for rows with text and image — on ${e.rows} held-out rows early (image block weight ${e.blockWeight}, C ${e.C}) ${figures(e.early)}, late ${figures(e.late)}${e.chosen ? '; rows missing one use its late head' : ''}`);
   }
   return lines;

@@ -17,7 +17,6 @@ import type { StandardScalerParams } from './scaler.js';
 import type { CsrBlock } from './design-matrix.js';
 import type { AsyncLogisticOptions, LogisticFit } from './logistic.js';
 import type { SharedBasis } from './shared-basis.js';
-import { mulberry32 } from './random.js';
 import { sharedArray, solverWidth, type DenseBlock, type FitOptions, type HeadDesign, type HeadParams, type PathEvent } from './modality-head.js';
 import { FitPool } from './fit-pool.js';
 import { checkTwoClasses, designRows, positions, selectFusionWeight, selectHeadC, silentFitProgress, type CTrial, type FitProgress, type PlannedFit } from './selection.js';
@@ -220,11 +219,6 @@ export interface EarlySelection {
   rows: number;
   early: { macroF1: number; logLoss: number };
   late: { macroF1: number; logLoss: number };
-  /**
-   * The share of bootstrap resamples of those rows on which late fusion's macro-F1 beats early's ('auto'; 0 otherwise):
-   * at MACRO_F1_VETO or more, late fusion is kept whatever the log-loss says.
-   */
-  lateMacroF1Wins: number;
   /** Each (block weight, C) tried with its held-out log-loss. */
   trials: { blockWeight: number; C: number; logLoss: number }[];
   /** Each block weight at its chosen C: held-out log-loss (what chose the weight) and macro-F1, on the same rows. */
@@ -342,11 +336,7 @@ async function selectEarly(
   const early = heldOutFigures(held, (r) => best.chosen.heldOut.get(r)!, y, classes);
   const lateFigures = heldOutFigures(held, late, y, classes);
   // Log-loss decides: late fusion's weight was chosen for its macro-F1 on these very rows, which flatters that figure.
-  // But not against a macro-F1 that late fusion wins beyond the rows' noise: a joint head fits the frequent values'
-  // probabilities better while losing rare ones (a catalog's colours), which log-loss hardly sees.
-  const lateBetter = settings.fusion === 'auto' ? macroF1Wins(held, late, (r) => best.chosen.heldOut.get(r)!, y, classes.length, settings.seed) : 0;
-  const vetoed = lateBetter >= MACRO_F1_VETO;
-  const chosen = settings.fusion === 'early' || (!vetoed && (early.logLoss < lateFigures.logLoss || (early.logLoss === lateFigures.logLoss && early.macroF1 > lateFigures.macroF1)));
+  const chosen = settings.fusion === 'early' || early.logLoss < lateFigures.logLoss || (early.logLoss === lateFigures.logLoss && early.macroF1 > lateFigures.macroF1);
   const selection: EarlySelection = {
     chosen,
     blockWeight: best.w,
@@ -354,7 +344,6 @@ async function selectEarly(
     rows: held.length,
     early,
     late: lateFigures,
-    lateMacroF1Wins: lateBetter,
     trials: [
       ...atTextC.map((t) => ({ blockWeight: t.w, C: textC, logLoss: t.logLoss })),
       ...(along?.trials ?? []).map((c) => ({ blockWeight: bestW.w, C: c.C, logLoss: c.logLoss })),
@@ -383,63 +372,6 @@ async function selectEarly(
     blockWeight: best.w,
   };
   return { selection, head, heldOut: best.chosen.heldOut };
-}
-
-/** Bootstrap resamples of the held-out rows that compare two fusions' macro-F1. */
-const MACRO_F1_RESAMPLES = 200;
-/** The share of resamples late fusion must win for its macro-F1 to overrule early fusion's log-loss. */
-export const MACRO_F1_VETO = 0.95;
-
-/**
- * The share of bootstrap resamples of `rows` (seeded) on which `a`'s argmax answers have a higher macro-F1 than
- * `b`'s (over the classes present in the resample's labels or either's answers, as scikit-learn's f1_score).
- */
-export function macroF1Wins(rows: number[], a: (r: number) => ArrayLike<number>, b: (r: number) => ArrayLike<number>, y: Int32Array, K: number, seed: number): number {
-  const argmax = (p: ArrayLike<number>) => {
-    let k = 0;
-    for (let j = 1; j < K; j++) if (p[j]! > p[k]!) k = j;
-    return k;
-  };
-  const n = rows.length;
-  if (n === 0) return 0;
-  const truth = Int32Array.from(rows, (r) => y[r]!);
-  const pa = Int32Array.from(rows, (r) => argmax(a(r)));
-  const pb = Int32Array.from(rows, (r) => argmax(b(r)));
-  const rand = mulberry32(seed ^ 0x5eed);
-  const counts = new Int32Array(K * 5);
-  const macro = (tp: number, fp: number, fn: number, present: number) => (present > 0 ? (2 * tp) / Math.max(1, 2 * tp + fp + fn) : 0);
-  let wins = 0;
-  for (let b2 = 0; b2 < MACRO_F1_RESAMPLES; b2++) {
-    // Per class: true count, a's tp, a's answers, b's tp, b's answers.
-    counts.fill(0);
-    for (let j = 0; j < n; j++) {
-      const i = Math.floor(rand() * n);
-      const t = truth[i]!;
-      counts[t * 5]++;
-      counts[pa[i]! * 5 + 2]++;
-      counts[pb[i]! * 5 + 4]++;
-      if (pa[i] === t) counts[t * 5 + 1]++;
-      if (pb[i] === t) counts[t * 5 + 3]++;
-    }
-    let fa = 0;
-    let fb = 0;
-    let classesA = 0;
-    let classesB = 0;
-    for (let k = 0; k < K; k++) {
-      const o = k * 5;
-      const [tr, ta, na, tb, nb] = [counts[o]!, counts[o + 1]!, counts[o + 2]!, counts[o + 3]!, counts[o + 4]!];
-      if (tr + na > 0) {
-        classesA++;
-        fa += macro(ta, na - ta, tr - ta, tr + na);
-      }
-      if (tr + nb > 0) {
-        classesB++;
-        fb += macro(tb, nb - tb, tr - tb, tr + nb);
-      }
-    }
-    if (fa / classesA > fb / classesB) wins++;
-  }
-  return wins / MACRO_F1_RESAMPLES;
 }
 
 /** A held-out row's late-fused probabilities (over the heads that predicted it). */
