@@ -79,11 +79,16 @@ export interface HeadSettings {
   sharedBasis?: SharedBasis;
 }
 
-/** Puts a design's TF-IDF block in row space: the shared basis when it covers the design's rows, else its own. */
-async function attachBasis(design: HeadDesign, designRows: CollectedRow[], tfidf: TfidfBlockModel, settings: Pick<HeadSettings, 'sharedBasis'>, pool: FitPool): Promise<void> {
-  const shared = settings.sharedBasis;
-  if (shared?.covers(designRows, tfidf) && (await shared.attach(design))) return;
-  design.basis = await pool.basis(design.sparse!, design.distinct);
+/**
+ * Puts a design's TF-IDF block in row space where that is cheaper (useRowSpace): in the shared basis when it covers
+ * the design's rows (weighed at the basis's width, already paid for), else in a basis of its own.
+ */
+async function placeInRowSpace(design: HeadDesign, designRows: CollectedRow[], tfidf: TfidfBlockModel, settings: Pick<HeadSettings, 'sharedBasis' | 'solver'>, pool: FitPool): Promise<void> {
+  if (!design.sparse) return;
+  const shared = settings.sharedBasis?.covers(designRows, tfidf) ? settings.sharedBasis : null;
+  if (!useRowSpace(design, settings.solver ?? 'auto', shared ? shared.width : null)) return;
+  if (shared && (await shared.attach(design))) return;
+  design.basis = await pool.basis(design.sparse, design.distinct);
 }
 
 export interface TrainedHead {
@@ -306,8 +311,7 @@ async function selectEarly(
   const kinds = canonicalKinds(settings.features);
   const idx = Int32Array.from(rows.keys()).filter((i) => rowHasAll(rows[i]!, kinds));
   const base = headDesign(rows, idx, y, classes.length, kinds, settings.dims, tfidf);
-  const baseRows = Array.from(idx, (i) => rows[i]!);
-  if (base.sparse && useRowSpace(base, settings.solver ?? 'auto', sharedWidth(baseRows, tfidf, settings))) await attachBasis(base, baseRows, tfidf, settings, pool);
+  await placeInRowSpace(base, Array.from(idx, (i) => rows[i]!), tfidf, settings, pool);
   checkFitMemory('joint', base, settings);
   const weighted = (w: number): HeadDesign => ({ ...base, denseBlocks: base.denseBlocks.map((b) => (b.kind === 'image' ? { ...b, weight: w } : b)) });
   const shape = { imageDim: settings.dims.image ?? 0, textDim: kinds.includes('text') ? (settings.dims.text ?? 0) : 0, tfidfParts: kinds.includes('tfidf') ? (tfidf.char ? 2 : 1) : 0 };
@@ -444,12 +448,6 @@ function useRowSpace(design: HeadDesign, solver: 'auto' | 'rowspace' | 'columns'
   if (solver !== 'auto') return solver === 'rowspace';
   const dd = design.denseBlocks.reduce((s, b) => s + b.dim, 0);
   return rowSpaceIsCheaper(design.distinct.length, dd, design.sparse!.dim, design.sparse!.indptr[design.n]!, design.nClasses, sharedWidth);
-}
-
-/** The shared basis's width when it covers these rows (attachBasis will take it), else null. */
-function sharedWidth(designRows: CollectedRow[], tfidf: TfidfBlockModel, settings: Pick<HeadSettings, 'sharedBasis'>): number | null {
-  const shared = settings.sharedBasis;
-  return shared?.covers(designRows, tfidf) ? shared.width : null;
 }
 
 /**
@@ -684,8 +682,7 @@ export async function trainModel(rows: CollectedRow[], labels: string[], setting
           const blocks = layoutBlocks(g.kinds, settings.dims, tfidf);
           return { g, C: NaN, chosen: null, head: supportTrainedHead(fitted.fit, classes, blocks, tfidf), rowSpace: false, support: fitted.summary };
         }
-        const designRows = Array.from(idx, (i) => rows[i]!);
-        if (design.sparse && useRowSpace(design, settings.solver ?? 'auto', sharedWidth(designRows, tfidf, settings))) await attachBasis(design, designRows, tfidf, settings, pool);
+        await placeInRowSpace(design, Array.from(idx, (i) => rows[i]!), tfidf, settings, pool);
         checkFitMemory(g.name, design, settings);
         const chosen = selecting ? await selectHeadC(pool, { name: g.name, design, rows: idx }, splits, grid!, selectionLr, y, { procedure, report: (e) => progress.report(e) }, settings.stopPaths ?? true) : null;
         const all = Int32Array.from({ length: design.n }, (_, i) => i);
