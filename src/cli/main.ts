@@ -257,7 +257,7 @@ function buildProgram(io: Io, env: NodeJS.ProcessEnv, setCode: (c: number) => vo
           .choices([...IMAGE_PREPROCESSING])
           .default(DEFAULT_IMAGE_PREPROCESSING),
       )
-      .option('--C <c|auto>', `inverse L2 regularisation strength (scikit-learn’s C); auto: chosen per head from ${C_GRID.join(', ')} by log-loss on the held-out --fusion-share`, cOption, 'auto')
+      .option('--C <c|auto>', `inverse L2 regularisation strength (scikit-learn’s C); auto: chosen per head from ${C_GRID.join(', ')} by held-out log-loss (macro-F1 among the values within noise of the least) on the --fusion-folds or --fusion-share`, cOption, 'auto')
       .addOption(new Option('--class-weight <mode>', 'weight classes inversely to their frequency').choices(['balanced']))
       .option('--max-iter <n>', 'L-BFGS iterations at most', intOption(1, 1_000_000), 1000)
       .option('--tol <t>', 'stop when the largest gradient entry is below t', floatOption(0, 1), 1e-6)

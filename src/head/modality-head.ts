@@ -385,7 +385,7 @@ export async function fitPath(design: HeadDesign, task: PathTask, onEvent?: (e: 
   return { probs, fits, head, solutions: task.solutions ? solutions : null };
 }
 
-/** Mean log-loss of test rows' probabilities (n × nClasses), as selection's meanLogLoss. */
+/** Mean log-loss of test rows' probabilities (n × nClasses), as selection's heldOutFigures. */
 function heldOutLogLoss(p: Float64Array, y: Int32Array, test: Int32Array, nClasses: number): number {
   let s = 0;
   test.forEach((row, i) => (s += rowLogLoss(p[i * nClasses + y[row]!]!)));

@@ -1,7 +1,8 @@
-// Selection: each head's C from the grid, by log-loss on held-out predictions (k folds, or one held-out share),
-// then the late-fusion weight on the rows both heads predicted. Every (head, fold) path of C values is an
+// Selection: each head's C from the grid, by log-loss on held-out predictions (k folds, or one held-out share;
+// macro-F1 among the values within noise of the least), then the late-fusion weight on the rows both heads predicted. Every (head, fold) path of C values is an
 // independent job for the FitPool, so the grid runs on every core; the choices do not depend on the order.
 import { UsageError } from '../errors.js';
+import { computeMetrics } from '../report/metrics.js';
 import { chooseFusionWeight, type WeightCandidate } from './fusion.js';
 import type { FitPool } from './fit-pool.js';
 import { meanSolution, solverWidth, type FitOptions, type HeadDesign, type PathEvent, type Solution } from './modality-head.js';
@@ -45,6 +46,10 @@ export interface CTrial {
   C: number;
   /** Held-out log-loss; NaN for a C not fitted because it could not win (PATH_STOP_RISES). */
   logLoss: number;
+  /** Held-out macro-F1 (argmax); NaN where logLoss is. */
+  macroF1: number;
+  /** Whether its log-loss is within noise of the least (chooseC): the values macro-F1 chose among. */
+  nearBest: boolean;
   rows: number;
 }
 
@@ -91,8 +96,8 @@ export function checkTwoClasses(head: string, design: HeadDesign, train: Int32Ar
 }
 
 /**
- * A head's C: the grid's value with the least mean log-loss over the held-out rows of every split (probabilities
- * clipped at 1e-15, as scikit-learn's log_loss). Each split's path over the grid is one pool job.
+ * A head's C from the grid (chooseC) on the held-out rows of every split (probabilities clipped at 1e-15, as
+ * scikit-learn's log_loss). Each split's path over the grid is one pool job.
  */
 export async function selectHeadC(
   pool: FitPool,
@@ -122,22 +127,59 @@ export async function selectHeadC(
   for (const { test, res } of done) res.probs.forEach((p, c) => test.forEach((row, j) => byC[c]!.set(h.rows[row]!, p.subarray(j * K, (j + 1) * K))));
   // A C the path stopped before has no held-out predictions: it could not win.
   const fitted = grid.map((_, c) => done.every((d) => d.res.probs.length > c));
-  const trials = grid.map((C, c) => {
-    const idx = [...byC[c]!.keys()];
-    return { head: h.name, C, logLoss: fitted[c] ? meanLogLoss(idx, (i) => byC[c]!.get(i)!, y) : NaN, rows: fitted[c] ? idx.length : 0 };
-  });
-  const losses = trials.map((t, c) => (fitted[c] ? t.logLoss : Infinity));
-  const best = losses.indexOf(Math.min(...losses));
+  const choice = chooseC(byC.map((m, c) => (fitted[c] ? m : null)), y, K);
+  const best = choice.best;
+  const trials = grid.map((C, c) => ({ head: h.name, C, ...choice.figures[c]! }));
   const classes = Int32Array.from(new Set(Array.from(h.design.y)).values()).sort();
   const start = keep ? meanSolution(done.map((d) => d.res.solutions![best]!), classes, solverWidth(h.design)) : null;
   return { C: grid[best]!, start, heldOut: byC[best]!, trials };
 }
 
-/** Mean negative log-likelihood of the true classes (probabilities clipped at 1e-15, as scikit-learn's log_loss). */
-export function meanLogLoss(idx: number[], probs: (i: number) => Float64Array, y: ArrayLike<number>): number {
-  let s = 0;
-  for (const i of idx) s += rowLogLoss(probs(i)[y[i]!]!);
-  return idx.length ? s / idx.length : 0;
+/**
+ * The C (an index into `heldOut`, null where not fitted) whose held-out predictions are best: the least mean
+ * log-loss, unless other values predict as well as far as these rows can tell. A value whose per-row log-loss
+ * exceeds the least one's by less than one standard error of that excess (paired, row by row) is within noise of it;
+ * among those, the highest held-out macro-F1 wins (then the lower log-loss). Near its least, log-loss is flat across
+ * C while the rare classes are not: a stronger penalty can leave a rare value never answered, which log-loss
+ * barely sees and macro-F1 weighs as much as a common class.
+ */
+export function chooseC(heldOut: (Map<number, Float64Array> | null)[], y: ArrayLike<number>, K: number): { best: number; figures: { logLoss: number; macroF1: number; rows: number; nearBest: boolean }[] } {
+  const none = { logLoss: NaN, macroF1: NaN, rows: 0, nearBest: false };
+  const rowsOf = (m: Map<number, Float64Array>) => [...m.keys()].sort((a, b) => a - b);
+  const losses = heldOut.map((m) => (m ? rowsOf(m).map((i) => rowLogLoss(m.get(i)![y[i]!]!)) : null));
+  const means = losses.map((l) => (l ? l.reduce((s, v) => s + v, 0) / Math.max(1, l.length) : Infinity));
+  const least = means.indexOf(Math.min(...means));
+  const near = losses.map((l, c) => {
+    if (!l || c === least) return c === least;
+    const base = losses[least]!;
+    if (l.length !== base.length || l.length < 2) return false;
+    const d = l.map((v, i) => v - base[i]!);
+    const mean = d.reduce((s, v) => s + v, 0) / d.length;
+    const sd = Math.sqrt(d.reduce((s, v) => s + (v - mean) ** 2, 0) / (d.length - 1));
+    return mean < sd / Math.sqrt(d.length);
+  });
+  const figures = heldOut.map((m, c) => (m ? { ...heldOutFigures(rowsOf(m), (i) => m.get(i)!, y, K), rows: m.size, nearBest: near[c]! } : none));
+  let best = least;
+  figures.forEach((f, c) => {
+    if (near[c] && (f.macroF1 > figures[best]!.macroF1 || (f.macroF1 === figures[best]!.macroF1 && means[c]! < means[best]!))) best = c;
+  });
+  return { best, figures };
+}
+
+/** Macro-F1 (argmax; ties to the lower class index) and mean log-loss of held-out probabilities on some rows. */
+export function heldOutFigures(rows: readonly number[], probs: (r: number) => ArrayLike<number>, y: ArrayLike<number>, K: number): { macroF1: number; logLoss: number } {
+  const names = Array.from({ length: K }, (_, k) => String(k));
+  const yPred: string[] = [];
+  let logLoss = 0;
+  for (const r of rows) {
+    const p = probs(r);
+    let arg = 0;
+    for (let k = 1; k < K; k++) if (p[k]! > p[arg]!) arg = k;
+    yPred.push(names[arg]!);
+    logLoss += rowLogLoss(p[y[r]!]!);
+  }
+  const m = computeMetrics({ yTrue: rows.map((r) => names[y[r]!]!), yPred, ranked: yPred.map((c) => [c]), modelClasses: names });
+  return { macroF1: m.macroF1, logLoss: logLoss / Math.max(1, rows.length) };
 }
 
 /**

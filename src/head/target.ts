@@ -9,8 +9,6 @@ import type { FeatureBlock } from '../models/bundle.js';
 import { fitTfidf, tfidfBlockDim, tfidfBlockRow, type TfidfBlockModel, type TfidfConfig } from './tfidf.js';
 import { fuseHeads, type WeightCandidate } from './fusion.js';
 import { calibrateTemperature, type CalibrationFigures, type TemperatureFit } from './calibration.js';
-import { computeMetrics } from '../report/metrics.js';
-import { rowLogLoss } from './scoring.js';
 import { duplicateGroups, stratifiedHoldout, stratifiedKFold, type Split } from './split.js';
 import { fitLabelEncoder, encodeLabels } from './labels.js';
 import type { StandardScalerParams } from './scaler.js';
@@ -19,7 +17,7 @@ import type { AsyncLogisticOptions, LogisticFit } from './logistic.js';
 import type { SharedBasis } from './shared-basis.js';
 import { sharedArray, solverWidth, type DenseBlock, type FitOptions, type HeadDesign, type HeadParams, type PathEvent } from './modality-head.js';
 import { FitPool } from './fit-pool.js';
-import { checkTwoClasses, designRows, positions, selectFusionWeight, selectHeadC, silentFitProgress, type CTrial, type FitProgress, type PlannedFit } from './selection.js';
+import { checkTwoClasses, chooseC, designRows, heldOutFigures, positions, selectFusionWeight, selectHeadC, silentFitProgress, type CTrial, type FitProgress, type PlannedFit } from './selection.js';
 import { chosenEpochs, SUPPORT_MAX_EPOCHS, type SupportFit } from './support-head.js';
 import { rowSpaceIsCheaper } from './rowspace.js';
 import { SCIPY_DEFAULT_FTOL } from './lbfgs.js';
@@ -330,15 +328,16 @@ async function selectEarly(
   // The least held-out log-loss; on a tie the smaller weight (the list is ascending).
   const bestW = atTextC.reduce((a, b) => (b.logLoss < a.logLoss ? b : a));
   const along = others.length > 0 ? await select(bestW.design, others) : null;
-  const alongLoss = along ? along.trials.find((t) => t.C === along.C)!.logLoss : Infinity;
-  const best = { w: bestW.w, design: bestW.design, chosen: along && alongLoss < bestW.logLoss ? along : bestW.chosen };
+  // The text head's C at that weight, or the best of the others: the same rule as a head's C (chooseC).
+  const alongWins = along !== null && chooseC([bestW.chosen.heldOut, along.heldOut], y, classes.length).best === 1;
+  const best = { w: bestW.w, design: bestW.design, chosen: alongWins ? along : bestW.chosen };
   // The planned fits count every weight × the whole grid: the ones not run are reported skipped, as a stopped path's are.
   const unrun = (EARLY_BLOCK_SCALES.length * grid.length - EARLY_BLOCK_SCALES.length - others.length) * splits.length;
   const skip = grid.find((C) => !near.includes(C)) ?? textC;
   for (let k = 0; k < unrun; k++) progress.report({ procedure: progress.procedure, head: 'joint', C: skip, final: false, event: { type: 'skipped', C: skip } });
   const held = [...best.chosen.heldOut.keys()].sort((a, b) => a - b);
-  const early = heldOutFigures(held, (r) => best.chosen.heldOut.get(r)!, y, classes);
-  const lateFigures = heldOutFigures(held, late, y, classes);
+  const early = heldOutFigures(held, (r) => best.chosen.heldOut.get(r)!, y, classes.length);
+  const lateFigures = heldOutFigures(held, late, y, classes.length);
   // Log-loss decides: late fusion's weight was chosen for its macro-F1 on these very rows, which flatters that figure.
   const chosen = settings.fusion === 'early' || early.logLoss < lateFigures.logLoss || (early.logLoss === lateFigures.logLoss && early.macroF1 > lateFigures.macroF1);
   const selection: EarlySelection = {
@@ -352,7 +351,7 @@ async function selectEarly(
       ...atTextC.map((t) => ({ blockWeight: t.w, C: textC, logLoss: t.logLoss })),
       ...(along?.trials ?? []).map((c) => ({ blockWeight: bestW.w, C: c.C, logLoss: c.logLoss })),
     ],
-    weights: atTextC.map((t) => ({ blockWeight: t.w, C: textC, ...heldOutFigures(held, (r) => t.chosen.heldOut.get(r)!, y, classes) })),
+    weights: atTextC.map((t) => ({ blockWeight: t.w, C: textC, ...heldOutFigures(held, (r) => t.chosen.heldOut.get(r)!, y, classes.length) })),
   };
   if (!chosen) {
     progress.report({ procedure: progress.procedure, head: 'joint', C: best.chosen.C, final: true, event: { type: 'skipped', C: best.chosen.C } });
@@ -381,21 +380,6 @@ async function selectEarly(
 /** A held-out row's late-fused probabilities (over the heads that predicted it). */
 function lateFused(heldOut: Map<number, Float64Array>[], weights: number[], classes: string[], r: number): Float32Array {
   return fuseHeads(heldOut.map((h, k) => ({ classes, weight: weights[k]!, probs: h.get(r) ?? null })), classes)!;
-}
-
-/** Macro-F1 (argmax) and mean log-loss of held-out probabilities on some rows. */
-function heldOutFigures(rows: number[], probs: (r: number) => ArrayLike<number>, y: Int32Array, classes: string[]): { macroF1: number; logLoss: number } {
-  const yPred: string[] = [];
-  let logLoss = 0;
-  for (const r of rows) {
-    const p = probs(r);
-    let arg = 0;
-    for (let k = 1; k < classes.length; k++) if (p[k]! > p[arg]!) arg = k;
-    yPred.push(classes[arg]!);
-    logLoss += rowLogLoss(p[y[r]!]!);
-  }
-  const m = computeMetrics({ yTrue: rows.map((r) => classes[y[r]!]!), yPred, ranked: yPred.map((c) => [c]), modelClasses: classes });
-  return { macroF1: m.macroF1, logLoss: logLoss / Math.max(1, rows.length) };
 }
 
 /**

@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { plannedFits, trainModel, type HeadSettings, type TrainedModel } from '../../src/head/target.js';
 import { FitPool } from '../../src/head/fit-pool.js';
-import type { FitProgressEvent, PlannedFit } from '../../src/head/selection.js';
+import { chooseC, type FitProgressEvent, type PlannedFit } from '../../src/head/selection.js';
 import { twoModalityRows } from '../helpers/two-modality-rows.js';
 
 const settings = (extra: Partial<HeadSettings> = {}): HeadSettings => ({
@@ -113,4 +113,29 @@ test('one held-out share: each path stops once its C cannot win, with the same c
       assert.ok(before.length - 1 - least >= 2, `${t.head} C ${t.C}: stopped after two rises`);
     } else assert.equal(t.logLoss, full.logLoss);
   }
+});
+
+test('chooseC: the least log-loss, unless a value within one paired standard error of it answers more classes right', () => {
+  // 20 + 20 rows of two common classes, 4 of a rare one. C0 has the least log-loss but never answers the rare class;
+  // C1 is a hair worse on log-loss (well within noise) and answers it; C2 answers it too but is clearly worse.
+  const y = Int32Array.from([...Array(20).fill(0), ...Array(20).fill(1), ...Array(4).fill(2)]);
+  const probs = (common: (i: number) => number, rare: number[]) =>
+    new Map(Array.from(y, (k, i) => [i, Float64Array.from(k === 2 ? rare : [0, 1, 2].map((j) => (j === k ? common(i) : (1 - common(i)) / 2)))] as [number, Float64Array]));
+  const c0 = probs(() => 0.8, [0.45, 0.15, 0.4]);
+  const c1 = probs((i) => (i % 2 ? 0.9 : 0.7), [0.4, 0.19, 0.41]);
+  const c2 = probs(() => 0.5, [0.3, 0.2, 0.5]);
+  const picked = chooseC([c0, c1, c2, null], y, 3);
+  const [f0, f1, f2, f3] = picked.figures;
+  assert.ok(f0!.logLoss < f1!.logLoss && f1!.logLoss < f2!.logLoss, 'C0 has the least log-loss');
+  assert.ok(f1!.macroF1 === 1 && f2!.macroF1 === 1 && f0!.macroF1 < 0.7, 'C0 never answers the rare class');
+  assert.deepEqual(picked.figures.map((f) => f.nearBest), [true, true, false, false]);
+  assert.equal(picked.best, 1, 'within noise, macro-F1 decides');
+  assert.ok(Number.isNaN(f3!.logLoss) && f3!.rows === 0, 'a value not fitted has no figures');
+  // Without the close runner-up, the clearly worse value does not win on macro-F1 alone.
+  assert.equal(chooseC([c0, null, c2], y, 3).best, 0);
+  // The order of the grid does not matter; with equal macro-F1 within noise, the least log-loss stays.
+  assert.equal(chooseC([c1, c0], y, 3).best, 0);
+  const c0b = probs((i) => (i % 2 ? 0.84 : 0.76), [0.45, 0.15, 0.4]);
+  assert.deepEqual(chooseC([c0b, c0], y, 3).figures.map((f) => f.nearBest), [true, true]);
+  assert.equal(chooseC([c0b, c0], y, 3).best, 1);
 });
