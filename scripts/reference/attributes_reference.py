@@ -33,6 +33,7 @@ import sys
 import time
 import warnings
 from collections import Counter
+from types import SimpleNamespace
 
 import numpy as np
 import scipy
@@ -111,53 +112,69 @@ def scores(classes, y, pred):
     return {"accuracy": float(accuracy_score(yt, yp)), "macroF1": float(f1_score(yt, yp, average="macro"))}
 
 
-def run_label(label, tr_rows, dv_rows, Xtr_img, oktr_all, Xdv_img, okdv_all, a):
-    t0 = time.time()
+def label_data(label, tr_rows, dv_rows, Xtr_img, oktr_all, Xdv_img, okdv_all, a):
+    """One label column's kept values (seen --min-count+ times in train), its train and dev rows with a kept value,
+    their texts, labels and image features, the train prior over rows with a photo, and the seeded folds."""
     value = lambda r: (r.get(label) or "").strip()  # noqa: E731
     counts = Counter(value(r) for r in tr_rows if value(r))
-    dropped = {v: n for v, n in sorted(counts.items()) if n < a.min_count}
     classes = np.array(sorted(v for v, n in counts.items() if n >= a.min_count))
     index = {c: i for i, c in enumerate(classes)}
     K = len(classes)
     tr = [i for i, r in enumerate(tr_rows) if value(r) in index]
     dv = [i for i, r in enumerate(dv_rows) if value(r) in index]
-    dv_out = Counter(value(r) or "(empty)" for r in dv_rows if value(r) not in index)
     text = lambda rows, idx: [(rows[i]["title"] + " " + (rows[i].get("description") or "")).strip() for i in idx]  # noqa: E731
-    Ttr, Tdv = text(tr_rows, tr), text(dv_rows, dv)
     ytr = np.array([index[value(tr_rows[i])] for i in tr])
-    ydv = np.array([index[value(dv_rows[i])] for i in dv])
-    Itr, Idv, oktr, okdv = Xtr_img[tr], Xdv_img[dv], oktr_all[tr], okdv_all[dv]
-    prior = np.bincount(ytr[oktr], minlength=K) / max(1, oktr.sum())
-    tp, ip = text_pipeline(a.C_text), image_pipeline(a.C_image)
+    oktr = oktr_all[tr]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # a class with fewer members than folds: expected, reported
         folds = list(StratifiedKFold(a.folds, shuffle=True, random_state=0).split(np.zeros(len(ytr)), ytr))
+    return SimpleNamespace(
+        value=value, counts=counts, dropped={v: n for v, n in sorted(counts.items()) if n < a.min_count},
+        classes=classes, index=index, K=K, tr=tr, dv=dv,
+        dv_out=Counter(value(r) or "(empty)" for r in dv_rows if value(r) not in index),
+        Ttr=text(tr_rows, tr), Tdv=text(dv_rows, dv), ytr=ytr, ydv=np.array([index[value(dv_rows[i])] for i in dv]),
+        Itr=Xtr_img[tr], Idv=Xdv_img[dv], oktr=oktr, okdv=okdv_all[dv],
+        prior=np.bincount(ytr[oktr], minlength=K) / max(1, oktr.sum()), folds=folds)
+
+
+def heads_oof_and_dev(d, tp, ip, jobs):
+    """The text and image pipelines' out-of-fold train probabilities (d.folds) and, refitted on all train rows,
+    their dev probabilities; convergence warnings and seconds per step."""
     seconds = {}
 
     def oof_fold(kind, f_tr, f_te):
         if kind == "text":
-            return fit_predict(tp, take(Ttr, f_tr), ytr[f_tr], take(Ttr, f_te), K)
-        return image_probs(ip, Itr[f_tr], ytr[f_tr], oktr[f_tr], Itr[f_te], oktr[f_te], K, prior)
+            return fit_predict(tp, take(d.Ttr, f_tr), d.ytr[f_tr], take(d.Ttr, f_te), d.K)
+        return image_probs(ip, d.Itr[f_tr], d.ytr[f_tr], d.oktr[f_tr], d.Itr[f_te], d.oktr[f_te], d.K, d.prior)
 
     conv = {}
     oof = {}
     for kind in ("text", "image"):
         t = time.time()
-        res = Parallel(n_jobs=a.jobs)(delayed(oof_fold)(kind, f_tr, f_te) for f_tr, f_te in folds)
-        P = np.zeros((len(ytr), K))
-        for (f_tr, f_te), (p, _) in zip(folds, res):
+        res = Parallel(n_jobs=jobs)(delayed(oof_fold)(kind, f_tr, f_te) for f_tr, f_te in d.folds)
+        P = np.zeros((len(d.ytr), d.K))
+        for (f_tr, f_te), (p, _) in zip(d.folds, res):
             P[f_te] = p
         oof[kind] = P
         conv[kind] = sum(c for _, c in res)
         seconds[f"{kind}Oof"] = time.time() - t
     t = time.time()
-    pt, c1 = fit_predict(tp, Ttr, ytr, Tdv, K)
+    pt, c1 = fit_predict(tp, d.Ttr, d.ytr, d.Tdv, d.K)
     seconds["textFitAndPredictDev"] = time.time() - t
     t = time.time()
-    pi, c2 = image_probs(ip, Itr, ytr, oktr, Idv, okdv, K, prior)
+    pi, c2 = image_probs(ip, d.Itr, d.ytr, d.oktr, d.Idv, d.okdv, d.K, d.prior)
     seconds["imageFitAndPredictDev"] = time.time() - t
     conv["text"] += c1
     conv["image"] += c2
+    return oof, pt, pi, conv, seconds
+
+
+def run_label(label, tr_rows, dv_rows, Xtr_img, oktr_all, Xdv_img, okdv_all, a):
+    t0 = time.time()
+    d = label_data(label, tr_rows, dv_rows, Xtr_img, oktr_all, Xdv_img, okdv_all, a)
+    value, dropped, classes, K, tr, dv, dv_out = d.value, d.dropped, d.classes, d.K, d.tr, d.dv, d.dv_out
+    ytr, ydv, oktr, okdv = d.ytr, d.ydv, d.oktr, d.okdv
+    oof, pt, pi, conv, seconds = heads_oof_and_dev(d, text_pipeline(a.C_text), image_pipeline(a.C_image), a.jobs)
     grid = [float(f1_score(ytr, fuse(oof["text"], oof["image"], w, oktr), average="macro")) for w in WEIGHTS]
     w = WEIGHTS[int(np.argmax(grid))]
     dev = {"text": scores(classes, ydv, pt.argmax(1)), "image": scores(classes, ydv, pi.argmax(1)),
