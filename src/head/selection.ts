@@ -1,6 +1,7 @@
 // Selection: each head's C from the grid, by log-loss on held-out predictions (k folds, or one held-out share;
-// macro-F1 among the values within noise of the least), then the late-fusion weight on the rows both heads predicted. Every (head, fold) path of C values is an
-// independent job for the FitPool, so the grid runs on every core; the choices do not depend on the order.
+// macro-F1 among the values within noise of the least), then the late-fusion weight on the rows both heads
+// predicted. Every (head, fold) path of C values is an independent job for the FitPool, so the grid runs on every
+// core; the choices do not depend on the order.
 import { UsageError } from '../errors.js';
 import { computeMetrics } from '../report/metrics.js';
 import { chooseFusionWeight, type WeightCandidate } from './fusion.js';
