@@ -5,7 +5,7 @@ log-probabilities). This measures the three kinds with fixed, plain heads, per l
   text:    attributes_reference.py's text pipeline (TF-IDF word 1-2 + char_wb 2-5, LogisticRegression(C=--C-text));
   image:   its image pipeline (StandardScaler + LogisticRegression(C=--C-image)) on the exported pooled features;
   late:    argmax w log p_text + (1-w) log p_image, w by macro-F1 on 5-fold out-of-fold probabilities (as there);
-  stacked: LogisticRegressionCV(Cs 0.01..1000, 5 inner folds, neg_log_loss) over [log p_text | log p_image] of the
+  stacked: LogisticRegression, C from 0.01..1000 by log-loss on 5 inner folds, over [log p_text | log p_image] of the
            out-of-fold rows, applied to the log-probabilities of the heads refitted on all train rows;
   early:   one LogisticRegression(C=--C-text) over [TF-IDF | --early-weight x standardised image] (the issue's myntra
            reference uses 0.05).
@@ -25,7 +25,7 @@ import warnings
 import numpy as np
 import scipy.sparse as sp
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
+from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score
 from sklearn.model_selection import StratifiedKFold
 from sklearn.preprocessing import StandardScaler
@@ -40,6 +40,23 @@ def logp(p):
     return np.log(np.clip(p, EPS, None))
 
 
+def fit_stacker(Z, y, K, folds):
+    """LogisticRegression over Z with C from STACK_CS by inner-fold log-loss over all K classes (a rare class may be
+    missing from an inner fold, which LogisticRegressionCV's scorer cannot take), refitted on all rows."""
+    inner = list(StratifiedKFold(folds, shuffle=True, random_state=1).split(Z, y))
+    losses = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", (ConvergenceWarning, UserWarning))
+        for C in STACK_CS:
+            P = np.zeros((len(y), K))
+            for f_tr, f_te in inner:
+                m = LogisticRegression(C=C, max_iter=2000).fit(Z[f_tr], y[f_tr])
+                P[np.ix_(f_te, m.classes_)] = m.predict_proba(Z[f_te])
+            losses[C] = float(-np.mean(logp(P[np.arange(len(y)), y])))
+        best = min(STACK_CS, key=lambda C: losses[C])
+        return LogisticRegression(C=best, max_iter=2000).fit(Z, y), losses
+
+
 def run_label(label, tr_rows, dv_rows, Xtr_img, oktr_all, Xdv_img, okdv_all, a):
     t0 = time.time()
     d = label_data(label, tr_rows, dv_rows, Xtr_img, oktr_all, Xdv_img, okdv_all, a)
@@ -50,11 +67,7 @@ def run_label(label, tr_rows, dv_rows, Xtr_img, oktr_all, Xdv_img, okdv_all, a):
     grid = [float(f1_score(ytr, fuse(oof["text"], oof["image"], w, oktr), average="macro")) for w in WEIGHTS]
     w = WEIGHTS[int(np.argmax(grid))]
     # Stacking: an LR over the out-of-fold log-probabilities, C by inner cross-validated log-loss.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", (ConvergenceWarning, UserWarning))
-        inner = StratifiedKFold(a.folds, shuffle=True, random_state=1)
-        stacker = LogisticRegressionCV(Cs=STACK_CS, cv=inner, scoring="neg_log_loss", max_iter=2000, n_jobs=a.jobs)
-        stacker.fit(np.hstack([logp(oof["text"]), logp(oof["image"])]), ytr)
+    stacker, stack_losses = fit_stacker(np.hstack([logp(oof["text"]), logp(oof["image"])]), ytr, K, a.folds)
     ps = np.zeros((len(dv), K))
     ps[:, stacker.classes_] = stacker.predict_proba(np.hstack([logp(pt), logp(pi)]))
     # Early fusion: one LR over the TF-IDF block and the weighted standardised image block.
@@ -71,8 +84,9 @@ def run_label(label, tr_rows, dv_rows, Xtr_img, oktr_all, Xdv_img, okdv_all, a):
     dev = {"text": scores(classes, ydv, pt.argmax(1)), "image": scores(classes, ydv, pi.argmax(1)),
            "late": scores(classes, ydv, fuse(pt, pi, w, okdv)), "stacked": scores(classes, ydv, ps.argmax(1)),
            "early": scores(classes, ydv, pe.argmax(1))}
-    out = {"label": label, "classes": K, "rows": {"train": len(tr), "dev": len(dv)}, "w": w,
-           "stackC": float(stacker.C_[0]), "earlyWeight": a.early_weight, "dev": dev, "seconds": time.time() - t0}
+    out = {"label": label, "classes": K, "rows": {"train": len(tr), "dev": len(dv)}, "w": w, "stackC": stacker.C,
+           "stackLogLossByC": {str(c): v for c, v in stack_losses.items()}, "earlyWeight": a.early_weight, "dev": dev,
+           "seconds": time.time() - t0}
     print(f"{label}: {K} classes; " + "; ".join(f"{k} {v['accuracy']:.4f}/{v['macroF1']:.4f}" for k, v in dev.items())
           + f"; w {w}, stack C {out['stackC']}; {out['seconds']:.0f} s", file=sys.stderr)
     return out
