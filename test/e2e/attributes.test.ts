@@ -50,7 +50,13 @@ test('train --attribute: one embedding pass; each attribute its own heads, fusio
   // The evidence differs, and so do the learned weights: tone is in the photo, audience in the title.
   const weight = (a: { fusion: { heads: { name: string; weight: number }[] } }, name: string) => a.fusion.heads.find((h) => h.name === name)!.weight;
   assert.ok(weight(tone, 'image') >= 0.9, `tone leans on the image head: ${weight(tone, 'image')}`);
-  assert.ok(weight(audience, 'text') > weight(tone, 'text') + 0.3, `audience leans on text more than tone does: ${weight(audience, 'text')} vs ${weight(tone, 'text')}`);
+  assert.ok(weight(audience, 'text') > weight(tone, 'text'), `audience leans on text more than tone does: ${weight(audience, 'text')} vs ${weight(tone, 'text')}`);
+  // Each head's own held-out figure, which the weights were chosen from: audience's text head is the informative one,
+  // tone's image head. (Audience's late weight itself is picked on ~86 held-out rows by macro-F1 among near-equal
+  // candidates, so its size moves by a row: 0.45 or 0.25 with the image head's C at 0.01 or 0.1.)
+  const headAlone = (a: { fusion: { selection: { heads: { name: string; macroF1: number }[] } } }, name: string) => a.fusion.selection.heads.find((h) => h.name === name)!.macroF1;
+  assert.ok(headAlone(audience, 'text') > headAlone(audience, 'image') + 0.4, `audience: text alone ${headAlone(audience, 'text')}, image alone ${headAlone(audience, 'image')}`);
+  assert.ok(headAlone(tone, 'image') > headAlone(tone, 'text') + 0.4, `tone: image alone ${headAlone(tone, 'image')}, text alone ${headAlone(tone, 'text')}`);
   // One embedding pass: each row's text and image once, as for the category alone.
   const s = summary(`${withAttributes}.json`);
   const alone = summary(`${categoryOnly}.json`);
