@@ -65,6 +65,14 @@ def read_features(prefix, ids):
     return X, np.array(meta["ok"], dtype=bool), meta
 
 
+def read_inputs(a):
+    """The train and dev rows (a.folder's a.train, a.dev) and their exported image features (features, ok, meta)."""
+    tr_rows = read_rows(os.path.join(a.folder, a.train))
+    dv_rows = read_rows(os.path.join(a.folder, a.dev))
+    return (tr_rows, dv_rows, read_features(a.train_features, [r["id"] for r in tr_rows]),
+            read_features(a.dev_features, [r["id"] for r in dv_rows]))
+
+
 def text_pipeline(C):
     return Pipeline([
         ("features", FeatureUnion([
@@ -226,10 +234,7 @@ def main():
     ap.add_argument("--out", required=True, help="JSON path")
     a = ap.parse_args()
     t0 = time.time()
-    tr_rows = read_rows(os.path.join(a.folder, a.train))
-    dv_rows = read_rows(os.path.join(a.folder, a.dev))
-    Xtr, oktr, mtr = read_features(a.train_features, [r["id"] for r in tr_rows])
-    Xdv, okdv, mdv = read_features(a.dev_features, [r["id"] for r in dv_rows])
+    tr_rows, dv_rows, (Xtr, oktr, mtr), (Xdv, okdv, mdv) = read_inputs(a)
     results = [run_label(label, tr_rows, dv_rows, Xtr, oktr, Xdv, okdv, a) for label in a.labels.split(",")]
     out = {
         "catalog": os.path.basename(os.path.normpath(a.folder)),

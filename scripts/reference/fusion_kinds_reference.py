@@ -30,8 +30,8 @@ from sklearn.metrics import f1_score
 from sklearn.model_selection import StratifiedKFold
 from sklearn.preprocessing import StandardScaler
 
-from attributes_reference import (EPS, WEIGHTS, fuse, heads_oof_and_dev, image_pipeline, label_data, read_features,
-                                  read_rows, scores, text_pipeline)
+from attributes_reference import (EPS, WEIGHTS, fuse, heads_oof_and_dev, image_pipeline, label_data, read_inputs, scores,
+                                  text_pipeline)
 
 STACK_CS = [0.01, 0.1, 1, 10, 100, 1000]
 
@@ -108,10 +108,7 @@ def main():
     ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
-    tr_rows = read_rows(os.path.join(a.folder, a.train))
-    dv_rows = read_rows(os.path.join(a.folder, a.dev))
-    Xtr, oktr, _ = read_features(a.train_features, [r["id"] for r in tr_rows])
-    Xdv, okdv, _ = read_features(a.dev_features, [r["id"] for r in dv_rows])
+    tr_rows, dv_rows, (Xtr, oktr, _), (Xdv, okdv, _) = read_inputs(a)
     results = [run_label(label, tr_rows, dv_rows, Xtr, oktr, Xdv, okdv, a) for label in a.labels.split(",")]
     with open(a.out, "w", encoding="utf-8") as f:
         json.dump({"catalog": os.path.basename(os.path.normpath(a.folder)), "train": a.train, "dev": a.dev,
