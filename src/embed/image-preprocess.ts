@@ -1,11 +1,9 @@
 // Image -> normalised CHW float32 tensor: torchvision's PIL pipeline Resize(256) + CenterCrop(224) + ToTensor() +
 // Normalize(mean, std) reproduced with sharp (libvips) ('exact'), or a cheaper resize of the same geometry ('fast').
-import sharp, { type KernelEnum, type OutputInfo, type Sharp } from 'sharp';
+import type { KernelEnum, OutputInfo, Sharp } from 'sharp';
 import fs from 'node:fs/promises';
 import { RowError } from '../errors.js';
-
-// Decoded images are used once; libvips' operation cache would only hold memory.
-sharp.cache(false);
+import { sharpLib } from '../runtime/lazy-module.js';
 
 /**
  * How the resize is computed. 'exact': PIL's antialiased bilinear, bit-identical to torchvision up to
@@ -106,7 +104,7 @@ let defaultMaxPixels = DEFAULT_MAX_PIXELS;
 export function configureSharp(opts: { threads?: number; maxPixels?: number } = {}): void {
   if (opts.threads !== undefined) {
     if (!Number.isInteger(opts.threads) || opts.threads < 0) throw new RangeError(`threads must be an integer >= 0, got ${opts.threads}`);
-    sharp.concurrency(opts.threads);
+    sharpLib().concurrency(opts.threads);
   }
   if (opts.maxPixels !== undefined) {
     if (!Number.isInteger(opts.maxPixels) || opts.maxPixels < 1) {
@@ -402,7 +400,7 @@ export async function preprocessImage(
     } as const;
     // The header alone, unguarded, so an oversized image is refused with its size in the message; the
     // decoding instance below carries libvips' own guard as well.
-    const meta = await sharp(bytes, { ...sharpOptions, limitInputPixels: false }).metadata();
+    const meta = await sharpLib()(bytes, { ...sharpOptions, limitInputPixels: false }).metadata();
     if (!meta.format || !ACCEPTED_FORMATS.has(meta.format)) {
       throw new RowError('image_unsupported', `unsupported image format: ${label} (${meta.format ?? 'unknown'})`);
     }
@@ -412,7 +410,7 @@ export async function preprocessImage(
     if (rawW * rawH > limit) {
       throw new RowError('image_too_large', `image too large: ${label} is ${rawW}x${rawH}, over the ${limit}-pixel limit`);
     }
-    const image = sharp(bytes, { ...sharpOptions, limitInputPixels: limit });
+    const image = sharpLib()(bytes, { ...sharpOptions, limitInputPixels: limit });
     const swap = (meta.orientation ?? 1) >= 5;
     const w = swap ? rawH : rawW;
     const h = swap ? rawW : rawH;

@@ -1,7 +1,6 @@
 // Text embeddings: WordPiece tokenizer (transformers.js, local files) + ONNX encoder + masked mean pooling + L2.
 import path from 'node:path';
 import ort from 'onnxruntime-node';
-import { AutoTokenizer, env as transformersEnv } from '@xenova/transformers';
 import type { TextModelSpec } from '../models/model-dir.js';
 import { createSession, type LoadedSession, type SessionOptions } from '../runtime/session.js';
 import { meanPool, l2Normalize } from './pooling.js';
@@ -105,6 +104,8 @@ async function runEncoder(session: ort.InferenceSession, b: TokenBatch, output: 
 
 /** Loads tokenizer.json + tokenizer_config.json from a local folder, never from the network. */
 export async function loadTokenizer(dir: string): Promise<Tokenizer> {
+  // Loaded here, not at start-up: transformers.js takes ~175 ms to load, which no command without a text model needs.
+  const { AutoTokenizer, env: transformersEnv } = await import('@xenova/transformers');
   transformersEnv.allowRemoteModels = false;
   transformersEnv.allowLocalModels = true;
   transformersEnv.localModelPath = path.dirname(path.resolve(dir)) + path.sep;

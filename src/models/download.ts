@@ -6,8 +6,11 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import lockfile from 'proper-lockfile';
-import { EnvHttpProxyAgent, fetch, type Response } from 'undici';
+import type { EnvHttpProxyAgent, Response } from 'undici';
+import { lazyModule } from '../runtime/lazy-module.js';
 import { CategorizeError, ExitCode } from '../errors.js';
+
+const undici = lazyModule<typeof import('undici')>('undici');
 
 export const DEFAULT_ENDPOINT = 'https://huggingface.co';
 
@@ -406,7 +409,7 @@ class HubClient {
     private readonly opts: HubOptions,
   ) {
     this.origin = new URL(opts.endpoint).origin;
-    this.agent = new EnvHttpProxyAgent({
+    this.agent = new (undici().EnvHttpProxyAgent)({
       ...opts.proxy,
       headersTimeout: opts.timeoutMs,
       bodyTimeout: opts.timeoutMs,
@@ -434,7 +437,7 @@ class HubClient {
       if (this.opts.token && new URL(current).origin === this.origin) headers.authorization = `Bearer ${this.opts.token}`;
       let res: Response;
       try {
-        res = await fetch(current, { method, headers, redirect: 'manual', dispatcher: this.agent });
+        res = await undici().fetch(current, { method, headers, redirect: 'manual', dispatcher: this.agent });
       } catch (err) {
         throw this.transportError(err, current);
       }

@@ -34,7 +34,10 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { open, IF_EXISTS, type Database, type RootDatabase } from 'lmdb';
+import type { Database, RootDatabase } from 'lmdb';
+import { lazyModule } from '../runtime/lazy-module.js';
+
+const lmdb = lazyModule<typeof import('lmdb')>('lmdb');
 import { ConfigError, oneLine } from '../errors.js';
 
 export interface EmbedCacheOptions {
@@ -131,7 +134,7 @@ export class EmbedCache {
     try {
       // 4 KB pages whatever the OS's (macOS arm64: 16 KB): a 2048-d image vector (8 KB + header) takes three
       // overflow pages, 12 KB, where 16 KB pages would spend 16 KB on it (measured: 62 vs 83 MB for 5,000).
-      env = open({ path: path.join(dir, STORE_FILE), noSubdir: true, maxDbs: 8, pageSize: 4096 });
+      env = lmdb().open({ path: path.join(dir, STORE_FILE), noSubdir: true, maxDbs: 8, pageSize: 4096 });
       const vectors = env.openDB<Buffer, Buffer>('vectors', { encoding: 'binary', keyEncoding: 'binary' });
       const stamps = env.openDB<Buffer, Buffer>('stamps', { encoding: 'binary', keyEncoding: 'binary', useVersions: true });
       const byGeneration = env.openDB<Buffer, number>('by-generation', { encoding: 'binary', keyEncoding: 'uint32', dupSort: true });
@@ -286,7 +289,7 @@ export class EmbedCache {
       const previous = this.stampOf(key);
       if (previous !== undefined && previous >= g) return;
       // Only while the vector is still there: a concurrent eviction must not leave a stamp without a vector.
-      void this.vectors.ifVersion(key, IF_EXISTS, () => {
+      void this.vectors.ifVersion(key, lmdb().IF_EXISTS, () => {
         void this.stamps.put(key, STAMP_VALUE, g);
         if (previous !== undefined) void this.byGeneration.remove(previous, key);
         void this.byGeneration.put(g, key);

@@ -1,6 +1,8 @@
 // JUnit XML for CI test-report viewers (GitHub, GitLab, Jenkins): test suites of test cases that pass, fail or skip.
 // Values are user data (titles, ids, categories), so every string is cleaned of what XML 1.0 cannot carry.
-import { create } from 'xmlbuilder2';
+import { lazyModule } from '../runtime/lazy-module.js';
+
+const xmlbuilder = lazyModule<typeof import('xmlbuilder2')>('xmlbuilder2');
 
 export interface JUnitCase {
   name: string;
@@ -45,7 +47,7 @@ function counts(cases: JUnitCase[]) {
 export function renderJUnit(suites: JUnitSuite[]): string {
   const all = suites.flatMap((s) => s.cases);
   const total = counts(all);
-  const doc = create({ version: '1.0', encoding: 'UTF-8' });
+  const doc = xmlbuilder().create({ version: '1.0', encoding: 'UTF-8' });
   const root = doc.ele('testsuites', {
     tests: String(total.tests),
     failures: String(total.failures),

@@ -1,8 +1,8 @@
 // Small JPEG thumbnails as data: URIs, so the HTML report shows each example row's photo and stays one file.
 // A photo that cannot be read or decoded gives no thumbnail; it never fails the report.
-import sharp from 'sharp';
 import { loadImageBytes, resolveImageRef, type FetchOptions } from '../io/image-source.js';
 import { DEFAULT_MAX_PIXELS, sniffImageFormat } from '../embed/image-preprocess.js';
+import { sharpLib } from '../runtime/lazy-module.js';
 
 export interface Thumbnail {
   /** `data:image/jpeg;base64,…`, built from the encoded bytes only. */
@@ -28,7 +28,7 @@ export async function thumbnailFromBytes(bytes: Buffer, opts: ThumbnailOptions =
   if (!sniffImageFormat(bytes)) return null;
   try {
     // Resizing straight from the buffer lets libvips shrink JPEGs on load: a 22 MP photo is never decoded in full.
-    const { data, info } = await sharp(bytes, { autoOrient: true, pages: 1, failOn: 'none', limitInputPixels: opts.maxPixels ?? DEFAULT_MAX_PIXELS })
+    const { data, info } = await sharpLib()(bytes, { autoOrient: true, pages: 1, failOn: 'none', limitInputPixels: opts.maxPixels ?? DEFAULT_MAX_PIXELS })
       .resize({ width: side, height: side, fit: 'inside', withoutEnlargement: true })
       .flatten({ background: '#ffffff' })
       .jpeg({ quality: opts.quality ?? 70 })

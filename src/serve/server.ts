@@ -1,8 +1,7 @@
 // The HTTP service behind `categorize serve`: Fastify routes over one bundle session (run's pipeline), with
 // readiness, a bounded number of requests in flight, per-request timeouts, Prometheus metrics and a graceful close.
 import { Readable } from 'node:stream';
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import multipart from '@fastify/multipart';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { BundleSession } from '../pipeline/bundle-session.js';
 import { bundleInputs } from '../models/bundle.js';
 import { oneLine, reasonCode, UsageError } from '../errors.js';
@@ -145,6 +144,8 @@ export async function buildServer(opts: ServeOptions, deps: ServeDeps = {}): Pro
     };
   };
 
+  // Loaded here: no other command needs the web server.
+  const [{ default: Fastify }, { default: multipart }] = await Promise.all([import('fastify'), import('@fastify/multipart')]);
   const app = Fastify({ logger: false, return503OnClosing: false, forceCloseConnections: 'idle' });
   await app.register(multipart);
 
