@@ -1,9 +1,9 @@
 // Matrix products in ONNX Runtime (MLAS) where JS loops would take minutes: the blocked Cholesky's trailing update
-// A − P·Pᵀ in float64 (at a taxonomy's 12k rows, 99% of the factorization's arithmetic), and plain products for the
-// mixed-precision loss kernel.
+// A − P·Pᵀ in float64 (at a taxonomy's 12k rows, 99% of the factorization's arithmetic), the block updates of the
+// back substitution that maps row-space weights to the columns, and plain products for the mixed-precision loss kernel.
 import ort from 'onnxruntime-node';
 import { attr, GraphBuilder } from '../models/onnx-graph.js';
-import type { TrailingUpdate } from './rowspace.js';
+import type { SubstitutionUpdate, TrailingUpdate } from './rowspace.js';
 
 /** A session computing Gemm(P, Pᵀ, A; alpha −1, beta 1) for any m and b; release it with dispose(). */
 export async function ortTrailingUpdate(threads = 1): Promise<{ update: TrailingUpdate; dispose(): Promise<void> }> {
@@ -35,4 +35,32 @@ export async function gemmSession(type: 'float' | 'double', transA: boolean, tra
   g.node('Gemm', ['A', 'B'], ['Y'], { transA: transA ? 1 : 0, transB: transB ? 1 : 0 });
   g.output('Y', type, ['y0', 'y1']);
   return ort.InferenceSession.create(g.toBytes({ opset: 17 }), gemmSessionOptions(threads));
+}
+
+/**
+ * The block update of weightsFromBasisAsync's substitution, M[0:s] −= slabᵀ·block, as Gemm(slab, block, M[0:s];
+ * alpha −1, beta 1, transA) in float64; release it with dispose().
+ */
+export async function ortSubstitutionUpdate(threads = 1): Promise<{ update: SubstitutionUpdate; dispose(): Promise<void> }> {
+  const g = new GraphBuilder('substitution_update');
+  g.input('C', 'double', ['s', 'k']);
+  g.input('A', 'double', ['b', 's']);
+  g.input('B', 'double', ['b', 'k']);
+  g.node('Gemm', ['A', 'B', 'C'], ['out'], { alpha: attr.float(-1), beta: attr.float(1), transA: 1 });
+  g.output('out', 'double', ['s', 'k']);
+  const session = await ort.InferenceSession.create(g.toBytes({ opset: 17 }), gemmSessionOptions(threads));
+  let out = new Float64Array(0);
+  return {
+    update: async (M, slab, block, s, b, rows) => {
+      if (out.length < s * rows) out = new Float64Array(s * rows);
+      const head = M.subarray(0, s * rows);
+      const y = out.subarray(0, s * rows);
+      await session.run(
+        { C: new ort.Tensor('float64', head, [s, rows]), A: new ort.Tensor('float64', slab, [b, s]), B: new ort.Tensor('float64', block, [b, rows]) },
+        { out: new ort.Tensor('float64', y, [s, rows]) },
+      );
+      head.set(y);
+    },
+    dispose: () => session.release(),
+  };
 }

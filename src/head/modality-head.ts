@@ -5,7 +5,8 @@
 import { fitStandardScaler, type StandardScalerParams } from './scaler.js';
 import { heldOutCsr, makeDesign, standardizeDense, type CsrBlock, type DesignMatrix } from './design-matrix.js';
 import { decisionFunctionDesign, fitLogisticRegressionAsync, softmaxRowsInPlace, type AsyncLogisticOptions, type LogisticFit } from './logistic.js';
-import { weightsFromBasis, type RowSpaceBasis } from './rowspace.js';
+import { weightsFromBasis, weightsFromBasisAsync, type RowSpaceBasis, type SubstitutionUpdate } from './rowspace.js';
+import { ortSubstitutionUpdate } from './gemm-ort.js';
 import { rowLogLoss } from './scoring.js';
 
 /** A dense block of a head: an embedding, in layout order. */
@@ -298,17 +299,20 @@ function maxAbs(a: Float64Array, from = 0, to = a.length): number {
   return m;
 }
 
+/** Below this basis size the mapping's back substitution stays in JS (no ONNX Runtime session to set up). */
+const ORT_SUBSTITUTION_MIN_RANK = 1000;
+
 /**
  * A fit's weights (K × solver width, row stride) over the original columns: the dense part as is, the row-space
- * part mapped back to the TF-IDF columns.
+ * part mapped back to the TF-IDF columns (its substitution's bulk in `update`'s GEMMs, when given).
  */
-function originalCoef(design: HeadDesign, coef: Float64Array, K: number): Float64Array {
+async function originalCoef(design: HeadDesign, coef: Float64Array, K: number, update: SubstitutionUpdate | null): Promise<Float64Array> {
   const basis = design.basis;
   if (!basis) return coef;
   const dd = denseWidth(design);
   const dim = design.sparse!.dim;
   const stride = dd + basis.r;
-  const sparse = weightsFromBasis(basis, design.sparse!, coef, K, stride, dd);
+  const sparse = update ? await weightsFromBasisAsync(basis, design.sparse!, coef, K, stride, dd, update) : weightsFromBasis(basis, design.sparse!, coef, K, stride, dd);
   const out = new Float64Array(K * (dd + dim));
   for (let k = 0; k < K; k++) {
     out.set(coef.subarray(k * stride, k * stride + dd), k * (dd + dim));
@@ -345,44 +349,49 @@ export async function fitPath(design: HeadDesign, task: PathTask, onEvent?: (e: 
   const first = task.init ? initFor(task.init, classIndex, solverWidth(design)) : undefined;
   let least = Infinity;
   let rises = 0;
-  for (const [c, C] of task.Cs.entries()) {
-    if (task.stopAfterRises !== undefined && rises >= task.stopAfterRises) {
-      for (const skipped of task.Cs.slice(c)) onEvent?.({ type: 'skipped', C: skipped });
-      break;
+  const substitution = design.basis && design.basis.r >= ORT_SUBSTITUTION_MIN_RANK ? await ortSubstitutionUpdate() : null;
+  try {
+    for (const [c, C] of task.Cs.entries()) {
+      if (task.stopAfterRises !== undefined && rises >= task.stopAfterRises) {
+        for (const skipped of task.Cs.slice(c)) onEvent?.({ type: 'skipped', C: skipped });
+        break;
+      }
+      const options = {
+        ...task.lr,
+        ...(weight ? { sampleWeight: weight.perPair, classWeight: null } : {}),
+        C,
+        gradMaxAbs,
+        // Basis coordinates are long dense rows: float32 products leave the objective too noisy for the line search
+        // near the optimum, float64 ones cost twice as much; 'mixed' keeps float64 logits from float32 products.
+        precision: design.basis ? ('mixed' as const) : task.lr.precision,
+        onIteration: onEvent ? (iteration: number) => onEvent({ type: 'iteration', C, iteration }) : undefined,
+      };
+      const startedAt = performance.now();
+      const start = previous ? { coef: previous.coef, intercept: previous.intercept } : first;
+      const fit = await fitLogisticRegressionAsync(X, y, K, { ...options, init: start });
+      previous = fit;
+      if (task.solutions) solutions.push({ classIndex, coef: fit.coef, intercept: fit.intercept });
+      const stats: FitStats = { C, iterations: fit.iterations, evaluations: fit.evaluations, converged: fit.converged, loss: fit.loss, message: fit.message, seconds: (performance.now() - startedAt) / 1000 };
+      fits.push(stats);
+      if (Xtest) {
+        // Held-out rows are over the TF-IDF columns: a row-space fit is scored there through its mapped-back weights.
+        const scorer = design.basis ? { ...fit, coef: await originalCoef(design, fit.coef, K, substitution?.update ?? null), nFeatures: dd + design.sparse!.dim } : fit;
+        const p = expand(softmaxRowsInPlace(decisionFunctionDesign(Xtest, scorer), Xtest.n, K), classIndex, design.nClasses);
+        probs.push(p);
+        const loss = heldOutLogLoss(p, design.y, task.test, design.nClasses);
+        if (loss < least) [least, rises] = [loss, 0];
+        else rises++;
+      } else probs.push(new Float64Array(0));
+      onEvent?.({ type: 'fit', stats });
     }
-    const options = {
-      ...task.lr,
-      ...(weight ? { sampleWeight: weight.perPair, classWeight: null } : {}),
-      C,
-      gradMaxAbs,
-      // Basis coordinates are long dense rows: float32 products leave the objective too noisy for the line search
-      // near the optimum, float64 ones cost twice as much; 'mixed' keeps float64 logits from float32 products.
-      precision: design.basis ? ('mixed' as const) : task.lr.precision,
-      onIteration: onEvent ? (iteration: number) => onEvent({ type: 'iteration', C, iteration }) : undefined,
-    };
-    const startedAt = performance.now();
-    const start = previous ? { coef: previous.coef, intercept: previous.intercept } : first;
-    const fit = await fitLogisticRegressionAsync(X, y, K, { ...options, init: start });
-    previous = fit;
-    if (task.solutions) solutions.push({ classIndex, coef: fit.coef, intercept: fit.intercept });
-    const stats: FitStats = { C, iterations: fit.iterations, evaluations: fit.evaluations, converged: fit.converged, loss: fit.loss, message: fit.message, seconds: (performance.now() - startedAt) / 1000 };
-    fits.push(stats);
-    if (Xtest) {
-      // Held-out rows are over the TF-IDF columns: a row-space fit is scored there through its mapped-back weights.
-      const scorer = design.basis ? { ...fit, coef: originalCoef(design, fit.coef, K), nFeatures: dd + design.sparse!.dim } : fit;
-      const p = expand(softmaxRowsInPlace(decisionFunctionDesign(Xtest, scorer), Xtest.n, K), classIndex, design.nClasses);
-      probs.push(p);
-      const loss = heldOutLogLoss(p, design.y, task.test, design.nClasses);
-      if (loss < least) [least, rises] = [loss, 0];
-      else rises++;
-    } else probs.push(new Float64Array(0));
-    onEvent?.({ type: 'fit', stats });
+    let head: HeadParams | null = null;
+    if (task.keep && previous) {
+      head = { classIndex, means, scaler: fittedScaler, coef: await originalCoef(design, previous.coef, K, substitution?.update ?? null), intercept: previous.intercept, fit: fits[fits.length - 1]! };
+    }
+    return { probs, fits, head, solutions: task.solutions ? solutions : null };
+  } finally {
+    await substitution?.dispose();
   }
-  let head: HeadParams | null = null;
-  if (task.keep && previous) {
-    head = { classIndex, means, scaler: fittedScaler, coef: originalCoef(design, previous.coef, K), intercept: previous.intercept, fit: fits[fits.length - 1]! };
-  }
-  return { probs, fits, head, solutions: task.solutions ? solutions : null };
 }
 
 /** Mean log-loss of test rows' probabilities (n × nClasses), as selection's heldOutFigures. */

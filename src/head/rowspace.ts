@@ -192,28 +192,96 @@ export async function rowSpaceBasis(
 
 /**
  * Weights over the basis (rows of `V`, `rows` × r with row stride `stride` starting at `offset`) as weights
- * over S's columns (rows × dim): W = V·T⁻¹·S_pivots. Each row solves m·T = v by back substitution (T's rows
- * are contiguous), then scatters m over the pivot rows' stored values.
+ * over S's columns (rows × dim): W = V·T⁻¹·S_pivots. Every row solves m·T = v by back substitution, all rows
+ * together (m transposed, r × rows, so each of T's rows is read once rather than once per row), then scatters its
+ * m over the pivot rows' stored values. In JS here, for the convergence test inside a fit; `weightsFromBasisAsync`
+ * does the substitution's bulk as GEMMs.
  */
 export function weightsFromBasis(basis: RowSpaceBasis, S: CsrBlock, V: Float64Array, rows: number, stride: number, offset: number): Float64Array {
+  const M = transposedBasisWeights(basis.r, V, rows, stride, offset);
+  substituteBlock(M, basis.T, basis.r, rows, 0, basis.r, 0);
+  return scatterOverPivots(basis, S, M, rows);
+}
+
+/**
+ * The product that the back substitution's block updates take: M[0:s] −= Tslabᵀ·M[J] for Tslab (b × s, T's rows
+ * J over columns 0:s) and M[J] (b × rows), all row-major float64.
+ */
+export type SubstitutionUpdate = (M: Float64Array, slab: Float64Array, block: Float64Array, s: number, b: number, rows: number) => Promise<void>;
+
+/** Columns of T per block of the GEMM substitution: each block's own triangle stays in JS. */
+const SUBSTITUTION_BLOCK = 128;
+
+/**
+ * `weightsFromBasis` with the back substitution blocked, as LAPACK's trsm: each block of T's rows (last first) is
+ * solved in JS, then every earlier column takes its update in one GEMM (`update`). At a taxonomy's sizes (r 10k,
+ * hundreds of classes) that is most of the mapping's arithmetic, and a GEMM does it ~10× faster than JS loops.
+ */
+export async function weightsFromBasisAsync(basis: RowSpaceBasis, S: CsrBlock, V: Float64Array, rows: number, stride: number, offset: number, update: SubstitutionUpdate): Promise<Float64Array> {
   const { r, T } = basis;
+  const M = transposedBasisWeights(r, V, rows, stride, offset);
+  const slab = new Float64Array(SUBSTITUTION_BLOCK * r);
+  for (let e = r; e > 0; e -= SUBSTITUTION_BLOCK) {
+    const s = Math.max(0, e - SUBSTITUTION_BLOCK);
+    const b = e - s;
+    substituteBlock(M, T, r, rows, s, e, s);
+    if (s === 0) break;
+    for (let i = 0; i < b; i++) slab.set(T.subarray((s + i) * r, (s + i) * r + s), i * s);
+    await update(M, slab.subarray(0, b * s), M.subarray(s * rows, e * rows), s, b, rows);
+  }
+  return scatterOverPivots(basis, S, M, rows);
+}
+
+/** V's rows (offset, stride) as columns: r × rows. */
+function transposedBasisWeights(r: number, V: Float64Array, rows: number, stride: number, offset: number): Float64Array {
+  const M = new Float64Array(r * rows);
+  for (let k = 0; k < rows; k++) {
+    const vo = k * stride + offset;
+    for (let a = 0; a < r; a++) M[a * rows + k] = V[vo + a]!;
+  }
+  return M;
+}
+
+/**
+ * Back substitution over T's rows [s, e), last first: m[a] /= T[a][a], then m[b] −= m[a]·T[a][b] for lo ≤ b < a
+ * (the columns below lo are the caller's GEMM). A zero m[a] updates nothing.
+ */
+function substituteBlock(M: Float64Array, T: Float64Array, r: number, rows: number, s: number, e: number, lo: number): void {
+  for (let a = e - 1; a >= s; a--) {
+    const ao = a * r;
+    const mo = a * rows;
+    const diag = T[ao + a]!;
+    let zeros = false;
+    for (let k = 0; k < rows; k++) {
+      const ma = M[mo + k]! / diag;
+      M[mo + k] = ma;
+      if (ma === 0) zeros = true;
+    }
+    for (let b = lo; b < a; b++) {
+      const t = T[ao + b]!;
+      const bo = b * rows;
+      if (zeros) {
+        for (let k = 0; k < rows; k++) {
+          const ma = M[mo + k]!;
+          if (ma !== 0) M[bo + k] -= ma * t;
+        }
+      } else {
+        for (let k = 0; k < rows; k++) M[bo + k] -= M[mo + k]! * t;
+      }
+    }
+  }
+}
+
+/** W (rows × dim): each row's m (a column of M) over the pivot rows' stored values. */
+function scatterOverPivots(basis: RowSpaceBasis, S: CsrBlock, M: Float64Array, rows: number): Float64Array {
   const { P, row: pivotRow } = pivotSource(basis, S);
   const { indptr, indices, values } = P;
   const dim = S.dim;
   const W = new Float64Array(rows * dim);
-  const m = new Float64Array(r);
   for (let k = 0; k < rows; k++) {
-    const vo = k * stride + offset;
-    for (let a = 0; a < r; a++) m[a] = V[vo + a]!;
-    for (let a = r - 1; a >= 0; a--) {
-      const ao = a * r;
-      const ma = m[a]! / T[ao + a]!;
-      m[a] = ma;
-      if (ma !== 0) for (let b = 0; b < a; b++) m[b] -= ma * T[ao + b]!;
-    }
     const wo = k * dim;
-    for (let a = 0; a < r; a++) {
-      const ma = m[a]!;
+    for (let a = 0; a < basis.r; a++) {
+      const ma = M[a * rows + k]!;
       if (ma === 0) continue;
       const row = pivotRow(a);
       for (let p = indptr[row]!, end = indptr[row + 1]!; p < end; p++) W[wo + indices[p]!] += ma * values[p]!;
@@ -252,3 +320,4 @@ export function rowSpaceIsCheaper(n: number, dd: number, dim: number, nnz: numbe
   const rows = (2 * n * (dd + width) * K) / GEMM_RATE + (VECTOR_PASSES * (dd + width) * K) / VECTOR_RATE + basis / EVALUATIONS_PER_BASIS;
   return rows < columns;
 }
+

@@ -5,8 +5,8 @@ import assert from 'node:assert/strict';
 import { mulberry32 } from '../../src/head/random.js';
 import { classedSparseRows } from '../helpers/sparse-rows.js';
 import { csrFromDense, heldOutCsr, heldOutScaling, toDenseFloat64, type CsrBlock } from '../../src/head/design-matrix.js';
-import { pivotedCholesky, rowSpaceBasis, rowSpaceIsCheaper, sparseGram, weightsFromBasis } from '../../src/head/rowspace.js';
-import { ortTrailingUpdate } from '../../src/head/gemm-ort.js';
+import { pivotedCholesky, rowSpaceBasis, rowSpaceIsCheaper, sparseGram, weightsFromBasis, weightsFromBasisAsync } from '../../src/head/rowspace.js';
+import { ortSubstitutionUpdate, ortTrailingUpdate } from '../../src/head/gemm-ort.js';
 import { fitPath, type HeadDesign } from '../../src/head/modality-head.js';
 
 const all = (n: number) => Int32Array.from({ length: n }, (_, i) => i);
@@ -53,6 +53,35 @@ test('pivoted Cholesky reconstructs the Gram and stops at its rank (duplicate ro
         }
       }
     }
+  } finally {
+    await gemm.dispose();
+  }
+});
+
+test('the mapping back with its substitution in blocked GEMMs gives the weights of the JS one, zero weights and a strided offset included', async () => {
+  // 300 rows: a basis of 290 (ten repeats) is three blocks of the substitution, the last one short.
+  const n = 300;
+  const dim = 2000;
+  const { S } = sparseRows(5, n, dim, 12, 10);
+  const basis = await rowSpaceBasis(S, all(n));
+  assert.equal(basis.r, n - 10);
+  const K = 7;
+  const offset = 3;
+  const stride = offset + basis.r + 2;
+  const rand = mulberry32(6);
+  const V = Float64Array.from({ length: K * stride }, () => rand() - 0.5);
+  for (let k = 0; k < K; k += 3) V[k * stride + offset + basis.r - 1 - k] = 0;
+  const js = weightsFromBasis(basis, S, V, K, stride, offset);
+  const gemm = await ortSubstitutionUpdate();
+  try {
+    const blocked = await weightsFromBasisAsync(basis, S, V, K, stride, offset, gemm.update);
+    assert.equal(blocked.length, K * dim);
+    let largest = 0;
+    for (let i = 0; i < js.length; i++) {
+      largest = Math.max(largest, Math.abs(js[i]!));
+      assert.ok(Math.abs(blocked[i]! - js[i]!) <= 1e-9 * Math.max(1, Math.abs(js[i]!)), `weight ${i}: ${blocked[i]} vs ${js[i]}`);
+    }
+    assert.ok(largest > 0.1, 'the weights are not all (near) zero');
   } finally {
     await gemm.dispose();
   }
