@@ -37,7 +37,7 @@ before(async () => {
   const rows = syntheticCatalog({ classes: 80, rows: 2000, seed: 2 });
   fs.writeFileSync(catalog, syntheticCatalogCsv(rows));
   // A fixed C and words only: the test is about check, not about choosing a head.
-  const train = await runCli(['train', catalog, '--label-column', 'category_path', '--features', 'tfidf', '--C', '10', '--char-ngram-range', 'none', '-o', bundle, '-q']);
+  const train = await runCli(['train', catalog, '--label-column', 'category_path', '--features', 'tfidf', '--C', '10', '--validation', '0', '--char-ngram-range', 'none', '-o', bundle, '-q']);
   assert.equal(train.code, 0, train.stderr);
   const run = await runCli(['run', catalog, '-m', bundle, '-o', path.join(tmp, 'clean.jsonl'), '-q']);
   assert.equal(run.code, 0, run.stderr);

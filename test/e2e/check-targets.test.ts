@@ -79,7 +79,7 @@ before(async () => {
   // A path bundle with a target, and a held-out sample of the same classes (so some rows are for review).
   const train = path.join(tmp, 'paths-train.csv');
   fs.writeFileSync(train, syntheticCatalogCsv(syntheticCatalog({ classes: 80, rows: 800, seed: 2 })));
-  const t = await runCli(['train', train, '--label-column', 'category_path', '--features', 'tfidf', '--char-ngram-range', 'none', '--target-precision', '0.9', '-o', pathBundle, '-q']);
+  const t = await runCli(['train', train, '--label-column', 'category_path', '--features', 'tfidf', '--char-ngram-range', 'none', '--target-precision', '0.9', '--validation', '0', '-o', pathBundle, '-q']);
   assert.equal(t.code, 0, t.stderr);
   const pm = JSON.parse(fs.readFileSync(path.join(pathBundle, 'manifest.json'), 'utf8'));
   pathThreshold = pm.calibration.targets[0].threshold;

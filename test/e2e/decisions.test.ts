@@ -19,9 +19,10 @@ const plain = path.join(tmp, 'plain');
 
 before(async () => {
   // 30 classes, 1,500 rows: 5-fold selection holds every row out once, enough to vouch for 0.9 but not for 0.999.
+  // No validation share: it would only add its own figures (the 'validated' bundle below is calibrated on one).
   fs.writeFileSync(train, syntheticCatalogCsv(syntheticCatalog({ classes: 30, rows: 1500, seed: 11 })));
   fs.writeFileSync(held, syntheticCatalogCsv(syntheticCatalog({ classes: 30, rows: 1500, seed: 11, sample: 1, sampleRows: 600 })));
-  const r = await runCli(['train', train, '--label-column', 'category', '--features', 'tfidf', '--target-precision', '0.9,0.999', '-o', bundle, '--json-summary', path.join(tmp, 'train.json')]);
+  const r = await runCli(['train', train, '--label-column', 'category', '--features', 'tfidf', '--target-precision', '0.9,0.999', '--validation', '0', '-o', bundle, '--json-summary', path.join(tmp, 'train.json')]);
   assert.equal(r.code, 0, r.stderr);
   const p = await runCli(['train', train, '--label-column', 'category', '--features', 'tfidf', '--C', '10', '--validation', '0', '-q', '-o', plain]);
   assert.equal(p.code, 0, p.stderr);
@@ -218,7 +219,7 @@ test('a path bundle: both head sets calibrated on the same held-out rows; decisi
   const pathsHeld = path.join(tmp, 'paths-held.csv');
   fs.writeFileSync(pathsTrain, syntheticCatalogCsv(syntheticCatalog({ classes: 90, rows: 1000, seed: 11 })));
   fs.writeFileSync(pathsHeld, syntheticCatalogCsv(syntheticCatalog({ classes: 90, rows: 1000, seed: 11, sample: 1, sampleRows: 400 })));
-  const r = await runCli(['train', pathsTrain, '--label-column', 'category_path', '--features', 'tfidf', '--target-precision', '0.9', '-q', '-o', dir]);
+  const r = await runCli(['train', pathsTrain, '--label-column', 'category_path', '--features', 'tfidf', '--target-precision', '0.9', '--validation', '0', '-q', '-o', dir]);
   assert.equal(r.code, 0, r.stderr);
   const m = manifest(dir);
   assert.equal(m.paths.top.classes.length, 2);

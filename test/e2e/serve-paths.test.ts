@@ -116,7 +116,7 @@ before(async () => {
   const sample = syntheticCatalog({ classes: 80, rows: 1600, seed: 2, sample: 1, sampleRows: 40 });
   fs.writeFileSync(held, csv(sample));
   rows = sample.map((r) => ({ id: r.id, title: r.title, description: r.description }));
-  const t = await runCli(['train', path.join(tmp, 'train.csv'), '--label-column', 'category_path', '--features', 'tfidf', '--C', '1', '-q', '-o', bundle]);
+  const t = await runCli(['train', path.join(tmp, 'train.csv'), '--label-column', 'category_path', '--features', 'tfidf', '--C', '1', '--validation', '0', '-q', '-o', bundle]);
   assert.equal(t.code, 0, t.stderr);
   assert.ok(JSON.parse(fs.readFileSync(path.join(bundle, 'manifest.json'), 'utf8')).paths, 'a path bundle');
   for (const [out, extra] of [

@@ -26,7 +26,7 @@ const write = (file: string, rows: ReturnType<typeof syntheticCatalog>) =>
   );
 
 before(async () => {
-  write(train, syntheticCatalog({ classes: CLASSES, rows: 4000, seed: 4 }));
+  write(train, syntheticCatalog({ classes: CLASSES, rows: 2500, seed: 4 }));
   write(held, syntheticCatalog({ classes: CLASSES, rows: 4000, seed: 4, sample: 1, sampleRows: 1500 }));
   const r = await runCli(['train', train, '--label-column', 'category_path', '--path-separator', '/', '--features', 'tfidf', '--C', '10', '--validation', '0', '-o', bundle, '--json-summary', path.join(tmp, 'train.json')]);
   assert.equal(r.code, 0, r.stderr);
