@@ -199,7 +199,7 @@ export async function rowSpaceBasis(
  */
 export function weightsFromBasis(basis: RowSpaceBasis, S: CsrBlock, V: Float64Array, rows: number, stride: number, offset: number): Float64Array {
   const M = transposedBasisWeights(basis.r, V, rows, stride, offset);
-  substituteBlock(M, basis.T, basis.r, rows, 0, basis.r, 0);
+  substituteBlock(M, basis.T, basis.r, rows, 0, basis.r);
   return scatterOverPivots(basis, S, M, rows);
 }
 
@@ -215,7 +215,8 @@ const SUBSTITUTION_BLOCK = 128;
 /**
  * `weightsFromBasis` with the back substitution blocked, as LAPACK's trsm: each block of T's rows (last first) is
  * solved in JS, then every earlier column takes its update in one GEMM (`update`). At a taxonomy's sizes (r 10k,
- * hundreds of classes) that is most of the mapping's arithmetic, and a GEMM does it ~10× faster than JS loops.
+ * hundreds of classes) that is most of the mapping's arithmetic: 5–8× faster than the JS substitution, measured at
+ * r 4,000–5,200.
  */
 export async function weightsFromBasisAsync(basis: RowSpaceBasis, S: CsrBlock, V: Float64Array, rows: number, stride: number, offset: number, update: SubstitutionUpdate): Promise<Float64Array> {
   const { r, T } = basis;
@@ -224,7 +225,7 @@ export async function weightsFromBasisAsync(basis: RowSpaceBasis, S: CsrBlock, V
   for (let e = r; e > 0; e -= SUBSTITUTION_BLOCK) {
     const s = Math.max(0, e - SUBSTITUTION_BLOCK);
     const b = e - s;
-    substituteBlock(M, T, r, rows, s, e, s);
+    substituteBlock(M, T, r, rows, s, e);
     if (s === 0) break;
     for (let i = 0; i < b; i++) slab.set(T.subarray((s + i) * r, (s + i) * r + s), i * s);
     await update(M, slab.subarray(0, b * s), M.subarray(s * rows, e * rows), s, b, rows);
@@ -243,10 +244,10 @@ function transposedBasisWeights(r: number, V: Float64Array, rows: number, stride
 }
 
 /**
- * Back substitution over T's rows [s, e), last first: m[a] /= T[a][a], then m[b] −= m[a]·T[a][b] for lo ≤ b < a
- * (the columns below lo are the caller's GEMM). A zero m[a] updates nothing.
+ * Back substitution over T's rows [s, e), last first: m[a] /= T[a][a], then m[b] −= m[a]·T[a][b] for s ≤ b < a
+ * (the columns below s are the caller's GEMM). A zero m[a] updates nothing.
  */
-function substituteBlock(M: Float64Array, T: Float64Array, r: number, rows: number, s: number, e: number, lo: number): void {
+function substituteBlock(M: Float64Array, T: Float64Array, r: number, rows: number, s: number, e: number): void {
   for (let a = e - 1; a >= s; a--) {
     const ao = a * r;
     const mo = a * rows;
@@ -257,7 +258,7 @@ function substituteBlock(M: Float64Array, T: Float64Array, r: number, rows: numb
       M[mo + k] = ma;
       if (ma === 0) zeros = true;
     }
-    for (let b = lo; b < a; b++) {
+    for (let b = s; b < a; b++) {
       const t = T[ao + b]!;
       const bo = b * rows;
       if (zeros) {
