@@ -36,9 +36,9 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Database, RootDatabase } from 'lmdb';
 import { lazyModule } from '../runtime/lazy-module.js';
+import { ConfigError, oneLine } from '../errors.js';
 
 const lmdb = lazyModule<typeof import('lmdb')>('lmdb');
-import { ConfigError, oneLine } from '../errors.js';
 
 export interface EmbedCacheOptions {
   /** Folder of the store; created when missing. */
