@@ -17,6 +17,7 @@ import { parseShard, type Shard } from '../pipeline/shard.js';
 import { addModelsCommand } from './models-cli.js';
 import { addCheckCommand } from './check-cli.js';
 import { addServeCommand } from './serve-cli.js';
+import { PRIOR_SHIFT_ALPHAS } from '../head/selection.js';
 import { EARLY_BLOCK_SCALES, type FeatureKind, type FusionMode } from '../head/target.js';
 import { PRESET_NAMES, type PresetName } from '../models/preset.js';
 import type { DfBound } from '../head/tfidf.js';
@@ -36,6 +37,7 @@ interface TrainFlags extends PipelineFlags {
   imagePreprocessing: ImagePreprocessing;
   C: number | 'auto';
   classWeight?: 'balanced';
+  priorShift: boolean;
   maxIter: number;
   tol: number;
   minDf: string;
@@ -259,6 +261,7 @@ function buildProgram(io: Io, env: NodeJS.ProcessEnv, setCode: (c: number) => vo
       )
       .option('--C <c|auto>', `inverse L2 regularisation strength (scikit-learn’s C); auto: chosen per head from ${C_GRID.join(', ')} by held-out log-loss (macro-F1 among the values within noise of the least) on the --fusion-folds or --fusion-share`, cOption, 'auto')
       .addOption(new Option('--class-weight <mode>', 'weight classes inversely to their frequency').choices(['balanced']))
+      .option('--no-prior-shift', `answer the most probable class; by default, where held-out predictions are made, the answer is the most probable after dividing the probabilities by the class prior to the power (${PRIOR_SHIFT_ALPHAS.join(', ')}) with the best held-out macro-F1 (flat classes; probabilities and scores are not shifted)`)
       .option('--max-iter <n>', 'L-BFGS iterations at most', intOption(1, 1_000_000), 1000)
       .option('--tol <t>', 'stop when the largest gradient entry is below t', floatOption(0, 1), 1e-6)
       .option('--min-df <n|share>', 'ignore terms in fewer documents (integer) or a smaller share (decimal)', '1')
@@ -315,6 +318,7 @@ function buildProgram(io: Io, env: NodeJS.ProcessEnv, setCode: (c: number) => vo
       selectionFolds: f.fusionFolds,
       cGrid: f.C === 'auto' ? C_GRID : null,
       lr: { C: f.C === 'auto' ? 1 : f.C, classWeight: f.classWeight ?? null, maxIter: f.maxIter, tol: f.tol },
+      priorShift: f.priorShift,
       validation: f.validation,
       cv: f.cv,
       refit: f.refit,

@@ -18,7 +18,7 @@ import { saveBundle, sha256File, type BundleHeadPart, type FeatureBlock, type Mo
 import { fitTfidfBlock, trainModel, type FeatureKind, type FittedHead, type FusionMode, type FusionSelection, type HeadSettings, type ModelCalibration, type TrainedModel } from '../head/target.js';
 import { FitPool } from '../head/fit-pool.js';
 import { SharedBasis } from '../head/shared-basis.js';
-import type { FitProgress } from '../head/selection.js';
+import { shiftedArgmax, type FitProgress } from '../head/selection.js';
 import { FitEta } from './fit-eta.js';
 import { tfidfBlockDim, tfidfToJSON, type TfidfConfig } from '../head/tfidf.js';
 import { linearBundleHead, shippedPredictions } from '../head/linear-head.js';
@@ -91,6 +91,8 @@ export interface TrainOptions extends EncoderOptions, Omit<FeatureOptions, 'imag
   fitProgress?: FitProgressReporter;
   /** Head fits at once (worker threads); 1: one after another on this thread. */
   jobs: number;
+  /** Shift flat classes' answers against the class prior where held-out macro-F1 gains (HeadSettings.priorShift); default true. */
+  priorShift?: boolean;
   /** How the TF-IDF block is solved (see HeadSettings.solver); default auto. */
   solver?: HeadSettings['solver'];
   /** Full or support heads (see HeadSettings.headKind); default auto. */
@@ -270,7 +272,10 @@ function bundleCalibration(
     for (let i = 0; i < y.length; i++) applyTopLabel(probs.subarray(i * K, (i + 1) * K), topLabel, scaled.subarray(i * K, (i + 1) * K));
     probs = scaled;
   }
-  const curve = topOneCurve(probs, y, K);
+  // A shifted decision (flat classes only): the class answered, from the raw fused probabilities, as run decides it.
+  const shift = !topModel && c.prior && c.prior.alpha !== 0 ? c.prior : null;
+  const answers = shift ? rows.map((_, i) => shiftedArgmax(raw.subarray(i * K, (i + 1) * K), shift.bias)) : undefined;
+  const curve = topOneCurve(probs, y, K, answers);
   return {
     method: 'temperature',
     temperature: c.fit.temperature,
@@ -284,7 +289,8 @@ function bundleCalibration(
     targets: targets.map((target) => thresholdForTarget(curve, target)),
     // How improbable right labels look on held-out rows: check's disagreement flags at a stated precision from it
     // (flat classes; a path bundle's check compares paths level by level instead).
-    ...(topModel ? {} : { labelTail: labelTail(probs, y, K) }),
+    ...(topModel ? {} : { labelTail: labelTail(probs, y, K, answers) }),
+    ...(shift ? { prior: { alpha: shift.alpha, bias: Array.from(shift.bias) } } : {}),
   };
 }
 
@@ -303,6 +309,19 @@ function selectionLines(model: TrainedModel, opts: Pick<TrainOptions, 'fusion' |
     const figures = (f: { macroF1: number; logLoss: number }) => `macro-F1 ${f.macroF1.toFixed(4)}, log-loss ${f.logLoss.toFixed(4)}`;
     const kind = e.chosen ? `early fusion${opts.fusion === 'early' ? ' (--fusion early)' : ''}` : 'late fusion';
     lines.push(`${prefix}fusion: ${kind} for rows with text and image — on ${e.rows} held-out rows early (image block weight ${e.blockWeight}, C ${e.C}) ${figures(e.early)}, late ${figures(e.late)}${e.chosen ? '; rows missing one use its late head' : ''}`);
+  }
+  const p = sel.prior;
+  if (p) {
+    const chosen = p.trials.find((t) => t.alpha === p.alpha)!;
+    const best = p.trials.reduce((b, t) => (t.macroF1 > b.macroF1 ? t : b));
+    const unshifted = p.trials[0]!;
+    const how =
+      p.alpha !== 0
+        ? `the answer is the most probable class after ÷ prior^${p.alpha} — held-out macro-F1 ${chosen.macroF1.toFixed(4)} (unshifted ${unshifted.macroF1.toFixed(4)}, standard error ${unshifted.se.toFixed(4)})`
+        : best === unshifted
+          ? `none — held-out macro-F1 ${unshifted.macroF1.toFixed(4)}, no exponent does better`
+          : `none — held-out macro-F1 ${unshifted.macroF1.toFixed(4)}; ÷ prior^${best.alpha} gives ${best.macroF1.toFixed(4)}, within one standard error (${unshifted.se.toFixed(4)})`;
+    lines.push(`${prefix}prior shift: ${how}`);
   }
   return lines;
 }
@@ -394,7 +413,12 @@ async function scoreSplit(
       .slice(0, 3)
       .map((k) => classes[k]),
   );
-  const metrics = pick(computeMetrics({ yTrue: test.map((i) => labels[i]), yPred: ranked.map((r) => r[0]), ranked, modelClasses: classes }));
+  // A shifted decision answers as run does: from the probabilities at the model's temperature, bias ÷ temperature.
+  const shift = model.calibration?.prior?.alpha ? model.calibration.prior : null;
+  const bias = shift ? classes.map((c) => shift.bias[model.classes.indexOf(c)] ?? 0) : null;
+  const scale = 1 / (model.calibration?.fit.temperature ?? 1);
+  const yPred = bias ? test.map((_, i) => classes[shiftedArgmax(probs.subarray(i * K, (i + 1) * K), bias, scale)]) : ranked.map((r) => r[0]);
+  const metrics = pick(computeMetrics({ yTrue: test.map((i) => labels[i]), yPred, ranked, modelClasses: classes }));
   return { ...metrics, ...(pathFigures ? { paths: pathFigures } : {}), probs };
 }
 
@@ -526,6 +550,7 @@ export async function trainCommand(opts: TrainOptions): Promise<TrainSummary> {
     selectionFolds: opts.selectionFolds === 'auto' ? (rows.length <= AUTO_FOLDS_MAX_ROWS ? 5 : 0) : opts.selectionFolds,
     solver: opts.solver,
     headKind: opts.head,
+    priorShift: !paths && (opts.priorShift ?? true),
   };
   const y = encodeLabels(classes, labels);
   // Duplicate listings (the same normalised text) never sit on both sides of the validation share or a fold.

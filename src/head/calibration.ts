@@ -276,22 +276,25 @@ export function thresholdForTarget(curve: PrecisionCurve, target: number): Targe
   return { target, confidence, threshold: curve.thresholds[best]!, accepted, coverage: accepted / curve.rows, precision: curve.correct[best]! / accepted, lower: bestLower };
 }
 
-/** Each row's top-1 probability of n × K probabilities, and whether its class is `y`. */
-export function topOneCurveRows(probs: Probs, y: ArrayLike<number>, K: number): { scores: Float64Array; correct: boolean[] } {
+/**
+ * Each row's answer's probability of n × K probabilities, and whether its class is `y`. The answer is the top-1
+ * class, or `answers[i]` where the decision is not the argmax (a prior shift, selection.ts shiftedArgmax).
+ */
+export function topOneCurveRows(probs: Probs, y: ArrayLike<number>, K: number, answers?: ArrayLike<number>): { scores: Float64Array; correct: boolean[] } {
   const n = y.length;
   const scores = new Float64Array(n);
   const correct = new Array<boolean>(n);
   for (let i = 0; i < n; i++) {
-    const top = argmaxRow(probs, i, K);
+    const top = answers ? answers[i]! : argmaxRow(probs, i, K);
     scores[i] = probs[i * K + top]!;
     correct[i] = top === y[i];
   }
   return { scores, correct };
 }
 
-/** The decision curve of n × K probabilities: each row's top-1 probability, right when its class is `y`. */
-export function topOneCurve(probs: Probs, y: ArrayLike<number>, K: number): PrecisionCurve {
-  const { scores, correct } = topOneCurveRows(probs, y, K);
+/** The decision curve of n × K probabilities: each row's answer's probability, right when its class is `y`. */
+export function topOneCurve(probs: Probs, y: ArrayLike<number>, K: number, answers?: ArrayLike<number>): PrecisionCurve {
+  const { scores, correct } = topOneCurveRows(probs, y, K, answers);
   return precisionCoverageCurve(scores, correct);
 }
 

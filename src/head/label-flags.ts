@@ -24,14 +24,15 @@ export interface LabelTail {
   values: number[];
 }
 
-/** The label tail of held-out probabilities (rows × K, calibrated) with labels y. */
-export function labelTail(probs: ArrayLike<number>, y: ArrayLike<number>, K: number): LabelTail {
+/** The label tail of held-out probabilities (rows × K, calibrated) with labels y; the answer is the argmax, or `answers[i]`. */
+export function labelTail(probs: ArrayLike<number>, y: ArrayLike<number>, K: number, answers?: ArrayLike<number>): LabelTail {
   const values: number[] = [];
   for (let i = 0; i < y.length; i++) {
     const o = i * K;
     const own = probs[o + y[i]!]!;
     let arg = 0;
-    for (let k = 1; k < K; k++) if (probs[o + k]! > probs[o + arg]!) arg = k;
+    if (answers) arg = answers[i]!;
+    else for (let k = 1; k < K; k++) if (probs[o + k]! > probs[o + arg]!) arg = k;
     if (arg !== y[i] && own <= LABEL_TAIL_MAX) values.push(roundProbability(own));
   }
   return { rows: y.length, values: values.sort((a, b) => a - b) };

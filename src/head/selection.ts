@@ -7,6 +7,7 @@ import { computeMetrics } from '../report/metrics.js';
 import { chooseFusionWeight, type WeightCandidate } from './fusion.js';
 import type { FitPool } from './fit-pool.js';
 import { meanSolution, solverWidth, type FitOptions, type HeadDesign, type PathEvent, type Solution } from './modality-head.js';
+import { mulberry32 } from './random.js';
 import { rowLogLoss } from './scoring.js';
 import type { Split } from './split.js';
 
@@ -169,18 +170,23 @@ export function chooseC(heldOut: (Map<number, Float64Array> | null)[], y: ArrayL
 
 /** Macro-F1 (argmax; ties to the lower class index) and mean log-loss of held-out probabilities on some rows. */
 export function heldOutFigures(rows: readonly number[], probs: (r: number) => ArrayLike<number>, y: ArrayLike<number>, K: number): { macroF1: number; logLoss: number } {
-  const names = Array.from({ length: K }, (_, k) => String(k));
-  const yPred: string[] = [];
+  const answers: number[] = [];
   let logLoss = 0;
   for (const r of rows) {
     const p = probs(r);
     let arg = 0;
     for (let k = 1; k < K; k++) if (p[k]! > p[arg]!) arg = k;
-    yPred.push(names[arg]!);
+    answers.push(arg);
     logLoss += rowLogLoss(p[y[r]!]!);
   }
-  const m = computeMetrics({ yTrue: rows.map((r) => names[y[r]!]!), yPred, ranked: yPred.map((c) => [c]), modelClasses: names });
-  return { macroF1: m.macroF1, logLoss: logLoss / Math.max(1, rows.length) };
+  return { macroF1: macroF1Of(answers, rows.map((r) => y[r]!), K), logLoss: logLoss / Math.max(1, rows.length) };
+}
+
+/** Macro-F1 of class indices answered against the labels' (metrics.ts over the K classes). */
+function macroF1Of(answers: readonly number[], y: readonly number[], K: number): number {
+  const names = Array.from({ length: K }, (_, k) => String(k));
+  const yPred = answers.map((k) => names[k]!);
+  return computeMetrics({ yTrue: y.map((k) => names[k]!), yPred, ranked: yPred.map((c) => [c]), modelClasses: names }).macroF1;
 }
 
 /**
@@ -202,4 +208,117 @@ export function selectFusionWeight(
   };
   const { best, candidates } = chooseFusionWeight(stack(0), stack(1), both.map((i) => y[i]!), classes);
   return { rows: both.length, weights: [best.w, Math.round((1 - best.w) * 1e9) / 1e9], best, candidates };
+}
+
+/** Exponents of the class prior a model's decision may be divided by (choosePriorShift); 0 leaves it as fitted. */
+export const PRIOR_SHIFT_ALPHAS: readonly number[] = [0, 0.25, 0.5, 0.75, 1];
+
+/** How far a model's decision is shifted against the class prior, and the held-out figures that chose it. */
+export interface PriorShift {
+  /** The exponent chosen: the class answered is the most probable after dividing by prior^alpha. */
+  alpha: number;
+  /** −alpha · log(prior) per class, centred to mean 0: added to the raw fused log-probabilities to decide (shiftedArgmax). */
+  bias: Float64Array;
+  /** Each exponent's held-out macro-F1, and the bootstrap standard error of its shortfall from the best one's (0 for the best). */
+  trials: { alpha: number; macroF1: number; se: number }[];
+}
+
+/** Bootstrap resamples of the held-out rows that judge whether a prior shift's gain is beyond noise. */
+export const PRIOR_SHIFT_BOOTSTRAP = 200;
+
+/** Each class's share of the labels (every class occurs). */
+export function classPrior(y: ArrayLike<number>, K: number): Float64Array {
+  const prior = new Float64Array(K);
+  for (let i = 0; i < y.length; i++) prior[y[i]!]! += 1 / y.length;
+  return prior;
+}
+
+/**
+ * Logit adjustment of the decision, chosen on held-out predictions (raw fused probabilities, rows × K, labels `y`
+ * row by row). Log-loss fitting answers the frequent classes wherever a row is in doubt; macro-F1 weighs a rare
+ * class as much as a common one, and dividing the probabilities by prior^alpha moves the doubtful rows toward the
+ * rarer classes. Of PRIOR_SHIFT_ALPHAS, the smallest alpha whose held-out macro-F1 is within one standard error of
+ * the best one's (the shortfall paired row by row, its spread over `resamples` seeded bootstrap draws of the rows)
+ * wins: a shift is taken only where it gains beyond what these rows can tell, since each step moves answers off
+ * the most probable class. Only the class answered moves: the probabilities (and so calibration) stay the model's,
+ * a row's score is its answer's own probability, and a precision target's threshold is chosen on those answers.
+ */
+export function choosePriorShift(
+  raw: Float64Array,
+  y: ArrayLike<number>,
+  K: number,
+  prior: Float64Array,
+  seed: number,
+  alphas: readonly number[] = PRIOR_SHIFT_ALPHAS,
+  resamples = PRIOR_SHIFT_BOOTSTRAP,
+): PriorShift {
+  const logPrior = Array.from(prior, (p) => Math.log(p));
+  const mean = logPrior.reduce((s, v) => s + v, 0) / K;
+  const labels = Array.from(y);
+  const n = labels.length;
+  const candidates = alphas.map((alpha) => {
+    const bias = Float64Array.from(logPrior, (l) => -alpha * (l - mean));
+    const answers = labels.map((_, i) => shiftedArgmax(raw.subarray(i * K, (i + 1) * K), bias));
+    return { alpha, bias, answers, macroF1: macroF1Of(answers, labels, K) };
+  });
+  let best = candidates[0]!;
+  for (const c of candidates) if (c.macroF1 > best.macroF1 || (c.macroF1 === best.macroF1 && c.alpha < best.alpha)) best = c;
+  // The shortfall of each candidate from the best on the same bootstrap draws of the rows.
+  const rand = mulberry32(seed);
+  const shortfalls = candidates.map(() => new Float64Array(resamples));
+  const counts = new Int32Array(n);
+  for (let b = 0; b < resamples; b++) {
+    counts.fill(0);
+    for (let i = 0; i < n; i++) counts[Math.floor(rand() * n)]!++;
+    const top = drawnMacroF1(best.answers, labels, counts, K);
+    candidates.forEach((c, j) => (shortfalls[j]![b] = c === best ? 0 : top - drawnMacroF1(c.answers, labels, counts, K)));
+  }
+  const trials = candidates.map((c, j) => ({ alpha: c.alpha, macroF1: c.macroF1, se: standardDeviation(shortfalls[j]!) }));
+  const chosen = candidates.find((c, j) => best.macroF1 - c.macroF1 <= trials[j]!.se)!;
+  return { alpha: chosen.alpha, bias: chosen.bias, trials };
+}
+
+/** Macro-F1 of answers on a bootstrap draw: row i counted counts[i] times (classes present in labels or answers). */
+function drawnMacroF1(answers: readonly number[], labels: readonly number[], counts: Int32Array, K: number): number {
+  const tp = new Float64Array(K);
+  const fp = new Float64Array(K);
+  const fn = new Float64Array(K);
+  for (let i = 0; i < labels.length; i++) {
+    const c = counts[i]!;
+    if (c === 0) continue;
+    if (answers[i] === labels[i]) tp[labels[i]!]! += c;
+    else {
+      fp[answers[i]!]! += c;
+      fn[labels[i]!]! += c;
+    }
+  }
+  let sum = 0;
+  let present = 0;
+  for (let k = 0; k < K; k++) {
+    const d = 2 * tp[k]! + fp[k]! + fn[k]!;
+    if (d === 0) continue;
+    present++;
+    sum += (2 * tp[k]!) / d;
+  }
+  return present === 0 ? 0 : sum / present;
+}
+
+function standardDeviation(xs: Float64Array): number {
+  const mean = xs.reduce((s, v) => s + v, 0) / xs.length;
+  return Math.sqrt(xs.reduce((s, v) => s + (v - mean) ** 2, 0) / Math.max(1, xs.length - 1));
+}
+
+/**
+ * The class a shifted decision answers: argmax over k of log p_k + scale · bias_k (ties to the lower index). `p` are
+ * fused probabilities at temperature T when scale is 1 / T (softmax(f / T) ranks as f + T · bias would, up to the
+ * factor), the raw ones when it is 1.
+ */
+export function shiftedArgmax(p: ArrayLike<number>, bias: ArrayLike<number>, scale = 1): number {
+  let arg = 0;
+  let best = -Infinity;
+  for (let k = 0; k < p.length; k++) {
+    const v = Math.log(Math.max(p[k]!, 1e-300)) + scale * bias[k]!;
+    if (v > best) [best, arg] = [v, k];
+  }
+  return arg;
 }

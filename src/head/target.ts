@@ -17,7 +17,7 @@ import type { AsyncLogisticOptions, LogisticFit } from './logistic.js';
 import type { SharedBasis } from './shared-basis.js';
 import { sharedArray, solverWidth, type DenseBlock, type FitOptions, type HeadDesign, type HeadParams, type PathEvent } from './modality-head.js';
 import { FitPool } from './fit-pool.js';
-import { checkTwoClasses, chooseC, designRows, heldOutFigures, positions, selectFusionWeight, selectHeadC, silentFitProgress, type CTrial, type FitProgress, type PlannedFit } from './selection.js';
+import { checkTwoClasses, chooseC, designRows, classPrior, choosePriorShift, heldOutFigures, positions, selectFusionWeight, selectHeadC, silentFitProgress, type CTrial, type FitProgress, type PlannedFit, type PriorShift } from './selection.js';
 import { chosenEpochs, SUPPORT_MAX_EPOCHS, type SupportFit } from './support-head.js';
 import { rowSpaceIsCheaper } from './rowspace.js';
 import { SCIPY_DEFAULT_FTOL } from './lbfgs.js';
@@ -75,6 +75,12 @@ export interface HeadSettings {
    * design it covers takes its basis from there instead of building its own.
    */
   sharedBasis?: SharedBasis;
+  /**
+   * Choose the class to answer from the fused probabilities divided by the class prior to a power chosen for held-out
+   * macro-F1 (choosePriorShift), where held-out predictions are made; the probabilities themselves stay as they are
+   * (default true; a path bundle passes false: its answer is a path, not a class).
+   */
+  priorShift?: boolean;
 }
 
 /**
@@ -245,6 +251,8 @@ export interface FusionSelection {
   cTrials: CTrial[];
   /** Early fusion's candidate (fusion 'early' or 'auto' with text and image), or absent. */
   early?: EarlySelection;
+  /** The logit adjustment (selection.ts choosePriorShift): the prior's exponent chosen and each one's held-out figures. */
+  prior?: Pick<PriorShift, 'alpha' | 'trials'>;
 }
 
 export interface TrainedModel {
@@ -267,6 +275,8 @@ export interface ModelCalibration {
   after: CalibrationFigures;
   /** The held-out rows (indices into the rows trained on) and their fused probabilities (rows × classes), raw and calibrated. */
   heldOut: { rows: Int32Array; raw: Float64Array; probs: Float64Array };
+  /** The decision's shift against the class prior, chosen on the raw ones (absent: not tried, HeadSettings.priorShift). */
+  prior?: PriorShift;
 }
 
 /**
@@ -274,15 +284,17 @@ export interface ModelCalibration {
  * their temperature, and the figures before and after it. Null when a head has no held-out predictions (a support
  * head, or no selection).
  */
-function calibrateHeldOut(heldOut: (Map<number, Float64Array> | null)[], weights: number[], y: Int32Array, classes: string[], complete: Map<number, Float64Array> | null = null): ModelCalibration | null {
+function calibrateHeldOut(heldOut: (Map<number, Float64Array> | null)[], weights: number[], y: Int32Array, classes: string[], complete: Map<number, Float64Array> | null, shift: { seed: number } | null): ModelCalibration | null {
   if (heldOut.length === 0 || heldOut.some((h) => h === null)) return null;
   const rows = Int32Array.from(new Set(heldOut.flatMap((h) => [...h!.keys()]))).sort();
   if (rows.length === 0) return null;
   const K = classes.length;
   const raw = new Float64Array(rows.length * K);
   rows.forEach((r, i) => raw.set(complete?.get(r) ?? lateFused(heldOut as Map<number, Float64Array>[], weights, classes, r), i * K));
-  const { fit, before, after, probs } = calibrateTemperature(raw, Int32Array.from(rows, (r) => y[r]!), K);
-  return { fit, before, after, heldOut: { rows, raw, probs } };
+  const yRows = Int32Array.from(rows, (r) => y[r]!);
+  const prior = shift ? choosePriorShift(raw, yRows, K, classPrior(y, K), shift.seed) : null;
+  const { fit, before, after, probs } = calibrateTemperature(raw, yRows, K);
+  return { fit, before, after, heldOut: { rows, raw, probs }, ...(prior ? { prior } : {}) };
 }
 
 /**
@@ -710,7 +722,8 @@ export async function trainModel(rows: CollectedRow[], labels: string[], setting
         complete = early.heldOut;
       }
     }
-    const calibration = selecting ? calibrateHeldOut(heads.map((h) => h.chosen?.heldOut ?? null), fitted.map((h) => h.weight), y, classes, complete) : null;
+    const calibration = selecting ? calibrateHeldOut(heads.map((h) => h.chosen?.heldOut ?? null), fitted.map((h) => h.weight), y, classes, complete, (settings.priorShift ?? true) ? { seed: settings.seed } : null) : null;
+    if (calibration?.prior && selection) selection.prior = { alpha: calibration.prior.alpha, trials: calibration.prior.trials };
     return { classes, tfidf, blocks, means, heads: fitted, selection, calibration };
   } finally {
     await ownPool?.close();

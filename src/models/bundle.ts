@@ -26,8 +26,9 @@ export const BUNDLE_FORMAT = 'categorize-bundle';
  * bundles trained with it, which older tools would feed exact-resized photos, so they refuse them;
  * 7 added early fusion's head routes (`route`: the joint head for rows with every block, the per-modality heads for
  * the rest): older tools would fuse all three heads on every row, so they refuse such bundles.
+ * 8 added `calibration.prior` (the answer shifted against the class prior): older tools would answer the top class.
  */
-export const BUNDLE_FORMAT_VERSION = 7;
+export const BUNDLE_FORMAT_VERSION = 8;
 
 /** What `train` stores about calibration and decisions (calibration.ts). */
 export interface BundleCalibration {
@@ -50,6 +51,12 @@ export interface BundleCalibration {
   targets: TargetThreshold[];
   /** Flat classes: the held-out rows' probabilities of their own labels where the answer is another (label-flags.ts). */
   labelTail?: LabelTail;
+  /**
+   * The class answered is argmax of the raw fused log-probabilities + bias (one per class): the decision shifted
+   * against the class prior by alpha, chosen for held-out macro-F1 (selection.ts choosePriorShift). The probabilities,
+   * scores and top categories are not shifted. Absent: the most probable class (format 8 when present).
+   */
+  prior?: { alpha: number; bias: number[] };
 }
 
 /** How a head is stored: 'onnx' (a graph, ours or skl2onnx's; formats 1–2 have only these) or 'linear' (head-io.ts). */
@@ -234,7 +241,7 @@ export function loadBundle(location: string): ModelBundle {
     if (typeof separator !== 'string' || separator === '') fail(dir, 'manifest.json paths.separator must be a non-empty string');
     if (typeof minPathScore !== 'number' || !(minPathScore >= 0 && minPathScore <= 1)) fail(dir, 'manifest.json paths.minPathScore must be a number in [0, 1]');
   }
-  if (m.calibration !== undefined) checkCalibration(dir, m.calibration, m.paths?.top !== undefined);
+  if (m.calibration !== undefined) checkCalibration(dir, m.calibration, m.paths?.top !== undefined, m.classes.length);
   if (!Array.isArray(m.features) || m.features.length === 0) fail(dir, 'manifest.json features is empty');
   let width = 0;
   const kinds = new Set<string>();
@@ -297,7 +304,7 @@ function checkImagePreprocessing(dir: string, method: unknown, formatVersion: nu
 }
 
 /** A manifest's calibration: positive finite temperatures and a well-formed curve. */
-function checkCalibration(dir: string, c: Partial<BundleCalibration>, top: boolean): void {
+function checkCalibration(dir: string, c: Partial<BundleCalibration>, top: boolean, classes: number): void {
   const temperature = (t: unknown) => typeof t === 'number' && t > 0 && Number.isFinite(t);
   if (c.method !== 'temperature' || !temperature(c.temperature)) fail(dir, 'manifest.json calibration must be method temperature with a positive temperature');
   if (top && c.topTemperature !== undefined && !temperature(c.topTemperature)) fail(dir, 'manifest.json calibration.topTemperature must be positive');
@@ -320,6 +327,10 @@ function checkCalibration(dir: string, c: Partial<BundleCalibration>, top: boole
       tail.values.length <= tail.rows &&
       tail.values.every((v, j) => typeof v === 'number' && v >= 0 && v <= LABEL_TAIL_MAX && (j === 0 || v >= tail.values[j - 1]!)));
   if (!tailOk) fail(dir, `manifest.json calibration.labelTail must have positive rows and at most that many ascending values in [0, ${LABEL_TAIL_MAX}]`);
+  const prior = c.prior;
+  if (prior !== undefined && !(Number.isFinite(prior?.alpha) && Array.isArray(prior.bias) && prior.bias.length === classes && prior.bias.every((b) => Number.isFinite(b)))) {
+    fail(dir, `manifest.json calibration.prior must have a finite alpha and ${classes} finite biases, one per class`);
+  }
 }
 
 /** A manifest's attributes, each checked like the category: classes, calibration, and heads against the layout. */
@@ -335,7 +346,7 @@ function bundleAttributes(dir: string, m: BundleManifest): BundleAttribute[] {
       fail(dir, `attribute '${a.name}' must list at least two distinct classes`);
     }
     if (a.fusion?.method !== 'log-linear' || !Array.isArray(a.fusion.heads) || a.fusion.heads.length === 0) fail(dir, `attribute '${a.name}' must have log-linear fusion heads`);
-    if (a.calibration !== undefined) checkCalibration(dir, a.calibration, false);
+    if (a.calibration !== undefined) checkCalibration(dir, a.calibration, false, a.classes.length);
     return { name: a.name, classes: a.classes, heads: checkedHeads(dir, m, a.fusion.heads, a.classes, fail), calibration: a.calibration ?? null };
   });
 }
@@ -462,7 +473,7 @@ export function saveBundle(location: string, parts: BundleParts): void {
     }));
   const manifest: BundleManifest = {
     format: BUNDLE_FORMAT,
-    formatVersion: parts.heads.some((h) => h.spec?.route !== undefined) ? 7 : fastImages(rest.features) ? 6 : rest.calibration ? 5 : rest.paths ? 4 : linear ? 3 : fused || parts.charTfidfJson ? 2 : 1,
+    formatVersion: [rest.calibration, ...(attributes ?? []).map((a) => a.calibration)].some((c) => c?.prior !== undefined) ? 8 : parts.heads.some((h) => h.spec?.route !== undefined) ? 7 : fastImages(rest.features) ? 6 : rest.calibration ? 5 : rest.paths ? 4 : linear ? 3 : fused || parts.charTfidfJson ? 2 : 1,
     ...rest,
     ...(fused
       ? { fusion: { method: 'log-linear' as const, heads: parts.heads.map((h, i) => ({ ...h.spec!, ...entries[i]! })), selection: parts.fusionSelection } }

@@ -5,6 +5,7 @@
 import type { CatalogRow } from '../io/catalog-reader.js';
 import type { PredictionRecord, RecordAttribute, RecordDecision } from '../io/prediction-writer.js';
 import { applyTopLabel, type Decision } from '../head/calibration.js';
+import { shiftedArgmax } from '../head/selection.js';
 import type { BundleAttribute, BundleHead, FeatureBlock, ModelBundle } from '../models/bundle.js';
 import { fuseHeads, headInput } from '../head/fusion.js';
 import { LinearClassifier, type Classifier, topClasses } from '../head/classifier.js';
@@ -211,13 +212,15 @@ export class Predictor {
       const calibration = this.bundle.manifest.calibration;
       let probs = combined(this.temperature, this.topTemperature);
       if (!probs) return failed('no_input: no modality this bundle reads');
+      // A prior shift decides from the probabilities at the temperature, before top-label scaling (as train chose it).
+      const answerAt = calibration?.prior && !this.taxonomy ? shiftedArgmax(probs, calibration.prior.bias, 1 / this.temperature) : null;
       if (calibration?.topLabel) probs = applyTopLabel(probs, calibration.topLabel, new Float32Array(probs.length));
       const final = probs;
       let raw: Float32Array | null | undefined;
       const rawProbs = () => (calibration ? (raw ??= combined(1, 1)) : final);
       const top = topClasses(probs, this.classes, this.opts.topN);
       const heads = Object.fromEntries(this.heads.map(({ head }, h) => [head.name, outputs[h].probs ? fuseHeads([outputs[h]], this.classes) : null]));
-      let answer: Pick<PredictionRecord, 'category' | 'score' | 'path'> = { category: top[0].category, score: top[0].prob };
+      let answer: Pick<PredictionRecord, 'category' | 'score' | 'path'> = answerAt === null ? { category: top[0].category, score: top[0].prob } : { category: this.classes[answerAt]!, score: probs[answerAt]! };
       let warnings = f.warnings;
       if (this.taxonomy) {
         const { warning, ...fields } = pathRecord(this.taxonomy.tree.answer(probs, this.taxonomy.minScore));
@@ -233,9 +236,11 @@ export class Predictor {
         const c = attribute.calibration;
         let p = fuseHeads(routedOnly(os), attribute.classes, c?.temperature ?? 1);
         if (!p) return;
+        const at = c?.prior ? shiftedArgmax(p, c.prior.bias, 1 / c.temperature) : null;
         if (c?.topLabel) p = applyTopLabel(p, c.topLabel, new Float32Array(p.length));
         const ranked = topClasses(p, attribute.classes, this.opts.topN);
-        const value: RecordAttribute = { value: ranked[0]!.category, score: ranked[0]!.prob, top: ranked.map((t) => ({ value: t.category, prob: t.prob })) };
+        const answered = at === null ? ranked[0]! : { category: attribute.classes[at]!, prob: p[at]! };
+        const value: RecordAttribute = { value: answered.category, score: answered.prob, top: ranked.map((t) => ({ value: t.category, prob: t.prob })) };
         if (decision) value.decision = { decision: value.score! >= decision.threshold ? 'accept' : 'review', target: decision.target };
         (record.attributes ??= {})[attribute.name] = value;
         attributes[attribute.name] = { probs: p, heads: Object.fromEntries(attribute.heads.map((head, h) => [head.name, os[h]!.probs ? fuseHeads([os[h]!], attribute.classes) : null])) };

@@ -87,6 +87,8 @@ export interface CalibrationReport {
     temperature: number;
     topTemperature: number | null;
     topLabel: TopLabelScaling | null;
+    /** The decision's prior shift (BundleCalibration.prior): its exponent, or null when the answer is the top class. */
+    priorAlpha: number | null;
     source: BundleCalibration['source'];
     rows: number;
     before: BundleCalibration['before'];
@@ -216,6 +218,7 @@ export class CalibrationReportAccumulator {
             temperature: calibration.temperature,
             topTemperature: calibration.topTemperature ?? null,
             topLabel: calibration.topLabel ?? null,
+            priorAlpha: calibration.prior?.alpha ?? null,
             source: calibration.source,
             rows: calibration.rows,
             before: calibration.before,

@@ -538,7 +538,8 @@ function calibrationSection(c: CalibrationReport): string {
   const how = b
     ? `<p>The bundle divides its log-probabilities by a temperature of ${b.temperature.toFixed(3)}${b.topTemperature !== null ? ` (top-level heads ${b.topTemperature.toFixed(3)})` : ''}` +
       `${b.topLabel ? ', then rescales the top class’s probability (top-label scaling)' : ''}, fitted on ${plural(b.rows, 'held-out row')} at train time. ` +
-      'Raw: the probabilities before that; held-out: what train measured on its own held-out rows.</p>'
+      'Raw: the probabilities before that; held-out: what train measured on its own held-out rows.' +
+      `${b.priorAlpha !== null ? ` The category answered is the most probable after dividing the probabilities by the class prior to the power ${b.priorAlpha} (chosen for held-out macro-F1): a row in doubt between a common and a rare class can be answered with the rare one; its score stays that category’s own probability.` : ''}</p>`
     : '<p class="notes">This bundle is not calibrated (trained without held-out rows, or by an older categorize): the figures are of its raw scores, and it stores no target thresholds.</p>';
   const errors = c.rows - c.scored;
   const explain =

@@ -210,7 +210,7 @@ const TABLE_COVERAGES = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1];
 export function formatCalibrationTable(c: CalibrationReport): string {
   const b = c.bundle;
   const how = b
-    ? `temperature ${b.temperature.toFixed(3)}${b.topTemperature !== null ? ` (top level ${b.topTemperature.toFixed(3)})` : ''}${b.topLabel ? ', top-label scaling' : ''}, fitted on ${b.rows} held-out rows`
+    ? `temperature ${b.temperature.toFixed(3)}${b.topTemperature !== null ? ` (top level ${b.topTemperature.toFixed(3)})` : ''}${b.topLabel ? ', top-label scaling' : ''}, fitted on ${b.rows} held-out rows${b.priorAlpha !== null ? `; the answer is the top class of the probabilities ÷ prior^${b.priorAlpha} (its score stays its own probability)` : ''}`
     : 'this bundle is not calibrated: figures of its raw scores, no target thresholds';
   const errors = c.rows - c.scored;
   const lines = [`Calibration: ${c.rows} rows${errors ? ` (${errors} without probabilities left out of the figures)` : ''}; top-1 probability in ${ECE_BINS} bins; ${how}`];

@@ -32,7 +32,7 @@ const manifest = (dir: string) => JSON.parse(fs.readFileSync(path.join(dir, 'man
 
 test('train: a temperature and top-label scaling fitted on the held-out rows, their figures, and each target threshold or why not', async () => {
   const m = manifest(bundle);
-  assert.equal(m.formatVersion, 5);
+  assert.equal(m.formatVersion, 8, 'a shifted decision (below) needs format 8');
   const c = m.calibration;
   assert.equal(c.method, 'temperature');
   assert.equal(c.source, 'selection');
@@ -84,6 +84,61 @@ test('run: decision and target_precision per record at the bundle first target; 
   const truth = new Map((parse(fs.readFileSync(held, 'utf8'), { columns: true }) as { id: string; category: string }[]).map((x) => [x.id, x.category]));
   const right = recs.filter((x) => x.decision === 'accept' && x.category === truth.get(x.id as string)).length;
   assert.ok(right / accepted >= 0.88, `precision of accepted rows ${right / accepted}`);
+});
+
+test('a prior shift: the answer moves toward rarer classes where held-out macro-F1 gains; probabilities and top categories stay the model\'s', async () => {
+  // The synthetic classes are Zipf-sized: the shift is chosen on the same held-out rows as the temperature.
+  const c = manifest(bundle).calibration;
+  const s = JSON.parse(fs.readFileSync(path.join(tmp, 'train.json'), 'utf8'));
+  const trials: { alpha: number; macroF1: number }[] = s.fusion.prior.trials;
+  assert.deepEqual(trials.map((t) => t.alpha), [0, 0.25, 0.5, 0.75, 1]);
+  assert.equal(c.prior.alpha, s.fusion.prior.alpha);
+  assert.ok(c.prior.alpha > 0 && trials.find((t) => t.alpha === c.prior.alpha)!.macroF1 > trials[0]!.macroF1, JSON.stringify(trials));
+  assert.equal(c.prior.bias.length, manifest(bundle).classes.length);
+  // The same procedure without it: the same heads and calibration, so the same probabilities on every row.
+  const unshifted = path.join(tmp, 'unshifted');
+  const u = await runCli(['train', train, '--label-column', 'category', '--features', 'tfidf', '--target-precision', '0.9,0.999', '--validation', '0', '--no-prior-shift', '-q', '-o', unshifted]);
+  assert.equal(u.code, 0, u.stderr);
+  const um = manifest(unshifted);
+  assert.equal(um.calibration.prior, undefined);
+  assert.equal(um.formatVersion, 5);
+  assert.equal(um.calibration.temperature, c.temperature);
+  const runs = await Promise.all(
+    [bundle, unshifted].map(async (b, k) => {
+      const out = path.join(tmp, `shift-${k}.jsonl`);
+      const r = await runCli(['run', held, '-m', b, '-o', out, '-q']);
+      assert.equal(r.code, 0, r.stderr);
+      return readJsonl(out) as { id: string; category: string; score: number; decision: string; top_categories: { category: string; prob: number }[] }[];
+    }),
+  );
+  const [shifted, plainRecs] = runs as [typeof runs[0], typeof runs[0]];
+  const truth = new Map((parse(fs.readFileSync(held, 'utf8'), { columns: true }) as { id: string; category: string }[]).map((x) => [x.id, x.category]));
+  let moved = 0;
+  shifted.forEach((rec, i) => {
+    const p = plainRecs[i]!;
+    assert.deepEqual(rec.top_categories, p.top_categories, 'probabilities are not shifted');
+    assert.equal(p.category, p.top_categories[0]!.category);
+    const listed = rec.top_categories.find((t) => t.category === rec.category);
+    if (listed) assert.equal(rec.score, listed.prob, 'the score is the answer\'s own probability');
+    if (rec.category !== p.category) {
+      moved++;
+      assert.ok(rec.score < p.score, 'a moved answer is less probable than the top class');
+    } else assert.equal(rec.score, p.score);
+  });
+  assert.ok(moved > 0, 'some rows are answered otherwise');
+  // What it is for: the moved answers are right more often than the top class they replace.
+  const gained = shifted.filter((rec, i) => rec.category !== plainRecs[i]!.category && rec.category === truth.get(rec.id)).length;
+  const lost = plainRecs.filter((rec, i) => rec.category !== shifted[i]!.category && rec.category === truth.get(rec.id)).length;
+  assert.ok(gained > lost, `moved ${moved}: ${gained} right after, ${lost} right before`);
+  // A bias that does not match the classes is refused in one line, before any row.
+  const broken = path.join(tmp, 'broken-prior');
+  fs.cpSync(bundle, broken, { recursive: true });
+  const bm = manifest(broken);
+  fs.writeFileSync(path.join(broken, 'manifest.json'), JSON.stringify({ ...bm, calibration: { ...bm.calibration, prior: { alpha: 0.5, bias: [0] } } }));
+  const bad = await runCli(['run', held, '-m', broken, '-o', path.join(tmp, 'broken.jsonl')]);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /calibration\.prior must have a finite alpha and 30 finite biases, one per class/);
+  assert.equal(bad.stderr.trim().split('\n').length, 1);
 });
 
 test('run --target-precision: any target from the stored curve; one the bundle cannot vouch for is a usage error', async () => {

@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { plannedFits, trainModel, type HeadSettings, type TrainedModel } from '../../src/head/target.js';
 import { FitPool } from '../../src/head/fit-pool.js';
-import { chooseC, type FitProgressEvent, type PlannedFit } from '../../src/head/selection.js';
+import { chooseC, choosePriorShift, classPrior, PRIOR_SHIFT_ALPHAS, shiftedArgmax, type FitProgressEvent, type PlannedFit } from '../../src/head/selection.js';
 import { twoModalityRows } from '../helpers/two-modality-rows.js';
 
 const settings = (extra: Partial<HeadSettings> = {}): HeadSettings => ({
@@ -138,4 +138,85 @@ test('chooseC: the least log-loss, unless a value within one paired standard err
   const c0b = probs((i) => (i % 2 ? 0.84 : 0.76), [0.45, 0.15, 0.4]);
   assert.deepEqual(chooseC([c0b, c0], y, 3).figures.map((f) => f.nearBest), [true, true]);
   assert.equal(chooseC([c0b, c0], y, 3).best, 1);
+});
+
+test('choosePriorShift: the smallest prior exponent within one bootstrap standard error of the best held-out macro-F1', () => {
+  // 30 + 30 rows of two common classes, 6 of a rare one that the model ranks second on its own rows: no shift
+  // never answers it; dividing by the prior does, without costing the common rows (each is sure of its class).
+  const y = Int32Array.from([...Array(30).fill(0), ...Array(30).fill(1), ...Array(6).fill(2)]);
+  const raw = new Float64Array(y.length * 3);
+  y.forEach((k, i) => raw.set(k === 2 ? [0.5, 0.1, 0.4] : k === 0 ? [0.9, 0.05, 0.05] : [0.05, 0.9, 0.05], i * 3));
+  const prior = classPrior(y, 3);
+  assert.deepEqual(Array.from(prior, (p) => Math.round(p * 66)), [30, 30, 6]);
+  const shift = choosePriorShift(raw, y, 3, prior, 1);
+  assert.deepEqual(shift.trials.map((t) => t.alpha), [...PRIOR_SHIFT_ALPHAS]);
+  assert.ok(shift.trials[0]!.macroF1 < 0.7, 'unshifted, the rare class is never answered');
+  // log(30/6) = 1.61: the rare class overtakes at 0.4 · 5^alpha > 0.5, from alpha 0.25 on (5^0.25 = 1.50).
+  assert.equal(shift.alpha, 0.25, 'the smallest alpha that reaches the best macro-F1');
+  assert.equal(shift.trials[1]!.macroF1, 1);
+  assert.ok(Math.abs(shift.bias.reduce((s, v) => s + v, 0)) < 1e-12, 'centred');
+  assert.ok(Math.abs(shift.bias[2]! - shift.bias[0]! - 0.25 * Math.log(5)) < 1e-12, 'minus alpha log prior, up to a constant');
+  // The answer is argmax of log p + bias: the rare row's third class at alpha 0.25, its first unshifted.
+  assert.equal(shiftedArgmax(raw.subarray(60 * 3, 61 * 3), shift.bias), 2);
+  assert.equal(shiftedArgmax(raw.subarray(60 * 3, 61 * 3), new Float64Array(3)), 0);
+  assert.equal(shiftedArgmax(raw.subarray(0, 3), shift.bias), 0, 'a sure common row keeps its class');
+  // A balanced prior shifts nothing: every alpha scores alike and the first (0) stays.
+  const balanced = choosePriorShift(raw, y, 3, Float64Array.from([1 / 3, 1 / 3, 1 / 3]), 1);
+  assert.equal(balanced.alpha, 0);
+  assert.ok(balanced.bias.every((b) => b === 0 || Object.is(b, -0)));
+  // A shift that would cost more common rows than it wins rare ones is not taken.
+  const costly = new Float64Array(raw);
+  y.forEach((k, i) => k === 0 && costly.set([0.55, 0.05, 0.4], i * 3));
+  assert.equal(choosePriorShift(costly, y, 3, prior, 1).alpha, 0);
+  // A gain these rows cannot vouch for is not taken: shifting wins one rare row and loses one common row, the best
+  // held-out macro-F1 (alpha 0.25), but not by one bootstrap standard error of the shortfall, so alpha stays 0.
+  const yn = Int32Array.from([...Array(40).fill(0), ...Array(40).fill(1), ...Array(3).fill(2)]);
+  const rn = new Float64Array(yn.length * 3);
+  yn.forEach((k, i) => rn.set(k === 2 ? (i === 80 ? [0.5, 0.1, 0.4] : [0.85, 0.1, 0.05]) : i === 0 ? [0.5, 0.1, 0.4] : k === 0 ? [0.9, 0.05, 0.05] : [0.05, 0.9, 0.05], i * 3));
+  const noisy = choosePriorShift(rn, yn, 3, classPrior(yn, 3), 1);
+  const best = noisy.trials.reduce((b, t) => (t.macroF1 > b.macroF1 ? t : b));
+  assert.equal(best.alpha, 0.25, JSON.stringify(noisy.trials));
+  assert.ok(best.macroF1 > noisy.trials[0]!.macroF1 && best.macroF1 - noisy.trials[0]!.macroF1 <= noisy.trials[0]!.se, JSON.stringify(noisy.trials));
+  assert.equal(noisy.alpha, 0);
+  // Where the gain is clear (the first case: six rare rows won, none lost), the best alpha is beyond one standard error.
+  assert.ok(shift.trials[1]!.macroF1 - shift.trials[0]!.macroF1 > shift.trials[0]!.se, JSON.stringify(shift.trials));
+  // The same seed draws the same rows: the same standard errors.
+  assert.deepEqual(choosePriorShift(rn, yn, 3, classPrior(yn, 3), 1).trials, noisy.trials);
+});
+
+test('a prior shift moves only the decision: heads, probabilities and temperature stay the model\'s', async () => {
+  // Class 3 rare (1 row in 6 of the balanced catalog's): the held-out rows of the rare class are the ones in doubt.
+  const all = twoModalityRows(480, 21);
+  const keep = all.labels.map((l, i) => l !== 'class-3' || i % 24 === 3);
+  const rows = all.rows.filter((_, i) => keep[i]);
+  const labels = all.labels.filter((_, i) => keep[i]);
+  const plain = await trainModel(rows, labels, settings({ priorShift: false }));
+  const shifted = await trainModel(rows, labels, settings());
+  assert.equal(plain.selection!.prior, undefined);
+  assert.equal(plain.calibration!.prior, undefined);
+  const prior = shifted.calibration!.prior!;
+  assert.deepEqual(shifted.selection!.prior, { alpha: prior.alpha, trials: prior.trials });
+  assert.deepEqual(prior.trials.map((t) => t.alpha), [...PRIOR_SHIFT_ALPHAS]);
+  assert.ok(prior.alpha > 0, `a shift is chosen (trials ${JSON.stringify(prior.trials)})`);
+  assert.ok(prior.trials.find((t) => t.alpha === prior.alpha)!.macroF1 > prior.trials[0]!.macroF1, 'it wins held-out macro-F1');
+  shifted.heads.forEach((h, k) => {
+    assert.deepEqual(Array.from(h.head.model.coef), Array.from(plain.heads[k]!.head.model.coef), `${h.name}: the same weights`);
+    assert.deepEqual(Array.from(h.head.model.intercept), Array.from(plain.heads[k]!.head.model.intercept), `${h.name}: the same intercepts`);
+  });
+  assert.equal(shifted.calibration!.fit.temperature, plain.calibration!.fit.temperature);
+  assert.deepEqual(Array.from(shifted.calibration!.heldOut.raw), Array.from(plain.calibration!.heldOut.raw));
+  // The choice is choosePriorShift on the raw held-out predictions with the training rows' prior.
+  const K = shifted.classes.length;
+  const y = Int32Array.from(labels, (l) => shifted.classes.indexOf(l));
+  const again = choosePriorShift(shifted.calibration!.heldOut.raw, Int32Array.from(shifted.calibration!.heldOut.rows, (r) => y[r]!), K, classPrior(y, K), 3);
+  assert.equal(again.alpha, prior.alpha);
+  // At a temperature T, bias ÷ T on the scaled probabilities answers as the bias on the raw ones.
+  const { raw, probs } = shifted.calibration!.heldOut;
+  let moved = 0;
+  for (let i = 0; i < raw.length / K; i++) {
+    const at = shiftedArgmax(raw.subarray(i * K, (i + 1) * K), prior.bias);
+    assert.equal(shiftedArgmax(probs.subarray(i * K, (i + 1) * K), prior.bias, 1 / shifted.calibration!.fit.temperature), at);
+    if (at !== shiftedArgmax(raw.subarray(i * K, (i + 1) * K), new Float64Array(K))) moved++;
+  }
+  assert.ok(moved > 0, 'some held-out rows are answered otherwise');
 });
