@@ -256,10 +256,9 @@ export function choosePriorShift(
   const mean = logPrior.reduce((s, v) => s + v, 0) / K;
   const labels = Array.from(y);
   const n = labels.length;
-  const logRaw = raw.map((p) => Math.log(Math.max(p, 1e-300)));
   const candidates = alphas.map((alpha) => {
     const bias = Float64Array.from(logPrior, (l) => -alpha * (l - mean));
-    const answers = labels.map((_, i) => argmaxPlus(logRaw.subarray(i * K, (i + 1) * K), bias, 1));
+    const answers = labels.map((_, i) => shiftedArgmax(raw.subarray(i * K, (i + 1) * K), bias));
     return { alpha, bias, answers, macroF1: macroF1Of(answers, labels, K) };
   });
   let best = candidates[0]!;
@@ -279,7 +278,10 @@ export function choosePriorShift(
   return { alpha: chosen.alpha, bias: chosen.bias, trials };
 }
 
-/** Macro-F1 of answers on a bootstrap draw: row i counted counts[i] times (classes present in labels or answers). */
+/**
+ * Macro-F1 of answers on a bootstrap draw, row i counted counts[i] times: computeMetrics' figure (F1 per class present
+ * in the labels or answers, 2·tp / (2·tp + fp + fn)) over counts, for the draws' inner loop.
+ */
 function drawnMacroF1(answers: readonly number[], labels: readonly number[], counts: Int32Array, K: number): number {
   const tp = new Float64Array(K);
   const fp = new Float64Array(K);
@@ -315,15 +317,10 @@ function standardDeviation(xs: Float64Array): number {
  * factor), the raw ones when it is 1.
  */
 export function shiftedArgmax(p: ArrayLike<number>, bias: ArrayLike<number>, scale = 1): number {
-  return argmaxPlus(Array.from(p, (v) => Math.log(Math.max(v, 1e-300))), bias, scale);
-}
-
-/** argmax over k of logp_k + scale · bias_k (ties to the lower index). */
-function argmaxPlus(logp: ArrayLike<number>, bias: ArrayLike<number>, scale: number): number {
   let arg = 0;
   let best = -Infinity;
-  for (let k = 0; k < logp.length; k++) {
-    const v = logp[k]! + scale * bias[k]!;
+  for (let k = 0; k < p.length; k++) {
+    const v = Math.log(Math.max(p[k]!, 1e-300)) + scale * bias[k]!;
     if (v > best) [best, arg] = [v, k];
   }
   return arg;
