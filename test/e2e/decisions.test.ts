@@ -130,6 +130,15 @@ test('a prior shift: the answer moves toward rarer classes where held-out macro-
   const gained = shifted.filter((rec, i) => rec.category !== plainRecs[i]!.category && rec.category === truth.get(rec.id)).length;
   const lost = plainRecs.filter((rec, i) => rec.category !== shifted[i]!.category && rec.category === truth.get(rec.id)).length;
   assert.ok(gained > lost, `moved ${moved}: ${gained} right after, ${lost} right before`);
+  // eval judges the answers run gives, and says how they are chosen (table and report).
+  const json = path.join(tmp, 'shift-eval.json');
+  const html = path.join(tmp, 'shift-eval.html');
+  const e = await runCli(['eval', held, '-m', bundle, '--label-column', 'category', '--json', json, '--report', html]);
+  assert.equal(e.code, 0, e.stderr);
+  const right = shifted.filter((rec) => rec.category === truth.get(rec.id)).length;
+  assert.equal(JSON.parse(fs.readFileSync(json, 'utf8')).metrics.correct, right);
+  assert.match(e.stdout, new RegExp(`the answer is the top class of the probabilities ÷ prior\\^${c.prior.alpha}`));
+  assert.match(fs.readFileSync(html, 'utf8'), new RegExp(`dividing the probabilities by the class prior to the power ${c.prior.alpha}`));
   // A bias that does not match the classes is refused in one line, before any row.
   const broken = path.join(tmp, 'broken-prior');
   fs.cpSync(bundle, broken, { recursive: true });
