@@ -6,6 +6,7 @@ import { plannedFits, trainModel, type HeadSettings, type TrainedModel } from '.
 import { FitPool } from '../../src/head/fit-pool.js';
 import { chooseC, choosePriorShift, classPrior, PRIOR_SHIFT_ALPHAS, shiftedArgmax, type FitProgressEvent, type PlannedFit } from '../../src/head/selection.js';
 import { twoModalityRows } from '../helpers/two-modality-rows.js';
+import { AUTO_FOLDS_MAX_ROWS, selectionFoldsFor } from '../../src/commands/train.js';
 
 const settings = (extra: Partial<HeadSettings> = {}): HeadSettings => ({
   features: ['image', 'tfidf'],
@@ -219,4 +220,25 @@ test('a prior shift moves only the decision: heads, probabilities and temperatur
     if (at !== shiftedArgmax(raw.subarray(i * K, (i + 1) * K), new Float64Array(K))) moved++;
   }
   assert.ok(moved > 0, 'some held-out rows are answered otherwise');
+});
+
+test('folds at every size: --fusion-folds K holds every row out once above the auto limit too; auto takes 5 folds up to it, the share above', async () => {
+  assert.equal(selectionFoldsFor('auto', AUTO_FOLDS_MAX_ROWS), 5);
+  assert.equal(selectionFoldsFor('auto', AUTO_FOLDS_MAX_ROWS + 1), 0);
+  assert.equal(selectionFoldsFor(5, 1_000_000), 5);
+  assert.equal(selectionFoldsFor(0, 100), 0);
+  const n = AUTO_FOLDS_MAX_ROWS + 200;
+  const { rows, labels } = twoModalityRows(n, 17);
+  const quick = { cGrid: [0.1, 1], lr: { C: 1, maxIter: 200, tol: 1e-4 } };
+  // The fusion weight is chosen on the held-out rows with both modalities (the image head's trials count them all).
+  const both = rows.filter((r) => r.text !== '').length;
+  const heldOut = (m: TrainedModel, head: string) => new Set(m.selection!.cTrials.filter((t) => t.head === head).map((t) => t.rows));
+  const folds = await trainModel(rows, labels, settings({ ...quick, selectionFolds: selectionFoldsFor(5, n) }));
+  assert.equal(folds.selection!.folds, 5);
+  assert.deepEqual(heldOut(folds, 'image'), new Set([n]), 'five folds: every row held out once');
+  assert.equal(folds.selection!.rows, both);
+  const share = await trainModel(rows, labels, settings({ ...quick, selectionFolds: selectionFoldsFor('auto', n) }));
+  assert.equal(share.selection!.folds, 0);
+  const [shareRows] = heldOut(share, 'image');
+  assert.ok(Math.abs(shareRows! - 0.25 * n) <= 2, `the 25% share: ${shareRows} rows`);
 });
