@@ -57,6 +57,11 @@ def read_rows(path):
     return list(csv.DictReader(open(path, encoding="utf-8", newline="")))
 
 
+def row_text(r):
+    """What the text pipeline reads of a row: title + " " + description."""
+    return (r["title"] + " " + (r.get("description") or "")).strip()
+
+
 def read_features(prefix, ids):
     meta = json.load(open(prefix + ".json", encoding="utf-8"))
     if meta["ids"] != ids:
@@ -130,7 +135,7 @@ def label_data(label, tr_rows, dv_rows, Xtr_img, oktr_all, Xdv_img, okdv_all, a)
     K = len(classes)
     tr = [i for i, r in enumerate(tr_rows) if value(r) in index]
     dv = [i for i, r in enumerate(dv_rows) if value(r) in index]
-    text = lambda rows, idx: [(rows[i]["title"] + " " + (rows[i].get("description") or "")).strip() for i in idx]  # noqa: E731
+    text = lambda rows, idx: [row_text(rows[i]) for i in idx]  # noqa: E731
     ytr = np.array([index[value(tr_rows[i])] for i in tr])
     oktr = oktr_all[tr]
     with warnings.catch_warnings():

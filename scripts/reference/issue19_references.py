@@ -32,11 +32,7 @@ from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.svm import LinearSVC
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from attributes_reference import image_pipeline, read_features, read_rows, text_pipeline  # noqa: E402
-
-
-def text_of(r):
-    return (r["title"] + " " + r.get("description", "")).strip()
+from attributes_reference import image_pipeline, read_features, read_rows, row_text as text_of, text_pipeline  # noqa: E402
 
 
 def figures(y_true, y_pred):
