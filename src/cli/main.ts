@@ -48,6 +48,7 @@ interface TrainFlags extends PipelineFlags {
   sublinearTf: boolean;
   charMaxFeatures: number;
   fusion: FusionMode;
+  attributeFusion?: FusionMode;
   fusionShare: number;
   fusionFolds: number | 'auto';
   stopWords: string;
@@ -273,6 +274,7 @@ function buildProgram(io: Io, env: NodeJS.ProcessEnv, setCode: (c: number) => vo
       .option('--char-ngram-range <min,max|none>', 'character n-grams inside words (char_wb) added to the TF-IDF block; none: words only', '2,5')
       .option('--char-max-features <n>', 'keep the n most frequent character n-grams', intOption(1), 100_000)
       .addOption(new Option('--fusion <mode>', `text + image: late = a head per modality, weights learned on held-out rows (a row missing one is predicted from the other); early = those heads for rows missing one, and for rows with both one head over [TF-IDF | w × standardised image] (w: ${EARLY_BLOCK_SCALES.join(', ')} × the weight that makes the image block as long as the text's, and C, chosen on held-out rows); auto = late or early, whichever predicts the held-out rows with both better; joint = one head over all features for every row`).choices(['auto', 'late', 'early', 'joint']).default('auto'))
+      .addOption(new Option('--attribute-fusion <mode>', "how each --attribute combines text and image, as --fusion does for the category (default: the category's --fusion)").choices(['auto', 'late', 'early', 'joint']))
       .addOption(
         new Option('--head <kind>', 'full: logistic regression over every class × feature (L-BFGS, C chosen); support: weights only where a TF-IDF term is over-represented in a class, epochs chosen on held-out log-loss (--features tfidf; for thousands of classes); auto: full unless its weights would not fit in memory')
           .choices(['auto', 'full', 'support'])
@@ -314,6 +316,7 @@ function buildProgram(io: Io, env: NodeJS.ProcessEnv, setCode: (c: number) => vo
       charNgramRange: f.charNgramRange === 'none' ? null : ngramRange(f.charNgramRange, '--char-ngram-range'),
       charMaxFeatures: f.charMaxFeatures,
       fusion: f.fusion,
+      attributeFusion: f.attributeFusion,
       fusionShare: f.fusionShare,
       selectionFolds: f.fusionFolds,
       cGrid: f.C === 'auto' ? C_GRID : null,

@@ -42,6 +42,8 @@ export interface TrainOptions extends EncoderOptions, Omit<FeatureOptions, 'imag
   attributes?: string[];
   /** An attribute value seen fewer times is reported and left out of that attribute's fit (default 2). */
   minAttributeCount?: number;
+  /** How each attribute combines text and image (--attribute-fusion); default: the category's --fusion. */
+  attributeFusion?: FusionMode;
   /** Labels holding this separator are category paths (stored with levels joined by " > "); default '>'. */
   pathSeparator?: string;
   /** A path bundle's default --min-path-score for run, eval, check and serve; default 0.5. */
@@ -611,6 +613,7 @@ export async function trainCommand(opts: TrainOptions): Promise<TrainSummary> {
       runs(() =>
         trainModel(a.idx.map((i) => finalRows[i]!), a.labels, {
           ...procedure(`attribute ${a.name}`),
+          fusion: opts.attributeFusion ?? opts.fusion,
           tfidfModel: finalTfidf,
           sharedBasis,
           selectionFolds: selectionFoldsFor(opts.selectionFolds, a.idx.length),

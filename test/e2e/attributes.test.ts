@@ -71,6 +71,19 @@ test('train --attribute: one embedding pass; each attribute its own heads, fusio
   assert.equal(c.attributes, undefined, 'a bundle without attributes has no attributes field');
 });
 
+test('train --attribute-fusion: the attributes combine text and image their own way, the category as --fusion says', async () => {
+  const out = path.join(tmp, 'attribute-fusion');
+  const r = await train(out, '--features', 'image,tfidf', '--fusion', 'early', '--attribute', 'tone', '--attribute-fusion', 'late', '-q');
+  assert.equal(r.code, 0, r.stderr);
+  const m = manifest(out);
+  const heads = (f: { heads: { name: string }[] }) => f.heads.map((h) => h.name).sort();
+  assert.deepEqual(heads(m.fusion), ['image', 'joint', 'text'], 'the category: early fusion (a joint head for rows with both)');
+  assert.deepEqual(heads(m.attributes[0].fusion), ['image', 'text'], 'tone: late fusion, no joint head');
+  const bad = await train(path.join(tmp, 'bad-fusion'), '--attribute', 'tone', '--attribute-fusion', 'sideways', '-q');
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /--attribute-fusion/);
+});
+
 test('train --attribute: bad names are one-line usage errors (exit 2)', async () => {
   const cases: [string[], RegExp][] = [
     [['--attribute', 'no_such_column'], /no_such_column/],
