@@ -32,7 +32,7 @@ from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.svm import LinearSVC
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from attributes_reference import image_pipeline, read_features, read_rows, row_text as text_of, text_pipeline  # noqa: E402
+from attributes_reference import image_pipeline, read_features, read_rows, row_text, text_pipeline  # noqa: E402
 
 
 def figures(y_true, y_pred):
@@ -69,13 +69,13 @@ def main():
             sys.exit("dev-blank.csv does not hold dev.csv's rows in its order")
         Xtr, oktr, _ = read_features(a.train_features, [r["id"] for r in tr])
         Xdv, okdv, _ = read_features(a.dev_features, dev_ids)
-        text = clone(text_pipeline(10.0)).fit([text_of(r) for r in tr], y)
+        text = clone(text_pipeline(10.0)).fit([row_text(r) for r in tr], y)
         image = clone(image_pipeline(0.05)).fit(Xtr[oktr], y[oktr])
-        titled = np.array([text_of(r) != "" for r in blank])
+        titled = np.array([row_text(r) != "" for r in blank])
         if not okdv[~titled].all():
             sys.exit("a row without a title has no photo features")
         pred = np.empty(len(blank), dtype=object)
-        pred[titled] = text.predict([text_of(r) for r, t in zip(blank, titled) if t])
+        pred[titled] = text.predict([row_text(r) for r, t in zip(blank, titled) if t])
         pred[~titled] = image.predict(Xdv[~titled])
         out["reference"] = "blanked: text pipeline (LogisticRegression C 10) on rows with a title, image pipeline (C 0.05) on the rest"
         out["devRows"] = len(blank)
@@ -84,11 +84,11 @@ def main():
     else:
         dv = read_rows(os.path.join(a.split, "dev.csv"))
         model = svc_pipeline() if a.catalog == "amazon-electronics" else clone(text_pipeline(10.0))
-        model.fit([text_of(r) for r in tr], y)
+        model.fit([row_text(r) for r in tr], y)
         out["reference"] = ("LinearSVC(C=0.5, balanced), TF-IDF word 1-2 (English stop words) + char_wb 2-5" if a.catalog == "amazon-electronics"
                             else "text alone: TF-IDF word 1-2 + char_wb 2-5, LogisticRegression(C=10)")
         out["devRows"] = len(dv)
-        out["figures"] = figures([r[a.label_column] for r in dv], model.predict([text_of(r) for r in dv]))
+        out["figures"] = figures([r[a.label_column] for r in dv], model.predict([row_text(r) for r in dv]))
     print(json.dumps(out))
     if a.out:
         with open(a.out, "w", encoding="utf-8") as f:
