@@ -39,7 +39,7 @@ export interface CalibrationFigures {
 }
 
 /** Index of the largest entry (the lowest on ties) of row `i` of an n × K matrix. */
-function argmaxRow(p: Probs, i: number, K: number): number {
+export function argmaxRow(p: Probs, i: number, K: number): number {
   let best = 0;
   for (let k = 1; k < K; k++) if (p[i * K + k]! > p[i * K + best]!) best = k;
   return best;

@@ -8,7 +8,7 @@
 // (their labels are the ones the model was selected on, so they count as right), taken at its upper confidence bound.
 // The precision of the flags is then at least 1 − judged·e(c)/flagged, and check keeps the largest cutoff whose bound
 // reaches the precision asked for. A catalog with no more improbable labels than the held-out rows had gets none.
-import { CONFIDENCE, wilsonLower } from './calibration.js';
+import { argmaxRow, CONFIDENCE, wilsonLower } from './calibration.js';
 
 /** Only stored labels at most this probable can be flagged (above it, the label is the likelier of any two). */
 export const LABEL_TAIL_MAX = 0.5;
@@ -30,9 +30,7 @@ export function labelTail(probs: ArrayLike<number>, y: ArrayLike<number>, K: num
   for (let i = 0; i < y.length; i++) {
     const o = i * K;
     const own = probs[o + y[i]!]!;
-    let arg = 0;
-    if (answers) arg = answers[i]!;
-    else for (let k = 1; k < K; k++) if (probs[o + k]! > probs[o + arg]!) arg = k;
+    const arg = answers ? answers[i]! : argmaxRow(probs, i, K);
     if (arg !== y[i] && own <= LABEL_TAIL_MAX) values.push(roundProbability(own));
   }
   return { rows: y.length, values: values.sort((a, b) => a - b) };

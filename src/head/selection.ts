@@ -157,8 +157,7 @@ export function chooseC(heldOut: (Map<number, Float64Array> | null)[], y: ArrayL
     if (l.length !== base.length || l.length < 2) return false;
     const d = l.map((v, i) => v - base[i]!);
     const mean = d.reduce((s, v) => s + v, 0) / d.length;
-    const sd = Math.sqrt(d.reduce((s, v) => s + (v - mean) ** 2, 0) / (d.length - 1));
-    return mean < sd / Math.sqrt(d.length);
+    return mean < standardDeviation(d) / Math.sqrt(d.length);
   });
   const figures = heldOut.map((m, c) => (m ? { ...heldOutFigures(rowsOf(m), (i) => m.get(i)!, y, K), rows: m.size, nearBest: near[c]! } : none));
   let best = least;
@@ -306,9 +305,15 @@ function drawnMacroF1(answers: readonly number[], labels: readonly number[], cou
   return present === 0 ? 0 : sum / present;
 }
 
-function standardDeviation(xs: Float64Array): number {
-  const mean = xs.reduce((s, v) => s + v, 0) / xs.length;
-  return Math.sqrt(xs.reduce((s, v) => s + (v - mean) ** 2, 0) / Math.max(1, xs.length - 1));
+/** The sample standard deviation (n − 1). */
+function standardDeviation(xs: ArrayLike<number>): number {
+  const n = xs.length;
+  let mean = 0;
+  for (let i = 0; i < n; i++) mean += xs[i]!;
+  mean /= n;
+  let ss = 0;
+  for (let i = 0; i < n; i++) ss += (xs[i]! - mean) ** 2;
+  return Math.sqrt(ss / Math.max(1, n - 1));
 }
 
 /**
