@@ -53,6 +53,12 @@ export interface AsyncLogisticOptions extends LogisticOptions {
    * only): float64 logits kept as a float64 base plus float32 differences, loss-mixed.ts.
    */
   precision?: 'float32' | 'float64' | 'mixed';
+  /**
+   * The solver moves each intercept as this many times a unit of its own variable (b = s·t): the same objective and
+   * optimum in other coordinates, so only the iterates and their count change. Default 1 (scikit-learn's).
+   * interceptScale() gives the one that puts the intercepts' curvature beside the design's largest.
+   */
+  interceptScale?: number;
 }
 
 export interface LogisticModel {
@@ -231,11 +237,52 @@ export async function fitLogisticRegressionAsync(
       x0.set(opts.init.coef);
       x0.set(opts.init.intercept, f.K * d);
     }
-    const res = await minimizeAsync((w, g) => kernel.evaluate(w, g), x0, f.lbfgs);
-    return { ...toFit(res, f.K, d), kernel: kernel.name };
+    const s = opts.interceptScale ?? 1;
+    if (!(s > 0) || !Number.isFinite(s)) throw new RangeError(`${what}: interceptScale must be a positive number, got ${s}`);
+    if (s === 1) {
+      const res = await minimizeAsync((w, g) => kernel.evaluate(w, g), x0, f.lbfgs);
+      return { ...toFit(res, f.K, d), kernel: kernel.name };
+    }
+    // The solver's variables are [W, b / s]: the kernel sees [W, b], its intercept gradient is scaled back by s, and
+    // the gtol test reads the gradient in the original coordinates, as an unscaled fit's would.
+    const at = f.K * d;
+    const original = (x: Float64Array, out: Float64Array) => {
+      out.set(x);
+      for (let k = at; k < x.length; k++) out[k] = x[k]! * s;
+      return out;
+    };
+    const point = new Float64Array(x0.length);
+    for (let k = at; k < x0.length; k++) x0[k] = x0[k]! / s;
+    const own = f.lbfgs.gradMaxAbs;
+    const grad = new Float64Array(x0.length);
+    const lbfgs: LbfgsOptions = {
+      ...f.lbfgs,
+      gradMaxAbs: (g) => {
+        grad.set(g);
+        for (let k = at; k < g.length; k++) grad[k] = g[k]! / s;
+        const m = maxAbsOf(grad);
+        return own ? own(grad, m) : m;
+      },
+    };
+    const res = await minimizeAsync(async (x, g) => {
+      const v = await kernel.evaluate(original(x, point), g);
+      for (let k = at; k < g.length; k++) g[k] = g[k]! * s;
+      return v;
+    }, x0, lbfgs);
+    const gradMaxAbs = lbfgs.gradMaxAbs!(res.grad, 0);
+    return { ...toFit({ ...res, x: original(res.x, new Float64Array(res.x.length)), gradMaxAbs }, f.K, d), kernel: kernel.name };
   } finally {
     await kernel.dispose();
   }
+}
+
+function maxAbsOf(a: Float64Array): number {
+  let m = 0;
+  for (let i = 0; i < a.length; i++) {
+    const v = Math.abs(a[i]!);
+    if (v > m || v !== v) m = v;
+  }
+  return m;
 }
 
 function checkModel(X: ArrayLike<number>, n: number, d: number, model: LogisticModel, what: string): void {

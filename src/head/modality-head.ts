@@ -2,6 +2,7 @@
 // (text and image embeddings, the TF-IDF block). A path of C values fitted on some rows and scored on others
 // (selection), or the final fit. Pure functions of a HeadDesign, so the main thread and fit-pool workers give
 // the same numbers.
+import { interceptScale } from './intercept-scale.js';
 import { fitStandardScaler, type StandardScalerParams } from './scaler.js';
 import { heldOutCsr, makeDesign, standardizeDense, type CsrBlock, type DesignMatrix } from './design-matrix.js';
 import { decisionFunctionDesign, fitLogisticRegressionAsync, softmaxRowsInPlace, type AsyncLogisticOptions, type LogisticFit } from './logistic.js';
@@ -349,6 +350,8 @@ export async function fitPath(design: HeadDesign, task: PathTask, onEvent?: (e: 
   const first = task.init ? initFor(task.init, classIndex, solverWidth(design)) : undefined;
   let least = Infinity;
   let rises = 0;
+  // The intercepts' variables scaled to the design's largest direction (intercept-scale.ts): the same fits, fewer iterations.
+  const scale = interceptScale(X, weight?.perPair);
   const substitution = design.basis && design.basis.r >= ORT_SUBSTITUTION_MIN_RANK ? await ortSubstitutionUpdate() : null;
   try {
     for (const [c, C] of task.Cs.entries()) {
@@ -361,6 +364,7 @@ export async function fitPath(design: HeadDesign, task: PathTask, onEvent?: (e: 
         ...(weight ? { sampleWeight: weight.perPair, classWeight: null } : {}),
         C,
         gradMaxAbs,
+        interceptScale: scale,
         // Basis coordinates are long dense rows: float32 products leave the objective too noisy for the line search
         // near the optimum, float64 ones cost twice as much; 'mixed' keeps float64 logits from float32 products.
         precision: design.basis ? ('mixed' as const) : task.lr.precision,
