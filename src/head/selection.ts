@@ -99,7 +99,8 @@ export function checkTwoClasses(head: string, design: HeadDesign, train: Int32Ar
 
 /**
  * A head's C from the grid (chooseC) on the held-out rows of every split (probabilities clipped at 1e-15, as
- * scikit-learn's log_loss). Each split's path over the grid is one pool job.
+ * scikit-learn's log_loss). Each split's path over the grid is one pool job; `init`: where each path starts
+ * (a neighbouring fit's solution: the same optimum, fewer iterations), else zeros.
  */
 export async function selectHeadC(
   pool: FitPool,
@@ -110,6 +111,7 @@ export async function selectHeadC(
   y: Int32Array,
   progress: { procedure: string; report: FitProgress['report'] },
   stopPaths = true,
+  init: Solution | null = null,
 ): Promise<CSelection> {
   const grid = [...Cs].sort((a, b) => a - b);
   const at = positions(h.rows, y.length);
@@ -121,7 +123,7 @@ export async function selectHeadC(
     const test = designRows(at, split.test);
     const onEvent = (event: PathEvent) => progress.report({ procedure: progress.procedure, head: h.name, C: event.type === 'fit' ? event.stats.C : event.C, final: false, event });
     const stopAfterRises = stopPaths && splits.length === 1 ? PATH_STOP_RISES : undefined;
-    return pool.path(h.design, { train, test, Cs: grid, lr, keep: false, solutions: keep, stopAfterRises }, onEvent).then((res) => ({ test, res }));
+    return pool.path(h.design, { train, test, Cs: grid, lr, keep: false, solutions: keep, stopAfterRises, ...(init ? { init } : {}) }, onEvent).then((res) => ({ test, res }));
   });
   // Results are gathered in split order, whatever order the jobs finished in.
   const done = await Promise.all(paths);

@@ -15,9 +15,9 @@ import type { StandardScalerParams } from './scaler.js';
 import type { CsrBlock } from './design-matrix.js';
 import type { AsyncLogisticOptions, LogisticFit } from './logistic.js';
 import type { SharedBasis } from './shared-basis.js';
-import { sharedArray, solverWidth, type DenseBlock, type FitOptions, type HeadDesign, type HeadParams, type PathEvent } from './modality-head.js';
+import { sharedArray, solverWidth, type DenseBlock, type FitOptions, type HeadDesign, type HeadParams, type PathEvent, type Solution } from './modality-head.js';
 import { FitPool } from './fit-pool.js';
-import { checkTwoClasses, chooseC, designRows, classPrior, choosePriorShift, heldOutFigures, positions, selectFusionWeight, selectHeadC, silentFitProgress, type CTrial, type FitProgress, type PlannedFit, type PriorShift } from './selection.js';
+import { checkTwoClasses, chooseC, designRows, classPrior, choosePriorShift, heldOutFigures, positions, selectFusionWeight, selectHeadC, silentFitProgress, type CSelection, type CTrial, type FitProgress, type PlannedFit, type PriorShift } from './selection.js';
 import { chosenEpochs, SUPPORT_MAX_EPOCHS, type SupportFit } from './support-head.js';
 import { rowSpaceIsCheaper } from './rowspace.js';
 import { SCIPY_DEFAULT_FTOL } from './lbfgs.js';
@@ -329,17 +329,20 @@ async function selectEarly(
   // the grid's other values within a factor of 10 of it. 4 + 2 fits a split instead of 4 × 3.
   const near = grid.filter((C) => C >= textC / 10 - 1e-12 && C <= textC * 10 + 1e-12);
   const others = near.filter((C) => C !== textC);
-  const select = (design: HeadDesign, Cs: number[]) => selectHeadC(pool, { name: 'joint', design, rows: idx }, splits, Cs, lr, y, progress, settings.stopPaths ?? true);
-  const atTextC = await Promise.all(
-    EARLY_BLOCK_SCALES.map((c) => earlyBlockWeight(c, shape)).map(async (w) => {
-      const design = weighted(w);
-      const chosen = await select(design, [textC]);
-      return { w, design, chosen, logLoss: chosen.trials[0]!.logLoss };
-    }),
-  );
+  const select = (design: HeadDesign, Cs: number[], init: Solution | null) => selectHeadC(pool, { name: 'joint', design, rows: idx }, splits, Cs, lr, y, progress, settings.stopPaths ?? true, init);
+  // The weights in ascending order, each fit starting where the one before ended, its image weights divided by the
+  // weights' ratio (the same logits): the same optima, reached in fewer iterations than from zeros.
+  const atTextC: { w: number; design: HeadDesign; chosen: CSelection; logLoss: number }[] = [];
+  for (const w of EARLY_BLOCK_SCALES.map((c) => earlyBlockWeight(c, shape))) {
+    const design = weighted(w);
+    const before = atTextC[atTextC.length - 1];
+    const chosen = await select(design, [textC], before?.chosen.start ? reweighedImage(before.chosen.start, design, before.w / w) : null);
+    atTextC.push({ w, design, chosen, logLoss: chosen.trials[0]!.logLoss });
+  }
   // The least held-out log-loss; on a tie the smaller weight (the list is ascending).
   const bestW = atTextC.reduce((a, b) => (b.logLoss < a.logLoss ? b : a));
-  const along = others.length > 0 ? await select(bestW.design, others) : null;
+  // The other C values start from the chosen weight's fit at the text head's C.
+  const along = others.length > 0 ? await select(bestW.design, others, bestW.chosen.start) : null;
   // The text head's C at that weight, or the best of the others: the same rule as a head's C (chooseC).
   const alongWins = along !== null && chooseC([bestW.chosen.heldOut, along.heldOut], y, classes.length).best === 1;
   const best = { w: bestW.w, design: bestW.design, chosen: alongWins ? along : bestW.chosen };
@@ -387,6 +390,20 @@ async function selectEarly(
     blockWeight: best.w,
   };
   return { selection, head, heldOut: best.chosen.heldOut };
+}
+
+/** A solution of a joint design with its image block's weights multiplied by `factor` (the rest as is). */
+export function reweighedImage(solution: Solution, design: HeadDesign, factor: number): Solution {
+  const width = solverWidth(design);
+  let offset = 0;
+  for (const b of design.denseBlocks) {
+    if (b.kind === 'image') break;
+    offset += b.dim;
+  }
+  const image = design.denseBlocks.find((b) => b.kind === 'image');
+  const coef = solution.coef.slice();
+  if (image) for (let k = 0; k < solution.classIndex.length; k++) for (let j = 0; j < image.dim; j++) coef[k * width + offset + j] *= factor;
+  return { ...solution, coef };
 }
 
 /** A held-out row's late-fused probabilities (over the heads that predicted it). */

@@ -3,8 +3,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { chooseFusionWeight, fuseHeads, headInput } from '../../src/head/fusion.js';
-import { EARLY_BLOCK_SCALES, earlyBlockWeight, trainModel, type FusionMode, type HeadSettings } from '../../src/head/target.js';
-import { weightScaler } from '../../src/head/modality-head.js';
+import { EARLY_BLOCK_SCALES, earlyBlockWeight, reweighedImage, trainModel, type FusionMode, type HeadSettings } from '../../src/head/target.js';
+import { weightScaler, type HeadDesign } from '../../src/head/modality-head.js';
 import { temperatureScale } from '../../src/head/calibration.js';
 import { shippedPredictions } from '../../src/head/linear-head.js';
 import { twoModalityRows as synthetic } from '../helpers/two-modality-rows.js';
@@ -127,6 +127,21 @@ test('early fusion block weight: the image block is scaled to `scale` times the 
   weightScaler(scaler, [{ kind: 'text', dim: 2 }, { kind: 'image', dim: 3, weight: 0.25 }]);
   assert.deepEqual(Array.from(scaler.scale), [1, 2, 12, 16, 20], '(x − mean) / (scale / w) = w × z on the image columns only');
   assert.throws(() => weightScaler(scaler, [{ kind: 'image', dim: 5, weight: 0 }]), /positive/);
+});
+
+test('early selection warm starts: the image weights divided by the block weights\' ratio, the same logits at the next weight', () => {
+  // A joint layout [text 2 | image 3 | 4 TF-IDF columns], two classes.
+  const design = { denseBlocks: [{ kind: 'text' as const, dim: 2 }, { kind: 'image' as const, dim: 3, weight: 0.5 }], sparse: { dim: 4 }, basis: null } as unknown as HeadDesign;
+  const solution = { classIndex: Int32Array.from([0, 2]), coef: Float64Array.from({ length: 18 }, (_, i) => i + 1), intercept: Float64Array.from([0.5, -0.5]) };
+  const next = reweighedImage(solution, design, 0.5 / 2);
+  // Columns 2–4 of each class's row of 9 are the image block's.
+  assert.deepEqual(Array.from(next.coef), Array.from({ length: 18 }, (_, i) => (i % 9 >= 2 && i % 9 < 5 ? (i + 1) * 0.25 : i + 1)));
+  assert.deepEqual(Array.from(solution.coef), Array.from({ length: 18 }, (_, i) => i + 1), 'the earlier solution is left as it was');
+  assert.deepEqual(next.intercept, solution.intercept);
+  // Logits of a row: the image part read at weight 2 with the new weights is the old weights' at weight 0.5.
+  const z = [0.3, -1, 2, 0.5, -0.25, 0, 1, 0, 0];
+  const logit = (coef: Float64Array, k: number, w: number) => z.reduce((s, v, j) => s + coef[k * 9 + j]! * (j >= 2 && j < 5 ? w * v : v), 0);
+  for (const k of [0, 1]) assert.ok(Math.abs(logit(next.coef, k, 2) - logit(solution.coef, k, 0.5)) < 1e-12);
 });
 
 test('trainModel early: a joint head for rows with both modalities, the late heads for the rest', async () => {
