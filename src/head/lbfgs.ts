@@ -63,9 +63,10 @@ function dot(a: Float64Array, b: Float64Array, n: number, ao: number, bo: number
   return s;
 }
 
-function maxAbs(a: Float64Array): number {
+/** max |a[i]| over [from, to) (the whole array by default); NaN when one of them is NaN. */
+export function maxAbs(a: Float64Array, from = 0, to = a.length): number {
   let m = 0;
-  for (let i = 0; i < a.length; i++) {
+  for (let i = from; i < to; i++) {
     const v = Math.abs(a[i]!);
     if (v > m) m = v;
     else if (v !== v) return NaN; // a NaN gradient must never pass the gtol test

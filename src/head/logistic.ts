@@ -2,7 +2,7 @@
 // K×d softmax with unpenalised intercepts; the loss/gradient kernel is separate so a faster one can replace it.
 import os from 'node:os';
 import { UsageError } from '../errors.js';
-import { minimize, minimizeAsync, SCIPY_DEFAULT_FTOL, type LbfgsOptions, type LbfgsResult } from './lbfgs.js';
+import { maxAbs, minimize, minimizeAsync, SCIPY_DEFAULT_FTOL, type LbfgsOptions, type LbfgsResult } from './lbfgs.js';
 import { softmaxInto } from './scoring.js';
 import { checkDesignMatrix, designNnz, designWidth, type DesignMatrix } from './design-matrix.js';
 import { AUTO_ORT_MIN_WORK, createJsLossKernel, multinomialLossGrad, type LossKernel, type LossProblem } from './loss.js';
@@ -260,7 +260,7 @@ export async function fitLogisticRegressionAsync(
       gradMaxAbs: (g) => {
         grad.set(g);
         for (let k = at; k < g.length; k++) grad[k] = g[k]! / s;
-        const m = maxAbsOf(grad);
+        const m = maxAbs(grad);
         return own ? own(grad, m) : m;
       },
     };
@@ -274,15 +274,6 @@ export async function fitLogisticRegressionAsync(
   } finally {
     await kernel.dispose();
   }
-}
-
-function maxAbsOf(a: Float64Array): number {
-  let m = 0;
-  for (let i = 0; i < a.length; i++) {
-    const v = Math.abs(a[i]!);
-    if (v > m || v !== v) m = v;
-  }
-  return m;
 }
 
 function checkModel(X: ArrayLike<number>, n: number, d: number, model: LogisticModel, what: string): void {

@@ -3,6 +3,7 @@
 // (selection), or the final fit. Pure functions of a HeadDesign, so the main thread and fit-pool workers give
 // the same numbers.
 import { interceptScale } from './intercept-scale.js';
+import { maxAbs } from './lbfgs.js';
 import { fitStandardScaler, type StandardScalerParams } from './scaler.js';
 import { heldOutCsr, makeDesign, standardizeDense, type CsrBlock, type DesignMatrix } from './design-matrix.js';
 import { decisionFunctionDesign, fitLogisticRegressionAsync, softmaxRowsInPlace, type AsyncLogisticOptions, type LogisticFit } from './logistic.js';
@@ -292,12 +293,6 @@ function localClasses(design: HeadDesign, rows: Int32Array): { classIndex: Int32
   const local = new Int32Array(design.nClasses).fill(-1);
   classIndex.forEach((k, a) => (local[k] = a));
   return { classIndex, y: Int32Array.from(rows, (i) => local[design.y[i]!]!) };
-}
-
-function maxAbs(a: Float64Array, from = 0, to = a.length): number {
-  let m = 0;
-  for (let i = from; i < to; i++) m = Math.max(m, Math.abs(a[i]!));
-  return m;
 }
 
 /** Below this basis size the mapping's back substitution stays in JS (no ONNX Runtime session to set up). */
