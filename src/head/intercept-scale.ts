@@ -4,9 +4,10 @@
 // mean square λ_max(XᵀWX)/Σw that on standardised embeddings is a hundred times that (one shared "brightness" or
 // "length" direction). L-BFGS then creeps along the intercepts long after the weights have settled. Scaling each
 // intercept's variable by s = sqrt(λ_max/Σw) gives that constant feature the same size as the largest direction:
-// the same objective and optimum, reached in 3–4× fewer iterations on myntra's image heads. TF-IDF rows (and their
-// row-space coordinates) are smaller than 1 in every direction, so there s < 1: 5–10% fewer iterations.
-// Measured against fixed scales (0.03–0.3 × and 1): this rule was best or near it on every head kind tried.
+// the same objective and optimum, reached in 3–4× fewer iterations on myntra's image heads. The scale is only ever
+// raised: TF-IDF rows (and their row-space coordinates) are shorter than 1 in every direction, and s < 1 there
+// saved 5–10% of myntra's text heads' iterations but cost a 436-path taxonomy head 8% more and its train 17%
+// (README, "Speed"), so such designs keep scikit-learn's coordinates.
 import { mulberry32 } from './random.js';
 import type { DesignMatrix } from './design-matrix.js';
 
@@ -17,8 +18,8 @@ const POWER_STEPS = 12;
 const MAX_ROWS = 2000;
 
 /**
- * sqrt(λ_max(Xᵀ·diag(w)·X) / Σw) for a design's rows (weights w, default 1): the intercept scale that
- * matches the constant feature to the design's largest direction. Above MAX_ROWS rows, every k-th row stands for
+ * sqrt(λ_max(Xᵀ·diag(w)·X) / Σw) for a design's rows (weights w, default 1), at least 1: the intercept scale that
+ * matches the constant feature to the design's largest direction when that is the longer one. Above MAX_ROWS rows, every k-th row stands for
  * the rest. A deterministic start, so a fit is repeatable.
  */
 export function interceptScale(X: DesignMatrix, weight?: Float64Array): number {
@@ -59,5 +60,5 @@ export function interceptScale(X: DesignMatrix, weight?: Float64Array): number {
     for (let j = 0; j < width; j++) next[j] = next[j]! / lambda;
     v = next;
   }
-  return Math.sqrt(lambda / total);
+  return Math.max(1, Math.sqrt(lambda / total));
 }

@@ -1,5 +1,5 @@
 // The intercept scale (intercept-scale.ts) and a fit in scaled intercept coordinates (logistic.ts): the scale is
-// sqrt(λ_max(XᵀWX)/Σw); the fit reaches scikit-learn's optimum whatever the scale, in original coordinates.
+// sqrt(λ_max(XᵀWX)/Σw), at least 1; the fit reaches scikit-learn's optimum whatever the scale, in original coordinates.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -10,7 +10,7 @@ import { fitLogisticRegressionAsync } from '../../src/head/logistic.js';
 import { makeDesign } from '../../src/head/design-matrix.js';
 import { multinomialLossGrad } from '../../src/head/loss.js';
 
-test('interceptScale: sqrt of the largest eigenvalue of XᵀWX over Σw, dense and sparse alike', () => {
+test('interceptScale: sqrt of the largest eigenvalue of XᵀWX over Σw, at least 1, dense and sparse alike', () => {
   // XᵀX = [[10, 0], [0, 1]] over 4 rows: λ_max = 10.
   const dense = Float64Array.from([1, 0.5, -1, 0.5, 2, -0.5, -2, -0.5]);
   assert.ok(Math.abs(interceptScale(makeDesign(4, dense, 2, null)) - Math.sqrt(10 / 4)) < 1e-9);
@@ -24,6 +24,8 @@ test('interceptScale: sqrt of the largest eigenvalue of XᵀWX over Σw, dense a
   // Thousands of rows: every k-th row stands for the rest (here the same four rows, repeated).
   const many = Float64Array.from({ length: 4 * 1500 * 2 }, (_, i) => dense[i % 8]!);
   assert.ok(Math.abs(interceptScale(makeDesign(4 * 1500, many, 2, null)) - Math.sqrt(10 / 4)) < 1e-9);
+  // Every direction shorter than the constant feature (λ_max/n = 0.1): scikit-learn's coordinates, 1.
+  assert.equal(interceptScale(makeDesign(4, dense.map((v) => v * Math.sqrt(0.1 / 2.5)), 2, null)), 1);
   // Nothing to measure: the unscaled fit's 1.
   assert.equal(interceptScale(makeDesign(0, new Float64Array(0), 2, null)), 1);
   assert.equal(interceptScale(makeDesign(2, new Float64Array(4), 2, null)), 1);
