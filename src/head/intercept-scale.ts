@@ -19,8 +19,8 @@ const MAX_ROWS = 2000;
 
 /**
  * sqrt(λ_max(Xᵀ·diag(w)·X) / Σw) for a design's rows (weights w, default 1), at least 1: the intercept scale that
- * matches the constant feature to the design's largest direction when that is the longer one. Above MAX_ROWS rows, every k-th row stands for
- * the rest. A deterministic start, so a fit is repeatable.
+ * matches the constant feature to the design's largest direction when that is the longer one. Above MAX_ROWS rows,
+ * every k-th row stands for the rest. A deterministic start, so a fit is repeatable.
  */
 export function interceptScale(X: DesignMatrix, weight?: Float64Array): number {
   const { n: rowsIn, dd, dense, sparse } = X;
