@@ -9,7 +9,7 @@ import { heldOutCsr, makeDesign, standardizeDense, type CsrBlock, type DesignMat
 import { decisionFunctionDesign, fitLogisticRegressionAsync, softmaxRowsInPlace, type AsyncLogisticOptions, type LogisticFit } from './logistic.js';
 import { weightsFromBasis, weightsFromBasisAsync, type RowSpaceBasis, type SubstitutionUpdate } from './rowspace.js';
 import { ortSubstitutionUpdate } from './gemm-ort.js';
-import { rowLogLoss } from './scoring.js';
+import { rowLogLoss, withinNoise } from './scoring.js';
 
 /** A dense block of a head: an embedding, in layout order. */
 export interface DenseBlock {
@@ -87,9 +87,10 @@ export interface PathTask {
   /** Start the first fit here instead of at zero. */
   init?: Solution;
   /**
-   * Stop the path once the held-out log-loss has risen at this many consecutive C values past the least so far:
-   * on the U-shaped curve of held-out loss against C the larger C values cannot win, and they are the slowest fits.
-   * Only for a path whose test rows are all the held-out rows the choice is made on (one held-out share).
+   * Stop the path once the held-out log-loss has risen at this many consecutive C values past the least so far, or
+   * once it has risen beyond noise of the least (withinNoise: a value selection could not choose): on the U-shaped
+   * curve of held-out loss against C the larger C values cannot win, and they are the slowest fits. Only for a path
+   * whose test rows are all the held-out rows the choice is made on (one held-out share).
    */
   stopAfterRises?: number;
 }
@@ -344,13 +345,15 @@ export async function fitPath(design: HeadDesign, task: PathTask, onEvent?: (e: 
   const solutions: Solution[] = [];
   const first = task.init ? initFor(task.init, classIndex, solverWidth(design)) : undefined;
   let least = Infinity;
+  let leastRows: Float64Array | null = null;
   let rises = 0;
+  let beyondNoise = false;
   // The intercepts' variables scaled to the design's largest direction (intercept-scale.ts): the same fits, fewer iterations.
   const scale = interceptScale(X, weight?.perPair);
   const substitution = design.basis && design.basis.r >= ORT_SUBSTITUTION_MIN_RANK ? await ortSubstitutionUpdate() : null;
   try {
     for (const [c, C] of task.Cs.entries()) {
-      if (task.stopAfterRises !== undefined && rises >= task.stopAfterRises) {
+      if (task.stopAfterRises !== undefined && (rises >= task.stopAfterRises || beyondNoise)) {
         for (const skipped of task.Cs.slice(c)) onEvent?.({ type: 'skipped', C: skipped });
         break;
       }
@@ -377,9 +380,10 @@ export async function fitPath(design: HeadDesign, task: PathTask, onEvent?: (e: 
         const scorer = design.basis ? { ...fit, coef: await originalCoef(design, fit.coef, K, substitution?.update ?? null), nFeatures: dd + design.sparse!.dim } : fit;
         const p = expand(softmaxRowsInPlace(decisionFunctionDesign(Xtest, scorer), Xtest.n, K), classIndex, design.nClasses);
         probs.push(p);
-        const loss = heldOutLogLoss(p, design.y, task.test, design.nClasses);
-        if (loss < least) [least, rises] = [loss, 0];
-        else rises++;
+        const rowLosses = heldOutRowLosses(p, design.y, task.test, design.nClasses);
+        const loss = rowLosses.reduce((s, v) => s + v, 0) / task.test.length;
+        if (loss < least) [least, leastRows, rises] = [loss, rowLosses, 0];
+        else [rises, beyondNoise] = [rises + 1, !withinNoise(rowLosses, leastRows!)];
       } else probs.push(new Float64Array(0));
       onEvent?.({ type: 'fit', stats });
     }
@@ -393,11 +397,9 @@ export async function fitPath(design: HeadDesign, task: PathTask, onEvent?: (e: 
   }
 }
 
-/** Mean log-loss of test rows' probabilities (n × nClasses), as selection's heldOutFigures. */
-function heldOutLogLoss(p: Float64Array, y: Int32Array, test: Int32Array, nClasses: number): number {
-  let s = 0;
-  test.forEach((row, i) => (s += rowLogLoss(p[i * nClasses + y[row]!]!)));
-  return s / test.length;
+/** Each test row's log-loss from its probabilities (n × nClasses), as selection's heldOutFigures. */
+function heldOutRowLosses(p: Float64Array, y: Int32Array, test: Int32Array, nClasses: number): Float64Array {
+  return Float64Array.from(test, (row, i) => rowLogLoss(p[i * nClasses + y[row]!]!));
 }
 
 /** Max |g| over the dense columns of a K × width gradient. */

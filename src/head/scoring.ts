@@ -123,6 +123,22 @@ export function rowLogLoss(p: number): number {
   return -Math.log(Math.max(p, 1e-15));
 }
 
+/**
+ * Whether held-out per-row log-losses `l` are within noise of `base` (the least's, on the same rows in the same
+ * order): their paired excess, row by row, has a mean below one standard error of itself. Selection's rule: a value
+ * within noise of the least may still win on macro-F1 (selection.ts chooseC), one beyond it cannot.
+ */
+export function withinNoise(l: ArrayLike<number>, base: ArrayLike<number>): boolean {
+  const n = l.length;
+  if (n !== base.length || n < 2) return false;
+  let mean = 0;
+  for (let i = 0; i < n; i++) mean += l[i]! - base[i]!;
+  mean /= n;
+  let ss = 0;
+  for (let i = 0; i < n; i++) ss += (l[i]! - base[i]! - mean) ** 2;
+  return mean < Math.sqrt(ss / (n - 1)) / Math.sqrt(n);
+}
+
 /** Max-shifted softmax of `logits` into `out` (float64 sums; `logits` is overwritten with the exponentials). */
 export function softmaxInto(logits: Float64Array, out: Float32Array | Float64Array): Float32Array | Float64Array {
   const K = logits.length;

@@ -8,7 +8,7 @@ import { chooseFusionWeight, type WeightCandidate } from './fusion.js';
 import type { FitPool } from './fit-pool.js';
 import { meanSolution, solverWidth, type FitOptions, type HeadDesign, type PathEvent, type Solution } from './modality-head.js';
 import { mulberry32 } from './random.js';
-import { rowLogLoss } from './scoring.js';
+import { rowLogLoss, withinNoise } from './scoring.js';
 import type { Split } from './split.js';
 
 /** A head being selected: its name and design, and which of the procedure's rows its design rows are. */
@@ -57,8 +57,8 @@ export interface CTrial {
 
 /**
  * With one held-out share, a head's path stops after its held-out log-loss rose at this many consecutive C values
- * past the least so far (PathTask.stopAfterRises). With k folds no single path sees the mean it is chosen by, so
- * every path runs the whole grid.
+ * past the least so far, or at the first that rose beyond noise of it (PathTask.stopAfterRises). With k folds no
+ * single path sees the mean it is chosen by, so every path runs the whole grid.
  */
 export const PATH_STOP_RISES = 2;
 
@@ -153,14 +153,7 @@ export function chooseC(heldOut: (Map<number, Float64Array> | null)[], y: ArrayL
   const losses = heldOut.map((m) => (m ? rowsOf(m).map((i) => rowLogLoss(m.get(i)![y[i]!]!)) : null));
   const means = losses.map((l) => (l ? l.reduce((s, v) => s + v, 0) / Math.max(1, l.length) : Infinity));
   const least = means.indexOf(Math.min(...means));
-  const near = losses.map((l, c) => {
-    if (!l || c === least) return c === least;
-    const base = losses[least]!;
-    if (l.length !== base.length || l.length < 2) return false;
-    const d = l.map((v, i) => v - base[i]!);
-    const mean = d.reduce((s, v) => s + v, 0) / d.length;
-    return mean < standardDeviation(d) / Math.sqrt(d.length);
-  });
+  const near = losses.map((l, c) => (!l || c === least ? c === least : withinNoise(l, losses[least]!)));
   const figures = heldOut.map((m, c) => (m ? { ...heldOutFigures(rowsOf(m), (i) => m.get(i)!, y, K), rows: m.size, nearBest: near[c]! } : none));
   let best = least;
   figures.forEach((f, c) => {
