@@ -17,9 +17,10 @@ import type { AsyncLogisticOptions, LogisticFit } from './logistic.js';
 import type { SharedBasis } from './shared-basis.js';
 import { sharedArray, solverWidth, type DenseBlock, type FitOptions, type HeadDesign, type HeadParams, type PathEvent, type Solution } from './modality-head.js';
 import { FitPool } from './fit-pool.js';
-import { checkTwoClasses, chooseC, designRows, classPrior, choosePriorShift, heldOutFigures, positions, selectFusionWeight, selectHeadC, silentFitProgress, type CSelection, type CTrial, type FitProgress, type PlannedFit, type PriorShift } from './selection.js';
+import { checkTwoClasses, chooseC, designRows, classPrior, choosePriorShift, heldOutFigures, PATH_STOP_RISES, positions, selectFusionWeight, selectHeadC, silentFitProgress, type CSelection, type CTrial, type FitProgress, type PlannedFit, type PriorShift } from './selection.js';
 import { chosenEpochs, SUPPORT_MAX_EPOCHS, type SupportFit } from './support-head.js';
 import { rowSpaceIsCheaper } from './rowspace.js';
+import { rowLogLoss, withinNoise } from './scoring.js';
 import { SCIPY_DEFAULT_FTOL } from './lbfgs.js';
 import { UsageError } from '../errors.js';
 
@@ -299,7 +300,8 @@ function calibrateHeldOut(heldOut: (Map<number, Float64Array> | null)[], weights
 
 /**
  * Early fusion's candidate: one head over every block, fitted on the rows that have them all, its image block weighted
- * by each of EARLY_BLOCK_SCALES' weights at the text head's C, the weight with the least held-out log-loss kept and
+ * by EARLY_BLOCK_SCALES' weights in ascending order at the text head's C (until they stop as a C path does), the
+ * weight with the least held-out log-loss kept and
  * its C then chosen among the grid's values within a factor of 10 of the text head's (held-out log-loss, the same
  * splits as the late heads). It is chosen ('auto') when it predicts those held-out rows better than late fusion does
  * (log-loss, then macro-F1), then refitted on all its rows; with 'early' it always is.
@@ -332,12 +334,24 @@ async function selectEarly(
   const select = (design: HeadDesign, Cs: number[], init: Solution | null) => selectHeadC(pool, { name: 'joint', design, rows: idx }, splits, Cs, lr, y, progress, settings.stopPaths ?? true, init);
   // The weights in ascending order, each fit starting where the one before ended, its image weights divided by the
   // weights' ratio (the same logits): the same optima, reached in fewer iterations than from zeros.
+  // The weights stop as a head's path of C values does (PATH_STOP_RISES): after two rises in a row past the least so
+  // far, or one beyond noise of it; the weights after it, the slowest fits, could not win on that U-shaped curve.
+  // Every split's held-out rows are in each weight's figures, so this holds with k folds too.
   const atTextC: { w: number; design: HeadDesign; chosen: CSelection; logLoss: number }[] = [];
-  for (const w of EARLY_BLOCK_SCALES.map((c) => earlyBlockWeight(c, shape))) {
+  const weights = EARLY_BLOCK_SCALES.map((c) => earlyBlockWeight(c, shape));
+  let least: { logLoss: number; rowLosses: Float64Array } | null = null;
+  let rises = 0;
+  let beyondNoise = false;
+  for (const w of weights) {
+    if ((settings.stopPaths ?? true) && (rises >= PATH_STOP_RISES || beyondNoise)) break;
     const design = weighted(w);
     const before = atTextC[atTextC.length - 1];
     const chosen = await select(design, [textC], before?.chosen.start ? reweighedImage(before.chosen.start, design, before.w / w) : null);
-    atTextC.push({ w, design, chosen, logLoss: chosen.trials[0]!.logLoss });
+    const logLoss = chosen.trials[0]!.logLoss;
+    atTextC.push({ w, design, chosen, logLoss });
+    const rowLosses = Float64Array.from([...chosen.heldOut.keys()].sort((a, b) => a - b), (r) => rowLogLoss(chosen.heldOut.get(r)![y[r]!]!));
+    if (least === null || logLoss < least.logLoss) [least, rises] = [{ logLoss, rowLosses }, 0];
+    else [rises, beyondNoise] = [rises + 1, !withinNoise(rowLosses, least.rowLosses)];
   }
   // The least held-out log-loss; on a tie the smaller weight (the list is ascending).
   const bestW = atTextC.reduce((a, b) => (b.logLoss < a.logLoss ? b : a));
@@ -347,7 +361,7 @@ async function selectEarly(
   const alongWins = along !== null && chooseC([bestW.chosen.heldOut, along.heldOut], y, classes.length).best === 1;
   const best = { w: bestW.w, design: bestW.design, chosen: alongWins ? along : bestW.chosen };
   // The planned fits count every weight × the whole grid: the ones not run are reported skipped, as a stopped path's are.
-  const unrun = (EARLY_BLOCK_SCALES.length * grid.length - EARLY_BLOCK_SCALES.length - others.length) * splits.length;
+  const unrun = (EARLY_BLOCK_SCALES.length * grid.length - atTextC.length - others.length) * splits.length;
   const skip = grid.find((C) => !near.includes(C)) ?? textC;
   for (let k = 0; k < unrun; k++) progress.report({ procedure: progress.procedure, head: 'joint', C: skip, final: false, event: { type: 'skipped', C: skip } });
   const held = [...best.chosen.heldOut.keys()].sort((a, b) => a - b);

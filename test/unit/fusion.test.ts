@@ -8,6 +8,8 @@ import { weightScaler, type HeadDesign } from '../../src/head/modality-head.js';
 import { temperatureScale } from '../../src/head/calibration.js';
 import { shippedPredictions } from '../../src/head/linear-head.js';
 import { twoModalityRows as synthetic } from '../helpers/two-modality-rows.js';
+import { mulberry32 } from '../../src/head/random.js';
+import type { FitProgressEvent, PlannedFit } from '../../src/head/selection.js';
 
 const close = (a: ArrayLike<number>, b: ArrayLike<number>, tol = 1e-6) => {
   assert.equal(a.length, b.length);
@@ -155,15 +157,23 @@ test('trainModel early: a joint head for rows with both modalities, the late hea
   assert.equal(early.chosen, true);
   const grid = EARLY_BLOCK_SCALES.map((c) => earlyBlockWeight(c, { imageDim: 8, textDim: 0, tfidfParts: 1 }));
   assert.ok(grid.includes(joint.blockWeight!) && early.blockWeight === joint.blockWeight);
-  // Every weight at the text head's C, then the best weight at the grid's other values within a factor of 10 of it.
+  // The weights in ascending order at the text head's C (stopping as a C path does), then the best weight at the
+  // grid's other values within a factor of 10 of it.
   const textC = model.heads[0]!.C;
   const others = [0.1, 1, 10].filter((C) => C !== textC && C >= textC / 10 && C <= textC * 10);
-  assert.deepEqual(early.trials.map((t) => t.C), [...grid.map(() => textC), ...others]);
-  assert.deepEqual(early.trials.map((t) => t.blockWeight).slice(0, grid.length), grid);
-  const atTextC = early.trials.slice(0, grid.length);
+  const tried = early.weights.length;
+  assert.ok(tried >= 1 && tried <= grid.length);
+  assert.deepEqual(early.trials.map((t) => t.C), [...grid.slice(0, tried).map(() => textC), ...others]);
+  assert.deepEqual(early.trials.map((t) => t.blockWeight).slice(0, tried), grid.slice(0, tried));
+  const atTextC = early.trials.slice(0, tried);
   assert.equal(early.blockWeight, atTextC.reduce((a, b) => (b.logLoss < a.logLoss ? b : a)).blockWeight, 'the weight with the least log-loss at the text C');
-  assert.ok(early.trials.slice(grid.length).every((t) => t.blockWeight === early.blockWeight));
-  assert.deepEqual(early.weights.map((w) => w.blockWeight), grid);
+  assert.ok(early.trials.slice(tried).every((t) => t.blockWeight === early.blockWeight));
+  assert.deepEqual(early.weights.map((w) => w.blockWeight), grid.slice(0, tried));
+  // Every weight tried: the same choice, and the same figures for the weights both tried.
+  const whole = (await trainModel(train.rows, train.labels, { ...settings('early'), stopPaths: false })).selection!.early!;
+  assert.equal(whole.weights.length, grid.length);
+  assert.deepEqual([whole.blockWeight, whole.C], [early.blockWeight, early.C]);
+  assert.deepEqual(whole.trials.slice(0, tried), atTextC);
   // The chosen (weight, C) has the least held-out log-loss of any tried.
   assert.equal(Math.min(...early.trials.map((t) => t.logLoss)), early.trials.find((t) => t.blockWeight === early.blockWeight && t.C === early.C)!.logLoss);
   // Both kinds were judged on the same held-out rows: those that have text and an image.
@@ -189,4 +199,30 @@ test('trainModel auto: late or early by the held-out log-loss of the rows with b
   assert.deepEqual(b.heads.map((h) => [h.name, h.C, h.weight, h.blockWeight]), a.heads.map((h) => [h.name, h.C, h.weight, h.blockWeight]));
   // Late fusion asks for no early candidate at all.
   assert.equal((await trainModel(train.rows, train.labels, settings('late'))).selection!.early, undefined);
+});
+
+test('early fusion: the image block weights stop once held-out log-loss rises, with the choice of every weight', async () => {
+  // The text names the class; the image is noise, so each larger image weight only adds it.
+  const rnd = mulberry32(21);
+  const words = ['cotton shirt', 'leather shoe', 'steel watch', 'wool scarf'];
+  const rows = synthetic(400, 22).rows.map((r, i) => {
+    const text = `${words[i % 4]} item ${Math.floor(rnd() * 50)}`;
+    return { ...r, text, row: { ...r.row, title: text }, vectors: { image: Float32Array.from({ length: 8 }, () => rnd() - 0.5) } };
+  });
+  // A tenth of the labels are another class, so held-out log-loss is not ~0 at every weight.
+  const labels = rows.map((_, i) => `class-${rnd() < 0.1 ? Math.floor(rnd() * 4) : i % 4}`);
+  const events: FitProgressEvent[] = [];
+  const planned: PlannedFit[] = [];
+  const stopped = await trainModel(rows, labels, { ...settings('early'), progress: { plan: (f) => planned.push(...f), report: (e) => events.push(e) } });
+  const whole = await trainModel(rows, labels, { ...settings('early'), stopPaths: false });
+  const [e, w] = [stopped.selection!.early!, whole.selection!.early!];
+  assert.equal(w.weights.length, EARLY_BLOCK_SCALES.length);
+  assert.ok(e.weights.length < w.weights.length, `stopped after ${e.weights.length} of ${w.weights.length} weights`);
+  const atTextC = w.trials.slice(0, w.weights.length).map((t) => t.logLoss);
+  const least = atTextC.indexOf(Math.min(...atTextC.slice(0, e.weights.length)));
+  assert.ok(atTextC.slice(e.weights.length).every((l) => l > atTextC[least]!), 'no weight left out had a lower log-loss');
+  assert.deepEqual([e.blockWeight, e.C, e.chosen], [w.blockWeight, w.C, w.chosen]);
+  assert.deepEqual(stopped.heads.map((h) => Array.from(h.head.model.coef)), whole.heads.map((h) => Array.from(h.head.model.coef)));
+  // The weights not fitted leave the plan as skipped fits: every planned fit is reported once.
+  assert.equal(events.filter((x) => x.event.type === 'fit' || x.event.type === 'skipped').length, planned.length);
 });
