@@ -9,7 +9,7 @@ import { heldOutCsr, makeDesign, standardizeDense, type CsrBlock, type DesignMat
 import { decisionFunctionDesign, fitLogisticRegressionAsync, softmaxRowsInPlace, type AsyncLogisticOptions, type LogisticFit } from './logistic.js';
 import { weightsFromBasis, weightsFromBasisAsync, type RowSpaceBasis, type SubstitutionUpdate } from './rowspace.js';
 import { ortSubstitutionUpdate } from './gemm-ort.js';
-import { rowLogLoss, withinNoise } from './scoring.js';
+import { RiseStop, rowLogLoss } from './scoring.js';
 
 /** A dense block of a head: an embedding, in layout order. */
 export interface DenseBlock {
@@ -344,16 +344,13 @@ export async function fitPath(design: HeadDesign, task: PathTask, onEvent?: (e: 
   let previous: LogisticFit | undefined;
   const solutions: Solution[] = [];
   const first = task.init ? initFor(task.init, classIndex, solverWidth(design)) : undefined;
-  let least = Infinity;
-  let leastRows: Float64Array | null = null;
-  let rises = 0;
-  let beyondNoise = false;
+  const stop = task.stopAfterRises !== undefined ? new RiseStop(task.stopAfterRises) : null;
   // The intercepts' variables scaled to the design's largest direction (intercept-scale.ts): the same fits, fewer iterations.
   const scale = interceptScale(X, weight?.perPair);
   const substitution = design.basis && design.basis.r >= ORT_SUBSTITUTION_MIN_RANK ? await ortSubstitutionUpdate() : null;
   try {
     for (const [c, C] of task.Cs.entries()) {
-      if (task.stopAfterRises !== undefined && (rises >= task.stopAfterRises || beyondNoise)) {
+      if (stop?.done) {
         for (const skipped of task.Cs.slice(c)) onEvent?.({ type: 'skipped', C: skipped });
         break;
       }
@@ -380,10 +377,7 @@ export async function fitPath(design: HeadDesign, task: PathTask, onEvent?: (e: 
         const scorer = design.basis ? { ...fit, coef: await originalCoef(design, fit.coef, K, substitution?.update ?? null), nFeatures: dd + design.sparse!.dim } : fit;
         const p = expand(softmaxRowsInPlace(decisionFunctionDesign(Xtest, scorer), Xtest.n, K), classIndex, design.nClasses);
         probs.push(p);
-        const rowLosses = heldOutRowLosses(p, design.y, task.test, design.nClasses);
-        const loss = rowLosses.reduce((s, v) => s + v, 0) / task.test.length;
-        if (loss < least) [least, leastRows, rises] = [loss, rowLosses, 0];
-        else [rises, beyondNoise] = [rises + 1, !withinNoise(rowLosses, leastRows!)];
+        stop?.add(heldOutRowLosses(p, design.y, task.test, design.nClasses));
       } else probs.push(new Float64Array(0));
       onEvent?.({ type: 'fit', stats });
     }

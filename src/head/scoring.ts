@@ -139,6 +139,31 @@ export function withinNoise(l: ArrayLike<number>, base: ArrayLike<number>): bool
   return mean < Math.sqrt(ss / (n - 1)) / Math.sqrt(n);
 }
 
+/**
+ * The stop rule of a search along an ascending grid whose held-out log-loss is U-shaped (a head's C path, early
+ * fusion's block weights): stop after `maxRises` rises in a row past the least so far, or after one beyond noise of
+ * it (withinNoise), since the values after it cannot win.
+ */
+export class RiseStop {
+  #least = Infinity;
+  #leastRows: Float64Array | null = null;
+  #rises = 0;
+  #beyondNoise = false;
+  constructor(readonly maxRises: number) {}
+
+  /** Whether the search stops before its next value. */
+  get done(): boolean {
+    return this.#rises >= this.maxRises || this.#beyondNoise;
+  }
+
+  /** The next value's held-out log-loss per row (the same rows in the same order each time). */
+  add(rowLosses: Float64Array): void {
+    const mean = rowLosses.reduce((s, v) => s + v, 0) / rowLosses.length;
+    if (mean < this.#least) [this.#least, this.#leastRows, this.#rises] = [mean, rowLosses, 0];
+    else [this.#rises, this.#beyondNoise] = [this.#rises + 1, this.#leastRows !== null && !withinNoise(rowLosses, this.#leastRows)];
+  }
+}
+
 /** Max-shifted softmax of `logits` into `out` (float64 sums; `logits` is overwritten with the exponentials). */
 export function softmaxInto(logits: Float64Array, out: Float32Array | Float64Array): Float32Array | Float64Array {
   const K = logits.length;

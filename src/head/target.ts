@@ -20,7 +20,7 @@ import { FitPool } from './fit-pool.js';
 import { checkTwoClasses, chooseC, designRows, classPrior, choosePriorShift, heldOutFigures, PATH_STOP_RISES, positions, selectFusionWeight, selectHeadC, silentFitProgress, type CSelection, type CTrial, type FitProgress, type PlannedFit, type PriorShift } from './selection.js';
 import { chosenEpochs, SUPPORT_MAX_EPOCHS, type SupportFit } from './support-head.js';
 import { rowSpaceIsCheaper } from './rowspace.js';
-import { rowLogLoss, withinNoise } from './scoring.js';
+import { RiseStop, rowLogLoss } from './scoring.js';
 import { SCIPY_DEFAULT_FTOL } from './lbfgs.js';
 import { UsageError } from '../errors.js';
 
@@ -339,19 +339,14 @@ async function selectEarly(
   // Every split's held-out rows are in each weight's figures, so this holds with k folds too.
   const atTextC: { w: number; design: HeadDesign; chosen: CSelection; logLoss: number }[] = [];
   const weights = EARLY_BLOCK_SCALES.map((c) => earlyBlockWeight(c, shape));
-  let least: { logLoss: number; rowLosses: Float64Array } | null = null;
-  let rises = 0;
-  let beyondNoise = false;
+  const stop = (settings.stopPaths ?? true) ? new RiseStop(PATH_STOP_RISES) : null;
   for (const w of weights) {
-    if ((settings.stopPaths ?? true) && (rises >= PATH_STOP_RISES || beyondNoise)) break;
+    if (stop?.done) break;
     const design = weighted(w);
     const before = atTextC[atTextC.length - 1];
     const chosen = await select(design, [textC], before?.chosen.start ? reweighedImage(before.chosen.start, design, before.w / w) : null);
-    const logLoss = chosen.trials[0]!.logLoss;
-    atTextC.push({ w, design, chosen, logLoss });
-    const rowLosses = Float64Array.from([...chosen.heldOut.keys()].sort((a, b) => a - b), (r) => rowLogLoss(chosen.heldOut.get(r)![y[r]!]!));
-    if (least === null || logLoss < least.logLoss) [least, rises] = [{ logLoss, rowLosses }, 0];
-    else [rises, beyondNoise] = [rises + 1, !withinNoise(rowLosses, least.rowLosses)];
+    atTextC.push({ w, design, chosen, logLoss: chosen.trials[0]!.logLoss });
+    stop?.add(Float64Array.from([...chosen.heldOut.keys()].sort((a, b) => a - b), (r) => rowLogLoss(chosen.heldOut.get(r)![y[r]!]!)));
   }
   // The least held-out log-loss; on a tie the smaller weight (the list is ascending).
   const bestW = atTextC.reduce((a, b) => (b.logLoss < a.logLoss ? b : a));

@@ -14,7 +14,7 @@ import {
   probabilityAgreement,
   type LinearModelParams,
 } from '../../src/head/linear-head.js';
-import { headRowFromDense, linearLogits, scoreRow, scoreRows, sparseEntries, type HeadRow } from '../../src/head/scoring.js';
+import { headRowFromDense, linearLogits, RiseStop, scoreRow, scoreRows, sparseEntries, withinNoise, type HeadRow } from '../../src/head/scoring.js';
 import { denseInput, randomParams, randomRows } from '../helpers/random-heads.js';
 
 const SHAPES = [
@@ -224,4 +224,27 @@ test('bad input is a RangeError naming the problem', () => {
   assert.throws(() => buildLinearHead({ ...params, mean: new Float64Array(24 + 400).fill(0.5) }), /TF-IDF block's mean must be 0/);
   assert.throws(() => buildLinearHead({ ...params, coef: params.coef.subarray(1) }), /coef has/);
   assert.throws(() => buildLinearHead(params, { tolerance: -1 }), /tolerance must be/);
+});
+
+test('withinNoise and RiseStop: a rise within one paired standard error is noise, one beyond it ends the search', () => {
+  const base = Float64Array.from({ length: 40 }, (_, i) => 0.2 + (i % 5) * 0.05);
+  // Mean excess 0.0025 with a spread of ~0.05 a row: well within noise. A uniform +0.05: beyond it.
+  const near = Float64Array.from(base, (v, i) => v + (i % 2 ? 0.0525 : -0.0475));
+  const far = Float64Array.from(base, (v) => v + 0.05);
+  assert.equal(withinNoise(near, base), true);
+  assert.equal(withinNoise(far, base), false);
+  assert.equal(withinNoise(far.subarray(0, 39), base), false, 'rows that do not pair are never within noise');
+  const lower = Float64Array.from(base, (v) => v - 0.01);
+  const stop = new RiseStop(2);
+  stop.add(base);
+  stop.add(lower);
+  assert.equal(stop.done, false, 'falling');
+  stop.add(Float64Array.from(near, (v) => v - 0.01));
+  assert.equal(stop.done, false, 'one rise within noise of the least (lower, not base)');
+  stop.add(Float64Array.from(near, (v) => v - 0.01));
+  assert.equal(stop.done, true, 'two rises in a row');
+  const beyond = new RiseStop(2);
+  beyond.add(base);
+  beyond.add(far);
+  assert.equal(beyond.done, true, 'one rise beyond noise');
 });
