@@ -377,7 +377,7 @@ export async function fitPath(design: HeadDesign, task: PathTask, onEvent?: (e: 
         const scorer = design.basis ? { ...fit, coef: await originalCoef(design, fit.coef, K, substitution?.update ?? null), nFeatures: dd + design.sparse!.dim } : fit;
         const p = expand(softmaxRowsInPlace(decisionFunctionDesign(Xtest, scorer), Xtest.n, K), classIndex, design.nClasses);
         probs.push(p);
-        stop?.add(heldOutRowLosses(p, design.y, task.test, design.nClasses));
+        stop?.add(testRowLosses(p, design.y, task.test, design.nClasses));
       } else probs.push(new Float64Array(0));
       onEvent?.({ type: 'fit', stats });
     }
@@ -392,7 +392,7 @@ export async function fitPath(design: HeadDesign, task: PathTask, onEvent?: (e: 
 }
 
 /** Each test row's log-loss from its probabilities (n × nClasses), as selection's heldOutFigures. */
-function heldOutRowLosses(p: Float64Array, y: Int32Array, test: Int32Array, nClasses: number): Float64Array {
+function testRowLosses(p: Float64Array, y: Int32Array, test: Int32Array, nClasses: number): Float64Array {
   return Float64Array.from(test, (row, i) => rowLogLoss(p[i * nClasses + y[row]!]!));
 }
 

@@ -150,7 +150,7 @@ export async function selectHeadC(
 export function chooseC(heldOut: (Map<number, Float64Array> | null)[], y: ArrayLike<number>, K: number): { best: number; figures: { logLoss: number; macroF1: number; rows: number; nearBest: boolean }[] } {
   const none = { logLoss: NaN, macroF1: NaN, rows: 0, nearBest: false };
   const rowsOf = (m: Map<number, Float64Array>) => [...m.keys()].sort((a, b) => a - b);
-  const losses = heldOut.map((m) => (m ? rowsOf(m).map((i) => rowLogLoss(m.get(i)![y[i]!]!)) : null));
+  const losses = heldOut.map((m) => (m ? heldOutRowLosses(m, y) : null));
   const means = losses.map((l) => (l ? l.reduce((s, v) => s + v, 0) / Math.max(1, l.length) : Infinity));
   const least = means.indexOf(Math.min(...means));
   const near = losses.map((l, c) => (!l || c === least ? c === least : withinNoise(l, losses[least]!)));
@@ -160,6 +160,11 @@ export function chooseC(heldOut: (Map<number, Float64Array> | null)[], y: ArrayL
     if (near[c] && (f.macroF1 > figures[best]!.macroF1 || (f.macroF1 === figures[best]!.macroF1 && means[c]! < means[best]!))) best = c;
   });
   return { best, figures };
+}
+
+/** Each held-out row's log-loss, by ascending row: the order chooseC pairs two values' rows in. */
+export function heldOutRowLosses(heldOut: Map<number, ArrayLike<number>>, y: ArrayLike<number>): Float64Array {
+  return Float64Array.from([...heldOut.keys()].sort((a, b) => a - b), (i) => rowLogLoss(heldOut.get(i)![y[i]!]!));
 }
 
 /** Macro-F1 (argmax; ties to the lower class index) and mean log-loss of held-out probabilities on some rows. */

@@ -17,10 +17,10 @@ import type { AsyncLogisticOptions, LogisticFit } from './logistic.js';
 import type { SharedBasis } from './shared-basis.js';
 import { sharedArray, solverWidth, type DenseBlock, type FitOptions, type HeadDesign, type HeadParams, type PathEvent, type Solution } from './modality-head.js';
 import { FitPool } from './fit-pool.js';
-import { checkTwoClasses, chooseC, designRows, classPrior, choosePriorShift, heldOutFigures, PATH_STOP_RISES, positions, selectFusionWeight, selectHeadC, silentFitProgress, type CSelection, type CTrial, type FitProgress, type PlannedFit, type PriorShift } from './selection.js';
+import { checkTwoClasses, chooseC, designRows, classPrior, choosePriorShift, heldOutFigures, heldOutRowLosses, PATH_STOP_RISES, positions, selectFusionWeight, selectHeadC, silentFitProgress, type CSelection, type CTrial, type FitProgress, type PlannedFit, type PriorShift } from './selection.js';
 import { chosenEpochs, SUPPORT_MAX_EPOCHS, type SupportFit } from './support-head.js';
 import { rowSpaceIsCheaper } from './rowspace.js';
-import { RiseStop, rowLogLoss } from './scoring.js';
+import { RiseStop } from './scoring.js';
 import { SCIPY_DEFAULT_FTOL } from './lbfgs.js';
 import { UsageError } from '../errors.js';
 
@@ -346,7 +346,7 @@ async function selectEarly(
     const before = atTextC[atTextC.length - 1];
     const chosen = await select(design, [textC], before?.chosen.start ? reweighedImage(before.chosen.start, design, before.w / w) : null);
     atTextC.push({ w, design, chosen, logLoss: chosen.trials[0]!.logLoss });
-    stop?.add(Float64Array.from([...chosen.heldOut.keys()].sort((a, b) => a - b), (r) => rowLogLoss(chosen.heldOut.get(r)![y[r]!]!)));
+    stop?.add(heldOutRowLosses(chosen.heldOut, y));
   }
   // The least held-out log-loss; on a tie the smaller weight (the list is ascending).
   const bestW = atTextC.reduce((a, b) => (b.logLoss < a.logLoss ? b : a));
