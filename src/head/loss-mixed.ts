@@ -3,8 +3,13 @@
 // products cost twice as much. Logits are kept as Z(x) = Z(x_b) + X·(x − x_b): the base Z(x_b) in float64 (dgemm,
 // refreshed every few evaluations), the difference in float32 (sgemm). Its rounding is float32's relative error
 // of the difference, which shrinks with the steps, so near the optimum the objective is as good as float64's.
-// Softmax, cross-entropy and the sums are float64 JS; the gradient Xᵀ·R is an sgemm (its rounding is far below
-// the gtol the fits stop at).
+// Softmax, cross-entropy and the sums are float64 JS; the gradient Xᵀ·R is an sgemm per block of rows (its
+// rounding is far below the gtol the fits stop at), summed in float64.
+//
+// Basis coordinates are a staircase: the basis comes from a pivoted Cholesky, so the row at pivot position j has
+// zeros past coordinate j, and half of a design over a basis is zeros. The products skip them: rows are grouped,
+// in order of where their trailing zeros begin, into blocks stored without those columns (`rowStaircase`), and
+// each product is one GEMM per block over its own columns.
 import ort from 'onnxruntime-node';
 import { gemmSession } from './gemm-ort.js';
 import { designWidth, type DesignMatrix } from './design-matrix.js';
@@ -13,32 +18,120 @@ import { guardedKernel, softmaxResidualInPlace, type LossKernel } from './loss.j
 /** Evaluations between float64 refreshes of the base logits (a refresh costs about two float32 products). */
 export const MIXED_REFRESH_EVALUATIONS = 8;
 
+/** Rows a block holds at least: below that a session call's overhead outweighs the zeros it skips. */
+const STAIRCASE_MIN_ROWS = 256;
+/** Blocks at most: with rows spread evenly over the staircase, b blocks store (b + 1) / 2b of the design. */
+const STAIRCASE_MAX_BLOCKS = 12;
+/** Blocks are used when they store at most this share of the design (else one block: the design as it is). */
+const STAIRCASE_MAX_SHARE = 0.9;
+
+/** Rows `start`..`start + rows` of the staircase order, stored over the design's first `width` columns. */
+export interface RowBlock {
+  start: number;
+  rows: number;
+  width: number;
+}
+
+/**
+ * The design's rows (n × width, row-major) in the order of where their trailing zeros begin, cut into blocks of
+ * about equal rows, each as wide as its widest row. `order[a]` is the design row at position a. One block over
+ * every row in design order when the blocks would not store much less than the design.
+ */
+export function rowStaircase(X: Float32Array, n: number, width: number, opts: { minRows?: number; maxBlocks?: number } = {}): { order: Int32Array; blocks: RowBlock[] } {
+  const whole = { order: Int32Array.from({ length: n }, (_, i) => i), blocks: [{ start: 0, rows: n, width }] };
+  const count = Math.min(opts.maxBlocks ?? STAIRCASE_MAX_BLOCKS, Math.floor(n / (opts.minRows ?? STAIRCASE_MIN_ROWS)));
+  if (count < 2 || width === 0) return whole;
+  const end = new Int32Array(n);
+  for (let i = 0; i < n; i++) {
+    let j = width;
+    while (j > 1 && X[i * width + j - 1] === 0) j--;
+    end[i] = j;
+  }
+  const order = Int32Array.from({ length: n }, (_, i) => i).sort((a, b) => end[a]! - end[b]! || a - b);
+  const blocks: RowBlock[] = [];
+  for (let b = 0; b < count; b++) {
+    const start = Math.floor((b * n) / count);
+    const stop = Math.floor(((b + 1) * n) / count);
+    blocks.push({ start, rows: stop - start, width: end[order[stop - 1]!]! });
+  }
+  const stored = blocks.reduce((s, b) => s + b.rows * b.width, 0);
+  return stored <= STAIRCASE_MAX_SHARE * n * width ? { order, blocks } : whole;
+}
+
+/** Each block's rows over its columns, contiguous. */
+function blockRows<T extends Float32Array | Float64Array>(X: Float32Array, width: number, order: Int32Array, blocks: RowBlock[], ctor: { new (length: number): T }): T[] {
+  return blocks.map(({ start, rows, width: w }) => {
+    const out = new ctor(rows * w);
+    for (let a = 0; a < rows; a++) {
+      const o = order[start + a]! * width;
+      out.set(X.subarray(o, o + w), a * w);
+    }
+    return out;
+  });
+}
+
 /** The mixed-precision kernel over a dense-only design (rows × width, float32 as stored). */
 export async function createMixedLossKernel(X: DesignMatrix, y: Int32Array, K: number, weight: Float64Array, l2: number, opts: { threads?: number } = {}): Promise<LossKernel> {
   if (X.sparse || X.dd !== designWidth(X)) throw new RangeError('createMixedLossKernel: dense designs only');
   const { n, dd } = X;
   const threads = opts.threads ?? 1;
   const X32 = X.dense instanceof Float32Array ? X.dense : Float32Array.from(X.dense!);
-  let X64: Float64Array | null = null; // widened at the first refresh
-  const [forward32, backward32, forward64] = await Promise.all([gemmSession('float', false, true, threads), gemmSession('float', true, false, threads), gemmSession('double', false, true, threads)]);
+  const { order, blocks } = rowStaircase(X32, n, dd);
+  const single = blocks.length === 1;
+  const B32 = single ? [X32] : blockRows(X32, dd, order, blocks, Float32Array);
+  let B64: Float64Array[] | null = null; // widened at the first refresh
+  const [forward32, backward32, forward64] = await Promise.all([gemmSession('float', false, false, threads), gemmSession('float', true, false, threads), gemmSession('double', false, false, threads)]);
   const base = new Float64Array(K * dd);
+  const baseT = new Float64Array(dd * K);
   const Zbase = new Float64Array(n * K);
-  const D32 = new Float32Array(K * dd);
+  const DT32 = new Float32Array(dd * K);
+  const Zd = new Float32Array(n * K);
   const R32 = new Float32Array(n * K);
+  const Rs = single ? R32 : new Float32Array(n * K);
+  const G = new Float64Array(K * dd);
+  const widest = Math.max(...blocks.map((b) => b.rows));
+  const Z32 = new Float32Array(widest * K);
+  const Z64 = new Float64Array(widest * K);
+  const Gb = new Float32Array(K * dd);
   let evaluations = 0;
 
+  /** Rows of a block's product (rows × K, in staircase order) into `Z` at their design rows. */
+  function scatter(Z: Float32Array | Float64Array, part: Float32Array | Float64Array, { start, rows }: RowBlock): void {
+    for (let a = 0; a < rows; a++) {
+      const o = order[start + a]! * K;
+      const p = a * K;
+      for (let k = 0; k < K; k++) Z[o + k] = part[p + k]!;
+    }
+  }
+
   async function refresh(params: Float64Array): Promise<void> {
-    X64 ??= Float64Array.from(X32);
+    B64 ??= single ? [Float64Array.from(X32)] : blockRows(X32, dd, order, blocks, Float64Array);
     base.set(params.subarray(0, K * dd));
-    await forward64.run({ A: new ort.Tensor('float64', X64, [n, dd]), B: new ort.Tensor('float64', base, [K, dd]) }, { Y: new ort.Tensor('float64', Zbase, [n, K]) });
+    transposeInto(base, K, dd, baseT);
+    for (const [b, block] of blocks.entries()) {
+      const out = Z64.subarray(0, block.rows * K);
+      await forward64.run({ A: new ort.Tensor('float64', B64[b]!, [block.rows, block.width]), B: new ort.Tensor('float64', baseT.subarray(0, block.width * K), [block.width, K]) }, { Y: new ort.Tensor('float64', out, [block.rows, K]) });
+      scatter(Zbase, out, block);
+    }
   }
 
   async function evaluateOnce(params: Float64Array, grad: Float64Array): Promise<number> {
     if (evaluations++ % MIXED_REFRESH_EVALUATIONS === 0) await refresh(params);
-    for (let t = 0; t < K * dd; t++) D32[t] = params[t]! - base[t]!;
-    const Zd = (await forward32.run({ A: new ort.Tensor('float32', X32, [n, dd]), B: new ort.Tensor('float32', D32, [K, dd]) })).Y!.data as Float32Array;
+    differenceTransposed(params, base, K, dd, DT32);
+    for (const [b, block] of blocks.entries()) {
+      const out = Z32.subarray(0, block.rows * K);
+      await forward32.run({ A: new ort.Tensor('float32', B32[b]!, [block.rows, block.width]), B: new ort.Tensor('float32', DT32.subarray(0, block.width * K), [block.width, K]) }, { Y: new ort.Tensor('float32', out, [block.rows, K]) });
+      scatter(Zd, out, block);
+    }
     const { loss, gb } = softmaxResiduals(Zbase, Zd, params, K * dd, y, weight, n, K, R32);
-    const G = (await backward32.run({ A: new ort.Tensor('float32', R32, [n, K]), B: new ort.Tensor('float32', X32, [n, dd]) })).Y!.data as Float32Array;
+    if (!single) gatherRows(R32, order, K, Rs);
+    G.fill(0);
+    for (const [b, block] of blocks.entries()) {
+      const w = block.width;
+      const out = Gb.subarray(0, K * w);
+      await backward32.run({ A: new ort.Tensor('float32', Rs.subarray(block.start * K, (block.start + block.rows) * K), [block.rows, K]), B: new ort.Tensor('float32', B32[b]!, [block.rows, w]) }, { Y: new ort.Tensor('float32', out, [K, w]) });
+      addPrefixColumns(G, dd, out, w, K);
+    }
     let sq = 0;
     for (let t = 0; t < K * dd; t++) {
       const w = params[t]!;
@@ -50,6 +143,39 @@ export async function createMixedLossKernel(X: DesignMatrix, y: Int32Array, K: n
   }
 
   return guardedKernel(evaluateOnce, async () => void (await Promise.all([forward32.release(), backward32.release(), forward64.release()])));
+}
+
+// The loops below are module-level functions, as in loss-ort.ts: V8 optimises them as such several times better.
+
+/** Rows of R (n × K) in `order`, into out. */
+function gatherRows(R: Float32Array, order: Int32Array, K: number, out: Float32Array): void {
+  for (let a = 0; a < order.length; a++) {
+    const o = order[a]! * K;
+    const p = a * K;
+    for (let k = 0; k < K; k++) out[p + k] = R[o + k]!;
+  }
+}
+
+/** G (K × width) += part (K × w) over G's first w columns. */
+function addPrefixColumns(G: Float64Array, width: number, part: Float32Array, w: number, K: number): void {
+  for (let k = 0; k < K; k++) {
+    const go = k * width;
+    const po = k * w;
+    for (let j = 0; j < w; j++) G[go + j] += part[po + j]!;
+  }
+}
+
+/** (params − base) over the first K × dd values, transposed into out (dd × K). */
+function differenceTransposed(params: Float64Array, base: Float64Array, K: number, dd: number, out: Float32Array): void {
+  for (let k = 0; k < K; k++) {
+    const o = k * dd;
+    for (let j = 0; j < dd; j++) out[j * K + k] = params[o + j]! - base[o + j]!;
+  }
+}
+
+/** A (rows × cols, row-major) transposed into out (cols × rows). */
+function transposeInto(A: Float64Array, rows: number, cols: number, out: Float64Array): void {
+  for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) out[j * rows + i] = A[i * cols + j]!;
 }
 
 /**

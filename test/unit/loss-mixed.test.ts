@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createJsLossKernel, type LossKernel } from '../../src/head/loss.js';
-import { createMixedLossKernel, MIXED_REFRESH_EVALUATIONS } from '../../src/head/loss-mixed.js';
+import { createMixedLossKernel, MIXED_REFRESH_EVALUATIONS, rowStaircase } from '../../src/head/loss-mixed.js';
 import { createOrtLossKernel } from '../../src/head/loss-ort.js';
 import { fitLogisticRegressionAsync } from '../../src/head/logistic.js';
 import { makeDesign, type DesignMatrix } from '../../src/head/design-matrix.js';
@@ -23,11 +23,20 @@ function problem(seed: number, n: number, dd: number, K: number): { X: DesignMat
   return { X: makeDesign(n, dense, dd, null), y, weight: new Float64Array(n).map(() => 0.5 + r()) };
 }
 
+/** The same with basis coordinates' staircase: row i is zero past a seeded column (a pivot position), some rows full. */
+function staircaseProblem(seed: number, n: number, dd: number, K: number): ReturnType<typeof problem> & { ends: Int32Array } {
+  const p = problem(seed, n, dd, K);
+  const r = mulberry32(seed + 100);
+  const ends = new Int32Array(n).map(() => (r() < 0.1 ? dd : 1 + Math.floor(r() * dd)));
+  const dense = p.X.dense as Float32Array;
+  for (let i = 0; i < n; i++) dense.fill(0, i * dd + ends[i]!, (i + 1) * dd);
+  return { ...p, ends };
+}
+
 const relDiff = (a: number, b: number) => Math.abs(a - b) / Math.max(Math.abs(b), 1e-300);
 
-test('mixed kernel: objective and gradient equal float64\'s at points across base refreshes', async () => {
-  const n = 400, dd = 300, K = 5, l2 = 1e-3;
-  const p = problem(3, n, dd, K);
+/** The mixed kernel against the float64 JS kernel at points walking away from the first base and back. */
+async function agreesWithFloat64(p: ReturnType<typeof problem>, K: number, dd: number, l2: number): Promise<void> {
   const mixed = await createMixedLossKernel(p.X, p.y, K, p.weight, l2);
   const exact = createJsLossKernel(p.X, p.y, K, p.weight, l2);
   try {
@@ -56,6 +65,41 @@ test('mixed kernel: objective and gradient equal float64\'s at points across bas
     await mixed.dispose();
     await exact.dispose();
   }
+}
+
+test('mixed kernel: objective and gradient equal float64\'s at points across base refreshes', async () => {
+  await agreesWithFloat64(problem(3, 400, 300, 5), 5, 300, 1e-3);
+});
+
+test('rowStaircase: rows in order of where their trailing zeros begin, blocks as wide as their widest row', () => {
+  const n = 1100, dd = 200;
+  const { X, ends } = staircaseProblem(4, n, dd, 3);
+  const { order, blocks } = rowStaircase(X.dense as Float32Array, n, dd);
+  assert.equal(blocks.length, 4); // 1,100 rows, 256 a block at least
+  assert.deepEqual([...order].sort((a, b) => a - b), Array.from({ length: n }, (_, i) => i));
+  let next = 0;
+  for (const b of blocks) {
+    assert.equal(b.start, next);
+    next += b.rows;
+    for (let a = b.start; a < b.start + b.rows; a++) {
+      assert.ok(ends[order[a]!]! <= b.width, `row ${order[a]} ends at ${ends[order[a]!]} past its block's ${b.width}`);
+      if (a > 0) assert.ok(ends[order[a]!]! >= ends[order[a - 1]!]!, 'rows out of order');
+    }
+  }
+  assert.equal(next, n);
+  const stored = blocks.reduce((s, b) => s + b.rows * b.width, 0);
+  assert.ok(stored < 0.7 * n * dd, `blocks store ${stored} of ${n * dd}`);
+  // No trailing zeros to skip (or too few rows for two blocks): one block, the design as it is.
+  const full = problem(5, n, dd, 3);
+  assert.deepEqual(rowStaircase(full.X.dense as Float32Array, n, dd).blocks, [{ start: 0, rows: n, width: dd }]);
+  assert.equal(rowStaircase(X.dense as Float32Array, 300, dd).blocks.length, 1);
+});
+
+test('mixed kernel over a staircase design (blocks of rows over their own columns): objective and gradient equal float64\'s', async () => {
+  const n = 1100, dd = 200, K = 4;
+  const p = staircaseProblem(6, n, dd, K);
+  assert.ok(rowStaircase(p.X.dense as Float32Array, n, dd).blocks.length > 1);
+  await agreesWithFloat64(p, K, dd, 1e-3);
 });
 
 test('mixed kernel: a decrease of 1e-9 of the objective between nearby points is seen as float64 sees it', async () => {
