@@ -89,9 +89,10 @@ export async function createMixedLossKernel(X: DesignMatrix, y: Int32Array, K: n
   const R32 = new Float32Array(n * K);
   const Rs = single ? R32 : new Float32Array(n * K);
   const G = new Float64Array(K * dd);
-  const widest = Math.max(...blocks.map((b) => b.rows));
-  const Z32 = new Float32Array(widest * K);
-  const Z64 = new Float64Array(widest * K);
+  // A block's logits, before they go to their design rows (one block in design order writes them there itself).
+  const tallest = single ? 0 : Math.max(...blocks.map((b) => b.rows));
+  const Z32 = new Float32Array(tallest * K);
+  const Z64 = new Float64Array(tallest * K);
   const Gb = new Float32Array(K * dd);
   let evaluations = 0;
 
@@ -109,9 +110,9 @@ export async function createMixedLossKernel(X: DesignMatrix, y: Int32Array, K: n
     base.set(params.subarray(0, K * dd));
     transposeInto(base, K, dd, baseT);
     for (const [b, block] of blocks.entries()) {
-      const out = Z64.subarray(0, block.rows * K);
+      const out = single ? Zbase : Z64.subarray(0, block.rows * K);
       await forward64.run({ A: new ort.Tensor('float64', B64[b]!, [block.rows, block.width]), B: new ort.Tensor('float64', baseT.subarray(0, block.width * K), [block.width, K]) }, { Y: new ort.Tensor('float64', out, [block.rows, K]) });
-      scatter(Zbase, out, block);
+      if (!single) scatter(Zbase, out, block);
     }
   }
 
@@ -119,9 +120,9 @@ export async function createMixedLossKernel(X: DesignMatrix, y: Int32Array, K: n
     if (evaluations++ % MIXED_REFRESH_EVALUATIONS === 0) await refresh(params);
     differenceTransposed(params, base, K, dd, DT32);
     for (const [b, block] of blocks.entries()) {
-      const out = Z32.subarray(0, block.rows * K);
+      const out = single ? Zd : Z32.subarray(0, block.rows * K);
       await forward32.run({ A: new ort.Tensor('float32', B32[b]!, [block.rows, block.width]), B: new ort.Tensor('float32', DT32.subarray(0, block.width * K), [block.width, K]) }, { Y: new ort.Tensor('float32', out, [block.rows, K]) });
-      scatter(Zd, out, block);
+      if (!single) scatter(Zd, out, block);
     }
     const { loss, gb } = softmaxResiduals(Zbase, Zd, params, K * dd, y, weight, n, K, R32);
     if (!single) gatherRows(R32, order, K, Rs);
