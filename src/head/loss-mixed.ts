@@ -70,16 +70,40 @@ function blockRows<T extends Float32Array | Float64Array>(X: Float32Array, width
   });
 }
 
+/** A design's staircase and its blocks' rows, float32 and (from the first refresh) float64. */
+interface Staircase {
+  order: Int32Array;
+  blocks: RowBlock[];
+  rows32: Float32Array[];
+  rows64?: Float64Array[];
+}
+
+/**
+ * Per design (its dense values), the staircase its kernels read: a path of C values fits one design many times, and
+ * each fit's kernel reuses the blocks instead of copying the design again.
+ */
+const staircases = new WeakMap<Float32Array, Staircase>();
+
+function staircaseOf(X32: Float32Array, n: number, width: number): Staircase {
+  let s = staircases.get(X32);
+  if (!s) {
+    const { order, blocks } = rowStaircase(X32, n, width);
+    s = { order, blocks, rows32: blocks.length === 1 ? [X32] : blockRows(X32, width, order, blocks, Float32Array) };
+    staircases.set(X32, s);
+  }
+  return s;
+}
+
 /** The mixed-precision kernel over a dense-only design (rows × width, float32 as stored). */
 export async function createMixedLossKernel(X: DesignMatrix, y: Int32Array, K: number, weight: Float64Array, l2: number, opts: { threads?: number } = {}): Promise<LossKernel> {
   if (X.sparse || X.dd !== designWidth(X)) throw new RangeError('createMixedLossKernel: dense designs only');
   const { n, dd } = X;
   const threads = opts.threads ?? 1;
   const X32 = X.dense instanceof Float32Array ? X.dense : Float32Array.from(X.dense!);
-  const { order, blocks } = rowStaircase(X32, n, dd);
+  const stairs = staircaseOf(X32, n, dd);
+  const { order, blocks } = stairs;
   const single = blocks.length === 1;
-  const B32 = single ? [X32] : blockRows(X32, dd, order, blocks, Float32Array);
-  let B64: Float64Array[] | null = null; // widened at the first refresh
+  const B32 = stairs.rows32;
   const [forward32, backward32, forward64] = await Promise.all([gemmSession('float', false, false, threads), gemmSession('float', true, false, threads), gemmSession('double', false, false, threads)]);
   const base = new Float64Array(K * dd);
   const baseT = new Float64Array(dd * K);
@@ -106,7 +130,7 @@ export async function createMixedLossKernel(X: DesignMatrix, y: Int32Array, K: n
   }
 
   async function refresh(params: Float64Array): Promise<void> {
-    B64 ??= single ? [Float64Array.from(X32)] : blockRows(X32, dd, order, blocks, Float64Array);
+    const B64 = (stairs.rows64 ??= single ? [Float64Array.from(X32)] : blockRows(X32, dd, order, blocks, Float64Array));
     base.set(params.subarray(0, K * dd));
     transposeInto(base, K, dd, baseT);
     for (const [b, block] of blocks.entries()) {
