@@ -37,9 +37,9 @@ export interface RowBlock {
  * about equal rows, each as wide as its widest row. `order[a]` is the design row at position a. One block over
  * every row in design order when the blocks would not store much less than the design.
  */
-export function rowStaircase(X: Float32Array, n: number, width: number, opts: { minRows?: number; maxBlocks?: number } = {}): { order: Int32Array; blocks: RowBlock[] } {
+export function rowStaircase(X: Float32Array, n: number, width: number): { order: Int32Array; blocks: RowBlock[] } {
   const whole = { order: Int32Array.from({ length: n }, (_, i) => i), blocks: [{ start: 0, rows: n, width }] };
-  const count = Math.min(opts.maxBlocks ?? STAIRCASE_MAX_BLOCKS, Math.floor(n / (opts.minRows ?? STAIRCASE_MIN_ROWS)));
+  const count = Math.min(STAIRCASE_MAX_BLOCKS, Math.floor(n / STAIRCASE_MIN_ROWS));
   if (count < 2 || width === 0) return whole;
   const end = new Int32Array(n);
   for (let i = 0; i < n; i++) {
