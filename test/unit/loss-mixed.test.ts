@@ -135,9 +135,9 @@ test('mixed kernel: a decrease of 1e-9 of the objective between nearby points is
   }
 });
 
-test('a fit with the mixed kernel reaches the float64 fit\'s optimum', async () => {
-  const n = 500, dd = 200, K = 4;
-  const p = problem(7, n, dd, K);
+for (const [what, make] of [['a design', problem], ['a staircase design', staircaseProblem]] as const) test(`a fit with the mixed kernel reaches the float64 fit's optimum: ${what}`, async () => {
+  const n = 1100, dd = 200, K = 4;
+  const p = make(7, n, dd, K);
   const opts = { C: 100, tol: 1e-6, kernel: 'onnxruntime' as const, sampleWeight: p.weight };
   const mixed = await fitLogisticRegressionAsync(p.X, p.y, K, { ...opts, precision: 'mixed' });
   const exact = await fitLogisticRegressionAsync(p.X, p.y, K, { ...opts, precision: 'float64' });
