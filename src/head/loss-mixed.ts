@@ -120,15 +120,6 @@ export async function createMixedLossKernel(X: DesignMatrix, y: Int32Array, K: n
   const Gb = new Float32Array(K * dd);
   let evaluations = 0;
 
-  /** Rows of a block's product (rows × K, in staircase order) into `Z` at their design rows. */
-  function scatter(Z: Float32Array | Float64Array, part: Float32Array | Float64Array, { start, rows }: RowBlock): void {
-    for (let a = 0; a < rows; a++) {
-      const o = order[start + a]! * K;
-      const p = a * K;
-      for (let k = 0; k < K; k++) Z[o + k] = part[p + k]!;
-    }
-  }
-
   async function refresh(params: Float64Array): Promise<void> {
     const B64 = (stairs.rows64 ??= single ? [Float64Array.from(X32)] : blockRows(X32, dd, order, blocks, Float64Array));
     base.set(params.subarray(0, K * dd));
@@ -136,7 +127,7 @@ export async function createMixedLossKernel(X: DesignMatrix, y: Int32Array, K: n
     for (const [b, block] of blocks.entries()) {
       const out = single ? Zbase : Z64.subarray(0, block.rows * K);
       await forward64.run({ A: new ort.Tensor('float64', B64[b]!, [block.rows, block.width]), B: new ort.Tensor('float64', baseT.subarray(0, block.width * K), [block.width, K]) }, { Y: new ort.Tensor('float64', out, [block.rows, K]) });
-      if (!single) scatter(Zbase, out, block);
+      if (!single) scatterRows(out, order, block, K, Zbase);
     }
   }
 
@@ -146,7 +137,7 @@ export async function createMixedLossKernel(X: DesignMatrix, y: Int32Array, K: n
     for (const [b, block] of blocks.entries()) {
       const out = single ? Zd : Z32.subarray(0, block.rows * K);
       await forward32.run({ A: new ort.Tensor('float32', B32[b]!, [block.rows, block.width]), B: new ort.Tensor('float32', DT32.subarray(0, block.width * K), [block.width, K]) }, { Y: new ort.Tensor('float32', out, [block.rows, K]) });
-      if (!single) scatter(Zd, out, block);
+      if (!single) scatterRows(out, order, block, K, Zd);
     }
     const { loss, gb } = softmaxResiduals(Zbase, Zd, params, K * dd, y, weight, n, K, R32);
     if (!single) gatherRows(R32, order, K, Rs);
@@ -178,6 +169,15 @@ function gatherRows(R: Float32Array, order: Int32Array, K: number, out: Float32A
     const o = order[a]! * K;
     const p = a * K;
     for (let k = 0; k < K; k++) out[p + k] = R[o + k]!;
+  }
+}
+
+/** A block's rows of a product (rows × K, in staircase order) into Z at their design rows: gatherRows undone. */
+function scatterRows(part: Float32Array | Float64Array, order: Int32Array, { start, rows }: RowBlock, K: number, Z: Float32Array | Float64Array): void {
+  for (let a = 0; a < rows; a++) {
+    const o = order[start + a]! * K;
+    const p = a * K;
+    for (let k = 0; k < K; k++) Z[o + k] = part[p + k]!;
   }
 }
 
