@@ -121,7 +121,7 @@ export async function createMixedLossKernel(X: DesignMatrix, y: Int32Array, K: n
   let evaluations = 0;
 
   async function refresh(params: Float64Array): Promise<void> {
-    const B64 = (stairs.rows64 ??= single ? [Float64Array.from(X32)] : blockRows(X32, dd, order, blocks, Float64Array));
+    const B64 = (stairs.rows64 ??= blockRows(X32, dd, order, blocks, Float64Array));
     base.set(params.subarray(0, K * dd));
     transposeInto(base, K, dd, baseT);
     for (const [b, block] of blocks.entries()) {
