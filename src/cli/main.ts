@@ -18,6 +18,7 @@ import { addModelsCommand } from './models-cli.js';
 import { addCheckCommand } from './check-cli.js';
 import { addServeCommand } from './serve-cli.js';
 import { PRIOR_SHIFT_ALPHAS } from '../head/selection.js';
+import { calibrationSteps } from '../head/calibration.js';
 import { EARLY_BLOCK_SCALES, type FeatureKind, type FusionMode } from '../head/target.js';
 import { PRESET_NAMES, type PresetName } from '../models/preset.js';
 import type { DfBound } from '../head/tfidf.js';
@@ -117,13 +118,14 @@ function formatTrainSummary(s: TrainSummary): string {
   if ('none' in s.calibration) lines.push(`  calibration: ${s.calibration.none}`);
   else {
     const c = s.calibration;
-    lines.push(`  calibration: temperature ${c.temperature.toFixed(3)} on ${c.rows} held-out rows · ECE ${c.before.ece.toFixed(4)} → ${c.after.ece.toFixed(4)} · log-loss ${c.before.logLoss.toFixed(4)} → ${c.after.logLoss.toFixed(4)}`);
+    const steps = calibrationSteps(c);
+    lines.push(`  calibration: ${steps.text} on ${c.rows} held-out rows${steps.note ? ` (${steps.note})` : ''} · ECE ${c.before.ece.toFixed(4)} → ${c.after.ece.toFixed(4)} · log-loss ${c.before.logLoss.toFixed(4)} → ${c.after.logLoss.toFixed(4)}`);
     for (const t of c.targets) {
       lines.push(t.threshold === null ? `  target precision ${t.target}: none stored (${t.reason})` : `  target precision ${t.target}: score ≥ ${t.threshold.toFixed(4)}, held-out coverage ${(100 * t.coverage).toFixed(1)}%, precision ${t.precision.toFixed(4)} (lower bound ${t.lower.toFixed(4)})`);
     }
   }
   for (const a of s.attributes) {
-    const cal = 'none' in a.calibration ? '' : ` · ECE ${a.calibration.after.ece.toFixed(4)} after temperature ${a.calibration.temperature.toFixed(3)}`;
+    const cal = 'none' in a.calibration ? '' : ` · ECE ${a.calibration.after.ece.toFixed(4)} after calibration: ${calibrationSteps(a.calibration).text}`;
     const fused = a.fusion?.fused ? ` · held-out fused macro-F1 ${f(a.fusion.fused.macroF1)}` : '';
     const early = a.fusion?.early?.chosen ? ' (early fusion)' : '';
     lines.push(`  attribute ${a.name}: ${a.classes} values, ${a.rows} rows · heads ${a.heads.map((h) => `${h.name} C ${h.C}${a.heads.length > 1 ? ` weight ${h.weight.toFixed(2)}` : ''}`).join(', ')}${early}${fused}${cal}`);

@@ -29,7 +29,7 @@ import { computeMetrics, type EvalMetrics } from '../report/metrics.js';
 import { CategorizeError, ConfigError, UsageError, reasonCode } from '../errors.js';
 import { PathMetricsAccumulator } from '../report/path-metrics.js';
 import { labelTail } from '../head/label-flags.js';
-import { applyTopLabel, calibrateTemperature, calibrationFigures, fitTopLabel, thresholdForTarget, topOneCurve, topOneCurveRows, type CalibrationFigures } from '../head/calibration.js';
+import { applyTopLabel, calibrateTemperature, calibrateTopLabel, calibrationFigures, thresholdForTarget, topOneCurve, topOneCurveRows, type CalibrationFigures } from '../head/calibration.js';
 import type { BundleCalibration } from '../models/bundle.js';
 import { DEFAULT_MIN_PATH_SCORE, DEFAULT_PATH_SEPARATOR, Taxonomy, canonicalPath, holdsPaths, pathLevels } from '../head/taxonomy.js';
 
@@ -223,8 +223,8 @@ function validationCalibration(classes: string[], v: { labels: string[]; probs: 
   const raw = new Float64Array(keep.length * K);
   keep.forEach((i, r) => raw.set(v.probs.subarray(i * K, (i + 1) * K), r * K));
   const y = keep.map((i) => index.get(v.labels[i]!)!);
-  const { fit, before, after, probs } = calibrateTemperature(raw, y, K);
-  return { fit, before, after, heldOut: { rows: Int32Array.from(keep, (_, r) => r), raw, probs }, labels: keep.map((i) => v.labels[i]!) };
+  const { probs, ...calibration } = calibrateTemperature(raw, y, K);
+  return { ...calibration, heldOut: { rows: Int32Array.from(keep, (_, r) => r), raw, probs }, labels: keep.map((i) => v.labels[i]!) };
 }
 
 /**
@@ -271,13 +271,15 @@ function bundleCalibration(
     };
     raw = combine(c.heldOut.raw, t.heldOut.raw);
     probs = combine(c.heldOut.probs, t.heldOut.probs);
-    topTemperature = t.fit.temperature;
+    topTemperature = t.temperature;
   }
   const rowLabels = fallback ? fallback.labels : finalLabels;
   const y = rows.map((r) => index.get(rowLabels[r]!)!);
-  // Then the top-1 probability, scaled on the same rows (top-label scaling: what one temperature cannot mend).
+  // Then the top-1 probability, scaled on the same rows (top-label scaling: what one temperature cannot mend), where
+  // its test keeps it.
   const before = topOneCurveRows(probs, y, K);
-  const topLabel = fitTopLabel(before.scores, before.correct);
+  const topTest = calibrateTopLabel(before.scores, before.correct);
+  const topLabel = topTest?.test.kept ? topTest.fitted : null;
   if (topLabel) {
     const scaled = new Float64Array(probs.length);
     for (let i = 0; i < y.length; i++) applyTopLabel(probs.subarray(i * K, (i + 1) * K), topLabel, scaled.subarray(i * K, (i + 1) * K));
@@ -289,9 +291,14 @@ function bundleCalibration(
   const curve = topOneCurve(probs, y, K, answers);
   return {
     method: 'temperature',
-    temperature: c.fit.temperature,
+    temperature: c.temperature,
     ...(topTemperature !== undefined ? { topTemperature } : {}),
     ...(topLabel ? { topLabel } : {}),
+    tests: {
+      temperature: { fitted: c.fit.temperature, ...c.test },
+      ...(t ? { topTemperature: { fitted: t.fit.temperature, ...t.test } } : {}),
+      ...(topTest ? { topLabel: { fitted: topTest.fitted, ...topTest.test } } : {}),
+    },
     source,
     rows: rows.length,
     before: figures(calibrationFigures(raw, y, K)),
@@ -427,7 +434,7 @@ async function scoreSplit(
   // A shifted decision answers as run does: from the probabilities at the model's temperature, bias ÷ temperature.
   const shift = model.calibration?.prior?.alpha ? model.calibration.prior : null;
   const bias = shift ? classes.map((c) => shift.bias[model.classes.indexOf(c)] ?? 0) : null;
-  const scale = 1 / (model.calibration?.fit.temperature ?? 1);
+  const scale = 1 / (model.calibration?.temperature ?? 1);
   const yPred = bias ? test.map((_, i) => classes[shiftedArgmax(probs.subarray(i * K, (i + 1) * K), bias, scale)]) : ranked.map((r) => r[0]);
   const metrics = pick(computeMetrics({ yTrue: test.map((i) => labels[i]), yPred, ranked, modelClasses: classes }));
   return { ...metrics, ...(pathFigures ? { paths: pathFigures } : {}), probs };

@@ -188,21 +188,54 @@ export function fitTemperature(probs: Probs, y: ArrayLike<number>, K: number): T
   return { temperature: 1 / beta, iterations, atBound: false };
 }
 
-/** Held-out rows calibrated by a temperature: the fit, the figures before and after, and the scaled rows. */
+/**
+ * Whether a calibration step is kept: the likelihood-ratio statistic 2·(NLL without it − NLL with it), summed over the
+ * held-out rows the step was fitted on, against the chi-square quantile of its parameter count at CONFIDENCE. A step
+ * whose gain those rows cannot tell from what fitting its parameters to noise gives is left out: the scores stay as
+ * they were, so calibration never makes them worse on what the rows can show.
+ */
+export interface CalibrationTest {
+  statistic: number;
+  critical: number;
+  kept: boolean;
+}
+
+/** χ² quantiles at CONFIDENCE (0.95) for 1 and 2 degrees of freedom: a temperature, top-label scaling's a and b. */
+const CHI2_95 = { 1: 3.841458820694124, 2: 5.991464547107979 } as const;
+
+/** The test of a step with `parameters` fitted parameters, from the held-out rows' summed NLL without and with it. */
+export function likelihoodRatioTest(lossWithout: number, lossWith: number, parameters: 1 | 2): CalibrationTest {
+  const statistic = Math.max(0, 2 * (lossWithout - lossWith));
+  const critical = CHI2_95[parameters];
+  return { statistic, critical, kept: statistic >= critical };
+}
+
+/** Held-out rows calibrated by a temperature: the fit, its test, the figures before and after, and the rows as run scores them. */
 export interface TemperatureCalibration {
   fit: TemperatureFit;
+  test: CalibrationTest;
+  /** The temperature run applies: the fitted one where its test keeps it, else 1. */
+  temperature: number;
   before: CalibrationFigures;
   after: CalibrationFigures;
-  /** The rows' probabilities at the fitted temperature (n × K). */
+  /** The rows' probabilities at that temperature (n × K). */
   probs: Float64Array;
 }
 
-/** Fits a temperature on n × K held-out probabilities and true classes, and scales the rows with it. */
+/**
+ * Fits a temperature on n × K held-out probabilities and true classes, tests it (likelihoodRatioTest, one parameter)
+ * and scales the rows with it where it is kept.
+ */
 export function calibrateTemperature(raw: Float64Array, y: ArrayLike<number>, K: number): TemperatureCalibration {
   const fit = fitTemperature(raw, y, K);
-  const probs = new Float64Array(raw.length);
-  for (let i = 0; i < y.length; i++) temperatureScale(raw.subarray(i * K, (i + 1) * K), fit.temperature, probs.subarray(i * K, (i + 1) * K));
-  return { fit, before: calibrationFigures(raw, y, K), after: calibrationFigures(probs, y, K), probs };
+  const scaled = new Float64Array(raw.length);
+  for (let i = 0; i < y.length; i++) temperatureScale(raw.subarray(i * K, (i + 1) * K), fit.temperature, scaled.subarray(i * K, (i + 1) * K));
+  const before = calibrationFigures(raw, y, K);
+  const fitted = calibrationFigures(scaled, y, K);
+  const test = likelihoodRatioTest(before.logLoss * y.length, fitted.logLoss * y.length, 1);
+  return test.kept
+    ? { fit, test, temperature: fit.temperature, before, after: fitted, probs: scaled }
+    : { fit, test, temperature: 1, before, after: before, probs: raw.slice() };
 }
 
 /** The held-out precision–coverage curve: at each distinct score (descending), rows accepted and right among them. */
@@ -347,16 +380,7 @@ export function fitTopLabel(scores: ArrayLike<number>, correct: ArrayLike<boolea
   let right = 0;
   for (let i = 0; i < n; i++) if (correct[i]) right++;
   if (right === 0 || right === n) return null;
-  const loss = (a: number, b: number) => {
-    let l = 0;
-    for (let i = 0; i < n; i++) {
-      const z = a * x[i]! + b;
-      // −log σ(z) for a right row, −log σ(−z) for a wrong one, written stably.
-      const m = correct[i] ? -z : z;
-      l += m > 0 ? m + Math.log1p(Math.exp(-m)) : Math.log1p(Math.exp(m));
-    }
-    return l / n;
-  };
+  const loss = (a: number, b: number) => topLabelLoss(x, correct, a, b) / n;
   let a = 1;
   let b = 0;
   let current = loss(a, b);
@@ -395,6 +419,51 @@ export function fitTopLabel(scores: ArrayLike<number>, correct: ArrayLike<boolea
     current = next;
   }
   return Number.isFinite(a) && Number.isFinite(b) ? { a, b } : null;
+}
+
+/** Σ −log σ(a·x + b) over the right rows and −log σ(−(a·x + b)) over the wrong ones, x the top-1 logits (stable). */
+function topLabelLoss(x: Float64Array, correct: ArrayLike<boolean>, a: number, b: number): number {
+  let l = 0;
+  for (let i = 0; i < x.length; i++) {
+    const z = a * x[i]! + b;
+    const m = correct[i] ? -z : z;
+    l += m > 0 ? m + Math.log1p(Math.exp(-m)) : Math.log1p(Math.exp(m));
+  }
+  return l;
+}
+
+/**
+ * The calibration steps a bundle applies, and those its held-out rows could not tell from chance (left out), in words:
+ * `applied`, `leftOut` (each with its statistic), and as phrases: `text` the steps applied (or 'none'), `note` those
+ * left out (or '').
+ */
+export function calibrationSteps(c: Pick<BundleCalibration, 'temperature' | 'topTemperature' | 'topLabel' | 'tests'>): { applied: string[]; leftOut: string[]; text: string; note: string } {
+  const applied: string[] = [];
+  const leftOut: string[] = [];
+  const step = (test: CalibrationTest | undefined, shown: string, name: string) => {
+    if (!test || test.kept) applied.push(shown);
+    else leftOut.push(`${name} (χ² ${test.statistic.toFixed(1)} < ${test.critical.toFixed(2)})`);
+  };
+  step(c.tests?.temperature, `temperature ${c.temperature.toFixed(3)}`, 'a temperature');
+  if (c.topTemperature !== undefined) step(c.tests?.topTemperature, `top-level temperature ${c.topTemperature.toFixed(3)}`, 'a top-level temperature');
+  if (c.topLabel || c.tests?.topLabel) step(c.tests?.topLabel, 'top-label scaling', 'top-label scaling');
+  const text = applied.length > 0 ? applied.join(' + ') : 'none';
+  const note = leftOut.length > 0 ? `left out, no gain beyond chance: ${leftOut.join(', ')}` : '';
+  return { applied, leftOut, text, note };
+}
+
+/** Top-label scaling fitted on held-out top-1 scores and tested (likelihoodRatioTest, two parameters, against a = 1, b = 0). */
+export interface TopLabelCalibration {
+  fitted: TopLabelScaling;
+  test: CalibrationTest;
+}
+
+/** fitTopLabel and its test; null where it cannot be fitted (every row right, or every row wrong). */
+export function calibrateTopLabel(scores: ArrayLike<number>, correct: ArrayLike<boolean>): TopLabelCalibration | null {
+  const fitted = fitTopLabel(scores, correct);
+  if (!fitted) return null;
+  const x = Float64Array.from({ length: scores.length }, (_, i) => logit(scores[i]!));
+  return { fitted, test: likelihoodRatioTest(topLabelLoss(x, correct, 1, 0), topLabelLoss(x, correct, fitted.a, fitted.b), 2) };
 }
 
 /** How far above the runner-up the top class is kept when its scaled probability would sink to it or below. */

@@ -370,7 +370,7 @@ export function shippedPredictions(
       return { classes: h.head.classes, weight: h.weight, probs: row ? scoreRow(linear, row) : null };
     });
     outputs.forEach((o, k) => heads[shipped[k]!.h.name]!.push(o.probs ? fuseHeads([o], classes) : null));
-    const p = fuseHeads(outputs, classes, model.calibration?.fit.temperature ?? 1);
+    const p = fuseHeads(outputs, classes, model.calibration?.temperature ?? 1);
     if (p) fused.set(p, i * K);
   });
   return { fused, heads };

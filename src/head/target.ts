@@ -8,7 +8,7 @@ import type { FeatureLayout } from '../pipeline/features.js';
 import type { FeatureBlock } from '../models/bundle.js';
 import { fitTfidf, tfidfBlockDim, tfidfBlockRow, type TfidfBlockModel, type TfidfConfig } from './tfidf.js';
 import { fuseHeads, type WeightCandidate } from './fusion.js';
-import { calibrateTemperature, type CalibrationFigures, type TemperatureFit } from './calibration.js';
+import { calibrateTemperature, type CalibrationFigures, type CalibrationTest, type TemperatureFit } from './calibration.js';
 import { duplicateGroups, stratifiedHoldout, stratifiedKFold, type Split } from './split.js';
 import { fitLabelEncoder, encodeLabels } from './labels.js';
 import type { StandardScalerParams } from './scaler.js';
@@ -272,6 +272,9 @@ export interface TrainedModel {
 /** A model's temperature and the held-out predictions it was fitted on. */
 export interface ModelCalibration {
   fit: TemperatureFit;
+  test: CalibrationTest;
+  /** The temperature applied: fit's where test keeps it, else 1. */
+  temperature: number;
   before: CalibrationFigures;
   after: CalibrationFigures;
   /** The held-out rows (indices into the rows trained on) and their fused probabilities (rows × classes), raw and calibrated. */
@@ -294,8 +297,8 @@ function calibrateHeldOut(heldOut: (Map<number, Float64Array> | null)[], weights
   rows.forEach((r, i) => raw.set(complete?.get(r) ?? lateFused(heldOut as Map<number, Float64Array>[], weights, classes, r), i * K));
   const yRows = Int32Array.from(rows, (r) => y[r]!);
   const prior = shift ? choosePriorShift(raw, yRows, K, classPrior(y, K), shift.seed) : null;
-  const { fit, before, after, probs } = calibrateTemperature(raw, yRows, K);
-  return { fit, before, after, heldOut: { rows, raw, probs }, ...(prior ? { prior } : {}) };
+  const { probs, ...calibration } = calibrateTemperature(raw, yRows, K);
+  return { ...calibration, heldOut: { rows, raw, probs }, ...(prior ? { prior } : {}) };
 }
 
 /**

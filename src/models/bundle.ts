@@ -12,7 +12,7 @@ import { writeLinearHead } from '../head/head-io.js';
 import type { LinearHead } from '../head/scoring.js';
 import type { HeadPruning } from '../head/linear-head.js';
 import { pathLevels } from '../head/taxonomy.js';
-import type { PrecisionCurve, TargetThreshold, TopLabelScaling } from '../head/calibration.js';
+import type { CalibrationTest, PrecisionCurve, TargetThreshold, TopLabelScaling } from '../head/calibration.js';
 import { LABEL_TAIL_MAX, type LabelTail } from '../head/label-flags.js';
 
 export const BUNDLE_FORMAT = 'categorize-bundle';
@@ -37,8 +37,18 @@ export interface BundleCalibration {
   temperature: number;
   /** A path bundle's top-level head set's temperature. */
   topTemperature?: number;
-  /** Then the top class's probability scaled (calibration.ts TopLabelScaling); absent: none fitted. */
+  /** Then the top class's probability scaled (calibration.ts TopLabelScaling); absent: none fitted, or not kept. */
   topLabel?: TopLabelScaling;
+  /**
+   * Each step as fitted and its likelihood-ratio test on the held-out rows (calibration.ts likelihoodRatioTest): a
+   * step not kept is left out (temperature 1, no topLabel). Informative only: older bundles have none, and older
+   * tools ignore it.
+   */
+  tests?: {
+    temperature: CalibrationStepTest<number>;
+    topTemperature?: CalibrationStepTest<number>;
+    topLabel?: CalibrationStepTest<TopLabelScaling>;
+  };
   /** Where the held-out predictions came from: the selection of C and the fusion weights, or the validation share. */
   source: 'selection' | 'validation';
   rows: number;
@@ -58,6 +68,9 @@ export interface BundleCalibration {
    */
   prior?: { alpha: number; bias: number[] };
 }
+
+/** A calibration step as fitted, and whether its test kept it. */
+export type CalibrationStepTest<T> = { fitted: T } & CalibrationTest;
 
 /** How a head is stored: 'onnx' (a graph, ours or skl2onnx's; formats 1–2 have only these) or 'linear' (head-io.ts). */
 export type HeadType = 'onnx' | 'linear';

@@ -87,6 +87,8 @@ export interface CalibrationReport {
     temperature: number;
     topTemperature: number | null;
     topLabel: TopLabelScaling | null;
+    /** Each step's test on the held-out rows (absent in older bundles). */
+    tests: BundleCalibration['tests'];
     /** The decision's prior shift (BundleCalibration.prior): its exponent, or null when the answer is the top class. */
     priorAlpha: number | null;
     source: BundleCalibration['source'];
@@ -218,6 +220,7 @@ export class CalibrationReportAccumulator {
             temperature: calibration.temperature,
             topTemperature: calibration.topTemperature ?? null,
             topLabel: calibration.topLabel ?? null,
+            tests: calibration.tests,
             priorAlpha: calibration.prior?.alpha ?? null,
             source: calibration.source,
             rows: calibration.rows,

@@ -5,7 +5,7 @@ import { compareCodePoints } from '../head/labels.js';
 import type { EvalMetrics } from './metrics.js';
 import type { PathMetrics } from './path-metrics.js';
 import { thinCurve, type CalibrationReport } from './calibration-report.js';
-import { ECE_BINS, type CalibrationFigures } from '../head/calibration.js';
+import { ECE_BINS, calibrationSteps, type CalibrationFigures, type CalibrationTest } from '../head/calibration.js';
 import type { Thumbnail } from './thumbnail.js';
 
 export interface ConfusedExample {
@@ -536,8 +536,7 @@ function calibrationSection(c: CalibrationReport): string {
         names.map(([n, k]) => `<tr><td>${n}</td><td class="num">${maybe(c.figures[k])}</td></tr>`).join('') +
         '</tbody></table>';
   const how = b
-    ? `<p>The bundle divides its log-probabilities by a temperature of ${b.temperature.toFixed(3)}${b.topTemperature !== null ? ` (top-level heads ${b.topTemperature.toFixed(3)})` : ''}` +
-      `${b.topLabel ? ', then rescales the top class’s probability (top-label scaling)' : ''}, fitted on ${plural(b.rows, 'held-out row')} at train time. ` +
+    ? `<p>${calibrationSentence(b)} ` +
       'Raw: the probabilities before that; held-out: what train measured on its own held-out rows.' +
       `${b.priorAlpha !== null ? ` The category answered is the most probable after dividing the probabilities by the class prior to the power ${b.priorAlpha} (chosen for held-out macro-F1): a row in doubt between a common and a rare class can be answered with the rare one; its score stays that category’s own probability.` : ''}</p>`
     : '<p class="notes">This bundle is not calibrated (trained without held-out rows, or by an older categorize): the figures are of its raw scores, and it stores no target thresholds.</p>';
@@ -621,4 +620,16 @@ labels; macro F1 is their unweighted mean, weighted F1 their support-weighted me
 </body>
 </html>
 `;
+}
+
+/** What the bundle's calibration does, as fitted on its held-out rows at train time, and the steps it left out. */
+function calibrationSentence(b: NonNullable<CalibrationReport['bundle']>): string {
+  const steps = calibrationSteps({ ...b, topTemperature: b.topTemperature ?? undefined, topLabel: b.topLabel ?? undefined });
+  const kept = (test: CalibrationTest | undefined) => !test || test.kept;
+  const parts: string[] = [];
+  if (kept(b.tests?.temperature)) parts.push(`divides its log-probabilities by a temperature of ${b.temperature.toFixed(3)}${b.topTemperature !== null && kept(b.tests?.topTemperature) ? ` (top-level heads ${b.topTemperature.toFixed(3)})` : ''}`);
+  if (b.topLabel) parts.push('rescales the top class’s probability (top-label scaling)');
+  const done = parts.length > 0 ? `The bundle ${parts.join(', then ')}, fitted on ${plural(b.rows, 'held-out row')} at train time.` : `The bundle applies no calibration step: its scores are the heads’ fused probabilities.`;
+  const left = steps.leftOut.length > 0 ? ` Left out, because ${b.rows} held-out rows could not tell their gain from chance (likelihood-ratio test at 95%): ${escapeHtml(steps.leftOut.join(', '))}.` : '';
+  return done + left;
 }

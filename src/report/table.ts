@@ -4,7 +4,7 @@ import { compareCodePoints } from '../head/labels.js';
 import { mostConfusedPairs, type EvalMetrics } from './metrics.js';
 import type { PathMetrics } from './path-metrics.js';
 import { curveAtCoverage, type CalibrationReport } from './calibration-report.js';
-import { ECE_BINS } from '../head/calibration.js';
+import { ECE_BINS, calibrationSteps } from '../head/calibration.js';
 
 export interface TableOptions {
   /** ANSI colours and bold; off for pipes and files. */
@@ -210,7 +210,7 @@ const TABLE_COVERAGES = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1];
 export function formatCalibrationTable(c: CalibrationReport): string {
   const b = c.bundle;
   const how = b
-    ? `temperature ${b.temperature.toFixed(3)}${b.topTemperature !== null ? ` (top level ${b.topTemperature.toFixed(3)})` : ''}${b.topLabel ? ', top-label scaling' : ''}, fitted on ${b.rows} held-out rows${b.priorAlpha !== null ? `; the answer is the top class of the probabilities ÷ prior^${b.priorAlpha} (its score stays its own probability)` : ''}`
+    ? `${stepsOn(b)}${b.priorAlpha !== null ? `; the answer is the top class of the probabilities ÷ prior^${b.priorAlpha} (its score stays its own probability)` : ''}`
     : 'this bundle is not calibrated: figures of its raw scores, no target thresholds';
   const errors = c.rows - c.scored;
   const lines = [`Calibration: ${c.rows} rows${errors ? ` (${errors} without probabilities left out of the figures)` : ''}; top-1 probability in ${ECE_BINS} bins; ${how}`];
@@ -267,4 +267,11 @@ export function formatCalibrationTable(c: CalibrationReport): string {
   if (c.targets.some((t) => !t.stored)) lines.push("  * not stored by train: its threshold from the bundle's held-out curve, as run --target-precision finds it");
   for (const t of c.targets) if (t.threshold === null) lines.push(`  ${t.target}: no threshold stored (${t.reason})`);
   return lines.join('\n');
+}
+
+/** The bundle's calibration steps and the held-out rows they were fitted (or tested and left out) on. */
+function stepsOn(b: NonNullable<CalibrationReport['bundle']>): string {
+  const steps = calibrationSteps({ ...b, topTemperature: b.topTemperature ?? undefined, topLabel: b.topLabel ?? undefined });
+  const on = steps.applied.length > 0 ? `${steps.text}, fitted on ${b.rows} held-out rows` : `no calibration step kept on ${b.rows} held-out rows`;
+  return steps.note ? `${on} (${steps.note})` : on;
 }

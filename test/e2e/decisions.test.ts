@@ -39,6 +39,12 @@ test('train: a temperature and top-label scaling fitted on the held-out rows, th
   assert.equal(c.rows, 1500, 'five folds: every row held out once');
   assert.ok(c.temperature > 0.2 && c.temperature < 5, String(c.temperature));
   assert.ok(c.after.logLoss <= c.before.logLoss + 1e-12, 'the temperature minimises held-out log-loss');
+  // Each step with its likelihood-ratio test; these held-out rows show both gains beyond chance, so both are applied.
+  assert.deepEqual([c.tests.temperature.kept, c.tests.topLabel.kept], [true, true], JSON.stringify(c.tests));
+  assert.equal(c.temperature, c.tests.temperature.fitted);
+  assert.deepEqual(c.topLabel, c.tests.topLabel.fitted);
+  assert.equal(c.tests.temperature.critical, 3.841458820694124);
+  assert.ok(c.tests.temperature.statistic >= c.tests.temperature.critical && c.tests.topLabel.statistic >= c.tests.topLabel.critical);
   assert.ok(c.after.ece <= c.before.ece, `ECE ${c.before.ece} → ${c.after.ece}`);
   assert.equal(c.curve.rows, 1500);
   assert.equal(c.curve.accepted[c.curve.accepted.length - 1], 1500);

@@ -9,10 +9,14 @@ import { fileURLToPath } from 'node:url';
 import { topClasses } from '../../src/head/classifier.js';
 import {
   applyTopLabel,
+  calibrateTemperature,
+  calibrateTopLabel,
   calibrationFigures,
+  calibrationSteps,
   ECE_BINS,
   fitTemperature,
   fitTopLabel,
+  likelihoodRatioTest,
   precisionCoverageCurve,
   resolveDecision,
   temperatureScale,
@@ -24,6 +28,7 @@ import {
 } from '../../src/head/calibration.js';
 import type { BundleCalibration } from '../../src/models/bundle.js';
 import { UsageError } from '../../src/errors.js';
+import { mulberry32 } from '../../src/head/random.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const golden = JSON.parse(fs.readFileSync(path.join(here, '..', '..', '..', 'test', 'golden', 'sklearn-calibration.json'), 'utf8'));
@@ -203,3 +208,101 @@ test('resolveDecision: the bundle first stored target, a requested one (stored o
   assert.throws(() => resolveDecision(calibration, 0.999, 'models/x'), (e: Error) => e instanceof UsageError && /--target-precision 0\.999: models\/x cannot vouch for it: the 1000 held-out rows/.test(e.message));
   assert.throws(() => resolveDecision(undefined, 0.95, 'models/old'), (e: Error) => e instanceof UsageError && /models\/old has no calibration/.test(e.message));
 });
+
+/**
+ * n rows of K classes whose labels are drawn from `truth` (logits scaled by 1) while the probabilities shown are the
+ * same logits × `sharpness`: 1 is calibrated, above 1 overconfident.
+ */
+function synthetic(n: number, K: number, sharpness: number, seed: number): { probs: Float64Array; y: number[] } {
+  const rand = mulberry32(seed);
+  const probs = new Float64Array(n * K);
+  const y: number[] = [];
+  const softmax = (z: number[]) => {
+    const m = Math.max(...z);
+    const e = z.map((v) => Math.exp(v - m));
+    const s = e.reduce((a, b) => a + b, 0);
+    return e.map((v) => v / s);
+  };
+  for (let i = 0; i < n; i++) {
+    const z = Array.from({ length: K }, () => 3 * rand());
+    const truth = softmax(z);
+    let u = rand();
+    let k = 0;
+    while (k < K - 1 && (u -= truth[k]!) > 0) k++;
+    y.push(k);
+    probs.set(softmax(z.map((v) => v * sharpness)), i * K);
+  }
+  return { probs, y };
+}
+
+test('likelihoodRatioTest: 2·(NLL without − NLL with) against the 95% chi-square quantile of the step parameters', () => {
+  assert.deepEqual(likelihoodRatioTest(100, 98, 1), { statistic: 4, critical: 3.841458820694124, kept: true });
+  assert.deepEqual(likelihoodRatioTest(100, 98.5, 1), { statistic: 3, critical: 3.841458820694124, kept: false });
+  assert.equal(likelihoodRatioTest(100, 98, 2).kept, false, 'two parameters need 5.99');
+  assert.equal(likelihoodRatioTest(100, 97, 2).kept, true);
+  assert.equal(likelihoodRatioTest(100, 100.5, 1).statistic, 0, 'a fit never counts as a loss');
+});
+
+test('a temperature is kept only where the held-out rows show its gain beyond chance; else the scores stay as they were', () => {
+  // Calibrated rows: the fitted temperature is near 1 and its gain is what fitting one parameter to noise gives.
+  let kept = 0;
+  for (let seed = 1; seed <= 20; seed++) {
+    const { probs, y } = synthetic(1000, 6, 1, seed);
+    const c = calibrateTemperature(probs, y, 6);
+    if (c.test.kept) {
+      kept++;
+      assert.equal(c.temperature, c.fit.temperature);
+    } else {
+      assert.equal(c.temperature, 1);
+      assert.deepEqual(c.probs, probs, 'left out: the rows as they were');
+      assert.deepEqual(c.after, c.before);
+    }
+    near(c.test.statistic, 2 * 1000 * (c.before.logLoss - calibrationFigures(temperatureRows(probs, c.fit.temperature, 6), y, 6).logLoss), 1e-6, 'the statistic');
+  }
+  assert.ok(kept <= 4, `a 5% test keeps a calibrated set's temperature about 1 time in 20, here ${kept}`);
+  // Overconfident rows: kept, and it softens them.
+  const { probs, y } = synthetic(1000, 6, 2, 99);
+  const c = calibrateTemperature(probs, y, 6);
+  assert.ok(c.test.kept && c.temperature > 1.5, JSON.stringify(c.test) + ' T ' + c.temperature);
+  assert.ok(c.after.logLoss < c.before.logLoss);
+});
+
+test('top-label scaling is kept only where the held-out top-1 scores show its gain beyond chance', () => {
+  const top = (sharpness: number, seed: number) => {
+    const { probs, y } = synthetic(1000, 6, sharpness, seed);
+    return topOneCurveRows(probs, y, 6);
+  };
+  let kept = 0;
+  for (let seed = 1; seed <= 20; seed++) {
+    const r = top(1, seed);
+    const c = calibrateTopLabel(r.scores, r.correct)!;
+    assert.deepEqual(c.fitted, fitTopLabel(r.scores, r.correct));
+    if (c.test.kept) kept++;
+    assert.equal(c.test.critical, 5.991464547107979);
+  }
+  assert.ok(kept <= 4, `kept ${kept} of 20 calibrated sets`);
+  const r = top(2.5, 7);
+  assert.equal(calibrateTopLabel(r.scores, r.correct)!.test.kept, true);
+  assert.equal(calibrateTopLabel([0.9, 0.8], [true, true]), null, 'nothing to fit');
+});
+
+test('calibrationSteps names the steps applied and those left out with their statistics; an older bundle, its temperature', () => {
+  const test1 = (kept: boolean, statistic: number, critical: number) => ({ statistic, critical, kept });
+  assert.equal(calibrationSteps({ temperature: 0.9 }).text, 'temperature 0.900');
+  assert.equal(
+    calibrationSteps({ temperature: 0.9, topLabel: { a: 0.7, b: 0.1 }, tests: { temperature: { fitted: 0.9, ...test1(true, 60, 3.84) }, topLabel: { fitted: { a: 0.7, b: 0.1 }, ...test1(true, 50, 5.99) } } }).text,
+    'temperature 0.900 + top-label scaling',
+  );
+  const none = calibrationSteps({ temperature: 1, tests: { temperature: { fitted: 1.02, ...test1(false, 0.12, 3.841458820694124) }, topLabel: { fitted: { a: 0.9, b: 0.1 }, ...test1(false, 1.4, 5.991464547107979) } } });
+  assert.deepEqual(none.applied, []);
+  assert.equal(none.text, 'none');
+  assert.equal(none.note, 'left out, no gain beyond chance: a temperature (χ² 0.1 < 3.84), top-label scaling (χ² 1.4 < 5.99)');
+  const one = calibrationSteps({ temperature: 0.8, tests: { temperature: { fitted: 0.8, ...test1(true, 7.6, 3.84) }, topLabel: { fitted: { a: 0.9, b: 0.1 }, ...test1(false, 4.1, 5.99) } } });
+  assert.deepEqual([one.text, one.note], ['temperature 0.800', 'left out, no gain beyond chance: top-label scaling (χ² 4.1 < 5.99)']);
+});
+
+function temperatureRows(probs: Float64Array, T: number, K: number): Float64Array {
+  const out = new Float64Array(probs.length);
+  for (let i = 0; i < probs.length / K; i++) temperatureScale(probs.subarray(i * K, (i + 1) * K), T, out.subarray(i * K, (i + 1) * K));
+  return out;
+}
