@@ -99,7 +99,7 @@ test('trainModel late: per-modality heads, weights from held-out rows, rows with
   assert.ok(acc(withText) > 0.95, `with text ${acc(withText)}`);
   assert.ok(acc(noText) > 0.4, `without text ${acc(noText)}`);
   // Each text-less row's fused prediction is the image head's own, at the model's calibration temperature.
-  const T = model.calibration!.fit.temperature;
+  const T = model.calibration!.temperature;
   for (const i of noText) close(p.fused.subarray(i * K, (i + 1) * K), temperatureScale(p.heads.image[i]!, T, new Float64Array(K)), 1e-6);
 });
 
@@ -180,7 +180,7 @@ test('trainModel early: a joint head for rows with both modalities, the late hea
   assert.equal(early.rows, model.selection!.rows);
   const p = shippedPredictions(model, test.rows, model.classes);
   const K = model.classes.length;
-  const T = model.calibration!.fit.temperature;
+  const T = model.calibration!.temperature;
   test.rows.forEach((r, i) => {
     const own = r.text === '' ? p.heads.image[i]! : p.heads.joint[i]!;
     close(p.fused.subarray(i * K, (i + 1) * K), temperatureScale(own, T, new Float64Array(K)), 1e-6);

@@ -222,7 +222,7 @@ test('a prior shift moves only the decision: heads, probabilities and temperatur
   let moved = 0;
   for (let i = 0; i < raw.length / K; i++) {
     const at = shiftedArgmax(raw.subarray(i * K, (i + 1) * K), prior.bias);
-    assert.equal(shiftedArgmax(probs.subarray(i * K, (i + 1) * K), prior.bias, 1 / shifted.calibration!.fit.temperature), at);
+    assert.equal(shiftedArgmax(probs.subarray(i * K, (i + 1) * K), prior.bias, 1 / shifted.calibration!.temperature), at);
     if (at !== shiftedArgmax(raw.subarray(i * K, (i + 1) * K), new Float64Array(K))) moved++;
   }
   assert.ok(moved > 0, 'some held-out rows are answered otherwise');
