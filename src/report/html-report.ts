@@ -5,7 +5,7 @@ import { compareCodePoints } from '../head/labels.js';
 import type { EvalMetrics } from './metrics.js';
 import type { PathMetrics } from './path-metrics.js';
 import { thinCurve, type CalibrationReport } from './calibration-report.js';
-import { ECE_BINS, calibrationSteps, type CalibrationFigures, type CalibrationTest } from '../head/calibration.js';
+import { ECE_BINS, calibrationSteps, type CalibrationFigures } from '../head/calibration.js';
 import type { Thumbnail } from './thumbnail.js';
 
 export interface ConfusedExample {
@@ -625,11 +625,10 @@ labels; macro F1 is their unweighted mean, weighted F1 their support-weighted me
 /** What the bundle's calibration does, as fitted on its held-out rows at train time, and the steps it left out. */
 function calibrationSentence(b: NonNullable<CalibrationReport['bundle']>): string {
   const steps = calibrationSteps({ ...b, topTemperature: b.topTemperature ?? undefined, topLabel: b.topLabel ?? undefined });
-  const kept = (test: CalibrationTest | undefined) => !test || test.kept;
-  const parts: string[] = [];
-  if (kept(b.tests?.temperature)) parts.push(`divides its log-probabilities by a temperature of ${b.temperature.toFixed(3)}${b.topTemperature !== null && kept(b.tests?.topTemperature) ? ` (top-level heads ${b.topTemperature.toFixed(3)})` : ''}`);
-  if (b.topLabel) parts.push('rescales the top class’s probability (top-label scaling)');
-  const done = parts.length > 0 ? `The bundle ${parts.join(', then ')}, fitted on ${plural(b.rows, 'held-out row')} at train time.` : `The bundle applies no calibration step: its scores are the heads’ fused probabilities.`;
+  const done =
+    steps.applied.length > 0
+      ? `The bundle applies ${steps.applied.join(', then ')}, fitted on ${plural(b.rows, 'held-out row')} at train time (a temperature divides the fused log-probabilities; top-label scaling rescales the top class’s probability).`
+      : 'The bundle applies no calibration step: its scores are the heads’ fused probabilities.';
   const left = steps.leftOut.length > 0 ? ` Left out, because ${b.rows} held-out rows could not tell their gain from chance (likelihood-ratio test at 95%): ${escapeHtml(steps.leftOut.join(', '))}.` : '';
   return done + left;
 }
