@@ -375,8 +375,17 @@ const logit = (s: number) => {
  * halving steps that do not lower the loss). Null when the rows cannot fit it: all right or all wrong.
  */
 export function fitTopLabel(scores: ArrayLike<number>, correct: ArrayLike<boolean>): TopLabelScaling | null {
-  const n = scores.length;
-  const x = Float64Array.from({ length: n }, (_, i) => logit(scores[i]!));
+  return fitTopLabelLogits(topLogits(scores), correct);
+}
+
+/** The top-1 scores' logits, as top-label scaling reads them. */
+function topLogits(scores: ArrayLike<number>): Float64Array {
+  return Float64Array.from({ length: scores.length }, (_, i) => logit(scores[i]!));
+}
+
+/** fitTopLabel over the scores' logits. */
+function fitTopLabelLogits(x: Float64Array, correct: ArrayLike<boolean>): TopLabelScaling | null {
+  const n = x.length;
   let right = 0;
   for (let i = 0; i < n; i++) if (correct[i]) right++;
   if (right === 0 || right === n) return null;
@@ -460,9 +469,9 @@ export interface TopLabelCalibration {
 
 /** fitTopLabel and its test; null where it cannot be fitted (every row right, or every row wrong). */
 export function calibrateTopLabel(scores: ArrayLike<number>, correct: ArrayLike<boolean>): TopLabelCalibration | null {
-  const fitted = fitTopLabel(scores, correct);
+  const x = topLogits(scores);
+  const fitted = fitTopLabelLogits(x, correct);
   if (!fitted) return null;
-  const x = Float64Array.from({ length: scores.length }, (_, i) => logit(scores[i]!));
   return { fitted, test: likelihoodRatioTest(topLabelLoss(x, correct, 1, 0), topLabelLoss(x, correct, fitted.a, fitted.b), 2) };
 }
 
