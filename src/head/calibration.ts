@@ -446,7 +446,7 @@ function topLabelLoss(x: Float64Array, correct: ArrayLike<boolean>, a: number, b
  * `applied`, `leftOut` (each with its statistic), and as phrases: `text` the steps applied (or 'none'), `note` those
  * left out (or '').
  */
-export function calibrationSteps(c: Pick<BundleCalibration, 'temperature' | 'topTemperature' | 'topLabel' | 'tests'>): { applied: string[]; leftOut: string[]; text: string; note: string } {
+export function calibrationSteps(c: Pick<BundleCalibration, 'temperature' | 'tests'> & { topTemperature?: number | null; topLabel?: TopLabelScaling | null }): { applied: string[]; leftOut: string[]; text: string; note: string } {
   const applied: string[] = [];
   const leftOut: string[] = [];
   const step = (test: CalibrationTest | undefined, shown: string, name: string) => {
@@ -454,7 +454,7 @@ export function calibrationSteps(c: Pick<BundleCalibration, 'temperature' | 'top
     else leftOut.push(`${name} (χ² ${test.statistic.toFixed(1)} < ${test.critical.toFixed(2)})`);
   };
   step(c.tests?.temperature, `temperature ${c.temperature.toFixed(3)}`, 'a temperature');
-  if (c.topTemperature !== undefined) step(c.tests?.topTemperature, `top-level temperature ${c.topTemperature.toFixed(3)}`, 'a top-level temperature');
+  if (typeof c.topTemperature === 'number') step(c.tests?.topTemperature, `top-level temperature ${c.topTemperature.toFixed(3)}`, 'a top-level temperature');
   if (c.topLabel || c.tests?.topLabel) step(c.tests?.topLabel, 'top-label scaling', 'top-label scaling');
   const text = applied.length > 0 ? applied.join(' + ') : 'none';
   const note = leftOut.length > 0 ? `left out, no gain beyond chance: ${leftOut.join(', ')}` : '';

@@ -624,7 +624,7 @@ labels; macro F1 is their unweighted mean, weighted F1 their support-weighted me
 
 /** What the bundle's calibration does, as fitted on its held-out rows at train time, and the steps it left out. */
 function calibrationSentence(b: NonNullable<CalibrationReport['bundle']>): string {
-  const steps = calibrationSteps({ ...b, topTemperature: b.topTemperature ?? undefined, topLabel: b.topLabel ?? undefined });
+  const steps = calibrationSteps(b);
   const done =
     steps.applied.length > 0
       ? `The bundle applies ${steps.applied.join(', then ')}, fitted on ${plural(b.rows, 'held-out row')} at train time (a temperature divides the fused log-probabilities; top-label scaling rescales the top class’s probability).`

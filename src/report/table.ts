@@ -271,7 +271,7 @@ export function formatCalibrationTable(c: CalibrationReport): string {
 
 /** The bundle's calibration steps and the held-out rows they were fitted (or tested and left out) on. */
 function stepsOn(b: NonNullable<CalibrationReport['bundle']>): string {
-  const steps = calibrationSteps({ ...b, topTemperature: b.topTemperature ?? undefined, topLabel: b.topLabel ?? undefined });
+  const steps = calibrationSteps(b);
   const on = steps.applied.length > 0 ? `${steps.text}, fitted on ${b.rows} held-out rows` : `no calibration step kept on ${b.rows} held-out rows`;
   return steps.note ? `${on} (${steps.note})` : on;
 }
