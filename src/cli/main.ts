@@ -127,7 +127,7 @@ function formatTrainSummary(s: TrainSummary): string {
   for (const a of s.attributes) {
     const cal = 'none' in a.calibration ? '' : ` · ECE ${a.calibration.after.ece.toFixed(4)} after calibration: ${calibrationSteps(a.calibration).text}`;
     const fused = a.fusion?.fused ? ` · held-out fused macro-F1 ${f(a.fusion.fused.macroF1)}` : '';
-    const early = a.fusion?.early?.chosen ? ' (early fusion)' : '';
+    const early = a.fusion?.textAlone?.chosen ? ' (text head alone)' : a.fusion?.early?.chosen ? ' (early fusion)' : '';
     lines.push(`  attribute ${a.name}: ${a.classes} values, ${a.rows} rows · heads ${a.heads.map((h) => `${h.name} C ${h.C}${a.heads.length > 1 ? ` weight ${h.weight.toFixed(2)}` : ''}`).join(', ')}${early}${fused}${cal}`);
   }
   if (s.cache) lines.push(`  embedding cache: ${s.cache.hits} hits, ${s.cache.misses} misses, ${(s.cache.usedBytes / 1e6).toFixed(1)} MB in ${s.cache.dir}`);
@@ -275,7 +275,7 @@ function buildProgram(io: Io, env: NodeJS.ProcessEnv, setCode: (c: number) => vo
       .option('--no-sublinear-tf', 'TF-IDF term frequency tf instead of 1 + log(tf) (scikit-learn’s default)')
       .option('--char-ngram-range <min,max|none>', 'character n-grams inside words (char_wb) added to the TF-IDF block; none: words only', '2,5')
       .option('--char-max-features <n>', 'keep the n most frequent character n-grams', intOption(1), 100_000)
-      .addOption(new Option('--fusion <mode>', `text + image: late = a head per modality, weights learned on held-out rows (a row missing one is predicted from the other); early = those heads for rows missing one, and for rows with both one head over [TF-IDF | w × standardised image] (w: ${EARLY_BLOCK_SCALES.join(', ')} × the weight that makes the image block as long as the text's, and C, chosen on held-out rows); auto = late or early, whichever predicts the held-out rows with both better; joint = one head over all features for every row`).choices(['auto', 'late', 'early', 'joint']).default('auto'))
+      .addOption(new Option('--fusion <mode>', `text + image: late = a head per modality, weights learned on held-out rows (a row missing one is predicted from the other); early = those heads for rows missing one, and for rows with both one head over [TF-IDF | w × standardised image] (w: ${EARLY_BLOCK_SCALES.join(', ')} × the weight that makes the image block as long as the text's, and C, chosen on held-out rows); auto = late or early, whichever predicts the held-out rows with both better (log-loss), then the text head alone (the image head for rows without text) where its held-out macro-F1 is at least that; joint = one head over all features for every row`).choices(['auto', 'late', 'early', 'joint']).default('auto'))
       .addOption(new Option('--attribute-fusion <mode>', "how each --attribute combines text and image, as --fusion does for the category (default: the category's --fusion)").choices(['auto', 'late', 'early', 'joint']))
       .addOption(
         new Option('--head <kind>', 'full: logistic regression over every class × feature (L-BFGS, C chosen); support: weights only where a TF-IDF term is over-represented in a class, epochs chosen on held-out log-loss (--features tfidf; for thousands of classes); auto: full unless its weights would not fit in memory')

@@ -328,6 +328,15 @@ function selectionLines(model: TrainedModel, opts: Pick<TrainOptions, 'fusion' |
     const kind = e.chosen ? `early fusion${opts.fusion === 'early' ? ' (--fusion early)' : ''}` : 'late fusion';
     lines.push(`${prefix}fusion: ${kind} for rows with text and image — on ${e.rows} held-out rows early (image block weight ${e.blockWeight}, C ${e.C}) ${figures(e.early)}, late ${figures(e.late)}${e.chosen ? '; rows missing one use its late head' : ''}`);
   }
+  const t = sel.textAlone;
+  if (t) {
+    const fusedKind = e?.chosen ? 'early fusion' : 'late fusion';
+    lines.push(
+      t.chosen
+        ? `${prefix}fusion: the text head alone (the image head only for rows without text) — on ${t.rows} held-out rows macro-F1 ${t.text.macroF1.toFixed(4)}, ${fusedKind} ${t.fused.macroF1.toFixed(4)}`
+        : `${prefix}fusion: ${fusedKind} kept over the text head alone — on ${t.rows} held-out rows macro-F1 ${t.fused.macroF1.toFixed(4)} against ${t.text.macroF1.toFixed(4)}`,
+    );
+  }
   const p = sel.prior;
   if (p) {
     const chosen = p.trials.find((t) => t.alpha === p.alpha)!;

@@ -165,7 +165,8 @@ export function modalityGroups(features: readonly FeatureKind[]): { name: 'text'
  * How text and image are combined. 'late': a head per modality, log-linear fusion with a learned weight. 'early':
  * those heads for rows missing a modality, and one head over [TF-IDF | w × standardised image] (w and C chosen on
  * held-out rows) for rows that have both. 'auto': late or early, whichever predicts the held-out rows that have both
- * better (log-loss, then macro-F1). 'joint': one head over every block for every row.
+ * better (log-loss, then macro-F1); then the text head alone instead where it predicts every held-out row at least as
+ * well (macro-F1, chooseTextAlone). 'joint': one head over every block for every row.
  */
 export type FusionMode = 'late' | 'early' | 'auto' | 'joint';
 
@@ -254,6 +255,22 @@ export interface FusionSelection {
   early?: EarlySelection;
   /** The logit adjustment (selection.ts choosePriorShift): the prior's exponent chosen and each one's held-out figures. */
   prior?: Pick<PriorShift, 'alpha' | 'trials'>;
+  /**
+   * Fusion 'auto' with text and image: the text head alone against the fusion chosen, or absent (chooseTextAlone).
+   * Where it is chosen, the heads' weights are 1 and 0; `heads` keeps late fusion's own choice.
+   */
+  textAlone?: TextAloneSelection;
+}
+
+/**
+ * The text head alone (weights 1 and 0: the image head answers only rows without text) against the fusion chosen
+ * (late or early), on every held-out row: held-out macro-F1 of their most probable classes, a tie to the text head.
+ */
+export interface TextAloneSelection {
+  chosen: boolean;
+  rows: number;
+  text: { macroF1: number; logLoss: number };
+  fused: { macroF1: number; logLoss: number };
 }
 
 export interface TrainedModel {
@@ -290,11 +307,11 @@ export interface ModelCalibration {
  */
 function calibrateHeldOut(heldOut: (Map<number, Float64Array> | null)[], weights: number[], y: Int32Array, classes: string[], complete: Map<number, Float64Array> | null, shift: { seed: number } | null): ModelCalibration | null {
   if (heldOut.length === 0 || heldOut.some((h) => h === null)) return null;
-  const rows = Int32Array.from(new Set(heldOut.flatMap((h) => [...h!.keys()]))).sort();
+  const rows = heldOutRows(heldOut as Map<number, Float64Array>[]);
   if (rows.length === 0) return null;
   const K = classes.length;
   const raw = new Float64Array(rows.length * K);
-  rows.forEach((r, i) => raw.set(complete?.get(r) ?? lateFused(heldOut as Map<number, Float64Array>[], weights, classes, r), i * K));
+  rows.forEach((r, i) => raw.set(fusedHeldOut(heldOut as Map<number, Float64Array>[], weights, classes, complete, r), i * K));
   const yRows = Int32Array.from(rows, (r) => y[r]!);
   const prior = shift ? choosePriorShift(raw, yRows, K, classPrior(y, K), shift.seed) : null;
   const { probs, ...calibration } = calibrateTemperature(raw, yRows, K);
@@ -322,7 +339,7 @@ async function selectEarly(
   lr: FitOptions,
   progress: { procedure: string; report: FitProgress['report'] },
   late: (r: number) => ArrayLike<number>,
-): Promise<{ selection: EarlySelection; head: FittedHead | null; heldOut: Map<number, Float64Array> | null }> {
+): Promise<{ selection: EarlySelection; refit: (() => Promise<FittedHead>) | null; heldOut: Map<number, Float64Array> | null }> {
   const kinds = canonicalKinds(settings.features);
   const idx = Int32Array.from(rows.keys()).filter((i) => rowHasAll(rows[i]!, kinds));
   const base = headDesign(rows, idx, y, classes.length, kinds, settings.dims, tfidf);
@@ -381,27 +398,35 @@ async function selectEarly(
     weights: atTextC.map((t) => ({ blockWeight: t.w, C: textC, ...heldOutFigures(held, (r) => t.chosen.heldOut.get(r)!, y, classes.length) })),
   };
   if (!chosen) {
-    progress.report({ procedure: progress.procedure, head: 'joint', C: best.chosen.C, final: true, event: { type: 'skipped', C: best.chosen.C } });
-    return { selection, head: null, heldOut: null };
+    skipJointFit(progress, best.chosen.C);
+    return { selection, refit: null, heldOut: null };
   }
-  const all = Int32Array.from({ length: best.design.n }, (_, i) => i);
-  checkTwoClasses('joint', best.design, all);
-  const C = best.chosen.C;
-  const res = await pool.path(best.design, { train: all, test: new Int32Array(0), Cs: [C], lr: { ...settings.lr, threads: 1 }, keep: true, init: best.chosen.start ?? undefined }, (event) =>
-    progress.report({ procedure: progress.procedure, head: 'joint', C, final: true, event }),
-  );
-  const head: FittedHead = {
-    name: 'joint',
-    kinds,
-    C,
-    head: trainedHead(res.head!, classes, kinds, settings.dims, tfidf, best.design),
-    weight: 1,
-    rowSpace: best.design.basis !== null,
-    support: null,
-    route: 'complete',
-    blockWeight: best.w,
+  // The refit on every row is left to the caller, which may still choose the text head alone (chooseTextAlone).
+  const refit = async (): Promise<FittedHead> => {
+    const all = Int32Array.from({ length: best.design.n }, (_, i) => i);
+    checkTwoClasses('joint', best.design, all);
+    const C = best.chosen.C;
+    const res = await pool.path(best.design, { train: all, test: new Int32Array(0), Cs: [C], lr: { ...settings.lr, threads: 1 }, keep: true, init: best.chosen.start ?? undefined }, (event) =>
+      progress.report({ procedure: progress.procedure, head: 'joint', C, final: true, event }),
+    );
+    return {
+      name: 'joint',
+      kinds,
+      C,
+      head: trainedHead(res.head!, classes, kinds, settings.dims, tfidf, best.design),
+      weight: 1,
+      rowSpace: best.design.basis !== null,
+      support: null,
+      route: 'complete',
+      blockWeight: best.w,
+    };
   };
-  return { selection, head, heldOut: best.chosen.heldOut };
+  return { selection, refit, heldOut: best.chosen.heldOut };
+}
+
+/** Reports early fusion's refit on every row as skipped (its kind not chosen), so the planned fits add up. */
+function skipJointFit(progress: { procedure: string; report: FitProgress['report'] }, C: number): void {
+  progress.report({ procedure: progress.procedure, head: 'joint', C, final: true, event: { type: 'skipped', C } });
 }
 
 /** A solution of a joint design with its image block's weights multiplied by `factor` (the rest as is). */
@@ -416,6 +441,30 @@ export function reweighedImage(solution: Solution, design: HeadDesign, factor: n
   const coef = solution.coef.slice();
   if (image) for (let k = 0; k < solution.classIndex.length; k++) for (let j = 0; j < image.dim; j++) coef[k * width + offset + j] *= factor;
   return { ...solution, coef };
+}
+
+/** Every row some head predicted held out, ascending. */
+function heldOutRows(heldOut: Map<number, Float64Array>[]): Int32Array {
+  return Int32Array.from(new Set(heldOut.flatMap((h) => [...h.keys()]))).sort();
+}
+
+/** A held-out row's fused probabilities: early fusion's joint head where it predicted the row, else late fusion. */
+function fusedHeldOut(heldOut: Map<number, Float64Array>[], weights: number[], classes: string[], complete: Map<number, Float64Array> | null, r: number): ArrayLike<number> {
+  return complete?.get(r) ?? lateFused(heldOut, weights, classes, r);
+}
+
+/**
+ * Fusion 'auto': the text head alone (weights 1 and 0 over the late heads, text first) against the fusion chosen, on
+ * every held-out row, by held-out macro-F1; a tie goes to the text head, the simpler of the two. Fusion chose its kind
+ * by log-loss, which the frequent values carry: where the photos add nothing the text head's held-out rows cannot see,
+ * on a label like gender or a rare colour, they can still cost a value seen a few times its answers.
+ */
+export function chooseTextAlone(heldOut: Map<number, Float64Array>[], weights: number[], classes: string[], complete: Map<number, Float64Array> | null, y: ArrayLike<number>): TextAloneSelection {
+  const rows = Array.from(heldOutRows(heldOut));
+  const textOnly = weights.map((_, k) => (k === 0 ? 1 : 0));
+  const text = heldOutFigures(rows, (r) => lateFused(heldOut, textOnly, classes, r), y, classes.length);
+  const fused = heldOutFigures(rows, (r) => fusedHeldOut(heldOut, weights, classes, complete, r), y, classes.length);
+  return { chosen: text.macroF1 >= fused.macroF1, rows: rows.length, text, fused };
 }
 
 /** A held-out row's late-fused probabilities (over the heads that predicted it). */
@@ -740,16 +789,32 @@ export async function trainModel(rows: CollectedRow[], labels: string[], setting
     }
     const fitted = heads.map((h, k): FittedHead => ({ name: h.g.name, kinds: h.g.kinds, C: h.C, head: h.head, weight: late ? weights[k]! : 1, rowSpace: h.rowSpace, support: h.support }));
     let complete: Map<number, Float64Array> | null = null;
+    let joint: { refit: () => Promise<FittedHead>; C: number } | null = null;
+    const report = { procedure, report: (e: Parameters<FitProgress['report']>[0]) => progress.report(e) };
     if (plansEarly(settings, grid, designs.map((d) => d.support)) && selection) {
       const lateHeldOut = heads.map((h) => h.chosen!.heldOut);
       const textC = heads.find((h) => h.g.name === 'text')!.C;
-      const early = await selectEarly(rows, y, classes, tfidf, settings, pool, splits, grid!, textC, selectionLr, { procedure, report: (e) => progress.report(e) }, (r) => lateFused(lateHeldOut, weights, classes, r));
+      const early = await selectEarly(rows, y, classes, tfidf, settings, pool, splits, grid!, textC, selectionLr, report, (r) => lateFused(lateHeldOut, weights, classes, r));
       selection.early = early.selection;
-      if (early.selection.chosen) {
-        for (const h of fitted) h.route = 'incomplete';
-        fitted.push(early.head!);
+      if (early.refit) {
+        joint = { refit: early.refit, C: early.selection.C };
         complete = early.heldOut;
       }
+    }
+    if (settings.fusion === 'auto' && late && selection && groups[0]!.name === 'text' && heads.every((h) => h.chosen)) {
+      const textAlone = chooseTextAlone(heads.map((h) => h.chosen!.heldOut), weights, classes, complete, y);
+      selection.textAlone = textAlone;
+      if (textAlone.chosen) {
+        weights = groups.map((_, k) => (k === 0 ? 1 : 0));
+        fitted.forEach((h, k) => (h.weight = weights[k]!));
+        if (joint) skipJointFit(report, joint.C);
+        joint = null;
+        complete = null;
+      }
+    }
+    if (joint) {
+      for (const h of fitted) h.route = 'incomplete';
+      fitted.push(await joint.refit());
     }
     const calibration = selecting ? calibrateHeldOut(heads.map((h) => h.chosen?.heldOut ?? null), fitted.map((h) => h.weight), y, classes, complete, (settings.priorShift ?? true) ? { seed: settings.seed } : null) : null;
     if (calibration?.prior && selection) selection.prior = { alpha: calibration.prior.alpha, trials: calibration.prior.trials };

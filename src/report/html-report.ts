@@ -292,13 +292,22 @@ function lowConfidenceSection(list: LowConfidenceRow[]): string {
   );
 }
 
+/** Why the weights are 1 and 0 where training chose the text head alone over the fusion (target.ts chooseTextAlone). */
+function textAloneSentence(selection: Record<string, unknown> | null): string {
+  const t = selection?.textAlone as { chosen?: boolean; rows?: number; text?: { macroF1?: number }; fused?: { macroF1?: number } } | undefined;
+  if (!t?.chosen || typeof t.text?.macroF1 !== 'number' || typeof t.fused?.macroF1 !== 'number') return '';
+  return ` Training chose the text head alone: on ${t.rows} held-out rows its macro-F1 ${fix(t.text.macroF1)} was at least the fusion's ${fix(t.fused.macroF1)}.`;
+}
+
 /** Ablation: the variants' headline figures, then per-class F1 side by side (best of a row in bold). */
 function ablationSection(variants: NonNullable<EvalReportInput['ablation']>, fusion: EvalReportInput['fusion']): string {
   const label = (name: string) => (name === 'fused' ? 'fused' : `${escapeHtml(name)} only`);
   const weights = fusion
     ? `<p>Fusion weights (learned on held-out training rows${typeof fusion.selection?.rows === 'number' ? `, ${fusion.selection.rows} of them` : ''}): ` +
       fusion.heads.map((h) => `<b>${escapeHtml(h.name)}</b> ${h.weight.toFixed(2)}`).join(', ') +
-      '. A row without one modality is predicted from the other head alone.</p>'
+      '. A row without one modality is predicted from the other head alone.' +
+      textAloneSentence(fusion.selection) +
+      '</p>'
     : '';
   const fused = variants.find((v) => v.name === 'fused') ?? variants[variants.length - 1]!;
   const summary =

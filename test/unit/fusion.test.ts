@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { chooseFusionWeight, fuseHeads, headInput } from '../../src/head/fusion.js';
-import { EARLY_BLOCK_SCALES, earlyBlockWeight, reweighedImage, trainModel, type FusionMode, type HeadSettings } from '../../src/head/target.js';
+import { chooseTextAlone, EARLY_BLOCK_SCALES, earlyBlockWeight, reweighedImage, trainModel, type FusionMode, type HeadSettings } from '../../src/head/target.js';
 import { weightScaler, type HeadDesign } from '../../src/head/modality-head.js';
 import { temperatureScale } from '../../src/head/calibration.js';
 import { shippedPredictions } from '../../src/head/linear-head.js';
@@ -194,6 +194,11 @@ test('trainModel auto: late or early by the held-out log-loss of the rows with b
   const e = a.selection!.early!;
   const better = e.early.logLoss < e.late.logLoss || (e.early.logLoss === e.late.logLoss && e.early.macroF1 > e.late.macroF1);
   assert.equal(e.chosen, better);
+  // Neither modality names the class alone here, so the text head alone cannot match the fusion.
+  const t = a.selection!.textAlone!;
+  assert.equal(t.chosen, false);
+  assert.ok(t.text.macroF1 < t.fused.macroF1 - 0.2, `text alone ${t.text.macroF1}, fused ${t.fused.macroF1}`);
+  assert.equal(t.rows, a.calibration!.heldOut.rows.length, 'every held-out row');
   assert.deepEqual(a.heads.map((h) => h.name), better ? ['text', 'image', 'joint'] : ['text', 'image']);
   assert.deepEqual(b.selection!.early, e);
   assert.deepEqual(b.heads.map((h) => [h.name, h.C, h.weight, h.blockWeight]), a.heads.map((h) => [h.name, h.C, h.weight, h.blockWeight]));
@@ -201,16 +206,73 @@ test('trainModel auto: late or early by the held-out log-loss of the rows with b
   assert.equal((await trainModel(train.rows, train.labels, settings('late'))).selection!.early, undefined);
 });
 
-test('early fusion: the image block weights stop once held-out log-loss rises, with the choice of every weight', async () => {
-  // The text names the class; the image is noise, so each larger image weight only adds it.
+/** The text names the class and the image is noise; a tenth of the labels are another class (log-loss is not ~0). */
+function textNamesClass(): { rows: ReturnType<typeof synthetic>['rows']; labels: string[] } {
   const rnd = mulberry32(21);
   const words = ['cotton shirt', 'leather shoe', 'steel watch', 'wool scarf'];
   const rows = synthetic(400, 22).rows.map((r, i) => {
     const text = `${words[i % 4]} item ${Math.floor(rnd() * 50)}`;
     return { ...r, text, row: { ...r.row, title: text }, vectors: { image: Float32Array.from({ length: 8 }, () => rnd() - 0.5) } };
   });
-  // A tenth of the labels are another class, so held-out log-loss is not ~0 at every weight.
-  const labels = rows.map((_, i) => `class-${rnd() < 0.1 ? Math.floor(rnd() * 4) : i % 4}`);
+  return { rows, labels: rows.map((_, i) => `class-${rnd() < 0.1 ? Math.floor(rnd() * 4) : i % 4}`) };
+}
+
+test('chooseTextAlone: the text head alone against the fusion on every held-out row by macro-F1, a tie to the text head', () => {
+  const classes = ['a', 'b', 'c'];
+  const y = [0, 0, 1, 1, 2];
+  const p = (...v: number[]) => Float64Array.from(v);
+  // Text right on every row; the image head sure of 'a' on the rare 'c' row, which outweighs text there when fused.
+  const text = new Map([[0, p(0.8, 0.1, 0.1)], [1, p(0.7, 0.2, 0.1)], [2, p(0.1, 0.8, 0.1)], [3, p(0.2, 0.7, 0.1)], [4, p(0.3, 0.1, 0.6)]]);
+  const image = new Map([[0, p(0.6, 0.2, 0.2)], [1, p(0.6, 0.2, 0.2)], [2, p(0.2, 0.6, 0.2)], [3, p(0.2, 0.6, 0.2)], [4, p(0.98, 0.01, 0.01)]]);
+  const t = chooseTextAlone([text, image], [0.5, 0.5], classes, null, y);
+  assert.equal(t.rows, 5);
+  assert.equal(t.text.macroF1, 1);
+  assert.ok(t.fused.macroF1 < 1 && t.chosen);
+  assert.ok(Math.abs(t.text.logLoss - -[0.8, 0.7, 0.8, 0.7, 0.6].reduce((s, q) => s + Math.log(q), 0) / 5) < 1e-6, "fused in float32");
+  // A tie goes to the text head; a row only the image head predicted is the image head's in both.
+  const imageOnly = new Map([...image, [5, p(0.1, 0.1, 0.8)]]);
+  const tie = chooseTextAlone([text, imageOnly], [1, 0], classes, null, [...y, 2]);
+  assert.deepEqual([tie.rows, tie.chosen, tie.text.macroF1, tie.fused.macroF1], [6, true, 1, 1]);
+  // The fusion wins where the text head's answers are worse: early fusion's joint head scores the rows it predicted.
+  const complete = new Map([...text].map(([r, q]) => [r, r === 4 ? p(0.1, 0.1, 0.8) : q]));
+  const wrongText = new Map([...text, [4, p(0.6, 0.1, 0.3)]]);
+  const lost = chooseTextAlone([wrongText, image], [0.5, 0.5], classes, complete, y);
+  assert.ok(!lost.chosen && lost.fused.macroF1 === 1 && lost.text.macroF1 < 1);
+});
+
+test('trainModel auto: the text head alone where its held-out macro-F1 matches the fusion chosen; the joint refit skipped', async () => {
+  const { rows, labels } = textNamesClass();
+  const events: FitProgressEvent[] = [];
+  const planned: PlannedFit[] = [];
+  const model = await trainModel(rows, labels, { ...settings('auto'), progress: { plan: (f) => planned.push(...f), report: (e) => events.push(e) } });
+  const t = model.selection!.textAlone!;
+  assert.ok(t.chosen && t.text.macroF1 >= t.fused.macroF1, `text ${t.text.macroF1}, fused ${t.fused.macroF1}`);
+  assert.ok(model.selection!.early!.weights.length > 0, 'early fusion was still tried');
+  assert.deepEqual(model.heads.map((h) => [h.name, h.weight, h.route]), [['text', 1, undefined], ['image', 0, undefined]]);
+  // The selection keeps late fusion's own choice of weights, which the text head alone then replaced.
+  const lateWeights = model.selection!.heads.map((h) => h.weight);
+  assert.ok(Math.abs(lateWeights[0]! + lateWeights[1]! - 1) < 1e-9);
+  // Calibrated on the text head's own held-out predictions.
+  const late = await trainModel(rows, labels, settings('late'));
+  const textHead = model.heads[0]!;
+  assert.equal(textHead.C, late.heads[0]!.C);
+  const K = model.classes.length;
+  const test = textNamesClass().rows.slice(0, 50);
+  const p = shippedPredictions(model, test, model.classes);
+  const T = model.calibration!.temperature;
+  test.forEach((_, i) => close(p.fused.subarray(i * K, (i + 1) * K), temperatureScale(p.heads.text[i]!, T, new Float64Array(K)), 1e-6));
+  // Every planned fit is reported once: the joint head's refit on every row as skipped.
+  assert.equal(events.filter((x) => x.event.type === 'fit' || x.event.type === 'skipped').length, planned.length);
+  assert.ok(events.some((x) => x.head === 'joint' && x.final && x.event.type === 'skipped'));
+  // Asked for by name, early fusion is kept: no text-alone choice.
+  const early = await trainModel(rows, labels, settings('early'));
+  assert.equal(early.selection!.textAlone, undefined);
+  assert.deepEqual(early.heads.map((h) => h.name), ['text', 'image', 'joint']);
+});
+
+test('early fusion: the image block weights stop once held-out log-loss rises, with the choice of every weight', async () => {
+  // The text names the class; the image is noise, so each larger image weight only adds it.
+  const { rows, labels } = textNamesClass();
   const events: FitProgressEvent[] = [];
   const planned: PlannedFit[] = [];
   const stopped = await trainModel(rows, labels, { ...settings('early'), progress: { plan: (f) => planned.push(...f), report: (e) => events.push(e) } });
