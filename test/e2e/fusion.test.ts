@@ -29,7 +29,8 @@ test('every non-empty feature subset trains and runs every row; text + image fus
     // (5-fold selection: the demo bundle and the attribute tests train with every default; unit fusion); a fixed C for the rest, which
     // exercise the same layout code at a fraction of the time.
     const quick = features === 'text,image,tfidf' ? ['--fusion-folds', '0'] : ['--C', '1', '--fusion-folds', '0'];
-    const t = await train(out, '--features', features, ...quick);
+    // The richest set's summary is read too (below), so it is trained without -q.
+    const t = features === 'text,image,tfidf' ? await runCli(['train', demo.train, '--label-column', 'category', '--text-model', enc.text, '--image-model', enc.image, '-o', out, '--validation', '0', '--features', features, ...quick]) : await train(out, '--features', features, ...quick);
     assert.equal(t.code, 0, `${features}: ${t.stderr}`);
     const m = manifest(out);
     const kinds = features.split(',');
@@ -39,12 +40,18 @@ test('every non-empty feature subset trains and runs every row; text + image fus
       // --fusion auto: late fusion, or early fusion's joint head beside the late ones for rows that have both (7).
       const early = m.fusion.selection.early;
       assert.ok(early && early.rows > 0 && early.trials.length > 0, 'the early candidate was tried');
-      assert.equal(m.formatVersion, early.chosen ? 7 : 6, 'calibrated (5), with the default fast image preprocessing (6), routes (7)');
+      // Then the text head alone against the fusion chosen (held-out macro-F1, a tie to the text head).
+      const alone = m.fusion.selection.textAlone;
+      assert.ok(alone && alone.rows >= early.rows && alone.chosen === alone.text.macroF1 >= alone.fused.macroF1, JSON.stringify(alone));
+      if (features === 'text,image,tfidf') assert.match(t.stderr, alone.chosen ? /fusion: the text head alone \(the image head only for rows without text\)/ : /fusion: (early|late) fusion kept over the text head alone/);
+      const joint = early.chosen && !alone.chosen;
+      assert.equal(m.formatVersion, joint ? 7 : 6, 'calibrated (5), with the default fast image preprocessing (6), routes (7)');
       assert.equal(m.classifier, undefined);
-      assert.deepEqual(m.fusion.heads.map((h: { name: string }) => h.name), early.chosen ? ['text', 'image', 'joint'] : ['text', 'image']);
+      assert.deepEqual(m.fusion.heads.map((h: { name: string }) => h.name), joint ? ['text', 'image', 'joint'] : ['text', 'image']);
       assert.deepEqual(m.fusion.heads[0].kinds, kinds.filter((k) => k !== 'image'));
       const w = m.fusion.heads.slice(0, 2).map((h: { weight: number }) => h.weight);
       assert.ok(Math.abs(w[0] + w[1] - 1) < 1e-9, `weights ${w}`);
+      if (alone.chosen) assert.deepEqual(w, [1, 0]);
       assert.ok(m.fusion.selection.rows > 0 && m.fusion.selection.candidates.length === 21);
       for (const h of m.fusion.heads) assert.ok(fs.existsSync(path.join(out, h.file)), h.file);
     } else {
