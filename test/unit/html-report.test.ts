@@ -195,3 +195,20 @@ test('least confident rows: no section without the list, a note when it is empty
   assert.doesNotMatch(renderEvalReport({ metrics: m, confusedExamples: [], meta }), /Least confident rows/);
   assert.match(renderEvalReport({ metrics: m, confusedExamples: [], lowConfidence: [], meta }), /<h2>Least confident rows<\/h2>\n<p class="empty">No row has a score\.<\/p>/);
 });
+
+test('ablation: the fusion weights, and why they are 1 and 0 where training chose the text head alone', () => {
+  const m = small();
+  const ablation = ['text', 'image', 'fused'].map((name) => ({ name, predicted: 7, metrics: m }));
+  const heads = [
+    { name: 'text', weight: 1 },
+    { name: 'image', weight: 0 },
+  ];
+  const textAlone = { chosen: true, rows: 120, text: { macroF1: 0.9486, logLoss: 0.1 }, fused: { macroF1: 0.9341, logLoss: 0.09 } };
+  const chosen = renderEvalReport({ metrics: m, confusedExamples: [], meta, ablation, fusion: { heads, selection: { rows: 120, textAlone } } });
+  assert.match(chosen, /<b>text<\/b> 1\.00, <b>image<\/b> 0\.00/);
+  assert.match(chosen, /Training chose the text head alone: on 120 held-out rows its macro-F1 0\.9486 was at least the fusion's 0\.9341\./);
+  const kept = renderEvalReport({ metrics: m, confusedExamples: [], meta, ablation, fusion: { heads, selection: { rows: 120, textAlone: { ...textAlone, chosen: false } } } });
+  assert.doesNotMatch(kept, /text head alone/);
+  // An older bundle's selection has no such record.
+  assert.doesNotMatch(renderEvalReport({ metrics: m, confusedExamples: [], meta, ablation, fusion: { heads, selection: { rows: 120 } } }), /text head alone/);
+});
