@@ -7,7 +7,7 @@
 //          alternating a/b then b/a per --repeats to cancel drift; both with a warm embedding cache (filled by one
 //          untimed train first), so the ratio b ÷ a is of the head work alone (the strict case; --cold: no cache,
 //          embedding included). Reported: wall and each's own elapsedSeconds, peak RSS, and per attribute its
-//          classes, rows, heads' C and weights and whether early fusion was chosen (target: wall b ÷ a ≤ 1.5)
+//          classes, rows, heads' C and weights and the fusion chosen (late, early or the text head alone) (target: wall b ÷ a ≤ 1.5)
 //   run    both bundles over dev.csv WITHOUT the embedding cache (the per-row work of a nightly run), alternating:
 //          rows/s, wall b ÷ a (target ≤ 1.1), CPU b ÷ a, and the images embedded (must be equal: one pass)
 //   eval   bundle b on dev.csv: each attribute's macro-F1 and accuracy, and the category's from both bundles
@@ -155,7 +155,7 @@ async function timed(name: string, label: string, argv: string[]): Promise<Timed
 const proc = (r: TimedRun) => ({ command: r.command, wallSeconds: r.wallSeconds, peakRssMB: r.peakRssMB });
 
 interface HeadFit { name: string; C: number; weight: number; converged: boolean; iterations: number }
-interface Fusion { heads: { name: string; weight: number; C: number }[]; early?: { chosen: boolean; blockWeight: number; C: number } }
+interface Fusion { heads: { name: string; weight: number; C: number }[]; early?: { chosen: boolean; blockWeight: number; C: number }; textAlone?: { chosen: boolean } }
 interface TrainSummary {
   classes: number;
   rows: { used: number };
@@ -173,6 +173,13 @@ interface EvalJson { metrics: Metrics; attributes: { name: string; emptyLabel: n
 
 const heads = (hs: HeadFit[]) => hs.map((h) => ({ name: h.name, C: h.C, weight: h.weight, converged: h.converged }));
 const early = (f: Fusion | null) => (f?.early ? { chosen: f.early.chosen, blockWeight: f.early.blockWeight, C: f.early.C } : null);
+const textAlone = (f: Fusion | null) => f?.textAlone?.chosen ?? false;
+/** The fusion a target ended with: the text head alone, early (its block weight and C) or late. */
+const fusionKind = (f: Fusion | null) => {
+  const e = early(f);
+  if (textAlone(f)) return 'text head alone';
+  return e ? (e.chosen ? `early (w ${e.blockWeight.toFixed(2)}, C ${e.C})` : 'late') : '-';
+};
 
 const sides = ['a', 'b'] as const;
 type Side = (typeof sides)[number];
@@ -280,6 +287,8 @@ async function main(): Promise<void> {
     dropped: a.dropped,
     heads: heads(a.heads),
     earlyFusion: early(a.fusion),
+    textAlone: textAlone(a.fusion),
+    fusion: fusionKind(a.fusion),
     dev: bEval.has(a.name) ? { rows: bEval.get(a.name)!.metrics.n, emptyLabel: bEval.get(a.name)!.emptyLabel, accuracy: bEval.get(a.name)!.metrics.accuracy, macroF1: bEval.get(a.name)!.metrics.macroF1 } : null,
   }));
 
@@ -304,12 +313,11 @@ async function main(): Promise<void> {
   log('');
   const attrRows = attributes.map((a) => [
     a.name, String(a.classes), String(a.rows), a.heads.map((h) => `${h.name} C ${h.C} w ${h.weight.toFixed(2)}`).join(', '),
-    a.earlyFusion ? (a.earlyFusion.chosen ? `early (w ${a.earlyFusion.blockWeight.toFixed(2)}, C ${a.earlyFusion.C})` : 'late') : '-',
+    a.fusion,
     a.dev ? `${a.dev.accuracy.toFixed(4)} / ${a.dev.macroF1.toFixed(4)}` : '-',
   ]);
-  const catEarly = early(bSummary.fusion);
   attrRows.unshift(['category', String(bSummary.classes), String(bSummary.rows.used), heads(bSummary.fit.heads).map((h) => `${h.name} C ${h.C} w ${h.weight.toFixed(2)}`).join(', '),
-    catEarly ? (catEarly.chosen ? `early (w ${catEarly.blockWeight.toFixed(2)}, C ${catEarly.C})` : 'late') : '-', `${evals.b.metrics.accuracy.toFixed(4)} / ${evals.b.metrics.macroF1.toFixed(4)}`]);
+    fusionKind(bSummary.fusion), `${evals.b.metrics.accuracy.toFixed(4)} / ${evals.b.metrics.macroF1.toFixed(4)}`]);
   const attrHead = ['(b) predicts', 'classes', 'rows', 'heads', 'fusion', 'dev acc / macro-F1'];
   const attrWidths = attrHead.map((h, i) => Math.max(h.length, ...attrRows.map((r) => r[i]!.length)));
   for (const r of [attrHead, ...attrRows]) log(r.map((c, i) => c.padEnd(attrWidths[i]!)).join('  ').trimEnd());
@@ -350,6 +358,7 @@ async function main(): Promise<void> {
       classes: trains[s][0]!.summary.classes,
       heads: heads(trains[s][0]!.summary.fit.heads),
       earlyFusion: early(trains[s][0]!.summary.fusion),
+      textAlone: textAlone(trains[s][0]!.summary.fusion),
       validation: trains[s][0]!.summary.validation,
     }])),
     run: Object.fromEntries(sides.map((s) => [s, {
