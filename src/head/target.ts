@@ -456,8 +456,8 @@ function fusedHeldOut(heldOut: Map<number, Float64Array>[], weights: number[], c
 /**
  * Fusion 'auto': the text head alone (weights 1 and 0 over the late heads, text first) against the fusion chosen, on
  * every held-out row, by held-out macro-F1; a tie goes to the text head, the simpler of the two. Fusion chose its kind
- * by log-loss, which the frequent values carry: where the photos add nothing the text head's held-out rows cannot see,
- * on a label like gender or a rare colour, they can still cost a value seen a few times its answers.
+ * by log-loss, which the frequent values carry: where the photos tell nothing the title does not (gender, a colour the
+ * title names), they can still take a value seen a few times from its right answers, which macro-F1 weighs in full.
  */
 export function chooseTextAlone(heldOut: Map<number, Float64Array>[], weights: number[], classes: string[], complete: Map<number, Float64Array> | null, y: ArrayLike<number>): TextAloneSelection {
   const rows = Array.from(heldOutRows(heldOut));
