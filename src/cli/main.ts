@@ -127,8 +127,8 @@ function formatTrainSummary(s: TrainSummary): string {
   for (const a of s.attributes) {
     const cal = 'none' in a.calibration ? '' : ` · ECE ${a.calibration.after.ece.toFixed(4)} after calibration: ${calibrationSteps(a.calibration).text}`;
     const fused = a.fusion?.fused ? ` · held-out fused macro-F1 ${f(a.fusion.fused.macroF1)}` : '';
-    const early = a.fusion?.textAlone?.chosen ? ' (text head alone)' : a.fusion?.early?.chosen ? ' (early fusion)' : '';
-    lines.push(`  attribute ${a.name}: ${a.classes} values, ${a.rows} rows · heads ${a.heads.map((h) => `${h.name} C ${h.C}${a.heads.length > 1 ? ` weight ${h.weight.toFixed(2)}` : ''}`).join(', ')}${early}${fused}${cal}`);
+    const kind = a.fusion?.textAlone?.chosen ? ' (text head alone)' : a.fusion?.early?.chosen ? ' (early fusion)' : '';
+    lines.push(`  attribute ${a.name}: ${a.classes} values, ${a.rows} rows · heads ${a.heads.map((h) => `${h.name} C ${h.C}${a.heads.length > 1 ? ` weight ${h.weight.toFixed(2)}` : ''}`).join(', ')}${kind}${fused}${cal}`);
   }
   if (s.cache) lines.push(`  embedding cache: ${s.cache.hits} hits, ${s.cache.misses} misses, ${(s.cache.usedBytes / 1e6).toFixed(1)} MB in ${s.cache.dir}`);
   lines.push(`  elapsed: ${s.elapsedSeconds.toFixed(1)} s`);

@@ -722,6 +722,8 @@ export async function trainModel(rows: CollectedRow[], labels: string[], setting
   const pool = settings.pool ?? ownPool!;
   const progress = settings.progress ?? silentFitProgress;
   const procedure = settings.procedure ?? 'train';
+  // This procedure's fits, reported under its name.
+  const report = { procedure, report: (e: Parameters<FitProgress['report']>[0]) => progress.report(e) };
   try {
     const tfidf = settings.tfidfModel ?? fitTfidfBlock(rows, settings);
     const blocks = layoutBlocks(settings.features, settings.dims, tfidf);
@@ -752,13 +754,13 @@ export async function trainModel(rows: CollectedRow[], labels: string[], setting
         if (support) {
           // Epochs are chosen on held-out rows even with a fixed C (which a support head does not use).
           const held = splits.length > 0 ? splits : [stratifiedHoldout(strataCodes, settings.fusionShare, settings.seed, dupes)];
-          const fitted = await fitSupport(pool, { name: g.name, design, rows: idx }, held, y, settings.seed, { procedure, report: (e) => progress.report(e) });
+          const fitted = await fitSupport(pool, { name: g.name, design, rows: idx }, held, y, settings.seed, report);
           const blocks = layoutBlocks(g.kinds, settings.dims, tfidf);
           return { g, C: NaN, chosen: null, head: supportTrainedHead(fitted.fit, classes, blocks, tfidf), rowSpace: false, support: fitted.summary };
         }
         await placeInRowSpace(design, Array.from(idx, (i) => rows[i]!), tfidf, settings, pool);
         checkFitMemory(g.name, design, settings);
-        const chosen = selecting ? await selectHeadC(pool, { name: g.name, design, rows: idx }, splits, grid!, selectionLr, y, { procedure, report: (e) => progress.report(e) }, settings.stopPaths ?? true) : null;
+        const chosen = selecting ? await selectHeadC(pool, { name: g.name, design, rows: idx }, splits, grid!, selectionLr, y, report, settings.stopPaths ?? true) : null;
         const all = Int32Array.from({ length: design.n }, (_, i) => i);
         checkTwoClasses(g.name, design, all);
         const C = chosen?.C ?? fixedC;
@@ -790,7 +792,6 @@ export async function trainModel(rows: CollectedRow[], labels: string[], setting
     const fitted = heads.map((h, k): FittedHead => ({ name: h.g.name, kinds: h.g.kinds, C: h.C, head: h.head, weight: late ? weights[k]! : 1, rowSpace: h.rowSpace, support: h.support }));
     let complete: Map<number, Float64Array> | null = null;
     let joint: { refit: () => Promise<FittedHead>; C: number } | null = null;
-    const report = { procedure, report: (e: Parameters<FitProgress['report']>[0]) => progress.report(e) };
     if (plansEarly(settings, grid, designs.map((d) => d.support)) && selection) {
       const lateHeldOut = heads.map((h) => h.chosen!.heldOut);
       const textC = heads.find((h) => h.g.name === 'text')!.C;
