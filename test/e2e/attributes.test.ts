@@ -47,6 +47,13 @@ test('train --attribute: one embedding pass; each attribute its own heads, fusio
     assert.ok(a.calibration && a.calibration.temperature > 0, `${a.name} is calibrated`);
     for (const h of a.fusion.heads) assert.ok(fs.existsSync(path.join(withAttributes, h.file)), h.file);
   }
+  // The summary names the fusion each attribute ended with: the text head alone, early fusion, or late (no marker).
+  for (const a of m.attributes) {
+    const line = trained.stderr.split('\n').find((l) => l.startsWith(`  attribute ${a.name}: ${a.classes.length} values`));
+    assert.ok(line, `${a.name}'s summary line in ${trained.stderr}`);
+    const marker = a.fusion.selection.textAlone?.chosen ? '(text head alone)' : a.fusion.selection.early?.chosen ? '(early fusion)' : null;
+    for (const m of ['(text head alone)', '(early fusion)']) assert.equal(line.includes(m), m === marker, `${a.name}: ${line}`);
+  }
   // The evidence differs, and so do the learned weights: tone is in the photo, audience in the title.
   const weight = (a: { fusion: { heads: { name: string; weight: number }[] } }, name: string) => a.fusion.heads.find((h) => h.name === name)!.weight;
   assert.ok(weight(tone, 'image') >= 0.9, `tone leans on the image head: ${weight(tone, 'image')}`);
