@@ -39,6 +39,7 @@ interface TrainFlags extends PipelineFlags {
   C: number | 'auto';
   classWeight?: 'balanced';
   priorShift: boolean;
+  nameMatch: boolean;
   maxIter: number;
   tol: number;
   minDf: string;
@@ -264,6 +265,7 @@ function buildProgram(io: Io, env: NodeJS.ProcessEnv, setCode: (c: number) => vo
       )
       .option('--C <c|auto>', `inverse L2 regularisation strength (scikit-learn’s C); auto: chosen per head from ${C_GRID.join(', ')} by held-out log-loss (macro-F1 among the values within noise of the least) on the --fusion-folds or --fusion-share`, cOption, 'auto')
       .addOption(new Option('--class-weight <mode>', 'weight classes inversely to their frequency').choices(['balanced']))
+      .option('--no-name-match', `leave class names in the text out of the scores; by default, where held-out predictions are made, each class the row's title or description names (names that mostly mean their class in the training rows) gets its fused log-probability raised by a weight fitted on them, kept where its likelihood-ratio test does (flat classes)`)
       .option('--no-prior-shift', `answer the most probable class; by default, where held-out predictions are made, the answer is the most probable after dividing the probabilities by the class prior to the power (${PRIOR_SHIFT_ALPHAS.join(', ')}) with the best held-out macro-F1 (flat classes; probabilities and scores are not shifted)`)
       .option('--max-iter <n>', 'L-BFGS iterations at most', intOption(1, 1_000_000), 1000)
       .option('--tol <t>', 'stop when the largest gradient entry is below t', floatOption(0, 1), 1e-6)
@@ -324,6 +326,7 @@ function buildProgram(io: Io, env: NodeJS.ProcessEnv, setCode: (c: number) => vo
       cGrid: f.C === 'auto' ? C_GRID : null,
       lr: { C: f.C === 'auto' ? 1 : f.C, classWeight: f.classWeight ?? null, maxIter: f.maxIter, tol: f.tol },
       priorShift: f.priorShift,
+      nameMatch: f.nameMatch,
       validation: f.validation,
       cv: f.cv,
       refit: f.refit,

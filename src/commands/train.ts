@@ -95,6 +95,8 @@ export interface TrainOptions extends EncoderOptions, Omit<FeatureOptions, 'imag
   jobs: number;
   /** Shift flat classes' answers against the class prior where held-out macro-F1 gains (HeadSettings.priorShift); default true. */
   priorShift?: boolean;
+  /** Raise flat classes the row's text names by a weight fitted on held-out predictions (HeadSettings.nameMatch); default true. */
+  nameMatch?: boolean;
   /** How the TF-IDF block is solved (see HeadSettings.solver); default auto. */
   solver?: HeadSettings['solver'];
   /** Full or support heads (see HeadSettings.headKind); default auto. */
@@ -224,7 +226,7 @@ function validationCalibration(classes: string[], v: { labels: string[]; probs: 
   keep.forEach((i, r) => raw.set(v.probs.subarray(i * K, (i + 1) * K), r * K));
   const y = keep.map((i) => index.get(v.labels[i]!)!);
   const { probs, ...calibration } = calibrateTemperature(raw, y, K);
-  return { ...calibration, heldOut: { rows: Int32Array.from(keep, (_, r) => r), raw, probs }, labels: keep.map((i) => v.labels[i]!) };
+  return { ...calibration, heldOut: { rows: Int32Array.from(keep, (_, r) => r), raw, named: raw, probs }, labels: keep.map((i) => v.labels[i]!) };
 }
 
 /**
@@ -254,6 +256,7 @@ function bundleCalibration(
   const index = new Map(model.classes.map((k, i) => [k, i]));
   let rows = Array.from(c.heldOut.rows);
   let raw = c.heldOut.raw;
+  let named = c.heldOut.named;
   let probs = c.heldOut.probs;
   let topTemperature: number | undefined;
   const t = topModel?.calibration;
@@ -270,6 +273,7 @@ function bundleCalibration(
       return out;
     };
     raw = combine(c.heldOut.raw, t.heldOut.raw);
+    named = raw;
     probs = combine(c.heldOut.probs, t.heldOut.probs);
     topTemperature = t.temperature;
   }
@@ -285,9 +289,11 @@ function bundleCalibration(
     for (let i = 0; i < y.length; i++) applyTopLabel(probs.subarray(i * K, (i + 1) * K), topLabel, scaled.subarray(i * K, (i + 1) * K));
     probs = scaled;
   }
-  // A shifted decision (flat classes only): the class answered, from the raw fused probabilities, as run decides it.
+  // A shifted decision (flat classes only): the class answered, from the fused probabilities after the name match
+  // (the raw ones without it), as run decides it.
   const shift = !topModel && c.prior && c.prior.alpha !== 0 ? c.prior : null;
-  const answers = shift ? rows.map((_, i) => shiftedArgmax(raw.subarray(i * K, (i + 1) * K), shift.bias)) : undefined;
+  const answers = shift ? rows.map((_, i) => shiftedArgmax(named.subarray(i * K, (i + 1) * K), shift.bias)) : undefined;
+  const names = c.nameMatch;
   const curve = topOneCurve(probs, y, K, answers);
   return {
     method: 'temperature',
@@ -298,7 +304,9 @@ function bundleCalibration(
       temperature: { fitted: c.fit.temperature, ...c.test },
       ...(t ? { topTemperature: { fitted: t.fit.temperature, ...t.test } } : {}),
       ...(topTest ? { topLabel: { fitted: topTest.fitted, ...topTest.test } } : {}),
+      ...(names ? { nameMatch: { fitted: names.fitted, ...names.test } } : {}),
     },
+    ...(names && names.beta > 0 ? { nameMatch: { beta: names.beta, classes: names.classes } } : {}),
     source,
     rows: rows.length,
     before: figures(calibrationFigures(raw, y, K)),
@@ -335,6 +343,15 @@ function selectionLines(model: TrainedModel, opts: Pick<TrainOptions, 'fusion' |
       t.chosen
         ? `${prefix}fusion: the text head alone (the image head only for rows without text) — on ${t.rows} held-out rows macro-F1 ${t.text.macroF1.toFixed(4)}, ${fusedKind} ${t.fused.macroF1.toFixed(4)}`
         : `${prefix}fusion: ${fusedKind} kept over the text head alone — on ${t.rows} held-out rows macro-F1 ${t.fused.macroF1.toFixed(4)} against ${t.text.macroF1.toFixed(4)}`,
+    );
+  }
+  const names = model.calibration?.nameMatch;
+  if (names) {
+    const counted = `${names.classes.length} of ${model.classes.length} classes' names count`;
+    lines.push(
+      names.beta > 0
+        ? `${prefix}name match: classes the text names raised by β ${names.beta.toFixed(2)} (χ² ${names.test.statistic.toFixed(1)} ≥ ${names.test.critical.toFixed(2)}; ${counted})`
+        : `${prefix}name match: left out — χ² ${names.test.statistic.toFixed(1)} < ${names.test.critical.toFixed(2)} (β ${names.fitted.toFixed(2)} as fitted; ${counted})`,
     );
   }
   const p = sel.prior;
@@ -578,6 +595,7 @@ export async function trainCommand(opts: TrainOptions): Promise<TrainSummary> {
     solver: opts.solver,
     headKind: opts.head,
     priorShift: !paths && (opts.priorShift ?? true),
+    nameMatch: !paths && (opts.nameMatch ?? true),
   };
   const y = encodeLabels(classes, labels);
   // Duplicate listings (the same normalised text) never sit on both sides of the validation share or a fold.

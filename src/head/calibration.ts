@@ -446,13 +446,14 @@ function topLabelLoss(x: Float64Array, correct: ArrayLike<boolean>, a: number, b
  * `applied`, `leftOut` (each with its statistic), and as phrases: `text` the steps applied (or 'none'), `note` those
  * left out (or '').
  */
-export function calibrationSteps(c: Pick<BundleCalibration, 'temperature' | 'tests'> & { topTemperature?: number | null; topLabel?: TopLabelScaling | null }): { applied: string[]; leftOut: string[]; text: string; note: string } {
+export function calibrationSteps(c: Pick<BundleCalibration, 'temperature' | 'tests'> & { topTemperature?: number | null; topLabel?: TopLabelScaling | null; nameMatch?: { beta: number } | null }): { applied: string[]; leftOut: string[]; text: string; note: string } {
   const applied: string[] = [];
   const leftOut: string[] = [];
   const step = (test: CalibrationTest | undefined, shown: string, name: string) => {
     if (!test || test.kept) applied.push(shown);
     else leftOut.push(`${name} (χ² ${test.statistic.toFixed(1)} < ${test.critical.toFixed(2)})`);
   };
+  if (c.nameMatch || c.tests?.nameMatch) step(c.tests?.nameMatch, `class names in the text (β ${(c.nameMatch?.beta ?? 0).toFixed(2)})`, 'class names in the text');
   step(c.tests?.temperature, `temperature ${c.temperature.toFixed(3)}`, 'a temperature');
   if (typeof c.topTemperature === 'number') step(c.tests?.topTemperature, `top-level temperature ${c.topTemperature.toFixed(3)}`, 'a top-level temperature');
   if (c.topLabel || c.tests?.topLabel) step(c.tests?.topLabel, 'top-label scaling', 'top-label scaling');

@@ -30,12 +30,13 @@ function classMap(from: readonly string[], to: readonly string[]): Int32Array {
 }
 
 /**
- * softmax(Σ w_h log p_h / T) over the present heads, weights renormalised to sum to 1 (equal when they are all 0),
- * as probabilities over `classes`; T is the bundle's calibration temperature (calibration.ts), 1 for raw scores.
+ * softmax((Σ w_h log p_h + b) / T) over the present heads, weights renormalised to sum to 1 (equal when they are all
+ * 0), as probabilities over `classes`; T is the bundle's calibration temperature (calibration.ts), 1 for raw scores;
+ * b the row's name-match bias over `classes` (name-match.ts), none for raw scores.
  * One present head at T = 1 gives back its own probabilities (classes it never saw: ~0).
  * Returns null when no head is present.
  */
-export function fuseHeads(heads: readonly HeadOutput[], classes: readonly string[], temperature = 1): Float32Array | null {
+export function fuseHeads(heads: readonly HeadOutput[], classes: readonly string[], temperature = 1, bias: ArrayLike<number> | null = null): Float32Array | null {
   const present = heads.filter((h) => h.probs !== null);
   if (present.length === 0) return null;
   const total = present.reduce((s, h) => s + h.weight, 0);
@@ -49,6 +50,7 @@ export function fuseHeads(heads: readonly HeadOutput[], classes: readonly string
     for (let j = 0; j < map.length; j++) if (map[j]! >= 0) at[map[j]!] = Math.max(h.probs![j]!, FLOOR);
     for (let k = 0; k < K; k++) score[k] += w * Math.log(at[k]!);
   }
+  if (bias) for (let k = 0; k < K; k++) score[k] += bias[k]! / temperature;
   let max = -Infinity;
   for (let k = 0; k < K; k++) max = Math.max(max, score[k]!);
   let sum = 0;

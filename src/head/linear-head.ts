@@ -4,6 +4,7 @@ import { linearHeadRow, type RowFeatures } from '../pipeline/features.js';
 import { tfidfBlockRow } from './tfidf.js';
 import { rowHasAll, type TrainedHead, type TrainedModel } from './target.js';
 import { fuseHeads } from './fusion.js';
+import { nameMatchBias } from './name-match.js';
 import { supportLinearHead } from './support-head.js';
 import { classIndexArray, linearLogits, scoreRow, softmaxInto, QUANTISED_MAX, type HeadRow, type LinearHead } from './scoring.js';
 
@@ -370,7 +371,7 @@ export function shippedPredictions(
       return { classes: h.head.classes, weight: h.weight, probs: row ? scoreRow(linear, row) : null };
     });
     outputs.forEach((o, k) => heads[shipped[k]!.h.name]!.push(o.probs ? fuseHeads([o], classes) : null));
-    const p = fuseHeads(outputs, classes, model.calibration?.temperature ?? 1);
+    const p = fuseHeads(outputs, classes, model.calibration?.temperature ?? 1, nameMatchBias(model.calibration?.nameMatch, classes, r.text));
     if (p) fused.set(p, i * K);
   });
   return { fused, heads };

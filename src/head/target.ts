@@ -8,7 +8,8 @@ import type { FeatureLayout } from '../pipeline/features.js';
 import type { FeatureBlock } from '../models/bundle.js';
 import { fitTfidf, tfidfBlockDim, tfidfBlockRow, type TfidfBlockModel, type TfidfConfig } from './tfidf.js';
 import { fuseHeads, type WeightCandidate } from './fusion.js';
-import { calibrateTemperature, type CalibrationFigures, type CalibrationTest, type TemperatureFit } from './calibration.js';
+import { calibrateTemperature, calibrationFigures, likelihoodRatioTest, type CalibrationFigures, type CalibrationTest, type TemperatureFit } from './calibration.js';
+import { applyNameMatch, ClassNames, countedNames, fitNameMatch } from './name-match.js';
 import { duplicateGroups, stratifiedHoldout, stratifiedKFold, type Split } from './split.js';
 import { fitLabelEncoder, encodeLabels } from './labels.js';
 import type { StandardScalerParams } from './scaler.js';
@@ -82,6 +83,11 @@ export interface HeadSettings {
    * (default true; a path bundle passes false: its answer is a path, not a class).
    */
   priorShift?: boolean;
+  /**
+   * Raise the classes a row's text names by a weight fitted on the held-out predictions (name-match.ts), where they
+   * are made and its test keeps it (default true; a path bundle passes false).
+   */
+  nameMatch?: boolean;
 }
 
 /**
@@ -294,18 +300,31 @@ export interface ModelCalibration {
   temperature: number;
   before: CalibrationFigures;
   after: CalibrationFigures;
-  /** The held-out rows (indices into the rows trained on) and their fused probabilities (rows × classes), raw and calibrated. */
-  heldOut: { rows: Int32Array; raw: Float64Array; probs: Float64Array };
-  /** The decision's shift against the class prior, chosen on the raw ones (absent: not tried, HeadSettings.priorShift). */
+  /**
+   * The held-out rows (indices into the rows trained on) and their fused probabilities (rows × classes): raw, after
+   * the name match (the raw ones where there is none: what the temperature and the prior shift were fitted on), and
+   * calibrated.
+   */
+  heldOut: { rows: Int32Array; raw: Float64Array; named: Float64Array; probs: Float64Array };
+  /** The name-match step as fitted, its test and the classes whose names count (absent: not tried, HeadSettings.nameMatch). */
+  nameMatch?: { fitted: number; beta: number; classes: string[]; test: CalibrationTest };
+  /** The decision's shift against the class prior, chosen on the named ones (absent: not tried, HeadSettings.priorShift). */
   prior?: PriorShift;
 }
 
 /**
  * The fused held-out probabilities at the chosen C values and weights (each row from the heads that predicted it),
- * their temperature, and the figures before and after it. Null when a head has no held-out predictions (a support
- * head, or no selection).
+ * the name match (classes the rows' texts name), the prior shift and the temperature fitted on them, and the figures
+ * before and after. Null when a head has no held-out predictions (a support head, or no selection).
  */
-function calibrateHeldOut(heldOut: (Map<number, Float64Array> | null)[], weights: number[], y: Int32Array, classes: string[], complete: Map<number, Float64Array> | null, shift: { seed: number } | null): ModelCalibration | null {
+function calibrateHeldOut(
+  heldOut: (Map<number, Float64Array> | null)[],
+  weights: number[],
+  y: Int32Array,
+  classes: string[],
+  complete: Map<number, Float64Array> | null,
+  steps: { shift: { seed: number } | null; texts: readonly string[] | null },
+): ModelCalibration | null {
   if (heldOut.length === 0 || heldOut.some((h) => h === null)) return null;
   const rows = heldOutRows(heldOut as Map<number, Float64Array>[]);
   if (rows.length === 0) return null;
@@ -313,9 +332,34 @@ function calibrateHeldOut(heldOut: (Map<number, Float64Array> | null)[], weights
   const raw = new Float64Array(rows.length * K);
   rows.forEach((r, i) => raw.set(fusedHeldOut(heldOut as Map<number, Float64Array>[], weights, classes, complete, r), i * K));
   const yRows = Int32Array.from(rows, (r) => y[r]!);
-  const prior = shift ? choosePriorShift(raw, yRows, K, classPrior(y, K), shift.seed) : null;
-  const { probs, ...calibration } = calibrateTemperature(raw, yRows, K);
-  return { ...calibration, heldOut: { rows, raw, probs }, ...(prior ? { prior } : {}) };
+  const names = steps.texts ? heldOutNameMatch(raw, rows, yRows, y, classes, steps.texts) : null;
+  const named = names?.probs ?? raw;
+  const prior = steps.shift ? choosePriorShift(named, yRows, K, classPrior(y, K), steps.shift.seed) : null;
+  const { probs, ...calibration } = calibrateTemperature(named, yRows, K);
+  // Before: the fused probabilities as the heads give them; the name match is a calibration step.
+  const before = names ? calibrationFigures(raw, yRows, K) : calibration.before;
+  return { ...calibration, before, heldOut: { rows, raw, named, probs }, ...(prior ? { prior } : {}), ...(names ? { nameMatch: names.step } : {}) };
+}
+
+/**
+ * The name-match step on held-out rows: the classes whose names count (from every training row's text and label),
+ * beta fitted on the held-out rows' fused probabilities, and its likelihood-ratio test; `probs` the rows with it
+ * applied where the test keeps it.
+ */
+function heldOutNameMatch(raw: Float64Array, rows: Int32Array, yRows: Int32Array, y: Int32Array, classes: string[], texts: readonly string[]): { step: NonNullable<ModelCalibration['nameMatch']>; probs: Float64Array | null } {
+  const K = classes.length;
+  const counted = countedNames(classes, texts, y);
+  const names = new ClassNames(classes, counted);
+  const mentioned = Array.from(rows, (r) => names.mentioned(texts[r]!));
+  const fit = fitNameMatch(raw, mentioned, yRows, K);
+  const test = likelihoodRatioTest(fit.lossWithout, fit.lossWith, 1);
+  const beta = test.kept ? fit.beta : 0;
+  let probs: Float64Array | null = null;
+  if (beta > 0) {
+    probs = new Float64Array(raw.length);
+    mentioned.forEach((m, i) => applyNameMatch(raw.subarray(i * K, (i + 1) * K), m, beta, probs!.subarray(i * K, (i + 1) * K)));
+  }
+  return { step: { fitted: fit.beta, beta, classes: counted, test }, probs };
 }
 
 /**
@@ -817,7 +861,12 @@ export async function trainModel(rows: CollectedRow[], labels: string[], setting
       for (const h of fitted) h.route = 'incomplete';
       fitted.push(await joint.refit());
     }
-    const calibration = selecting ? calibrateHeldOut(heads.map((h) => h.chosen?.heldOut ?? null), fitted.map((h) => h.weight), y, classes, complete, (settings.priorShift ?? true) ? { seed: settings.seed } : null) : null;
+    const calibration = selecting
+      ? calibrateHeldOut(heads.map((h) => h.chosen?.heldOut ?? null), fitted.map((h) => h.weight), y, classes, complete, {
+          shift: (settings.priorShift ?? true) ? { seed: settings.seed } : null,
+          texts: (settings.nameMatch ?? true) ? rows.map((r) => r.text) : null,
+        })
+      : null;
     if (calibration?.prior && selection) selection.prior = { alpha: calibration.prior.alpha, trials: calibration.prior.trials };
     return { classes, tfidf, blocks, means, heads: fitted, selection, calibration };
   } finally {

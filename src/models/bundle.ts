@@ -9,6 +9,7 @@ import type { TapInfo } from './tap.js';
 import type { PresetName } from './preset.js';
 import { tfidfFromJSON, tfidfBlockDim, type TfidfBlockModel, type TfidfModel } from '../head/tfidf.js';
 import { writeLinearHead } from '../head/head-io.js';
+import { NAME_MATCH_MAX_BETA, type NameMatch } from '../head/name-match.js';
 import type { LinearHead } from '../head/scoring.js';
 import type { HeadPruning } from '../head/linear-head.js';
 import { pathLevels } from '../head/taxonomy.js';
@@ -27,8 +28,9 @@ export const BUNDLE_FORMAT = 'categorize-bundle';
  * 7 added early fusion's head routes (`route`: the joint head for rows with every block, the per-modality heads for
  * the rest): older tools would fuse all three heads on every row, so they refuse such bundles.
  * 8 added `calibration.prior` (the answer shifted against the class prior): older tools would answer the top class.
+ * 9 added `calibration.nameMatch` (classes the row's text names raised by beta): older tools would score without it.
  */
-export const BUNDLE_FORMAT_VERSION = 8;
+export const BUNDLE_FORMAT_VERSION = 9;
 
 /** What `train` stores about calibration and decisions (calibration.ts). */
 export interface BundleCalibration {
@@ -48,7 +50,14 @@ export interface BundleCalibration {
     temperature: CalibrationStepTest<number>;
     topTemperature?: CalibrationStepTest<number>;
     topLabel?: CalibrationStepTest<TopLabelScaling>;
+    /** The name match's beta as fitted (name-match.ts). */
+    nameMatch?: CalibrationStepTest<number>;
   };
+  /**
+   * Classes the row's text names (name-match.ts): beta is added to their fused log-probabilities before the
+   * temperature, for the classes listed (the ones whose names count). Absent: none (format 9 when present).
+   */
+  nameMatch?: NameMatch;
   /** Where the held-out predictions came from: the selection of C and the fusion weights, or the validation share. */
   source: 'selection' | 'validation';
   rows: number;
@@ -344,6 +353,10 @@ function checkCalibration(dir: string, c: Partial<BundleCalibration>, top: boole
   if (prior !== undefined && !(Number.isFinite(prior?.alpha) && Array.isArray(prior.bias) && prior.bias.length === classes && prior.bias.every((b) => Number.isFinite(b)))) {
     fail(dir, `manifest.json calibration.prior must have a finite alpha and ${classes} finite biases, one per class`);
   }
+  const names = c.nameMatch;
+  if (names !== undefined && !(typeof names?.beta === 'number' && names.beta >= 0 && names.beta <= NAME_MATCH_MAX_BETA && Array.isArray(names.classes) && names.classes.every((k) => typeof k === 'string'))) {
+    fail(dir, `manifest.json calibration.nameMatch must have a beta in [0, ${NAME_MATCH_MAX_BETA}] and a list of class names`);
+  }
 }
 
 /** A manifest's attributes, each checked like the category: classes, calibration, and heads against the layout. */
@@ -484,9 +497,10 @@ export function saveBundle(location: string, parts: BundleParts): void {
       ...(a.calibration ? { calibration: a.calibration } : {}),
       ...(a.training ? { training: a.training } : {}),
     }));
+  const calibrations = [rest.calibration, ...(attributes ?? []).map((a) => a.calibration)];
   const manifest: BundleManifest = {
     format: BUNDLE_FORMAT,
-    formatVersion: [rest.calibration, ...(attributes ?? []).map((a) => a.calibration)].some((c) => c?.prior !== undefined) ? 8 : parts.heads.some((h) => h.spec?.route !== undefined) ? 7 : fastImages(rest.features) ? 6 : rest.calibration ? 5 : rest.paths ? 4 : linear ? 3 : fused || parts.charTfidfJson ? 2 : 1,
+    formatVersion: calibrations.some((c) => c?.nameMatch !== undefined) ? 9 : calibrations.some((c) => c?.prior !== undefined) ? 8 : parts.heads.some((h) => h.spec?.route !== undefined) ? 7 : fastImages(rest.features) ? 6 : rest.calibration ? 5 : rest.paths ? 4 : linear ? 3 : fused || parts.charTfidfJson ? 2 : 1,
     ...rest,
     ...(fused
       ? { fusion: { method: 'log-linear' as const, heads: parts.heads.map((h, i) => ({ ...h.spec!, ...entries[i]! })), selection: parts.fusionSelection } }

@@ -6,6 +6,7 @@ import type { CatalogRow } from '../io/catalog-reader.js';
 import type { PredictionRecord, RecordAttribute, RecordDecision } from '../io/prediction-writer.js';
 import { applyTopLabel, type Decision } from '../head/calibration.js';
 import { shiftedArgmax } from '../head/selection.js';
+import { nameMatchBias } from '../head/name-match.js';
 import type { BundleAttribute, BundleHead, FeatureBlock, ModelBundle } from '../models/bundle.js';
 import { fuseHeads, headInput } from '../head/fusion.js';
 import { LinearClassifier, type Classifier, topClasses } from '../head/classifier.js';
@@ -203,21 +204,22 @@ export class Predictor {
       const routedOnly = (os: typeof outputs) => os.map((o) => (o.routed ? o : { ...o, probs: null }));
       const fusedOutputs = routedOnly(outputs);
       const fusedTop = routedOnly(topOutputs);
-      // The calibrated probabilities (temperatures, then top-label scaling) and, for a calibrated bundle, the raw ones.
-      const combined = (temperature: number, topTemperature: number): Float32Array | null => {
-        const fused = fuseHeads(fusedOutputs, this.classes, temperature);
+      // The calibrated probabilities (the name match and temperatures, then top-label scaling) and, for a calibrated
+      // bundle, the raw ones.
+      const calibration = this.bundle.manifest.calibration;
+      const combined = (temperature: number, topTemperature: number, bias: Float64Array | null): Float32Array | null => {
+        const fused = fuseHeads(fusedOutputs, this.classes, temperature, bias);
         const topLevel = this.bundle.top ? fuseHeads(fusedTop, this.bundle.top.classes, topTemperature) : null;
         return fused && topLevel && this.taxonomy ? Float32Array.from(this.taxonomy.tree.withTopLevel(fused, topLevel, this.bundle.top!.classes)) : fused;
       };
-      const calibration = this.bundle.manifest.calibration;
-      let probs = combined(this.temperature, this.topTemperature);
+      let probs = combined(this.temperature, this.topTemperature, nameMatchBias(calibration?.nameMatch, this.classes, f.text));
       if (!probs) return failed('no_input: no modality this bundle reads');
       // A prior shift decides from the probabilities at the temperature, before top-label scaling (as train chose it).
       const answerAt = calibration?.prior && !this.taxonomy ? shiftedArgmax(probs, calibration.prior.bias, 1 / this.temperature) : null;
       if (calibration?.topLabel) probs = applyTopLabel(probs, calibration.topLabel, new Float32Array(probs.length));
       const final = probs;
       let raw: Float32Array | null | undefined;
-      const rawProbs = () => (calibration ? (raw ??= combined(1, 1)) : final);
+      const rawProbs = () => (calibration ? (raw ??= combined(1, 1, null)) : final);
       const top = topClasses(probs, this.classes, this.opts.topN);
       const heads = Object.fromEntries(this.heads.map(({ head }, h) => [head.name, outputs[h].probs ? fuseHeads([outputs[h]], this.classes) : null]));
       let answer: Pick<PredictionRecord, 'category' | 'score' | 'path'> = answerAt === null ? { category: top[0].category, score: top[0].prob } : { category: this.classes[answerAt]!, score: probs[answerAt]! };
@@ -229,12 +231,13 @@ export class Predictor {
       }
       const record: PredictionRecord = { id: row.id, ...answer, top_categories: top, tags, status: 'ok', error: null, warnings, kept };
       if (decision) record.decision = decide(record, decision);
-      // Each attribute as the category: its routed heads fused, at its temperature, then its top-label scaling.
+      // Each attribute as the category: its routed heads fused, with its name match at its temperature, then its
+      // top-label scaling.
       const attributes: Prediction['attributes'] = {};
       this.attributes.forEach(({ attribute, decision }, k) => {
         const os = attributeOutputs[k]!;
         const c = attribute.calibration;
-        let p = fuseHeads(routedOnly(os), attribute.classes, c?.temperature ?? 1);
+        let p = fuseHeads(routedOnly(os), attribute.classes, c?.temperature ?? 1, nameMatchBias(c?.nameMatch, attribute.classes, f.text));
         if (!p) return;
         const at = c?.prior ? shiftedArgmax(p, c.prior.bias, 1 / c.temperature) : null;
         if (c?.topLabel) p = applyTopLabel(p, c.topLabel, new Float32Array(p.length));

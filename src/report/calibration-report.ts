@@ -1,6 +1,7 @@
 // Eval's calibration section: each row's probabilities and whether its answer is right, turned into the figures of
 // the calibrated and the raw probabilities (ECE, Brier, log-loss, reliability bins), the precision–coverage curve on
 // the eval rows, and each target threshold's realized precision and coverage there, accepted by run's own decide().
+import type { NameMatch } from '../head/name-match.js';
 import {
   CONFIDENCE,
   CalibrationAccumulator,
@@ -87,6 +88,8 @@ export interface CalibrationReport {
     temperature: number;
     topTemperature: number | null;
     topLabel: TopLabelScaling | null;
+    /** The name match (BundleCalibration.nameMatch): its beta and the classes whose names count, or null. */
+    nameMatch: NameMatch | null;
     /** Each step's test on the held-out rows (absent in older bundles). */
     tests: BundleCalibration['tests'];
     /** The decision's prior shift (BundleCalibration.prior): its exponent, or null when the answer is the top class. */
@@ -220,6 +223,7 @@ export class CalibrationReportAccumulator {
             temperature: calibration.temperature,
             topTemperature: calibration.topTemperature ?? null,
             topLabel: calibration.topLabel ?? null,
+            nameMatch: calibration.nameMatch ?? null,
             tests: calibration.tests,
             priorAlpha: calibration.prior?.alpha ?? null,
             source: calibration.source,

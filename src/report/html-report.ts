@@ -636,7 +636,7 @@ function calibrationSentence(b: NonNullable<CalibrationReport['bundle']>): strin
   const steps = calibrationSteps(b);
   const done =
     steps.applied.length > 0
-      ? `The bundle applies ${steps.applied.join(', then ')}, fitted on ${plural(b.rows, 'held-out row')} at train time (a temperature divides the fused log-probabilities; top-label scaling rescales the top class’s probability).`
+      ? `The bundle applies ${steps.applied.join(', then ')}, fitted on ${plural(b.rows, 'held-out row')} at train time (class names in the text raise the fused log-probabilities of the classes a row’s title or description names; a temperature divides the fused log-probabilities; top-label scaling rescales the top class’s probability).`
       : 'The bundle applies no calibration step: its scores are the heads’ fused probabilities.';
   const left = steps.leftOut.length > 0 ? ` Left out, because ${b.rows} held-out rows could not tell their gain from chance (likelihood-ratio test at 95%): ${escapeHtml(steps.leftOut.join(', '))}.` : '';
   return done + left;

@@ -303,7 +303,7 @@ test('usage errors exit 2; --help and --version exit 0 and tell the truth', asyn
     assert.ok(help.stdout.includes(flag), `help lists ${flag}`);
   }
   const trainHelp = await runCli(['train', '--help']);
-  for (const flag of ['--label-column', '--output', '--features', '--C', '--class-weight', '--max-iter', '--tol', '--min-df', '--max-df', '--max-features', '--ngram-range', '--stop-words', '--validation', '--cv', '--no-refit', '--seed', '--text-model', '--image-model']) {
+  for (const flag of ['--label-column', '--output', '--features', '--C', '--class-weight', '--max-iter', '--tol', '--min-df', '--max-df', '--max-features', '--ngram-range', '--stop-words', '--validation', '--cv', '--no-refit', '--seed', '--text-model', '--image-model', '--no-prior-shift', '--no-name-match']) {
     assert.ok(trainHelp.stdout.includes(flag), `train help lists ${flag}`);
   }
   const evalHelp = await runCli(['eval', '--help']);
