@@ -648,6 +648,9 @@ export async function trainCommand(opts: TrainOptions): Promise<TrainSummary> {
         trainModel(a.idx.map((i) => finalRows[i]!), a.labels, {
           ...procedure(`attribute ${a.name}`),
           fusion: opts.attributeFusion ?? opts.fusion,
+          // An attribute's values are flat classes, beside a path category too.
+          priorShift: opts.priorShift ?? true,
+          nameMatch: opts.nameMatch ?? true,
           tfidfModel: finalTfidf,
           sharedBasis,
           selectionFolds: selectionFoldsFor(opts.selectionFolds, a.idx.length),

@@ -28,11 +28,12 @@ function catalog(seed: number, perShade: number, naming: number): string {
   const add = (colour: string, name: string) => {
     const category = rnd() < 0.5 ? 'Shirts' : 'Shoes';
     const kind = category === 'Shirts' ? pick(['shirt', 'tee', 'polo']) : pick(['sneaker', 'loafer', 'boot']);
-    rows.push([`p${rows.length}`, `${pick(shared)} ${kind} ${name} ${pick(shared)} ${pick(shared)}`.replace(/ +/g, ' '), '', '', category, colour]);
+    const path = category === 'Shirts' ? `Apparel > ${kind === 'polo' ? 'Polos' : 'Shirts'}` : `Footwear > ${kind === 'boot' ? 'Boots' : 'Shoes'}`;
+    rows.push([`p${rows.length}`, `${pick(shared)} ${kind} ${name} ${pick(shared)} ${pick(shared)}`.replace(/ +/g, ' '), '', '', category, path, colour]);
   };
   for (let k = 0; k < 20; k++) for (let j = 0; j < perShade; j++) add(`Shade${k}`, rnd() < naming ? `shade${k}` : '');
   for (let j = 0; j < 10 * perShade; j++) add('Plain', '');
-  return stringify([['id', 'title', 'description', 'image', 'category', 'colour'], ...rows]);
+  return stringify([['id', 'title', 'description', 'image', 'category', 'category_path', 'colour'], ...rows]);
 }
 
 let trainErr = '';
@@ -72,7 +73,7 @@ test('run: rows that name their shade are surer of it with the name match than w
     const r = await runCli(['run', fresh, '--model', dir, '-o', out(dir), '-q']);
     assert.equal(r.code, 0, r.stderr);
   }
-  const truth = new Map(fs.readFileSync(fresh, 'utf8').trim().split('\n').slice(1).map((l) => [l.split(',')[0]!, l.split(',')[5]!]));
+  const truth = new Map(fs.readFileSync(fresh, 'utf8').trim().split('\n').slice(1).map((l) => [l.split(',')[0]!, l.split(',')[6]!]));
   const sure = (dir: string) => {
     const recs = readJsonl(out(dir)) as { id: string; attributes: { colour: { value: string; top: { value: string; prob: number }[] } } }[];
     const rare = recs.filter((r) => truth.get(r.id) !== 'Plain');
@@ -83,4 +84,16 @@ test('run: rows that name their shade are surer of it with the name match than w
   const a = sure(named);
   const b = sure(plain);
   assert.ok(a.logp > b.logp + 0.1 && a.right >= b.right, `with ${JSON.stringify(a)}, without ${JSON.stringify(b)}`);
+});
+
+test('train: a path category with an attribute — the attribute, flat, gets its name match; the paths none', async () => {
+  const dir = path.join(tmp, 'paths');
+  const r = await runCli(['train', train, '--label-column', 'category_path', '--attribute', 'colour', '--features', 'tfidf', '--validation', '0', '-q', '-o', dir]);
+  assert.equal(r.code, 0, r.stderr);
+  const m = manifest(dir);
+  assert.ok(m.paths, 'a path bundle');
+  assert.equal(m.formatVersion, 9);
+  assert.ok(m.attributes[0].calibration.nameMatch.beta > 0.5 && m.attributes[0].calibration.tests.nameMatch.kept);
+  assert.equal(m.calibration.nameMatch, undefined);
+  assert.equal(m.calibration.tests.nameMatch, undefined, 'not tried on paths');
 });
