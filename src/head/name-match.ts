@@ -1,9 +1,9 @@
 // Class names the row's own text says: a title that reads "Turquoise Blue Flats" names the colour `Turquoise Blue`.
-// A linear head learns each value's words from that value's rows alone, so a value seen four times is outweighed by
-// `Blue`, seen nine hundred. The name-match step pools that evidence over every class: one weight, beta, fitted on
-// the held-out predictions calibration already uses, raises the fused log-probability of each class the text names.
-// Only names that mostly mean their value in the training rows count (a catalog may title kids' shirts "Boys" and
-// label them `Men`). Flat classes only; a path bundle answers paths.
+// A linear head learns each value's words from that value's rows alone, so a value seen twice is outweighed by
+// `Blue`, seen hundreds of times. The name-match step pools that evidence over every class: one weight, beta, fitted
+// on the held-out predictions calibration already uses, raises the fused log-probability of each class the text
+// names. Only names that mostly mean their value in the training rows count (a catalog may title kids' shirts "Boys"
+// and label them `Men`). Flat classes only: not a path bundle's paths (its attributes, which are flat, do use it).
 
 /** beta is fitted in [0, NAME_MATCH_MAX_BETA]: a named class's odds are raised at most e^5 ≈ 148-fold. */
 export const NAME_MATCH_MAX_BETA = 5;
