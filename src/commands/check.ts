@@ -481,6 +481,7 @@ export async function checkCommand(opts: CheckOptions): Promise<CheckResult> {
   // Two classes per row: the runner-up makes a low-confidence finding readable.
   const { bundle, catalog, predictor, decision, close, attributes } = await openBundleSession(opts, {
     extra: opts.labelColumn ? [opts.labelColumn] : [],
+    extraFlags: opts.labelColumn ? { [opts.labelColumn]: '--label-column' } : {},
     attributeColumns: true,
     topN: 2,
     topKTags: 0,

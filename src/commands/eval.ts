@@ -118,7 +118,7 @@ async function thumbnails(
 export async function evalCommand(opts: EvalOptions): Promise<EvalResult> {
   const log = opts.log ?? (() => {});
   const progress = opts.progress ?? silentProgress;
-  const { bundle, catalog, predictor, cache, close, attributes: predicted } = await openBundleSession(opts, { extra: [opts.labelColumn], attributeColumns: true, topN: 3, topKTags: 0 });
+  const { bundle, catalog, predictor, cache, close, attributes: predicted } = await openBundleSession(opts, { extra: [opts.labelColumn], extraFlags: { [opts.labelColumn]: '--label-column' }, attributeColumns: true, topN: 3, topKTags: 0 });
   // The attributes judged: those predicted whose column the catalog has; a gate on any other is a usage error.
   const judged = predicted.filter((a) => resolveColumn(catalog.header, a.name) >= 0);
   for (const a of predicted.filter((a) => !judged.includes(a))) log(`attribute ${a.name}: the catalog has no '${a.name}' column, not judged`);

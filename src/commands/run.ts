@@ -90,6 +90,7 @@ export async function runCommand(opts: RunOptions): Promise<RunSummary> {
   // The output check, then the columns, before models spend seconds loading.
   const session = await openBundleSession(opts, {
     extra: opts.keepColumns,
+    extraFlags: Object.fromEntries(opts.keepColumns.map((c) => [c, '--keep-columns'])),
     topN: opts.topN,
     topKTags: opts.topKTags,
     beforeCatalog: async (bundle, decision) => {

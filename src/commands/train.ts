@@ -518,7 +518,12 @@ export async function trainCommand(opts: TrainOptions): Promise<TrainSummary> {
     models.image = image;
   }
   const catalog = await openCatalog(opts.input, {
-    columns: { ...opts.columns, require: { text: kinds.has('text') || kinds.has('tfidf'), image: kinds.has('image') }, extra: [opts.labelColumn, ...attributeNames] },
+    columns: {
+      ...opts.columns,
+      require: { text: kinds.has('text') || kinds.has('tfidf'), image: kinds.has('image') },
+      extra: [opts.labelColumn, ...attributeNames],
+      extraFlags: { ...Object.fromEntries(attributeNames.map((a) => [a, '--attribute'])), [opts.labelColumn]: '--label-column' },
+    },
     delimiter: opts.delimiter,
     stdin: opts.stdin,
   });

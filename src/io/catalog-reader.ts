@@ -16,6 +16,8 @@ export interface ColumnOptions {
   require: { text: boolean; image: boolean };
   /** Extra columns to carry through (keep-columns, labels); each must exist. */
   extra: string[];
+  /** The flag that named each extra column (`--label-column`, `--attribute` …), for the error when one is missing. */
+  extraFlags?: Record<string, string>;
   /** Extra columns carried through when the file has them (a bundle's attribute labels in eval and check). */
   optional?: string[];
 }
@@ -99,10 +101,12 @@ export function resolveColumn(header: string[], name: string): number {
   return header.findIndex((h) => h.toLowerCase() === lower);
 }
 
+const columnList = (header: string[]) => header.map((h) => `'${h}'`).join(', ') || 'none';
+
 function missingColumn(what: string, names: string[], header: string[], flag: string): UsageError {
   const tried = names.map((n) => `'${n}'`).join(' or ');
   return new UsageError(
-    `${what} column ${tried} not found (columns found: ${header.map((h) => `'${h}'`).join(', ') || 'none'}); set it with ${flag}`,
+    `${what} column ${tried} not found (columns found: ${columnList(header)}); set it with ${flag}`,
     'missing_column',
   );
 }
@@ -175,7 +179,11 @@ export async function openCatalog(source: string, opts: OpenCatalogOptions): Pro
   if (col.require.image && imageIdx < 0) throw missingColumn('image', col.image, header, '--image-column');
   const extraIdx = col.extra.map((name) => {
     const i = resolveColumn(header, name);
-    if (i < 0) throw missingColumn('requested', [name], header, 'the column flags');
+    if (i < 0) {
+      const flag = col.extraFlags?.[name];
+      if (!flag) throw missingColumn('requested', [name], header, 'the column flags');
+      throw new UsageError(`${flag} ${name}: the catalog has no such column (columns found: ${columnList(header)})`, 'missing_column');
+    }
     return [name, i] as const;
   });
   for (const name of col.optional ?? []) {

@@ -98,7 +98,7 @@ export function attributeDecision(attribute: BundleAttribute, decision: Decision
  */
 export async function openBundleSession(
   opts: BundleRunOptions,
-  spec: { extra: string[]; /** Read each predicted attribute's column too, when the catalog has it (eval, check). */ attributeColumns?: boolean; topN: number; topKTags: number; beforeCatalog?: (bundle: ModelBundle, decision: Decision | null) => Promise<void> | void },
+  spec: { extra: string[]; /** The flag that named each extra column, for the error when the catalog lacks one. */ extraFlags?: Record<string, string>; /** Read each predicted attribute's column too, when the catalog has it (eval, check). */ attributeColumns?: boolean; topN: number; topKTags: number; beforeCatalog?: (bundle: ModelBundle, decision: Decision | null) => Promise<void> | void },
 ): Promise<BundleSession> {
   const bundle = loadBundle(opts.model);
   const decision = resolveDecision(bundle.manifest.calibration, opts.targetPrecision, opts.model);
@@ -107,7 +107,7 @@ export async function openBundleSession(
   // A model missing from the cache fails here, before a byte of the catalog (maybe stdin) is read.
   const requests = await resolveBundleModels(bundle, bundle.manifest.features.filter(isEncoderBlock), opts, opts.models);
   const catalog = await openCatalog(opts.input, {
-    columns: { ...opts.columns, require: bundleInputs(bundle), extra: spec.extra, optional: spec.attributeColumns ? attributes.map((a) => a.name) : [] },
+    columns: { ...opts.columns, require: bundleInputs(bundle), extra: spec.extra, extraFlags: spec.extraFlags, optional: spec.attributeColumns ? attributes.map((a) => a.name) : [] },
     delimiter: opts.delimiter,
     stdin: opts.stdin,
   });

@@ -93,7 +93,7 @@ test('train --attribute-fusion: the attributes combine text and image their own 
 
 test('train --attribute: bad names are one-line usage errors (exit 2)', async () => {
   const cases: [string[], RegExp][] = [
-    [['--attribute', 'no_such_column'], /no_such_column/],
+    [['--attribute', 'no_such_column'], /--attribute no_such_column: the catalog has no such column \(columns found: 'id', /],
     [['--attribute', 'category'], /is the --label-column/],
     [['--attribute', 'tone,tone'], /named twice/],
     [['--attribute', 'score'], /an output field has that name/],

@@ -182,7 +182,7 @@ test('eval --report: a thumbnail beside each example row that has a readable pho
 test('train usage errors exit 2 with a precise message', async () => {
   const noLabel = await runCli(['train', demo.train, '--label-column', 'nope', '--text-model', enc.text, '--image-model', enc.image, '-o', path.join(tmp, 'x')]);
   assert.equal(noLabel.code, 2);
-  assert.match(noLabel.stderr, /requested column 'nope' not found/);
+  assert.match(noLabel.stderr, /--label-column nope: the catalog has no such column \(columns found: 'id', 'title', /);
   // The original preset's models are the registry defaults, which an empty cache lacks; train never downloads by itself.
   const noModel = await runCli(['train', demo.train, '--label-column', 'category', '--preset', 'original', '-o', path.join(tmp, 'x')], { env: { CATEGORIZE_CACHE: path.join(tmp, 'empty-cache'), HF_HUB_OFFLINE: '' } });
   assert.equal(noModel.code, 2);

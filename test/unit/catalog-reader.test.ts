@@ -88,6 +88,11 @@ test('a missing required column is a usage error naming it and listing the colum
     /image column 'image' or 'image_path' not found/,
   );
   await assert.rejects(openCatalog(file('keep.csv', 'id,title\n1,a\n'), { columns: { ...columns, extra: ['brand'] } }), /'brand' not found/);
+  // With the flag that named it, the error names the flag.
+  await assert.rejects(
+    openCatalog(file('keep2.csv', 'id,title\n1,a\n'), { columns: { ...columns, extra: ['brand'], extraFlags: { brand: '--keep-columns' } } }),
+    /^UsageError: --keep-columns brand: the catalog has no such column \(columns found: 'id', 'title'\)$/,
+  );
 });
 
 test('column names match case-insensitively; extra columns are carried', async () => {
