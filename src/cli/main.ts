@@ -17,6 +17,7 @@ import { parseShard, type Shard } from '../pipeline/shard.js';
 import { addModelsCommand } from './models-cli.js';
 import { addCheckCommand } from './check-cli.js';
 import { addServeCommand } from './serve-cli.js';
+import { onStopSignals } from './stop-signals.js';
 import { PRIOR_SHIFT_ALPHAS } from '../head/selection.js';
 import { calibrationSteps } from '../head/calibration.js';
 import { EARLY_BLOCK_SCALES, type FeatureKind, type FusionMode } from '../head/target.js';
@@ -61,28 +62,6 @@ interface TrainFlags extends PipelineFlags {
   jobs: number;
   head: 'auto' | 'full' | 'support';
   jsonSummary?: string;
-}
-
-/**
- * SIGINT/SIGTERM: stop taking rows, let the rows in flight finish and be written, exit 130/143 with a resumable
- * output. A second signal exits at once (the output is still resumable: records are written whole, in order).
- */
-function onStopSignals(log: CliLog): { signal: AbortSignal; dispose(): void } {
-  const controller = new AbortController();
-  const handler = (sig: NodeJS.Signals) => {
-    if (controller.signal.aborted) process.exit(sig === 'SIGINT' ? ExitCode.interrupted : ExitCode.terminated);
-    log.line(`${sig}: finishing the rows in flight, then stopping (again to stop at once)`);
-    controller.abort(sig);
-  };
-  process.on('SIGINT', handler);
-  process.on('SIGTERM', handler);
-  return {
-    signal: controller.signal,
-    dispose: () => {
-      process.off('SIGINT', handler);
-      process.off('SIGTERM', handler);
-    },
-  };
 }
 
 function formatRunSummary(s: RunSummary): string {
@@ -202,7 +181,8 @@ function buildProgram(io: Io, env: NodeJS.ProcessEnv, setCode: (c: number) => vo
   ).action(async (input: string, flags: PipelineFlags & { output: string; format?: string; model: string; keepColumns: string[]; topN: number; topKTags: number; minPathScore?: number; targetPrecision?: number; attributes?: string[]; reviewOutput?: string; maxErrorRate: number; resume?: boolean; force?: boolean; shard?: Shard; jsonSummary?: string }) => {
     const log = cliLog(flags, io);
     log.event('start', { command: 'run', version: pkg.version, input, output: flags.output, model: flags.model, shard: flags.shard ? `${flags.shard.index}/${flags.shard.count}` : null, resume: Boolean(flags.resume) });
-    const stop = onStopSignals(log);
+    // The output stays resumable either way: records are written whole, in order.
+    const stop = onStopSignals(log, 'finishing the rows in flight, then stopping');
     let summary: RunSummary;
     try {
       summary = await runCommand({

@@ -3,10 +3,9 @@
 import fs from 'node:fs';
 import type { Command } from 'commander';
 import { serveCommand } from '../commands/serve.js';
-import { ExitCode } from '../errors.js';
 import { MIN_PATH_SCORE_HELP, TARGET_PRECISION_HELP, floatOption, intOption, listOption, oneTargetPrecision } from './options.js';
 import { addPipelineOptions, cliLog, pipelineOptions, type Io, type PipelineFlags } from './pipeline-options.js';
-import type { CliLog } from './log.js';
+import { onStopSignals } from './stop-signals.js';
 
 const pkg = JSON.parse(fs.readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -23,25 +22,6 @@ interface ServeFlags extends PipelineFlags {
   minPathScore?: number;
   targetPrecision?: number;
   attributes?: string[];
-}
-
-/** First signal: graceful shutdown (the command returns, exit 0). A second one: exit at once, 130/143. */
-function onStopSignals(log: CliLog): { signal: AbortSignal; dispose(): void } {
-  const controller = new AbortController();
-  const handler = (sig: NodeJS.Signals) => {
-    if (controller.signal.aborted) process.exit(sig === 'SIGINT' ? ExitCode.interrupted : ExitCode.terminated);
-    log.line(`${sig}: no new requests; finishing the ones in flight (again to stop at once)`);
-    controller.abort(sig);
-  };
-  process.on('SIGINT', handler);
-  process.on('SIGTERM', handler);
-  return {
-    signal: controller.signal,
-    dispose: () => {
-      process.off('SIGINT', handler);
-      process.off('SIGTERM', handler);
-    },
-  };
 }
 
 export function addServeCommand(program: Command, io: Io, env: NodeJS.ProcessEnv): void {
@@ -73,7 +53,8 @@ export function addServeCommand(program: Command, io: Io, env: NodeJS.ProcessEnv
   cmd.action(async (flags: ServeFlags) => {
     const log = cliLog(flags, io);
     log.event('start', { command: 'serve', version: pkg.version, model: flags.model, host: flags.host, port: flags.port });
-    const stop = onStopSignals(log);
+    // First signal: graceful shutdown (the command returns, exit 0).
+    const stop = onStopSignals(log, 'no new requests; finishing the ones in flight');
     try {
       const summary = await serveCommand({
         ...pipelineOptions(flags, io, env),
