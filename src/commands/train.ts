@@ -521,6 +521,7 @@ export async function trainCommand(opts: TrainOptions): Promise<TrainSummary> {
     columns: {
       ...opts.columns,
       require: { text: kinds.has('text') || kinds.has('tfidf'), image: kinds.has('image') },
+      imageColumnHint: `train on the text alone (--features ${[...kinds].filter((k) => k !== 'image').join(',') || 'tfidf'})`,
       extra: [opts.labelColumn, ...attributeNames],
       extraFlags: { ...Object.fromEntries(attributeNames.map((a) => [a, '--attribute'])), [opts.labelColumn]: '--label-column' },
     },

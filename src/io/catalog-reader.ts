@@ -14,6 +14,8 @@ export interface ColumnOptions {
   image: string[];
   /** Which of title/description/image the caller needs (missing → exit 2). */
   require: { text: boolean; image: boolean };
+  /** What else to do about a missing image column, for its error (default: add an empty one, as run may). */
+  imageColumnHint?: string;
   /** Extra columns to carry through (keep-columns, labels); each must exist. */
   extra: string[];
   /** The flag that named each extra column (`--label-column`, `--attribute` …), for the error when one is missing. */
@@ -176,7 +178,10 @@ export async function openCatalog(source: string, opts: OpenCatalogOptions): Pro
   if (col.require.text && titleIdx < 0 && descIdx < 0) {
     throw missingColumn('text', [col.title, col.description], header, '--title-column / --description-column');
   }
-  if (col.require.image && imageIdx < 0) throw missingColumn('image', col.image, header, '--image-column');
+  if (col.require.image && imageIdx < 0) {
+    // A catalog with no photos at all still runs: each row is predicted from its text (warning image_missing).
+    throw missingColumn('image', col.image, header, `--image-column, or ${col.imageColumnHint ?? 'add an empty image column to predict every row from its text alone'}`);
+  }
   const extraIdx = col.extra.map((name) => {
     const i = resolveColumn(header, name);
     if (i < 0) {

@@ -85,7 +85,11 @@ test('a missing required column is a usage error naming it and listing the colum
   });
   await assert.rejects(
     openCatalog(file('noimg.csv', 'id,title\n1,a\n'), { columns: { ...columns, require: { text: true, image: true } } }),
-    /image column 'image' or 'image_path' not found/,
+    /image column 'image' or 'image_path' not found \(columns found: 'id', 'title'\); set it with --image-column, or add an empty image column to predict every row from its text alone$/,
+  );
+  await assert.rejects(
+    openCatalog(file('noimg2.csv', 'id,title\n1,a\n'), { columns: { ...columns, require: { text: true, image: true }, imageColumnHint: 'train on the text alone (--features tfidf)' } }),
+    /set it with --image-column, or train on the text alone \(--features tfidf\)$/,
   );
   await assert.rejects(openCatalog(file('keep.csv', 'id,title\n1,a\n'), { columns: { ...columns, extra: ['brand'] } }), /'brand' not found/);
   // With the flag that named it, the error names the flag.
