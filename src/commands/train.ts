@@ -187,12 +187,17 @@ export const DEFAULT_MIN_ATTRIBUTE_COUNT = 2;
 /** Output fields an attribute may not be named like (its CSV columns `<name>` and `<name>_score` would clash). */
 const RESERVED_ATTRIBUTE_NAMES = new Set(['id', 'category', 'score', 'top_categories', 'tags', 'status', 'error', 'warnings', 'decision', 'target_precision', 'attributes', 'path_depth', 'path_complete', 'path_scores', 'full_path', 'full_path_score']);
 
-/** --attribute names: each a column other than the label column, named once, not like an output field. */
-export function checkAttributeNames(names: string[], labelColumn: string): void {
+/**
+ * --attribute names: each a column other than the label column and the columns the model reads (`inputs`: title,
+ * description, image; matched ignoring case, as columns are), named once, not like an output field.
+ */
+export function checkAttributeNames(names: string[], labelColumn: string, inputs: readonly string[] = []): void {
   const seen = new Set<string>();
+  const read = new Set(inputs.map((c) => c.toLowerCase()));
   for (const name of names) {
     if (name.trim() === '') throw new UsageError('--attribute needs column names, got an empty one', 'attribute');
     if (name === labelColumn) throw new UsageError(`--attribute ${name} is the --label-column; name other columns`, 'attribute');
+    if (read.has(name.toLowerCase())) throw new UsageError(`--attribute ${name} is a column the model reads (title, description, image); name a label column`, 'attribute');
     if (seen.has(name)) throw new UsageError(`--attribute ${name} is named twice`, 'attribute');
     if (RESERVED_ATTRIBUTE_NAMES.has(name) || RESERVED_ATTRIBUTE_NAMES.has(name.replace(/_score$/, ''))) {
       throw new UsageError(`--attribute ${name}: an output field has that name (${[...RESERVED_ATTRIBUTE_NAMES].join(', ')}); rename the column`, 'attribute');
@@ -497,7 +502,7 @@ export async function trainCommand(opts: TrainOptions): Promise<TrainSummary> {
   const kinds = new Set(stack.features);
   if (kinds.size === 0) throw new UsageError('--features needs at least one of text, image, tfidf');
   const attributeNames = opts.attributes ?? [];
-  checkAttributeNames(attributeNames, opts.labelColumn);
+  checkAttributeNames(attributeNames, opts.labelColumn, [opts.columns.title, opts.columns.description, ...opts.columns.image]);
   // Models first: a missing model fails before the catalog is read.
   const models: Partial<Record<'text' | 'image', ResolvedModel>> = {};
   const resolve = async (kind: 'text' | 'image', arg: string | undefined) => {

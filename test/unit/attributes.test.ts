@@ -26,6 +26,9 @@ test('checkAttributeNames: refusals', () => {
   assert.throws(() => checkAttributeNames(['category'], 'category'), (e: unknown) => e instanceof UsageError && /is the --label-column/.test(e.message));
   assert.throws(() => checkAttributeNames(['colour', 'colour'], 'category'), /named twice/);
   assert.throws(() => checkAttributeNames([''], 'category'), /empty one/);
+  const inputs = ['title', 'description', 'image', 'image_path'];
+  for (const name of ['title', 'Description', 'image_path']) assert.throws(() => checkAttributeNames([name], 'category', inputs), /is a column the model reads/, name);
+  assert.doesNotThrow(() => checkAttributeNames(['brand'], 'category', inputs));
   for (const name of ['score', 'tags', 'decision', 'attributes', 'full_path', 'status']) assert.throws(() => checkAttributeNames([name], 'category'), /an output field has that name/, name);
 });
 
