@@ -179,7 +179,8 @@ export async function openCatalog(source: string, opts: OpenCatalogOptions): Pro
     throw missingColumn('text', [col.title, col.description], header, '--title-column / --description-column');
   }
   if (col.require.image && imageIdx < 0) {
-    // A catalog with no photos at all still runs: each row is predicted from its text (warning image_missing).
+    // The default hint is run's (and eval's, check's, serve's): with an empty image column each row is predicted from
+    // its text (warning image_missing). train says how to train without photos instead.
     throw missingColumn('image', col.image, header, `--image-column, or ${col.imageColumnHint ?? 'add an empty image column to predict every row from its text alone'}`);
   }
   const extraIdx = col.extra.map((name) => {
