@@ -97,6 +97,7 @@ test('train --attribute: bad names are one-line usage errors (exit 2)', async ()
     [['--attribute', 'category'], /is the --label-column/],
     [['--attribute', 'tone,tone'], /named twice/],
     [['--attribute', 'score'], /an output field has that name/],
+    [['--attribute', 'title'], /--attribute title is a column the model reads/],
   ];
   for (const [args, message] of cases) {
     const r = await runCli(['train', trainCsv, '--label-column', 'category', '--text-model', enc.text, '--image-model', enc.image, '-o', path.join(tmp, 'bad'), '-q', ...args]);
