@@ -125,7 +125,7 @@ export const AUTO_FOLDS_MAX_ROWS = 3000;
 /**
  * The selection's folds for a fit on `rows` rows: `--fusion-folds K` at every size (0: the held-out share); auto, 5
  * folds up to AUTO_FOLDS_MAX_ROWS rows, the share above (5 folds at every size measured +0.001 macro-F1 on myntra's
- * repeated splits for 4.7× the training time: README, "Repeated splits").
+ * repeated splits for 4.7× the training time: docs/measurements.md, "Repeated splits").
  */
 export function selectionFoldsFor(option: number | 'auto', rows: number): number {
   return option === 'auto' ? (rows <= AUTO_FOLDS_MAX_ROWS ? 5 : 0) : option;

@@ -7,7 +7,7 @@
 // the same objective and optimum, reached in 3–4× fewer iterations on myntra's image heads. The scale is only ever
 // raised: TF-IDF rows (and their row-space coordinates) are shorter than 1 in every direction, and s < 1 there
 // saved 5–10% of myntra's text heads' iterations but cost a 436-path taxonomy head 8% more and its train 17%
-// (README, "Speed"), so such designs keep scikit-learn's coordinates.
+// (docs/measurements.md, "Speed"), so such designs keep scikit-learn's coordinates.
 import { mulberry32 } from './random.js';
 import type { DesignMatrix } from './design-matrix.js';
 

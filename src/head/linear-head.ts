@@ -30,7 +30,7 @@ export interface LinearModelParams {
  * Default tolerance on a sparse weight's distance from its column's shift. A row's logits move by at most
  * tolerance × ‖x‖₁, and ‖x‖₁ of a title's TF-IDF row (word and character parts, each L2-normalised) is ~13–16
  * (p99 ~33): at 1e-3 that is ≤ ~0.015 nats, a ≤ 3% relative change of any probability. Measured on held-out
- * rows (bench/linear-head.ts, README "Model bundles"): top-1 and accuracy unchanged, max |Δp| 1.2e-3 with 18% of
+ * rows (bench/linear-head.ts, docs/measurements.md "Model bundles"): top-1 and accuracy unchanged, max |Δp| 1.2e-3 with 18% of
  * the weights kept (flipkart-taxonomy, 657 paths, words + characters), 5e-4 with 49% (amazon-electronics, 53
  * classes). 3e-3 halves the file again but lets max |Δp| reach 7e-3; 1e-2 reaches 4e-2 and starts to flip top-1.
  */
