@@ -149,7 +149,7 @@ function featureList(value: string): FeatureKind[] {
   return [...new Set(kinds)] as FeatureKind[];
 }
 
-function buildProgram(io: Io, env: NodeJS.ProcessEnv, setCode: (c: number) => void): Command {
+export function buildProgram(io: Io, env: NodeJS.ProcessEnv, setCode: (c: number) => void): Command {
   const program = new Command('categorize')
     .description('Batch categorizer for e-commerce catalogs: text + image embeddings, a trained classifier head, TF-IDF tags.')
     .version(pkg.version)
